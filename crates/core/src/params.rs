@@ -1,0 +1,489 @@
+//! Typed, validated hyperparameters: each plugin declares its keys with [`ParamSpec`]s,
+//! and a user's [`Config`] is checked against them into [`Params`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::error::{closest, Error, Result};
+use crate::value::{Config, Value};
+
+/// The type of one hyperparameter.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ParamType {
+    /// A number (integers are accepted and widened).
+    Float,
+    /// A whole number.
+    Int,
+    Bool,
+    /// One of a fixed set of strings.
+    Choice(&'static [&'static str]),
+    /// A list of numbers, such as `betas` or a class `weight`.
+    FloatList,
+    /// A list of whole numbers, such as `milestones`.
+    IntList,
+}
+
+impl fmt::Display for ParamType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamType::Float => f.write_str("float"),
+            ParamType::Int => f.write_str("int"),
+            ParamType::Bool => f.write_str("bool"),
+            ParamType::Choice(c) => write!(f, "{}", c.join("|")),
+            ParamType::FloatList => f.write_str("list of float"),
+            ParamType::IntList => f.write_str("list of int"),
+        }
+    }
+}
+
+impl ParamType {
+    fn expected(&self) -> String {
+        match self {
+            ParamType::Float => "a number".into(),
+            ParamType::Int => "an integer".into(),
+            ParamType::Bool => "true or false".into(),
+            ParamType::Choice(c) => format!("one of {}", quoted(c)),
+            ParamType::FloatList => "a list of numbers".into(),
+            ParamType::IntList => "a list of integers".into(),
+        }
+    }
+}
+
+/// The default of one hyperparameter (PyTorch's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DefaultValue {
+    Float(f64),
+    Int(i64),
+    Bool(bool),
+    Str(&'static str),
+    FloatList(&'static [f64]),
+    IntList(&'static [i64]),
+    /// Optional: absent unless given (PyTorch's `None`).
+    None,
+    /// No default: the key must be given.
+    Required,
+}
+
+impl DefaultValue {
+    fn to_value(self) -> Option<Value> {
+        Some(match self {
+            DefaultValue::Float(x) => Value::Float(x),
+            DefaultValue::Int(i) => Value::Int(i),
+            DefaultValue::Bool(b) => Value::Bool(b),
+            DefaultValue::Str(s) => Value::Str(s.into()),
+            DefaultValue::FloatList(l) => Value::List(l.iter().map(|&x| Value::Float(x)).collect()),
+            DefaultValue::IntList(l) => Value::List(l.iter().map(|&i| Value::Int(i)).collect()),
+            DefaultValue::None | DefaultValue::Required => return None,
+        })
+    }
+}
+
+/// Shown in `ember plugins`: `0.01`, `"none"`, `[0.9, 0.999]`, `None`, `required`.
+impl fmt::Display for DefaultValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DefaultValue::None => f.write_str("None"),
+            DefaultValue::Required => f.write_str("required"),
+            other => write!(f, "{}", other.to_value().expect("has a value")),
+        }
+    }
+}
+
+/// One hyperparameter a plugin takes: its PyTorch name, type, default and a one-line doc.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub ty: ParamType,
+    pub default: DefaultValue,
+    pub doc: &'static str,
+}
+
+impl ParamSpec {
+    pub const fn float(name: &'static str, default: f64, doc: &'static str) -> Self {
+        Self {
+            name,
+            ty: ParamType::Float,
+            default: DefaultValue::Float(default),
+            doc,
+        }
+    }
+    pub const fn int(name: &'static str, default: i64, doc: &'static str) -> Self {
+        Self {
+            name,
+            ty: ParamType::Int,
+            default: DefaultValue::Int(default),
+            doc,
+        }
+    }
+    pub const fn bool(name: &'static str, default: bool, doc: &'static str) -> Self {
+        Self {
+            name,
+            ty: ParamType::Bool,
+            default: DefaultValue::Bool(default),
+            doc,
+        }
+    }
+    pub const fn choice(
+        name: &'static str,
+        choices: &'static [&'static str],
+        default: &'static str,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            ty: ParamType::Choice(choices),
+            default: DefaultValue::Str(default),
+            doc,
+        }
+    }
+    pub const fn float_list(
+        name: &'static str,
+        default: &'static [f64],
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            ty: ParamType::FloatList,
+            default: DefaultValue::FloatList(default),
+            doc,
+        }
+    }
+    pub const fn int_list(name: &'static str, default: &'static [i64], doc: &'static str) -> Self {
+        Self {
+            name,
+            ty: ParamType::IntList,
+            default: DefaultValue::IntList(default),
+            doc,
+        }
+    }
+    /// An optional key of type `ty` (PyTorch's `None` default).
+    pub const fn optional(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
+        Self {
+            name,
+            ty,
+            default: DefaultValue::None,
+            doc,
+        }
+    }
+    /// A key without a default.
+    pub const fn required(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
+        Self {
+            name,
+            ty,
+            default: DefaultValue::Required,
+            doc,
+        }
+    }
+}
+
+/// A plugin's hyperparameters after checking: every key known, every value of its
+/// declared type, every absent key filled with its default.
+#[derive(Clone, Debug)]
+pub struct Params {
+    plugin: String,
+    values: BTreeMap<&'static str, Value>,
+}
+
+impl Params {
+    /// Checks `config` against `specs` for the plugin called `name` (`label` is how
+    /// messages name it, e.g. `activation 'elu'`).
+    pub fn resolve(
+        label: &str,
+        name: &str,
+        specs: &'static [ParamSpec],
+        config: &Config,
+    ) -> Result<Self> {
+        for key in config.keys() {
+            if !specs.iter().any(|s| s.name == key) {
+                return Err(Error::UnknownKey {
+                    plugin: label.to_string(),
+                    key: key.clone(),
+                    valid: specs.iter().map(|s| s.name.to_string()).collect(),
+                    suggestion: closest(key, specs.iter().map(|s| s.name)),
+                });
+            }
+        }
+        let mut values = BTreeMap::new();
+        for spec in specs {
+            let given = config.get(spec.name).filter(|v| **v != Value::Null);
+            let value = match (given, spec.default) {
+                (Some(v), _) => check_type(name, spec, v)?,
+                (None, DefaultValue::Required) => {
+                    return Err(Error::MissingKey {
+                        plugin: label.to_string(),
+                        key: spec.name.to_string(),
+                        doc: spec.doc.to_string(),
+                    })
+                }
+                (None, default) => match default.to_value() {
+                    Some(v) => v,
+                    None => continue,
+                },
+            };
+            values.insert(spec.name, value);
+        }
+        Ok(Params {
+            plugin: name.to_string(),
+            values,
+        })
+    }
+
+    /// Builds params directly from a list of `(key, value)` pairs against `specs`.
+    pub fn from_pairs(
+        name: &str,
+        specs: &'static [ParamSpec],
+        pairs: impl IntoIterator<Item = (&'static str, Value)>,
+    ) -> Result<Self> {
+        let config = pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Self::resolve(name, name, specs, &config)
+    }
+
+    /// The plugin's name, as used in error messages (`softplus`).
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.values.get(key)
+    }
+
+    fn undeclared(&self, key: &str) -> Error {
+        Error::Input(format!(
+            "plugin '{}' reads the key '{key}' but does not declare it in its params (a bug in the plugin)",
+            self.plugin
+        ))
+    }
+
+    /// A float key (declared [`ParamType::Float`]).
+    pub fn float(&self, key: &str) -> Result<f64> {
+        self.opt_float(key)?.ok_or_else(|| self.undeclared(key))
+    }
+
+    /// An optional float key: `None` when absent.
+    pub fn opt_float(&self, key: &str) -> Result<Option<f64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or_else(|| self.undeclared(key)),
+        }
+    }
+
+    /// An integer key.
+    pub fn int(&self, key: &str) -> Result<i64> {
+        self.opt_int(key)?.ok_or_else(|| self.undeclared(key))
+    }
+
+    /// An optional integer key: `None` when absent.
+    pub fn opt_int(&self, key: &str) -> Result<Option<i64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Int(i)) => Ok(Some(*i)),
+            Some(_) => Err(self.undeclared(key)),
+        }
+    }
+
+    /// A boolean key.
+    pub fn bool(&self, key: &str) -> Result<bool> {
+        match self.get(key) {
+            Some(Value::Bool(b)) => Ok(*b),
+            _ => Err(self.undeclared(key)),
+        }
+    }
+
+    /// A string (choice) key.
+    pub fn str(&self, key: &str) -> Result<&str> {
+        match self.get(key) {
+            Some(Value::Str(s)) => Ok(s),
+            _ => Err(self.undeclared(key)),
+        }
+    }
+
+    /// A list-of-floats key; `None` when it is optional and absent.
+    pub fn opt_float_list(&self, key: &str) -> Result<Option<Vec<f64>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::List(items)) => items
+                .iter()
+                .map(|v| v.as_f64().ok_or_else(|| self.undeclared(key)))
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(_) => Err(self.undeclared(key)),
+        }
+    }
+
+    /// A list-of-floats key.
+    pub fn float_list(&self, key: &str) -> Result<Vec<f64>> {
+        self.opt_float_list(key)?
+            .ok_or_else(|| self.undeclared(key))
+    }
+
+    /// A list-of-integers key.
+    pub fn int_list(&self, key: &str) -> Result<Vec<i64>> {
+        match self.get(key) {
+            Some(Value::List(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Int(i) => Ok(*i),
+                    _ => Err(self.undeclared(key)),
+                })
+                .collect(),
+            _ => Err(self.undeclared(key)),
+        }
+    }
+
+    /// An [`Error::InvalidValue`] for `key` of this plugin: `softplus.beta = -1.0 is invalid: must be > 0`.
+    pub fn invalid(&self, key: &str, rule: impl fmt::Display) -> Error {
+        Error::InvalidValue {
+            path: format!("{}.{key}", self.plugin),
+            value: self
+                .get(key)
+                .map_or_else(|| "None".to_string(), |v| v.to_string()),
+            rule: rule.to_string(),
+        }
+    }
+
+    /// The float `key`, or an [`Error::InvalidValue`] with `rule` when `ok` rejects it.
+    pub fn float_where(&self, key: &str, ok: impl Fn(f64) -> bool, rule: &str) -> Result<f64> {
+        let v = self.float(key)?;
+        if ok(v) {
+            Ok(v)
+        } else {
+            Err(self.invalid(key, rule))
+        }
+    }
+
+    /// The integer `key`, or an [`Error::InvalidValue`] with `rule` when `ok` rejects it.
+    pub fn int_where(&self, key: &str, ok: impl Fn(i64) -> bool, rule: &str) -> Result<i64> {
+        let v = self.int(key)?;
+        if ok(v) {
+            Ok(v)
+        } else {
+            Err(self.invalid(key, rule))
+        }
+    }
+}
+
+fn check_type(plugin: &str, spec: &ParamSpec, v: &Value) -> Result<Value> {
+    let path = format!("{plugin}.{}", spec.name);
+    let wrong = || Error::WrongType {
+        path: path.clone(),
+        expected: spec.ty.expected(),
+        got: describe(v),
+    };
+    let number = |v: &Value| match *v {
+        Value::Float(x) if x.is_nan() => Err(Error::InvalidValue {
+            path: path.clone(),
+            value: "nan".into(),
+            rule: "must be a number, not NaN".into(),
+        }),
+        ref v => v.as_f64().map(Value::Float).ok_or_else(wrong),
+    };
+    match (spec.ty, v) {
+        (ParamType::Float, v) => number(v),
+        (ParamType::Int, Value::Int(_)) | (ParamType::Bool, Value::Bool(_)) => Ok(v.clone()),
+        (ParamType::Choice(choices), Value::Str(s)) => {
+            if choices.contains(&s.as_str()) {
+                Ok(v.clone())
+            } else {
+                Err(Error::InvalidValue {
+                    path: path.clone(),
+                    value: v.to_string(),
+                    rule: format!("must be one of {}", quoted(choices)),
+                })
+            }
+        }
+        (ParamType::FloatList, Value::List(items)) => items
+            .iter()
+            .map(number)
+            .collect::<Result<Vec<_>>>()
+            .map(Value::List),
+        (ParamType::IntList, Value::List(items))
+            if items.iter().all(|i| matches!(i, Value::Int(_))) =>
+        {
+            Ok(v.clone())
+        }
+        _ => Err(wrong()),
+    }
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Table(_) | Value::List(_) if v.to_string().len() > 60 => v.type_name().to_string(),
+        _ => format!("{v} ({})", v.type_name()),
+    }
+}
+
+fn quoted(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SPECS: &[ParamSpec] = &[
+        ParamSpec::float("beta", 1.0, "sharpness"),
+        ParamSpec::int("dim", 0, "axis"),
+        ParamSpec::choice("approximate", &["none", "tanh"], "none", "which formula"),
+        ParamSpec::optional("weight", ParamType::FloatList, "class weights"),
+    ];
+
+    fn cfg(pairs: &[(&str, Value)]) -> Config {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_fill_missing_keys_and_ints_widen_to_floats() {
+        let p = Params::resolve("x 'p'", "p", SPECS, &cfg(&[("beta", Value::Int(2))])).unwrap();
+        assert_eq!(p.float("beta").unwrap(), 2.0);
+        assert_eq!(p.int("dim").unwrap(), 0);
+        assert_eq!(p.str("approximate").unwrap(), "none");
+        assert_eq!(p.opt_float_list("weight").unwrap(), None);
+    }
+
+    #[test]
+    fn null_is_the_same_as_absent() {
+        let p = Params::resolve("x 'p'", "p", SPECS, &cfg(&[("weight", Value::Null)])).unwrap();
+        assert_eq!(p.opt_float_list("weight").unwrap(), None);
+    }
+
+    #[test]
+    fn wrong_types_name_key_value_and_expectation() {
+        let e =
+            Params::resolve("x 'p'", "p", SPECS, &cfg(&[("dim", Value::Float(1.5))])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.dim: expected an integer, got 1.5 (a float)"
+        );
+        let e = Params::resolve("x 'p'", "p", SPECS, &cfg(&[("approximate", "erf".into())]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.approximate = \"erf\" is invalid: must be one of \"none\", \"tanh\""
+        );
+        let e = Params::resolve(
+            "x 'p'",
+            "p",
+            SPECS,
+            &cfg(&[("beta", Value::Float(f64::NAN))]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("p.beta = nan is invalid"), "{e}");
+    }
+
+    #[test]
+    fn float_where_reports_the_rule() {
+        let p =
+            Params::resolve("x 'p'", "p", SPECS, &cfg(&[("beta", Value::Float(-1.0))])).unwrap();
+        let e = p
+            .float_where("beta", |b| b > 0.0, "must be > 0")
+            .unwrap_err();
+        assert_eq!(e.to_string(), "p.beta = -1.0 is invalid: must be > 0");
+    }
+}

@@ -1,0 +1,118 @@
+//! The five plugin traits. Each is object safe: the registry hands out `Box<dyn ...>`.
+
+use std::fmt::Debug;
+
+use candle_core::{Tensor, Var};
+
+use crate::error::{Error, Result};
+use crate::state::State;
+
+/// An elementwise or along-a-dimension function applied between layers
+/// (`relu`, `softmax`, ...). Backward comes from candle's autograd.
+pub trait Activation: Send + Sync + Debug {
+    /// Applies the activation; any shape, any float dtype the plugin supports.
+    fn forward(&self, input: &Tensor) -> Result<Tensor>;
+
+    /// Learnable parameters with their PyTorch names (PReLU: `weight`); empty for most.
+    fn parameters(&self) -> Vec<(String, Var)> {
+        Vec::new()
+    }
+}
+
+/// A training objective comparing a model's output with a target.
+pub trait Loss: Send + Sync + Debug {
+    /// The loss: 0-d unless the plugin's `reduction` is `none`.
+    fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor>;
+}
+
+/// What the driver tells an optimizer at each step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct StepContext {
+    /// The learning rate in effect (the scheduler's, or the configured one).
+    pub lr: f64,
+}
+
+impl StepContext {
+    pub fn new(lr: f64) -> Self {
+        Self { lr }
+    }
+}
+
+/// The math of one optimizer, applied to one parameter at a time. A driver walks the
+/// parameters, keeps one [`State`] per parameter, and builds one optimizer per
+/// parameter group (so per-group hyperparameters are just config).
+pub trait Optimizer: Send + Sync + Debug {
+    /// The configured learning rate (`lr`).
+    fn lr(&self) -> f64;
+
+    /// Fresh state for `param` (buffers such as `exp_avg`, and the step count).
+    fn init_state(&self, param: &Tensor) -> Result<State>;
+
+    /// One update of `param` from `grad`, reading and updating its `state`.
+    fn step(&self, param: &Var, grad: &Tensor, state: &mut State, ctx: &StepContext) -> Result<()>;
+}
+
+/// A learning-rate schedule over the optimizer's parameter groups.
+pub trait Scheduler: Send + Sync + Debug {
+    /// Called once with the groups' configured learning rates; may change them (as
+    /// PyTorch's `LinearLR` and `OneCycleLR` do when they are constructed).
+    fn init(&mut self, lrs: &mut [f64]) -> Result<()>;
+
+    /// Advances one step (PyTorch's `scheduler.step()`), updating `lrs` in place.
+    /// `metric` is the monitored value for metric-driven schedules.
+    fn step(&mut self, lrs: &mut [f64], metric: Option<f64>) -> Result<()>;
+
+    /// Whether [`Scheduler::step`] needs a `metric` (e.g. `reduce_on_plateau`).
+    fn needs_metric(&self) -> bool {
+        false
+    }
+
+    /// Everything needed to resume the schedule.
+    fn state(&self) -> State;
+
+    /// Restores what [`Scheduler::state`] saved.
+    fn load_state(&mut self, state: &State) -> Result<()>;
+}
+
+/// How a regularizer acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegularizerRole {
+    /// A term added to the loss (`l1`, `l2`, `elastic_net`).
+    Penalty,
+    /// A projection of the weights after each optimizer step (`max_norm`).
+    Constraint,
+    /// A random transform of activations in training mode (`dropout`).
+    Noise,
+}
+
+/// A way to fight overfitting: a penalty, a constraint or noise.
+/// A plugin implements the method that matches its [`Regularizer::role`].
+pub trait Regularizer: Send + Sync + Debug {
+    fn role(&self) -> RegularizerRole;
+
+    /// The penalty for one weight tensor (0-d), differentiable.
+    fn penalty(&self, _weight: &Tensor) -> Result<Tensor> {
+        Err(Error::input(format!(
+            "a {:?} regularizer has no penalty",
+            self.role()
+        )))
+    }
+
+    /// The weight after the constraint is applied.
+    fn constrain(&self, _weight: &Tensor) -> Result<Tensor> {
+        Err(Error::input(format!(
+            "a {:?} regularizer is not a constraint",
+            self.role()
+        )))
+    }
+
+    /// The transformed activations; identity unless `train`. `seed` makes the noise
+    /// reproducible: the caller passes a fresh seed for every call.
+    fn noise(&self, _input: &Tensor, _train: bool, _seed: u64) -> Result<Tensor> {
+        Err(Error::input(format!(
+            "a {:?} regularizer adds no noise",
+            self.role()
+        )))
+    }
+}

@@ -1,0 +1,280 @@
+//! The plugin registry: every crate linked into a program can add plugins with
+//! `ember_core::inventory::submit!`, and any code can find them by kind and name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+
+use crate::error::{closest, Error, Result};
+use crate::params::{ParamSpec, Params};
+use crate::plugins::{Activation, Loss, Optimizer, Regularizer, Scheduler};
+use crate::value::Config;
+
+/// The five plugin kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Activation,
+    Loss,
+    Optimizer,
+    Scheduler,
+    Regularizer,
+}
+
+impl Kind {
+    /// Every kind, in the order listings use.
+    pub const ALL: [Kind; 5] = [
+        Kind::Activation,
+        Kind::Loss,
+        Kind::Optimizer,
+        Kind::Scheduler,
+        Kind::Regularizer,
+    ];
+
+    /// `activation`, `loss`, ...: the name used in configs, parity files and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Activation => "activation",
+            Kind::Loss => "loss",
+            Kind::Optimizer => "optimizer",
+            Kind::Scheduler => "scheduler",
+            Kind::Regularizer => "regularizer",
+        }
+    }
+
+    /// `activations`, `losses`, ...
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Loss => "losses",
+            Kind::Activation => "activations",
+            Kind::Optimizer => "optimizers",
+            Kind::Scheduler => "schedulers",
+            Kind::Regularizer => "regularizers",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = Error;
+
+    /// Accepts the singular or plural name (`loss`, `losses`).
+    fn from_str(s: &str) -> Result<Self> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s || k.plural() == s)
+            .ok_or_else(|| {
+                Error::Input(format!(
+                    "unknown plugin kind '{s}'; expected one of {}",
+                    Kind::ALL.map(Kind::as_str).join(", ")
+                ))
+            })
+    }
+}
+
+/// Where and in what dtype a plugin creates any tensors of its own (PReLU's weight,
+/// a loss's class weights).
+#[derive(Clone, Debug)]
+pub struct BuildContext {
+    pub device: Device,
+    pub dtype: DType,
+}
+
+impl BuildContext {
+    pub fn new(device: Device, dtype: DType) -> Self {
+        Self { device, dtype }
+    }
+}
+
+/// CPU, f32.
+impl Default for BuildContext {
+    fn default() -> Self {
+        Self {
+            device: Device::Cpu,
+            dtype: DType::F32,
+        }
+    }
+}
+
+/// One registered plugin of the kind `P` (`dyn Activation`, `dyn Loss`, ...).
+///
+/// Registered with `ember_core::inventory::submit!`; `module` is `module_path!()` at
+/// the registration, so that duplicate names can be traced to their crates.
+pub struct Entry<P: ?Sized + 'static> {
+    /// The registry name, snake_case (`leaky_relu`).
+    pub name: &'static str,
+    /// One line saying what the plugin computes.
+    pub summary: &'static str,
+    /// The hyperparameters it takes, with PyTorch's names and defaults.
+    pub params: &'static [ParamSpec],
+    /// `module_path!()` of the registration.
+    pub module: &'static str,
+    /// Builds the plugin from checked hyperparameters.
+    pub build: fn(&Params, &BuildContext) -> Result<Box<P>>,
+}
+
+pub type ActivationEntry = Entry<dyn Activation>;
+pub type LossEntry = Entry<dyn Loss>;
+pub type OptimizerEntry = Entry<dyn Optimizer>;
+pub type SchedulerEntry = Entry<dyn Scheduler>;
+pub type RegularizerEntry = Entry<dyn Regularizer>;
+
+inventory::collect!(ActivationEntry);
+inventory::collect!(LossEntry);
+inventory::collect!(OptimizerEntry);
+inventory::collect!(SchedulerEntry);
+inventory::collect!(RegularizerEntry);
+
+/// Ties a plugin trait object type to its [`Kind`]. Implemented for the five kinds.
+pub trait PluginKind: 'static {
+    const KIND: Kind;
+}
+
+impl PluginKind for dyn Activation {
+    const KIND: Kind = Kind::Activation;
+}
+impl PluginKind for dyn Loss {
+    const KIND: Kind = Kind::Loss;
+}
+impl PluginKind for dyn Optimizer {
+    const KIND: Kind = Kind::Optimizer;
+}
+impl PluginKind for dyn Scheduler {
+    const KIND: Kind = Kind::Scheduler;
+}
+impl PluginKind for dyn Regularizer {
+    const KIND: Kind = Kind::Regularizer;
+}
+
+/// Every registration of kind `P`, sorted by name, then module.
+pub fn entries<P>() -> Vec<&'static Entry<P>>
+where
+    P: ?Sized + PluginKind,
+    Entry<P>: inventory::Collect,
+{
+    let mut all: Vec<_> = inventory::iter::<Entry<P>>.into_iter().collect();
+    all.sort_by_key(|e| (e.name, e.module));
+    all
+}
+
+/// The one registration of kind `P` called `name`.
+///
+/// Fails with [`Error::UnknownPlugin`] (listing the known names and the closest one) or
+/// [`Error::DuplicatePlugin`] (naming every defining module).
+pub fn find<P>(name: &str) -> Result<&'static Entry<P>>
+where
+    P: ?Sized + PluginKind,
+    Entry<P>: inventory::Collect,
+{
+    let all = entries::<P>();
+    let found: Vec<_> = all.iter().filter(|e| e.name == name).collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => {
+            let mut known: Vec<String> = all.iter().map(|e| e.name.to_string()).collect();
+            known.dedup();
+            Err(Error::UnknownPlugin {
+                kind: P::KIND,
+                name: name.to_string(),
+                suggestion: closest(name, known.iter().map(String::as_str)),
+                known,
+            })
+        }
+        many => Err(Error::DuplicatePlugin {
+            kind: P::KIND,
+            name: name.to_string(),
+            modules: many.iter().map(|e| e.module.to_string()).collect(),
+        }),
+    }
+}
+
+/// Builds the plugin of kind `P` called `name` from `config`; absent keys take the
+/// plugin's defaults, unknown keys and bad values are errors.
+pub fn build<P>(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<P>>
+where
+    P: ?Sized + PluginKind,
+    Entry<P>: inventory::Collect,
+{
+    let entry = find::<P>(name)?;
+    let params = Params::resolve(
+        &format!("{} '{}'", P::KIND, entry.name),
+        entry.name,
+        entry.params,
+        config,
+    )?;
+    (entry.build)(&params, ctx)
+}
+
+/// Builds a registered activation by name.
+pub fn activation(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<dyn Activation>> {
+    build::<dyn Activation>(name, config, ctx)
+}
+
+/// Builds a registered loss by name.
+pub fn loss(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<dyn Loss>> {
+    build::<dyn Loss>(name, config, ctx)
+}
+
+/// Builds a registered optimizer by name.
+pub fn optimizer(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<dyn Optimizer>> {
+    build::<dyn Optimizer>(name, config, ctx)
+}
+
+/// Builds a registered learning-rate scheduler by name.
+pub fn scheduler(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<dyn Scheduler>> {
+    build::<dyn Scheduler>(name, config, ctx)
+}
+
+/// Builds a registered regularizer by name.
+pub fn regularizer(
+    name: &str,
+    config: &Config,
+    ctx: &BuildContext,
+) -> Result<Box<dyn Regularizer>> {
+    build::<dyn Regularizer>(name, config, ctx)
+}
+
+/// What a listing shows of one registration, whatever its kind.
+#[derive(Clone, Copy, Debug)]
+pub struct PluginInfo {
+    pub kind: Kind,
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub module: &'static str,
+    pub params: &'static [ParamSpec],
+}
+
+fn infos<P>() -> impl Iterator<Item = PluginInfo>
+where
+    P: ?Sized + PluginKind,
+    Entry<P>: inventory::Collect,
+{
+    entries::<P>().into_iter().map(|e| PluginInfo {
+        kind: P::KIND,
+        name: e.name,
+        summary: e.summary,
+        module: e.module,
+        params: e.params,
+    })
+}
+
+/// Every registration of the given kind, sorted by name (duplicates included).
+pub fn plugins(kind: Kind) -> Vec<PluginInfo> {
+    match kind {
+        Kind::Activation => infos::<dyn Activation>().collect(),
+        Kind::Loss => infos::<dyn Loss>().collect(),
+        Kind::Optimizer => infos::<dyn Optimizer>().collect(),
+        Kind::Scheduler => infos::<dyn Scheduler>().collect(),
+        Kind::Regularizer => infos::<dyn Regularizer>().collect(),
+    }
+}
+
+/// Every registration of every kind, by kind then name.
+pub fn all_plugins() -> Vec<PluginInfo> {
+    Kind::ALL.into_iter().flat_map(plugins).collect()
+}

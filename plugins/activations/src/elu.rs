@@ -1,0 +1,73 @@
+//! `elu`: x if x > 0, else alpha * (exp(x) - 1) (PyTorch `nn.ELU`).
+
+use candle_core::Tensor;
+use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
+
+use crate::pointwise::{apply, Pointwise, Real};
+
+/// PyTorch's ELU family (`torch.nn.functional.elu`, also behind SELU):
+/// `scale * x` for x > 0, else `scale * alpha * expm1(input_scale * x)`;
+/// gradient at x <= 0 is `input_scale * scale * alpha * exp(input_scale * x)`
+/// (so `alpha` at x = 0, PyTorch's choice).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Elu {
+    pub alpha: f64,
+    pub scale: f64,
+    pub input_scale: f64,
+}
+
+impl Elu {
+    /// Plain ELU with the given `alpha` (`nn.ELU(alpha)`).
+    pub fn new(alpha: f64) -> Self {
+        Self {
+            alpha,
+            scale: 1.0,
+            input_scale: 1.0,
+        }
+    }
+}
+
+impl Default for Elu {
+    fn default() -> Self {
+        Self::new(1.0)
+    }
+}
+
+impl Pointwise for Elu {
+    const NAME: &'static str = "elu";
+
+    fn fwd<T: Real>(&self, x: T) -> T {
+        let negcoef = T::of(self.alpha) * T::of(self.scale);
+        if x <= T::zero() {
+            (x * T::of(self.input_scale)).exp_m1() * negcoef
+        } else {
+            x * T::of(self.scale)
+        }
+    }
+
+    fn bwd<T: Real>(&self, x: T, _y: T, g: T) -> T {
+        let negcoef = T::of(self.alpha) * T::of(self.scale);
+        let negiptcoef = T::of(self.input_scale);
+        if x <= T::zero() {
+            g * negiptcoef * negcoef * (x * negiptcoef).exp()
+        } else {
+            g * T::of(self.scale)
+        }
+    }
+}
+
+impl Activation for Elu {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        apply(self, x)
+    }
+}
+
+ember_core::inventory::submit! {
+    ActivationEntry {
+        name: "elu",
+        summary: "x if x > 0 else alpha * (exp(x) - 1) (nn.ELU)",
+        params: &[ParamSpec::float("alpha", 1.0, "value the negative side saturates to is -alpha")],
+        module: module_path!(),
+        build: |p, _| Ok(Box::new(Elu::new(p.float("alpha")?))),
+    }
+}

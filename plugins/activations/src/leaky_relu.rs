@@ -1,0 +1,57 @@
+//! `leaky_relu`: x if x > 0, else negative_slope * x (PyTorch `nn.LeakyReLU`).
+
+use candle_core::Tensor;
+use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
+
+use crate::pointwise::{apply, Pointwise, Real};
+
+/// x if x > 0, else `negative_slope * x`; gradient 1 or `negative_slope` (the latter at
+/// x = 0, as in PyTorch).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeakyRelu {
+    pub negative_slope: f64,
+}
+
+impl Default for LeakyRelu {
+    fn default() -> Self {
+        Self {
+            negative_slope: 0.01,
+        }
+    }
+}
+
+impl Pointwise for LeakyRelu {
+    const NAME: &'static str = "leaky_relu";
+
+    fn fwd<T: Real>(&self, x: T) -> T {
+        if x > T::zero() {
+            x
+        } else {
+            x * T::of(self.negative_slope)
+        }
+    }
+
+    fn bwd<T: Real>(&self, x: T, _y: T, g: T) -> T {
+        if x > T::zero() {
+            g
+        } else {
+            g * T::of(self.negative_slope)
+        }
+    }
+}
+
+impl Activation for LeakyRelu {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        apply(self, x)
+    }
+}
+
+ember_core::inventory::submit! {
+    ActivationEntry {
+        name: "leaky_relu",
+        summary: "x if x > 0 else negative_slope * x (nn.LeakyReLU)",
+        params: &[ParamSpec::float("negative_slope", 0.01, "slope for x <= 0")],
+        module: module_path!(),
+        build: |p, _| Ok(Box::new(LeakyRelu { negative_slope: p.float("negative_slope")? })),
+    }
+}

@@ -1,0 +1,41 @@
+//! `mish`: x * tanh(softplus(x)) (PyTorch `nn.Mish`).
+
+use candle_core::Tensor;
+use ember_core::{Activation, ActivationEntry, Result};
+
+use crate::pointwise::{apply, Pointwise, Real};
+
+/// x * tanh(log1p(exp(x))); gradient tanh(sp) + x * σ(x) * (1 - tanh(sp)²), PyTorch's
+/// formulas.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mish;
+
+impl Pointwise for Mish {
+    const NAME: &'static str = "mish";
+
+    fn fwd<T: Real>(&self, x: T) -> T {
+        x * x.exp().ln_1p().tanh()
+    }
+
+    fn bwd<T: Real>(&self, x: T, _y: T, g: T) -> T {
+        let tanh_softplus = x.exp().ln_1p().tanh();
+        let sigmoid = T::one() / (T::one() + (-x).exp());
+        g * (tanh_softplus + x * sigmoid * (T::one() - tanh_softplus * tanh_softplus))
+    }
+}
+
+impl Activation for Mish {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        apply(self, x)
+    }
+}
+
+ember_core::inventory::submit! {
+    ActivationEntry {
+        name: "mish",
+        summary: "x * tanh(softplus(x)) (nn.Mish)",
+        params: &[],
+        module: module_path!(),
+        build: |_, _| Ok(Box::new(Mish)),
+    }
+}

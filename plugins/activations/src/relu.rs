@@ -1,0 +1,47 @@
+//! `relu`: max(x, 0) (PyTorch `nn.ReLU`).
+
+use candle_core::Tensor;
+use ember_core::{Activation, ActivationEntry, Result};
+
+use crate::pointwise::{apply, Pointwise, Real};
+
+/// max(x, 0), with NaN passed through; gradient 1 where the output is > 0, else 0
+/// (so 0 at x = 0, PyTorch's choice).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Relu;
+
+impl Pointwise for Relu {
+    const NAME: &'static str = "relu";
+
+    fn fwd<T: Real>(&self, x: T) -> T {
+        if x > T::zero() || x.is_nan() {
+            x
+        } else {
+            T::zero()
+        }
+    }
+
+    fn bwd<T: Real>(&self, _x: T, y: T, g: T) -> T {
+        if y <= T::zero() {
+            T::zero()
+        } else {
+            g
+        }
+    }
+}
+
+impl Activation for Relu {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        apply(self, x)
+    }
+}
+
+ember_core::inventory::submit! {
+    ActivationEntry {
+        name: "relu",
+        summary: "rectified linear unit max(x, 0) (nn.ReLU)",
+        params: &[],
+        module: module_path!(),
+        build: |_, _| Ok(Box::new(Relu)),
+    }
+}

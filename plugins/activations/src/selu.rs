@@ -1,0 +1,43 @@
+//! `selu`: scale * elu(x, alpha) with the self-normalising constants (PyTorch `nn.SELU`).
+
+use candle_core::Tensor;
+use ember_core::{Activation, ActivationEntry, Result};
+
+use crate::elu::Elu;
+use crate::pointwise::apply;
+
+/// PyTorch's SELU α.
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_284_817_042_991_671_7;
+/// PyTorch's SELU scale λ.
+pub const SELU_SCALE: f64 = 1.050_700_987_355_480_493_419_334_985_294_6;
+
+/// SELU(x) = λ·x for x > 0, else λ·α·(exp(x) - 1), with PyTorch's α and λ; computed, as in
+/// PyTorch, as an ELU with `scale` = λ.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Selu;
+
+impl Selu {
+    fn elu() -> Elu {
+        Elu {
+            alpha: SELU_ALPHA,
+            scale: SELU_SCALE,
+            input_scale: 1.0,
+        }
+    }
+}
+
+impl Activation for Selu {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        apply(&Self::elu(), x)
+    }
+}
+
+ember_core::inventory::submit! {
+    ActivationEntry {
+        name: "selu",
+        summary: "scale * (x if x > 0 else alpha * (exp(x) - 1)), self-normalising constants (nn.SELU)",
+        params: &[],
+        module: module_path!(),
+        build: |_, _| Ok(Box::new(Selu)),
+    }
+}

@@ -1,0 +1,47 @@
+//! `sigmoid`: σ(x) = 1 / (1 + exp(-x)) (PyTorch `nn.Sigmoid`).
+
+use candle_core::Tensor;
+use ember_core::{Activation, ActivationEntry, Result};
+
+use crate::pointwise::{apply, Pointwise, Real};
+
+/// The logistic sigmoid, σ(x) = 1 / (1 + exp(-x)); gradient σ(x)(1 - σ(x)), computed
+/// from the output. Like `torch.sigmoid`: sigmoid(-100) is 3.7e-44, not NaN.
+///
+/// ```
+/// # use candle_core::{Device, Tensor};
+/// # use ember_core::Activation;
+/// let y = ember_activations::Sigmoid.forward(&Tensor::new(&[0f64, 100.0], &Device::Cpu)?)?;
+/// assert_eq!(y.to_vec1::<f64>()?, [0.5, 1.0]);
+/// # Ok::<(), ember_core::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sigmoid;
+
+impl Pointwise for Sigmoid {
+    const NAME: &'static str = "sigmoid";
+
+    fn fwd<T: Real>(&self, x: T) -> T {
+        T::one() / (T::one() + (-x).exp())
+    }
+
+    fn bwd<T: Real>(&self, _x: T, y: T, g: T) -> T {
+        g * (T::one() - y) * y
+    }
+}
+
+impl Activation for Sigmoid {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        apply(self, x)
+    }
+}
+
+ember_core::inventory::submit! {
+    ActivationEntry {
+        name: "sigmoid",
+        summary: "logistic sigmoid 1 / (1 + exp(-x)) (nn.Sigmoid)",
+        params: &[],
+        module: module_path!(),
+        build: |_, _| Ok(Box::new(Sigmoid)),
+    }
+}

@@ -1,0 +1,39 @@
+//! `silu`: x * σ(x), also called swish (PyTorch `nn.SiLU`).
+
+use candle_core::Tensor;
+use ember_core::{Activation, ActivationEntry, Result};
+
+use crate::pointwise::{apply, Pointwise, Real};
+
+/// x / (1 + exp(-x)); gradient σ(x) * (1 + x * (1 - σ(x))), PyTorch's formulas.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Silu;
+
+impl Pointwise for Silu {
+    const NAME: &'static str = "silu";
+
+    fn fwd<T: Real>(&self, x: T) -> T {
+        x / (T::one() + (-x).exp())
+    }
+
+    fn bwd<T: Real>(&self, x: T, _y: T, g: T) -> T {
+        let sigmoid = T::one() / (T::one() + (-x).exp());
+        g * sigmoid * (T::one() + x * (T::one() - sigmoid))
+    }
+}
+
+impl Activation for Silu {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        apply(self, x)
+    }
+}
+
+ember_core::inventory::submit! {
+    ActivationEntry {
+        name: "silu",
+        summary: "sigmoid linear unit x * sigmoid(x), a.k.a. swish (nn.SiLU)",
+        params: &[],
+        module: module_path!(),
+        build: |_, _| Ok(Box::new(Silu)),
+    }
+}

@@ -1,0 +1,38 @@
+//! `tanh`: the hyperbolic tangent (PyTorch `nn.Tanh`).
+
+use candle_core::Tensor;
+use ember_core::{Activation, ActivationEntry, Result};
+
+use crate::pointwise::{apply, Pointwise, Real};
+
+/// tanh(x); gradient 1 - tanh(x)², computed from the output as `torch.tanh` does.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tanh;
+
+impl Pointwise for Tanh {
+    const NAME: &'static str = "tanh";
+
+    fn fwd<T: Real>(&self, x: T) -> T {
+        x.tanh()
+    }
+
+    fn bwd<T: Real>(&self, _x: T, y: T, g: T) -> T {
+        g * (T::one() - y * y)
+    }
+}
+
+impl Activation for Tanh {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        apply(self, x)
+    }
+}
+
+ember_core::inventory::submit! {
+    ActivationEntry {
+        name: "tanh",
+        summary: "hyperbolic tangent (nn.Tanh)",
+        params: &[],
+        module: module_path!(),
+        build: |_, _| Ok(Box::new(Tanh)),
+    }
+}

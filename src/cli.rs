@@ -1,0 +1,163 @@
+//! The `ember` command line, as a library function so tests can run it in-process (and
+//! see plugins that only the test binary links).
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use ember_core::registry::{all_plugins, plugins, Kind, PluginInfo};
+use ember_core::{DefaultValue, ParamType};
+use serde_json::json;
+
+use crate::parity;
+
+/// Ember: train models in Rust with plugins picked by name.
+#[derive(Debug, Parser)]
+#[command(name = "ember", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List every registered plugin with its hyperparameters and defaults.
+    Plugins {
+        /// Only this kind: activation, loss, optimizer, scheduler or regularizer.
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<Kind>,
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check plugins against reference numbers in parity files (see PARITY.md).
+    Parity {
+        /// Parity files (`ember-parity/1` JSON).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Run only the cases whose id contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Print one JSON object per case and a summary object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    s.parse::<Kind>().map_err(|e| e.to_string())
+}
+
+/// Runs the CLI with `args` (the first is the program name); returns the exit status.
+pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.render().to_string();
+            let code = e.exit_code();
+            let _ = if e.use_stderr() {
+                write!(err, "{text}")
+            } else {
+                write!(out, "{text}")
+            };
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Plugins { kind, json } => list_plugins(kind, json, out),
+        Command::Parity {
+            files,
+            filter,
+            json,
+        } => {
+            return parity::run_files(&files, filter.as_deref(), json, out, err);
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            1
+        }
+    }
+}
+
+fn list_plugins(kind: Option<Kind>, json: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    let list = match kind {
+        Some(k) => plugins(k),
+        None => all_plugins(),
+    };
+    if json {
+        let items: Vec<_> = list.iter().map(plugin_json).collect();
+        return writeln!(out, "{}", serde_json::to_string_pretty(&items)?);
+    }
+    let kinds: Vec<Kind> = kind.map_or_else(|| Kind::ALL.to_vec(), |k| vec![k]);
+    for (i, k) in kinds.into_iter().enumerate() {
+        let of_kind: Vec<&PluginInfo> = list.iter().filter(|p| p.kind == k).collect();
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{} ({})", k.plural(), of_kind.len())?;
+        if of_kind.is_empty() {
+            writeln!(out, "  (none registered)")?;
+        }
+        let width = of_kind.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        for p in of_kind {
+            writeln!(out, "  {:<width$}  {}", p.name, p.summary)?;
+            for s in p.params {
+                writeln!(
+                    out,
+                    "  {:<width$}    {}: {} = {}  ({})",
+                    "", s.name, s.ty, s.default, s.doc
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plugin_json(p: &PluginInfo) -> serde_json::Value {
+    let params: Vec<_> = p
+        .params
+        .iter()
+        .map(|s| {
+            let (ty, choices) = match s.ty {
+                ParamType::Float => ("float", None),
+                ParamType::Int => ("int", None),
+                ParamType::Bool => ("bool", None),
+                ParamType::Choice(c) => ("str", Some(c)),
+                ParamType::FloatList => ("list[float]", None),
+                ParamType::IntList => ("list[int]", None),
+            };
+            let default = match s.default {
+                DefaultValue::Float(x) => json!(x),
+                DefaultValue::Int(i) => json!(i),
+                DefaultValue::Bool(b) => json!(b),
+                DefaultValue::Str(v) => json!(v),
+                DefaultValue::FloatList(l) => json!(l),
+                DefaultValue::IntList(l) => json!(l),
+                DefaultValue::None | DefaultValue::Required => serde_json::Value::Null,
+            };
+            let mut o = json!({ "name": s.name, "type": ty, "default": default, "doc": s.doc });
+            if let Some(c) = choices {
+                o["choices"] = json!(c);
+            }
+            if s.default == DefaultValue::Required {
+                o["required"] = json!(true);
+            }
+            o
+        })
+        .collect();
+    json!({
+        "kind": p.kind.as_str(),
+        "name": p.name,
+        "summary": p.summary,
+        "module": p.module,
+        "params": params,
+    })
+}

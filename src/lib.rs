@@ -1,0 +1,25 @@
+//! Ember: a deep-learning training framework on [candle], in the spirit of Burn.
+//!
+//! This facade re-exports the member crates and links every built-in plugin crate, so a
+//! program that depends on `ember` finds every built-in activation, loss, optimizer,
+//! scheduler and regularizer by name:
+//!
+//! ```
+//! let relu = ember::core::activation("relu", &Default::default(), &Default::default())?;
+//! # let _ = relu;
+//! # Ok::<(), ember::core::Error>(())
+//! ```
+//!
+//! [candle]: https://github.com/huggingface/candle
+
+pub mod cli;
+pub mod parity;
+
+pub use ember_core as core;
+pub use ember_data as data;
+pub use ember_nn as nn;
+pub use ember_train as train;
+
+/// The built-in activations (`relu`, `gelu`, `softmax`, ...). Naming the crate here links
+/// its registrations into every program that uses `ember`.
+pub use ember_activations as activations;
