@@ -4,7 +4,7 @@ use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, Result};
 
 use crate::elu::Elu;
-use crate::pointwise::apply;
+use crate::pointwise::{apply, Pointwise, Real};
 
 /// PyTorch's SELU α.
 pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_284_817_042_991_671_7;
@@ -26,9 +26,21 @@ impl Selu {
     }
 }
 
+impl Pointwise for Selu {
+    const NAME: &'static str = "selu";
+
+    fn fwd<T: Real>(&self, x: T) -> T {
+        Self::elu().fwd(x)
+    }
+
+    fn bwd<T: Real>(&self, x: T, y: T, g: T) -> T {
+        Self::elu().bwd(x, y, g)
+    }
+}
+
 impl Activation for Selu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        apply(&Self::elu(), x)
+        apply(self, x)
     }
 }
 
