@@ -41,6 +41,7 @@
 //! (`use my_plugins as _;`). The `ember` facade names every built-in plugin crate.
 
 mod error;
+pub mod ops;
 mod params;
 mod plugins;
 pub mod registry;

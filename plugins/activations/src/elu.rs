@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
 
-use crate::pointwise::{apply, Pointwise, Real};
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// PyTorch's ELU family (`torch.nn.functional.elu`, also behind SELU):
 /// `scale * x` for x > 0, else `scale * alpha * expm1(input_scale * x)`;

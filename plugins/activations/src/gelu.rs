@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, Error, ParamSpec, Result};
 
-use crate::pointwise::{apply, Pointwise, Real};
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// Which GELU formula (PyTorch's `approximate`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

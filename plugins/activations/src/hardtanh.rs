@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
 
-use crate::pointwise::{apply, Pointwise, Real};
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// clamp(x, min_val, max_val), NaN passed through; gradient 1 strictly inside the range
 /// and 0 on and beyond its ends (PyTorch's choice at the kinks).

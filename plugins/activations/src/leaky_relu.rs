@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
 
-use crate::pointwise::{apply, Pointwise, Real};
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// x if x > 0, else `negative_slope * x`; gradient 1 or `negative_slope` (the latter at
 /// x = 0, as in PyTorch).

@@ -3,7 +3,7 @@
 //! `selu`, `gelu`, `silu`, `softplus`, `mish`, `hardtanh`, `softmax`, `log_softmax`.
 //!
 //! Each elementwise activation is its PyTorch scalar formula and derivative
-//! ([`pointwise`]), run by a CPU kernel and wired into candle's autograd, so values
+//! ([`ember_core::ops::pointwise`]), run by a CPU kernel and wired into candle's autograd, so values
 //! and gradients (including at kinks and for inputs of ±1000) are PyTorch's.
 //!
 //! A program gets these registrations by linking the crate: the `ember` facade does;
@@ -15,8 +15,6 @@ mod hardtanh;
 mod leaky_relu;
 mod log_softmax;
 mod mish;
-pub mod normalize;
-pub mod pointwise;
 mod prelu;
 mod relu;
 mod selu;

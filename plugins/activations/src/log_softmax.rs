@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, ParamSpec, ParamType, Result};
 
-use crate::normalize::{apply, Norm};
+use ember_core::ops::normalize::{apply, Norm};
 
 /// x - max - log(sum(exp(x - max))) along `dim`, finite for inputs of ±1000; gradient
 /// g - exp(y) * sum(g). `dim` None follows PyTorch's legacy implicit choice (see

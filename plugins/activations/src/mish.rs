@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, Result};
 
-use crate::pointwise::{apply, Pointwise, Real};
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// x * tanh(log1p(exp(x))); gradient tanh(sp) + x * σ(x) * (1 - tanh(sp)²), PyTorch's
 /// formulas.

@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use ember_core::{Activation, ActivationEntry, Error, ParamSpec, Result};
 
-use crate::pointwise::check_float;
+use ember_core::ops::pointwise::check_float;
 
 /// Parametric ReLU: x if x > 0, else `weight * x`, where `weight` has `num_parameters`
 /// entries (one shared slope, or one per channel along dim 1), initialised to `init`.

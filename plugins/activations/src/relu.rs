@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, Result};
 
-use crate::pointwise::{apply, Pointwise, Real};
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// max(x, 0), with NaN passed through; gradient 1 where the output is > 0, else 0
 /// (so 0 at x = 0, PyTorch's choice).

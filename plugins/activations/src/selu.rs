@@ -4,7 +4,7 @@ use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, Result};
 
 use crate::elu::Elu;
-use crate::pointwise::{apply, Pointwise, Real};
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// PyTorch's SELU α.
 pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_284_817_042_991_671_7;

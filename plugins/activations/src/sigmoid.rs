@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, Result};
 
-use crate::pointwise::{apply, Pointwise, Real};
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// The logistic sigmoid, σ(x) = 1 / (1 + exp(-x)); gradient σ(x)(1 - σ(x)), computed
 /// from the output. Like `torch.sigmoid`: sigmoid(-100) is 3.7e-44, not NaN.

@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, Result};
 
-use crate::pointwise::{apply, Pointwise, Real};
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// x / (1 + exp(-x)); gradient σ(x) * (1 + x * (1 - σ(x))), PyTorch's formulas.
 #[derive(Clone, Copy, Debug, Default)]

@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, ParamSpec, ParamType, Result};
 
-use crate::normalize::{apply, Norm};
+use ember_core::ops::normalize::{apply, Norm};
 
 /// exp(x - max) / sum(exp(x - max)) along `dim`, so inputs of ±1000 give exact results;
 /// gradient y * (g - sum(g * y)). With `dim` None, PyTorch's legacy implicit choice: dim

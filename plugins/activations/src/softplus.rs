@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
 
-use crate::pointwise::{apply, Pointwise, Real};
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// log1p(exp(beta * x)) / beta, and x itself where beta * x > threshold (so softplus(1000)
 /// is 1000, not inf); gradient exp(beta x) / (exp(beta x) + 1), or 1 past the threshold.

@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, Result};
 
-use crate::pointwise::{apply, Pointwise, Real};
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// tanh(x); gradient 1 - tanh(x)², computed from the output as `torch.tanh` does.
 #[derive(Clone, Copy, Debug, Default)]

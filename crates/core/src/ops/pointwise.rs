@@ -8,10 +8,10 @@
 
 use std::fmt::Debug;
 
+use crate::{Error, Result};
 use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Shape, Tensor,
 };
-use ember_core::{Error, Result};
 use half::{bf16, f16};
 
 /// Scalar types the kernels compute in: f32 and f64 (f16 and bf16 compute in f32, as

@@ -2,13 +2,13 @@
 //! dimension, computed as PyTorch computes it (subtract the maximum first, so inputs of
 //! ±1000 stay finite), with its backward.
 
+use crate::{Error, Result};
 use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor,
 };
-use ember_core::{Error, Result};
 use half::{bf16, f16};
 
-use crate::pointwise::{check_float, on_cpu, Real};
+use crate::ops::pointwise::{check_float, on_cpu, Real};
 
 /// Which normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
