@@ -23,3 +23,6 @@ pub use ember_train as train;
 /// The built-in activations (`relu`, `gelu`, `softmax`, ...). Naming the crate here links
 /// its registrations into every program that uses `ember`.
 pub use ember_activations as activations;
+
+/// The built-in losses (`mse`, `cross_entropy`, `bce_with_logits`, ...).
+pub use ember_losses as losses;

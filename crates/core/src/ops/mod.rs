@@ -4,3 +4,4 @@
 
 pub mod normalize;
 pub mod pointwise;
+pub mod ternary;

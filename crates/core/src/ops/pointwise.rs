@@ -81,7 +81,7 @@ fn slice<'a, T>(v: &'a [T], layout: &Layout) -> candle_core::Result<&'a [T]> {
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&v[start..end]),
         None => {
-            candle_core::bail!("internal error: activation kernel given a non-contiguous tensor")
+            candle_core::bail!("internal error: elementwise kernel given a non-contiguous tensor")
         }
     }
 }
@@ -168,6 +168,12 @@ impl<P: Pointwise> CustomOp1 for Forward<P> {
 #[derive(Debug)]
 struct Backward<P>(P);
 
+impl<P: Pointwise> Fn3 for Backward<P> {
+    fn call<T: Real>(&self, x: T, y: T, g: T) -> T {
+        self.0.bwd(x, y, g)
+    }
+}
+
 impl<P: Pointwise> CustomOp3 for Backward<P> {
     fn name(&self) -> &'static str {
         P::NAME
@@ -182,46 +188,70 @@ impl<P: Pointwise> CustomOp3 for Backward<P> {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        fn zip3<T: Copy, R>(x: &[T], y: &[T], g: &[T], f: impl Fn(T, T, T) -> R) -> Vec<R> {
-            x.iter()
-                .zip(y)
-                .zip(g)
-                .map(|((&x, &y), &g)| f(x, y, g))
-                .collect()
-        }
-        let (x, y, g) = (xs, ys, gs);
-        let out = match (x, y, g) {
-            (CpuStorage::F32(x), CpuStorage::F32(y), CpuStorage::F32(g)) => CpuStorage::F32(zip3(
-                slice(x, xl)?,
-                slice(y, yl)?,
-                slice(g, gl)?,
-                |x, y, g| self.0.bwd(x, y, g),
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(y), CpuStorage::F64(g)) => CpuStorage::F64(zip3(
-                slice(x, xl)?,
-                slice(y, yl)?,
-                slice(g, gl)?,
-                |x, y, g| self.0.bwd(x, y, g),
-            )),
-            (CpuStorage::F16(x), CpuStorage::F16(y), CpuStorage::F16(g)) => CpuStorage::F16(zip3(
-                slice(x, xl)?,
-                slice(y, yl)?,
-                slice(g, gl)?,
-                |x, y, g| f16::from_f32(self.0.bwd(x.to_f32(), y.to_f32(), g.to_f32())),
-            )),
-            (CpuStorage::BF16(x), CpuStorage::BF16(y), CpuStorage::BF16(g)) => CpuStorage::BF16(
-                zip3(slice(x, xl)?, slice(y, yl)?, slice(g, gl)?, |x, y, g| {
-                    bf16::from_f32(self.0.bwd(x.to_f32(), y.to_f32(), g.to_f32()))
-                }),
-            ),
-            _ => candle_core::bail!(
-                "{} backward: mismatched dtypes {:?}, {:?}, {:?}",
-                P::NAME,
-                x.dtype(),
-                y.dtype(),
-                g.dtype()
-            ),
-        };
-        Ok((out, xl.shape().clone()))
+        map3(P::NAME, self, (xs, xl), (ys, yl), (gs, gl))
     }
+}
+
+/// A scalar function of three arguments, generic over the compute type.
+pub(crate) trait Fn3 {
+    fn call<T: Real>(&self, a: T, b: T, c: T) -> T;
+}
+
+/// Applies `f` elementwise over three contiguous storages of one dtype (f16 and bf16
+/// computed in f32).
+pub(crate) fn map3<F: Fn3>(
+    name: &str,
+    f: &F,
+    (a, al): (&CpuStorage, &Layout),
+    (b, bl): (&CpuStorage, &Layout),
+    (c, cl): (&CpuStorage, &Layout),
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn zip3<T: Copy, R>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> R) -> Vec<R> {
+        a.iter()
+            .zip(b)
+            .zip(c)
+            .map(|((&a, &b), &c)| f(a, b, c))
+            .collect()
+    }
+    let out = match (a, b, c) {
+        (CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c)) => CpuStorage::F32(zip3(
+            slice(a, al)?,
+            slice(b, bl)?,
+            slice(c, cl)?,
+            |a, b, c| f.call(a, b, c),
+        )),
+        (CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c)) => CpuStorage::F64(zip3(
+            slice(a, al)?,
+            slice(b, bl)?,
+            slice(c, cl)?,
+            |a, b, c| f.call(a, b, c),
+        )),
+        (CpuStorage::F16(a), CpuStorage::F16(b), CpuStorage::F16(c)) => CpuStorage::F16(zip3(
+            slice(a, al)?,
+            slice(b, bl)?,
+            slice(c, cl)?,
+            |a, b, c| f16::from_f32(f.call(a.to_f32(), b.to_f32(), c.to_f32())),
+        )),
+        (CpuStorage::BF16(a), CpuStorage::BF16(b), CpuStorage::BF16(c)) => CpuStorage::BF16(zip3(
+            slice(a, al)?,
+            slice(b, bl)?,
+            slice(c, cl)?,
+            |a, b, c| bf16::from_f32(f.call(a.to_f32(), b.to_f32(), c.to_f32())),
+        )),
+        _ => candle_core::bail!(
+            "{name}: arguments of mismatched or unsupported dtypes {:?}, {:?}, {:?}",
+            a.dtype(),
+            b.dtype(),
+            c.dtype()
+        ),
+    };
+    if al.shape() != bl.shape() || al.shape() != cl.shape() {
+        candle_core::bail!(
+            "internal error: {name} kernel given shapes {:?}, {:?}, {:?}",
+            al.shape(),
+            bl.shape(),
+            cl.shape()
+        );
+    }
+    Ok((out, al.shape().clone()))
 }

@@ -1,0 +1,123 @@
+//! Elementwise functions of an input and up to two constant tensors, differentiable in
+//! the input: the shape of most losses (`l1(x, target)`, `bce_with_logits(x, target,
+//! pos_weight)`). Each is given by its scalar formula and its derivative in x, computed
+//! by CPU kernels in PyTorch's order of operations.
+
+use std::fmt::Debug;
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+
+use crate::ops::pointwise::{check_float, map3, on_cpu, Fn3, Real};
+use crate::{Error, Result};
+
+/// f(x, a, b), differentiable in x only (a and b are targets or weights).
+pub trait Ternary: Clone + Debug + Send + Sync + 'static {
+    /// The plugin name, used in error messages.
+    const NAME: &'static str;
+    /// f(x, a, b).
+    fn fwd<T: Real>(&self, x: T, a: T, b: T) -> T;
+    /// ∂f/∂x at (x, a, b).
+    fn dfdx<T: Real>(&self, x: T, a: T, b: T) -> T;
+}
+
+/// Applies `op` to `x` with `a` and `b` (converted to x's dtype and broadcast to its
+/// shape); the result has x's shape and carries a gradient to x only.
+pub fn apply<P: Ternary>(op: &P, x: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    check_float(P::NAME, x)?;
+    let prepare = |t: &Tensor| -> Result<Tensor> {
+        let t = t
+            .detach()
+            .to_dtype(x.dtype())?
+            .to_device(&candle_core::Device::Cpu)?;
+        t.broadcast_as(x.shape())
+            .map_err(|_| {
+                Error::input(format!(
+                    "{}: cannot broadcast shape {:?} to the input's shape {:?}",
+                    P::NAME,
+                    t.dims(),
+                    x.dims()
+                ))
+            })?
+            .contiguous()
+            .map_err(Error::from)
+    };
+    let (a, b) = (prepare(a)?, prepare(b)?);
+    on_cpu(x, |x| {
+        Ok(x.contiguous()?.apply_op3(&a, &b, Forward(op.clone()))?)
+    })
+}
+
+/// [`apply`] for functions of x and one other tensor.
+pub fn apply2<P: Ternary>(op: &P, x: &Tensor, a: &Tensor) -> Result<Tensor> {
+    apply(op, x, a, a)
+}
+
+#[derive(Debug)]
+struct Forward<P>(P);
+
+impl<P: Ternary> Fn3 for Forward<P> {
+    fn call<T: Real>(&self, x: T, a: T, b: T) -> T {
+        self.0.fwd(x, a, b)
+    }
+}
+
+impl<P: Ternary> CustomOp3 for Forward<P> {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        as_: &CpuStorage,
+        al: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        map3(P::NAME, self, (xs, xl), (as_, al), (bs, bl))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = x.contiguous()?.apply_op3_no_bwd(
+            &a.contiguous()?,
+            &b.contiguous()?,
+            &Derivative(self.0.clone()),
+        )?;
+        Ok((Some(d.mul(grad)?), None, None))
+    }
+}
+
+#[derive(Debug)]
+struct Derivative<P>(P);
+
+impl<P: Ternary> Fn3 for Derivative<P> {
+    fn call<T: Real>(&self, x: T, a: T, b: T) -> T {
+        self.0.dfdx(x, a, b)
+    }
+}
+
+impl<P: Ternary> CustomOp3 for Derivative<P> {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        as_: &CpuStorage,
+        al: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        map3(P::NAME, self, (xs, xl), (as_, al), (bs, bl))
+    }
+}

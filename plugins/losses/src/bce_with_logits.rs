@@ -1,0 +1,105 @@
+//! `bce_with_logits`: sigmoid + binary cross-entropy in one stable formula (PyTorch
+//! `nn.BCEWithLogitsLoss`).
+
+use candle_core::Tensor;
+use ember_core::ops::pointwise::Real;
+use ember_core::ops::ternary::{apply, Ternary};
+use ember_core::{Loss, LossEntry, ParamSpec, ParamType, Result};
+
+use crate::inputs::{along, class_vector, elementwise_target};
+use crate::reduction::{Reduction, REDUCTION};
+
+/// With l = (pos_weight - 1) y + 1: (1 - y) x - l · logsigmoid(x), where
+/// logsigmoid(x) = min(x, 0) - log1p(exp(-|x|)); finite and exact for logits of ±100
+/// and beyond. Gradient (pos_weight y + 1 - y) σ(x) - pos_weight y (σ(x) - y without
+/// pos_weight). `weight` and `pos_weight` apply along the last (class) dimension.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BceWithLogits {
+    pub weight: Option<Vec<f64>>,
+    pub pos_weight: Option<Vec<f64>>,
+    pub reduction: Reduction,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Kernel {
+    pos_weighted: bool,
+}
+
+impl Ternary for Kernel {
+    const NAME: &'static str = "bce_with_logits";
+
+    /// (x, y, pos_weight).
+    fn fwd<T: Real>(&self, x: T, y: T, pw: T) -> T {
+        let log_sigmoid = x.min(T::zero()) - (-x.abs()).exp().ln_1p();
+        let log_weight = if self.pos_weighted {
+            (pw - T::one()) * y + T::one()
+        } else {
+            T::one()
+        };
+        (T::one() - y) * x - log_weight * log_sigmoid
+    }
+
+    fn dfdx<T: Real>(&self, x: T, y: T, pw: T) -> T {
+        let sigmoid = T::one() / (T::one() + (-x).exp());
+        if self.pos_weighted {
+            let t = pw * y;
+            (t + T::one() - y) * sigmoid - t
+        } else {
+            sigmoid - y
+        }
+    }
+}
+
+impl Loss for BceWithLogits {
+    fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        let target = elementwise_target("bce_with_logits", input, target)?;
+        let last = input.rank().saturating_sub(1);
+        let per_class = |what: &str, v: &[f64]| -> Result<Tensor> {
+            along(
+                &class_vector("bce_with_logits", what, v, input, last)?,
+                last,
+                input.rank(),
+            )
+        };
+        let mut loss = match &self.pos_weight {
+            Some(pw) => apply(
+                &Kernel { pos_weighted: true },
+                input,
+                &target,
+                &per_class("pos_weight", pw)?,
+            )?,
+            None => apply(
+                &Kernel {
+                    pos_weighted: false,
+                },
+                input,
+                &target,
+                &target,
+            )?,
+        };
+        if let Some(w) = &self.weight {
+            loss = loss.broadcast_mul(&per_class("weight", w)?)?;
+        }
+        self.reduction.apply(loss)
+    }
+}
+
+ember_core::inventory::submit! {
+    LossEntry {
+        name: "bce_with_logits",
+        summary: "binary cross-entropy on raw scores (logits), stable for large logits (nn.BCEWithLogitsLoss)",
+        params: &[
+            ParamSpec::optional("weight", ParamType::FloatList, "rescaling weight per entry of the last dimension"),
+            ParamSpec::optional("pos_weight", ParamType::FloatList, "weight of positive examples, one per class (last dimension)"),
+            REDUCTION,
+        ],
+        module: module_path!(),
+        build: |p, _| {
+            Ok(Box::new(BceWithLogits {
+                weight: p.opt_float_list("weight")?,
+                pos_weight: p.opt_float_list("pos_weight")?,
+                reduction: Reduction::from_params(p)?,
+            }))
+        },
+    }
+}

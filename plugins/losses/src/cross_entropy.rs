@@ -1,0 +1,150 @@
+//! `cross_entropy`: log-softmax and negative log-likelihood in one step, for class
+//! indices or class probabilities (PyTorch `nn.CrossEntropyLoss`).
+
+use candle_core::Tensor;
+use ember_core::ops::normalize::{self, Norm};
+use ember_core::{Loss, LossEntry, ParamSpec, Result};
+
+use crate::class_index::{class_dim, divide, pick};
+use crate::inputs::{along, class_vector, is_float, same_shape};
+use crate::nll::{reduce_picked, IGNORE_INDEX, WEIGHT};
+use crate::reduction::{Reduction, REDUCTION};
+
+/// Cross-entropy of raw scores (logits) x of shape (N, C), (N, C, d1, ...) or (C):
+///
+/// - integer targets (class indices, the input's shape without C): nll(log_softmax(x)),
+///   with `weight` and `ignore_index` as in `nll`. With label smoothing ε the loss is
+///   (1 - ε) nll + (ε / C) Σ_c -w_c log p_c, the smooth term normalised like the nll
+///   term, as PyTorch combines them.
+/// - float targets of the input's shape (probabilities or one-hot rows):
+///   -Σ_c w_c y_c log p_c per element, with y smoothed to y (1 - ε) + ε / C; `mean`
+///   divides by the number of elements (N · d1 · ...).
+///
+/// Do not put `softmax` before it: it applies log-softmax itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CrossEntropy {
+    pub weight: Option<Vec<f64>>,
+    pub ignore_index: i64,
+    pub label_smoothing: f64,
+    pub reduction: Reduction,
+}
+
+impl Default for CrossEntropy {
+    fn default() -> Self {
+        Self {
+            weight: None,
+            ignore_index: -100,
+            label_smoothing: 0.0,
+            reduction: Reduction::Mean,
+        }
+    }
+}
+
+impl CrossEntropy {
+    fn class_indices(&self, logp: &Tensor, target: &Tensor, dim: usize) -> Result<Tensor> {
+        let picked = pick(
+            "cross_entropy",
+            logp,
+            target,
+            self.weight.as_deref(),
+            self.ignore_index,
+        )?;
+        let nll_loss = reduce_picked(&picked, self.reduction)?;
+        let eps = self.label_smoothing;
+        if eps == 0.0 {
+            return Ok(nll_loss);
+        }
+        let classes = logp.dim(dim)?;
+        let weighted = match &self.weight {
+            Some(w) => logp.broadcast_mul(&along(
+                &class_vector("cross_entropy", "weight", w, logp, dim)?,
+                dim,
+                logp.rank(),
+            )?)?,
+            None => logp.clone(),
+        };
+        let smooth = weighted.sum(dim)?.neg()?;
+        let smooth = picked.keep.where_cond(&smooth, &smooth.zeros_like()?)?;
+        let smooth = match self.reduction {
+            Reduction::Mean => {
+                let denominator = if self.weight.is_some() {
+                    picked.total_weight
+                } else {
+                    picked.kept as f64
+                };
+                divide(smooth.sum_all()?, denominator)?
+            }
+            r => r.apply(smooth)?,
+        };
+        Ok(nll_loss
+            .affine(1.0 - eps, 0.0)?
+            .add(&smooth.affine(eps / classes as f64, 0.0)?)?)
+    }
+
+    fn probabilities(&self, logp: &Tensor, target: &Tensor, dim: usize) -> Result<Tensor> {
+        same_shape("cross_entropy", logp, target)?;
+        let classes = logp.dim(dim)?;
+        let mut target = target.to_dtype(logp.dtype())?;
+        if self.label_smoothing > 0.0 {
+            target = target.affine(
+                1.0 - self.label_smoothing,
+                self.label_smoothing / classes as f64,
+            )?;
+        }
+        let mut prod = logp.mul(&target)?;
+        if let Some(w) = &self.weight {
+            prod = prod.broadcast_mul(&along(
+                &class_vector("cross_entropy", "weight", w, logp, dim)?,
+                dim,
+                logp.rank(),
+            )?)?;
+        }
+        Ok(match self.reduction {
+            Reduction::None => prod.sum(dim)?.neg()?,
+            Reduction::Mean => {
+                let n = logp.elem_count() / classes.max(1);
+                let sum = prod.sum_all()?.neg()?;
+                if n == 0 {
+                    sum.affine(1.0, f64::NAN)?
+                } else {
+                    sum.affine(1.0 / n as f64, 0.0)?
+                }
+            }
+            r => r.apply(prod.neg()?)?,
+        })
+    }
+}
+
+impl Loss for CrossEntropy {
+    fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        let dim = class_dim("cross_entropy", input)?;
+        let logp = normalize::apply(Norm::LogSoftmax, Some(dim as i64), input)?;
+        if is_float(target.dtype()) && target.dims() == input.dims() {
+            self.probabilities(&logp, target, dim)
+        } else {
+            self.class_indices(&logp, target, dim)
+        }
+    }
+}
+
+ember_core::inventory::submit! {
+    LossEntry {
+        name: "cross_entropy",
+        summary: "log_softmax + nll over logits; class-index or probability targets (nn.CrossEntropyLoss)",
+        params: &[
+            WEIGHT,
+            IGNORE_INDEX,
+            ParamSpec::float("label_smoothing", 0.0, "mix each target with the uniform distribution; in [0, 1]"),
+            REDUCTION,
+        ],
+        module: module_path!(),
+        build: |p, _| {
+            Ok(Box::new(CrossEntropy {
+                weight: p.opt_float_list("weight")?,
+                ignore_index: p.int("ignore_index")?,
+                label_smoothing: p.float_where("label_smoothing", |e| (0.0..=1.0).contains(&e), "must be in [0, 1]")?,
+                reduction: Reduction::from_params(p)?,
+            }))
+        },
+    }
+}

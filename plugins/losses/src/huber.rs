@@ -1,0 +1,71 @@
+//! `huber`: quadratic below `delta`, linear (slope delta) above (PyTorch `nn.HuberLoss`).
+
+use candle_core::Tensor;
+use ember_core::ops::pointwise::Real;
+use ember_core::ops::ternary::{apply2, Ternary};
+use ember_core::{Loss, LossEntry, ParamSpec, Result};
+
+use crate::inputs::elementwise_target;
+use crate::reduction::{Reduction, REDUCTION};
+
+/// With z = |x - y|: 0.5 z² if z < delta, else delta (z - 0.5 delta). Equals
+/// delta * smooth_l1 with beta = delta. Gradient x - y inside, ±delta outside.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Huber {
+    pub delta: f64,
+    pub reduction: Reduction,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Kernel {
+    delta: f64,
+}
+
+impl Ternary for Kernel {
+    const NAME: &'static str = "huber";
+
+    fn fwd<T: Real>(&self, x: T, t: T, _: T) -> T {
+        let delta = T::of(self.delta);
+        let z = (x - t).abs();
+        if z < delta {
+            T::of(0.5) * z * z
+        } else {
+            delta * (z - T::of(0.5) * delta)
+        }
+    }
+
+    fn dfdx<T: Real>(&self, x: T, t: T, _: T) -> T {
+        let delta = T::of(self.delta);
+        let d = x - t;
+        if d <= -delta {
+            -delta
+        } else if d >= delta {
+            delta
+        } else {
+            d
+        }
+    }
+}
+
+impl Loss for Huber {
+    fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        let target = elementwise_target("huber", input, target)?;
+        self.reduction
+            .apply(apply2(&Kernel { delta: self.delta }, input, &target)?)
+    }
+}
+
+ember_core::inventory::submit! {
+    LossEntry {
+        name: "huber",
+        summary: "0.5 d^2 for |d| < delta, else delta (|d| - 0.5 delta), d = input - target (nn.HuberLoss)",
+        params: &[ParamSpec::float("delta", 1.0, "where the loss turns from quadratic to linear; > 0"), REDUCTION],
+        module: module_path!(),
+        build: |p, _| {
+            Ok(Box::new(Huber {
+                delta: p.float_where("delta", |d| d > 0.0, "must be > 0")?,
+                reduction: Reduction::from_params(p)?,
+            }))
+        },
+    }
+}

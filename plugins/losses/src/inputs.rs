@@ -1,0 +1,68 @@
+//! Checks of loss inputs shared by several losses, each failing with a message that
+//! names the loss, what was given and what is needed.
+
+use candle_core::{DType, Tensor};
+use ember_core::ops::pointwise::check_float;
+use ember_core::{Error, Result};
+
+/// Whether `dtype` is a float type.
+pub fn is_float(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
+}
+
+/// For elementwise losses: a float input and a float target of the same shape; returns
+/// the target in the input's dtype.
+pub fn elementwise_target(name: &str, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+    check_float(name, input)?;
+    if !is_float(target.dtype()) {
+        return Err(Error::input(format!(
+            "{name}: target must be a float tensor, got {:?}; class indices go with cross_entropy or nll",
+            target.dtype()
+        )));
+    }
+    same_shape(name, input, target)?;
+    Ok(target.to_dtype(input.dtype())?)
+}
+
+/// Input and target shapes must match (PyTorch would broadcast, usually by mistake).
+pub fn same_shape(name: &str, input: &Tensor, target: &Tensor) -> Result<()> {
+    if input.dims() != target.dims() {
+        return Err(Error::input(format!(
+            "{name}: input shape {:?} and target shape {:?} differ; they must be the same",
+            input.dims(),
+            target.dims()
+        )));
+    }
+    Ok(())
+}
+
+/// A per-class weight vector as a tensor of `input`'s dtype and device, checked against
+/// the size of `dim` (the class dimension); `what` names the key (`weight`, `pos_weight`).
+pub fn class_vector(
+    name: &str,
+    what: &str,
+    values: &[f64],
+    input: &Tensor,
+    dim: usize,
+) -> Result<Tensor> {
+    let n = if input.rank() == 0 {
+        1
+    } else {
+        input.dim(dim)?
+    };
+    if values.len() != n {
+        return Err(Error::input(format!(
+            "{name}.{what} has {} entries but the input has {n} classes (dim {dim} of shape {:?}); give one per class",
+            values.len(),
+            input.dims()
+        )));
+    }
+    Ok(Tensor::from_slice(values, values.len(), input.device())?.to_dtype(input.dtype())?)
+}
+
+/// `v` shaped to broadcast along `dim` of a tensor of rank `rank` ([1, .., C, .., 1]).
+pub fn along(v: &Tensor, dim: usize, rank: usize) -> Result<Tensor> {
+    let mut shape = vec![1; rank.max(1)];
+    shape[dim] = v.elem_count();
+    Ok(v.reshape(shape)?)
+}

@@ -1,0 +1,82 @@
+//! `kl_div`: Kullback-Leibler divergence of the target from the input distribution
+//! (PyTorch `nn.KLDivLoss`).
+
+use candle_core::Tensor;
+use ember_core::ops::pointwise::Real;
+use ember_core::ops::ternary::{apply2, Ternary};
+use ember_core::{Loss, LossEntry, ParamSpec, Result};
+
+use crate::inputs::elementwise_target;
+use crate::reduction::Reduction;
+
+/// Pointwise y (log y - x) for log-probabilities x and probabilities y (0 where y = 0),
+/// or exp(y) (y - x) when `log_target` says y holds log-probabilities too. Gradient -y
+/// (or -exp(y)). `reduction = "batchmean"` divides the sum by the batch size, which is
+/// the true KL divergence; `mean` divides by the element count, as PyTorch does.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KlDiv {
+    pub log_target: bool,
+    pub reduction: Reduction,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Kernel {
+    log_target: bool,
+}
+
+impl Ternary for Kernel {
+    const NAME: &'static str = "kl_div";
+
+    fn fwd<T: Real>(&self, x: T, y: T, _: T) -> T {
+        if self.log_target {
+            y.exp() * (y - x)
+        } else {
+            // xlogy(y, y): 0 where y is 0.
+            let y_log_y = if y == T::zero() {
+                T::zero()
+            } else {
+                y * y.ln()
+            };
+            y_log_y - y * x
+        }
+    }
+
+    fn dfdx<T: Real>(&self, _x: T, y: T, _: T) -> T {
+        if self.log_target {
+            -y.exp()
+        } else {
+            -y
+        }
+    }
+}
+
+impl Loss for KlDiv {
+    fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        let target = elementwise_target("kl_div", input, target)?;
+        self.reduction.apply(apply2(
+            &Kernel {
+                log_target: self.log_target,
+            },
+            input,
+            &target,
+        )?)
+    }
+}
+
+ember_core::inventory::submit! {
+    LossEntry {
+        name: "kl_div",
+        summary: "KL divergence, input log-probabilities vs target probabilities (nn.KLDivLoss)",
+        params: &[
+            ParamSpec::choice(
+                "reduction",
+                &["none", "mean", "sum", "batchmean"],
+                "mean",
+                "none; mean (over elements); sum; batchmean (sum / batch size, the true KL divergence)",
+            ),
+            ParamSpec::bool("log_target", false, "the target holds log-probabilities"),
+        ],
+        module: module_path!(),
+        build: |p, _| Ok(Box::new(KlDiv { log_target: p.bool("log_target")?, reduction: Reduction::from_params(p)? })),
+    }
+}

@@ -1,0 +1,44 @@
+//! Ember's built-in losses, registered by name with PyTorch's options, defaults and
+//! numerics: `l1`, `mse`, `smooth_l1`, `huber`, `nll`, `cross_entropy`, `bce`,
+//! `bce_with_logits`, `soft_margin`, `multilabel_soft_margin`, `kl_div`. Every loss takes
+//! `reduction` = none | mean | sum (default mean; `kl_div` also `batchmean`).
+//!
+//! Which output activation goes with which loss:
+//!
+//! | model output | loss |
+//! |---|---|
+//! | raw scores (logits) | `cross_entropy` (applies log-softmax itself) |
+//! | `log_softmax` | `nll` |
+//! | `sigmoid` probabilities | `bce` |
+//! | raw scores, one per label | `bce_with_logits` (applies the sigmoid itself) |
+//!
+//! A program gets these registrations by linking the crate: the `ember` facade does;
+//! otherwise write `use ember_losses as _;`.
+
+mod bce;
+mod bce_with_logits;
+mod class_index;
+mod cross_entropy;
+mod huber;
+mod inputs;
+mod kl_div;
+mod l1;
+mod mse;
+mod multilabel_soft_margin;
+mod nll;
+mod reduction;
+mod smooth_l1;
+mod soft_margin;
+
+pub use bce::Bce;
+pub use bce_with_logits::BceWithLogits;
+pub use cross_entropy::CrossEntropy;
+pub use huber::Huber;
+pub use kl_div::KlDiv;
+pub use l1::L1;
+pub use mse::Mse;
+pub use multilabel_soft_margin::MultilabelSoftMargin;
+pub use nll::Nll;
+pub use reduction::Reduction;
+pub use smooth_l1::SmoothL1;
+pub use soft_margin::SoftMargin;

@@ -1,0 +1,48 @@
+//! `mse`: (input - target)² (PyTorch `nn.MSELoss`).
+
+use candle_core::Tensor;
+use ember_core::ops::pointwise::Real;
+use ember_core::ops::ternary::{apply2, Ternary};
+use ember_core::{Loss, LossEntry, Result};
+
+use crate::inputs::elementwise_target;
+use crate::reduction::{Reduction, REDUCTION};
+
+/// Mean (or sum, or none) of (x - y)²; gradient 2 (x - y).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Mse {
+    pub reduction: Reduction,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SquaredDiff;
+
+impl Ternary for SquaredDiff {
+    const NAME: &'static str = "mse";
+
+    fn fwd<T: Real>(&self, x: T, t: T, _: T) -> T {
+        let d = x - t;
+        d * d
+    }
+
+    fn dfdx<T: Real>(&self, x: T, t: T, _: T) -> T {
+        T::of(2.0) * (x - t)
+    }
+}
+
+impl Loss for Mse {
+    fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        let target = elementwise_target("mse", input, target)?;
+        self.reduction.apply(apply2(&SquaredDiff, input, &target)?)
+    }
+}
+
+ember_core::inventory::submit! {
+    LossEntry {
+        name: "mse",
+        summary: "mean squared error (input - target)^2 (nn.MSELoss)",
+        params: &[REDUCTION],
+        module: module_path!(),
+        build: |p, _| Ok(Box::new(Mse { reduction: Reduction::from_params(p)? })),
+    }
+}

@@ -1,0 +1,81 @@
+//! `multilabel_soft_margin`: one-vs-all logistic loss over C labels (PyTorch
+//! `nn.MultiLabelSoftMarginLoss`).
+
+use candle_core::Tensor;
+use ember_core::ops::pointwise::Real;
+use ember_core::ops::ternary::{apply2, Ternary};
+use ember_core::{Error, Loss, LossEntry, ParamSpec, ParamType, Result};
+
+use crate::inputs::{along, class_vector, elementwise_target};
+use crate::reduction::{Reduction, REDUCTION};
+
+/// For input and 0/1 target of shape (N, C) or (C): per sample,
+/// -(1/C) Σ_c w_c (y_c logσ(x_c) + (1 - y_c) logσ(-x_c)); then `reduction` over the N
+/// samples (`none` gives N values).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MultilabelSoftMargin {
+    pub weight: Option<Vec<f64>>,
+    pub reduction: Reduction,
+}
+
+/// PyTorch's log_sigmoid and its derivative.
+fn log_sigmoid<T: Real>(x: T) -> T {
+    x.min(T::zero()) - (-x.abs()).exp().ln_1p()
+}
+
+fn log_sigmoid_grad<T: Real>(x: T) -> T {
+    let z = (-x.abs()).exp();
+    if x < T::zero() {
+        T::one() - z / (T::one() + z)
+    } else {
+        z / (T::one() + z)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Kernel;
+
+impl Ternary for Kernel {
+    const NAME: &'static str = "multilabel_soft_margin";
+
+    fn fwd<T: Real>(&self, x: T, y: T, _: T) -> T {
+        -(y * log_sigmoid(x) + (T::one() - y) * log_sigmoid(-x))
+    }
+
+    fn dfdx<T: Real>(&self, x: T, y: T, _: T) -> T {
+        -(y * log_sigmoid_grad(x) - (T::one() - y) * log_sigmoid_grad(-x))
+    }
+}
+
+impl Loss for MultilabelSoftMargin {
+    fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        let target = elementwise_target("multilabel_soft_margin", input, target)?;
+        if !matches!(input.rank(), 1 | 2) {
+            return Err(Error::input(format!(
+                "multilabel_soft_margin: input must be (C) or (N, C), got shape {:?}",
+                input.dims()
+            )));
+        }
+        let class_dim = input.rank() - 1;
+        let mut loss = apply2(&Kernel, input, &target)?;
+        if let Some(w) = &self.weight {
+            let w = class_vector("multilabel_soft_margin", "weight", w, input, class_dim)?;
+            loss = loss.broadcast_mul(&along(&w, class_dim, input.rank())?)?;
+        }
+        let classes = input.dim(class_dim)? as f64;
+        let per_sample = loss.sum(class_dim)?.affine(1.0 / classes, 0.0)?;
+        self.reduction.apply(per_sample)
+    }
+}
+
+ember_core::inventory::submit! {
+    LossEntry {
+        name: "multilabel_soft_margin",
+        summary: "multi-label one-vs-all logistic loss, averaged over classes (nn.MultiLabelSoftMarginLoss)",
+        params: &[ParamSpec::optional("weight", ParamType::FloatList, "rescaling weight per class"), REDUCTION],
+        module: module_path!(),
+        build: |p, _| {
+            Ok(Box::new(MultilabelSoftMargin { weight: p.opt_float_list("weight")?, reduction: Reduction::from_params(p)? }))
+        },
+    }
+}

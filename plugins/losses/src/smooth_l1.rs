@@ -1,0 +1,76 @@
+//! `smooth_l1`: quadratic below `beta`, linear above (PyTorch `nn.SmoothL1Loss`).
+
+use candle_core::Tensor;
+use ember_core::ops::pointwise::Real;
+use ember_core::ops::ternary::{apply2, Ternary};
+use ember_core::{Loss, LossEntry, ParamSpec, Result};
+
+use crate::inputs::elementwise_target;
+use crate::l1::AbsDiff;
+use crate::reduction::{Reduction, REDUCTION};
+
+/// With z = |x - y|: 0.5 z² / beta if z < beta, else z - 0.5 beta. beta = 0 is the L1
+/// loss (as in PyTorch). Gradient (x - y) / beta inside, ±1 outside, 0 at x = y.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SmoothL1 {
+    pub beta: f64,
+    pub reduction: Reduction,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Kernel {
+    beta: f64,
+}
+
+impl Ternary for Kernel {
+    const NAME: &'static str = "smooth_l1";
+
+    fn fwd<T: Real>(&self, x: T, t: T, _: T) -> T {
+        let beta = T::of(self.beta);
+        let z = (x - t).abs();
+        if z < beta {
+            T::of(0.5) * z * z / beta
+        } else {
+            z - T::of(0.5) * beta
+        }
+    }
+
+    fn dfdx<T: Real>(&self, x: T, t: T, _: T) -> T {
+        let beta = T::of(self.beta);
+        let d = x - t;
+        if d <= -beta {
+            -T::one()
+        } else if d >= beta {
+            T::one()
+        } else {
+            d / beta
+        }
+    }
+}
+
+impl Loss for SmoothL1 {
+    fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        let target = elementwise_target("smooth_l1", input, target)?;
+        let loss = if self.beta == 0.0 {
+            apply2(&AbsDiff, input, &target)?
+        } else {
+            apply2(&Kernel { beta: self.beta }, input, &target)?
+        };
+        self.reduction.apply(loss)
+    }
+}
+
+ember_core::inventory::submit! {
+    LossEntry {
+        name: "smooth_l1",
+        summary: "0.5 d^2 / beta for |d| < beta, else |d| - 0.5 beta, d = input - target (nn.SmoothL1Loss)",
+        params: &[ParamSpec::float("beta", 1.0, "where the loss turns from quadratic to linear; >= 0"), REDUCTION],
+        module: module_path!(),
+        build: |p, _| {
+            Ok(Box::new(SmoothL1 {
+                beta: p.float_where("beta", |b| b >= 0.0, "must be >= 0")?,
+                reduction: Reduction::from_params(p)?,
+            }))
+        },
+    }
+}

@@ -1,0 +1,49 @@
+//! `soft_margin`: log(1 + exp(-y x)) for labels y = ±1 (PyTorch `nn.SoftMarginLoss`).
+
+use candle_core::Tensor;
+use ember_core::ops::pointwise::Real;
+use ember_core::ops::ternary::{apply2, Ternary};
+use ember_core::{Loss, LossEntry, Result};
+
+use crate::inputs::elementwise_target;
+use crate::reduction::{Reduction, REDUCTION};
+
+/// Two-class logistic loss log1p(exp(-y x)) with targets ±1; gradient
+/// -y exp(-y x) / (1 + exp(-y x)). PyTorch's formulas.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SoftMargin {
+    pub reduction: Reduction,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Kernel;
+
+impl Ternary for Kernel {
+    const NAME: &'static str = "soft_margin";
+
+    fn fwd<T: Real>(&self, x: T, y: T, _: T) -> T {
+        (-x * y).exp().ln_1p()
+    }
+
+    fn dfdx<T: Real>(&self, x: T, y: T, _: T) -> T {
+        let z = (-y * x).exp();
+        -y * z / (T::one() + z)
+    }
+}
+
+impl Loss for SoftMargin {
+    fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        let target = elementwise_target("soft_margin", input, target)?;
+        self.reduction.apply(apply2(&Kernel, input, &target)?)
+    }
+}
+
+ember_core::inventory::submit! {
+    LossEntry {
+        name: "soft_margin",
+        summary: "two-class logistic loss log(1 + exp(-target * input)), targets +1/-1 (nn.SoftMarginLoss)",
+        params: &[REDUCTION],
+        module: module_path!(),
+        build: |p, _| Ok(Box::new(SoftMargin { reduction: Reduction::from_params(p)? })),
+    }
+}
