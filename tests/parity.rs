@@ -104,12 +104,15 @@ fn leaky(id: &str, name: &str, expected_output: Value) -> Value {
 }
 
 #[test]
-fn the_binary_checks_the_committed_fixture_and_exits_0() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/activations.json");
-    let (code, out, err) = ember(&["parity", path.to_str().unwrap()]);
+fn the_binary_checks_the_committed_fixtures_and_exits_0() {
+    let files = fixtures();
+    let args: Vec<&str> = std::iter::once("parity")
+        .chain(files.iter().map(|p| p.to_str().unwrap()))
+        .collect();
+    let (code, out, err) = ember(&args);
     assert_eq!(code, 0, "{out}{err}");
     let last = out.lines().last().unwrap();
-    let n = load(&path).unwrap().cases.len();
+    let n: usize = files.iter().map(|p| load(p).unwrap().cases.len()).sum();
     assert_eq!(last, format!("{n} passed, 0 failed"));
     assert!(out.lines().next().unwrap().starts_with("ok    "), "{out}");
 }
@@ -186,7 +189,8 @@ fn problems_inside_a_case_are_fail_lines_not_crashes() {
         }),
         with("loss", &|c| {
             c["kind"] = json!("loss");
-            c["name"] = json!("mse")
+            c["name"] = json!("mse");
+            c["config"] = json!({})
         }),
         json!("not an object"),
     ]);
@@ -205,7 +209,7 @@ fn problems_inside_a_case_are_fail_lines_not_crashes() {
         "FAIL  kind  unknown kind 'metric'",
         "FAIL  extra  expected.grad_bias is not something a activation case produces",
         "FAIL  optim  unknown optimizer 'adam'",
-        "FAIL  loss  unknown loss 'mse'",
+        "FAIL  loss  missing input 'target'",
         "FAIL  <case 10>  a case must be a JSON object",
     ];
     let lines: Vec<String> = out

@@ -145,6 +145,12 @@ fn unknown_config_key_names_the_key_and_the_valid_keys() {
         e.contains("did you mean 'threshold'? Valid keys: beta, threshold"),
         "{e}"
     );
+    // A key far from every valid one gets no misleading suggestion.
+    let e = build_err("softplus", &toml("negative_slope = 0.1"));
+    assert_eq!(
+        e,
+        "unknown key 'negative_slope' for activation 'softplus'; valid keys: beta, threshold"
+    );
     let e = build_err("relu", &toml("inplace = true"));
     assert_eq!(
         e,
@@ -281,7 +287,8 @@ fn plugins_json_gives_kind_name_summary_module_and_params() {
     assert_eq!(code, 0);
     let list: serde_json::Value = serde_json::from_str(&text).unwrap();
     let list = list.as_array().unwrap();
-    assert_eq!(list.len(), plugins(Kind::Activation).len());
+    let registered: usize = Kind::ALL.iter().map(|k| plugins(*k).len()).sum();
+    assert_eq!(list.len(), registered);
     for p in list {
         for key in ["kind", "name", "summary", "module"] {
             assert!(p[key].is_string(), "{key} in {p}");
@@ -303,9 +310,12 @@ fn plugins_json_gives_kind_name_summary_module_and_params() {
 
 #[test]
 fn plugins_accepts_plural_kinds_and_rejects_unknown_ones() {
+    let (code, text, _) = run_cli(&["plugins", "--kind", "schedulers"]);
+    assert_eq!(code, 0);
+    assert_eq!(text, "schedulers (0)\n  (none registered)\n");
     let (code, text, _) = run_cli(&["plugins", "--kind", "losses"]);
     assert_eq!(code, 0);
-    assert_eq!(text, "losses (0)\n  (none registered)\n");
+    assert!(text.starts_with("losses (11)\n"), "{text}");
     let (code, _, err) = run_cli(&["plugins", "--kind", "activatoin"]);
     assert_eq!(code, 2);
     assert!(

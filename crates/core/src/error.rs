@@ -111,10 +111,11 @@ fn unknown_key(plugin: &str, key: &str, valid: &[String], suggestion: Option<&st
         return format!("unknown key '{key}' for {plugin}, which takes no hyperparameters");
     }
     let mut msg = format!("unknown key '{key}' for {plugin}");
-    if let Some(s) = suggestion {
-        msg += &format!("; did you mean '{s}'?");
+    match suggestion {
+        Some(s) => msg += &format!("; did you mean '{s}'? Valid keys: "),
+        None => msg += "; valid keys: ",
     }
-    msg + &format!(" Valid keys: {}", valid.join(", "))
+    msg + &valid.join(", ")
 }
 
 /// candle's message without the backtrace it appends when `RUST_BACKTRACE` is set.

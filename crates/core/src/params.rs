@@ -199,7 +199,8 @@ impl Params {
                     plugin: label.to_string(),
                     key: key.clone(),
                     valid: specs.iter().map(|s| s.name.to_string()).collect(),
-                    suggestion: closest(key, specs.iter().map(|s| s.name)),
+                    suggestion: closest(key, specs.iter().map(|s| s.name))
+                        .filter(|s| plausible(key, s)),
                 });
             }
         }
@@ -403,6 +404,14 @@ fn check_type(plugin: &str, spec: &ParamSpec, v: &Value) -> Result<Value> {
         }
         _ => Err(wrong()),
     }
+}
+
+/// Whether `candidate` is a plausible intended spelling of `key`: a few edits away, or
+/// one contains the other (`slope` for `negative_slope`).
+fn plausible(key: &str, candidate: &str) -> bool {
+    candidate.contains(key)
+        || key.contains(candidate)
+        || strsim::damerau_levenshtein(key, candidate) <= (key.len() / 3).max(2)
 }
 
 fn describe(v: &Value) -> String {
