@@ -26,3 +26,6 @@ pub use ember_activations as activations;
 
 /// The built-in losses (`mse`, `cross_entropy`, `bce_with_logits`, ...).
 pub use ember_losses as losses;
+
+/// The built-in optimizers (`sgd`, `adam`, `adamw`, `rmsprop`, ...).
+pub use ember_optimizers as optimizers;

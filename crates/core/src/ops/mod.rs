@@ -2,6 +2,7 @@
 //! other): elementwise functions given by a scalar formula and its derivative, and the
 //! softmax / log-softmax normalisation, both as CPU kernels wired into candle's autograd.
 
+pub mod fused;
 pub mod normalize;
 pub mod pointwise;
 pub mod ternary;

@@ -1,0 +1,179 @@
+//! In-place access to tensor data for fused CPU kernels (optimizer steps that update a
+//! parameter and its state buffers in one pass over memory).
+//!
+//! candle's in-place ops mutate only their first tensor. To update several tensors at
+//! once, [`with_cpu_data`] nests one in-place op per tensor: each op holds the write lock
+//! of its tensor's storage while the next one runs, so the innermost closure sees every
+//! buffer as an ordinary `&mut [T]`, without `unsafe` and without writing through a
+//! shared reference. The tensors must be distinct, contiguous CPU tensors of one dtype.
+
+use std::cell::RefCell;
+
+use candle_core::{CpuStorage, DType, InplaceOp1, InplaceOp2, Layout, Tensor};
+use rayon::prelude::*;
+
+use crate::{Error, Result};
+
+/// A float type whose CPU buffers the fused kernels work on.
+pub trait CpuFloat: Copy + Send + Sync + 'static {
+    const DTYPE: DType;
+    fn slice(s: &CpuStorage) -> Option<&[Self]>;
+    fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]>;
+}
+
+impl CpuFloat for f32 {
+    const DTYPE: DType = DType::F32;
+    fn slice(s: &CpuStorage) -> Option<&[Self]> {
+        match s {
+            CpuStorage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]> {
+        match s {
+            CpuStorage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl CpuFloat for f64 {
+    const DTYPE: DType = DType::F64;
+    fn slice(s: &CpuStorage) -> Option<&[Self]> {
+        match s {
+            CpuStorage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]> {
+        match s {
+            CpuStorage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+fn range(layout: &Layout) -> candle_core::Result<(usize, usize)> {
+    layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("fused kernel: tensor is not contiguous".into()))
+}
+
+fn data_mut<'a, T: CpuFloat>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [T]> {
+    let (a, b) = range(l)?;
+    let dtype = s.dtype_name();
+    T::slice_mut(s).map(|v| &mut v[a..b]).ok_or_else(|| candle_core::Error::Msg(format!("fused kernel: expected {:?}, got {dtype}", T::DTYPE)))
+}
+
+fn data<'a, T: CpuFloat>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
+    let (a, b) = range(l)?;
+    T::slice(s).map(|v| &v[a..b]).ok_or_else(|| candle_core::Error::Msg(format!("fused kernel: expected {:?}", T::DTYPE)))
+}
+
+trait DtypeName {
+    fn dtype_name(&self) -> &'static str;
+}
+
+impl DtypeName for CpuStorage {
+    fn dtype_name(&self) -> &'static str {
+        match self {
+            CpuStorage::F32(_) => "f32",
+            CpuStorage::F64(_) => "f64",
+            CpuStorage::F16(_) => "f16",
+            CpuStorage::BF16(_) => "bf16",
+            _ => "a non-float dtype",
+        }
+    }
+}
+
+struct Lock1<F>(RefCell<F>);
+
+impl<F: FnMut(&mut CpuStorage, &Layout) -> candle_core::Result<()>> InplaceOp1 for Lock1<F> {
+    fn name(&self) -> &'static str {
+        "fused-lock"
+    }
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+        (self.0.borrow_mut())(s, l)
+    }
+}
+
+struct Lock2<F>(RefCell<F>);
+
+impl<F: FnMut(&mut CpuStorage, &Layout, &CpuStorage, &Layout) -> candle_core::Result<()>> InplaceOp2 for Lock2<F> {
+    fn name(&self) -> &'static str {
+        "fused-lock"
+    }
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+        (self.0.borrow_mut())(s1, l1, s2, l2)
+    }
+}
+
+fn lock<T: CpuFloat>(t: &Tensor, mut f: impl FnMut(&mut [T]) -> candle_core::Result<()>) -> candle_core::Result<()> {
+    t.inplace_op1(&Lock1(RefCell::new(|s: &mut CpuStorage, l: &Layout| f(data_mut(s, l)?))))
+}
+
+/// Whether the fused kernels can run on these tensors: CPU, contiguous, dtype `T`, one
+/// element count.
+pub fn fusable<T: CpuFloat>(param: &Tensor, grad: &Tensor, states: &[&Tensor]) -> bool {
+    std::iter::once(param)
+        .chain(std::iter::once(grad))
+        .chain(states.iter().copied())
+        .all(|t| t.device().is_cpu() && t.is_contiguous() && t.dtype() == T::DTYPE && t.elem_count() == param.elem_count())
+}
+
+/// Calls `f(param, grad, states)` on the CPU data of the tensors: `param` and every
+/// state writable, `grad` read-only. Up to four state tensors.
+pub fn with_cpu_data<T: CpuFloat>(
+    param: &Tensor,
+    grad: &Tensor,
+    states: &[&Tensor],
+    f: &mut dyn FnMut(&mut [T], &[T], &mut [&mut [T]]),
+) -> Result<()> {
+    if !fusable::<T>(param, grad, states) {
+        return Err(Error::input(format!(
+            "fused kernel needs contiguous {:?} CPU tensors of one size; use the composed path",
+            T::DTYPE
+        )));
+    }
+    let mut run = |p: &mut CpuStorage, pl: &Layout, g: &CpuStorage, gl: &Layout| -> candle_core::Result<()> {
+        let (p, g) = (data_mut::<T>(p, pl)?, data::<T>(g, gl)?);
+        match states {
+            [] => f(p, g, &mut []),
+            [a] => lock(a, |a| Ok(f(p, g, &mut [a])))?,
+            [a, b] => lock(a, |a| lock(b, |b| Ok(f(p, g, &mut [&mut *a, b]))))?,
+            [a, b, c] => lock(a, |a| lock(b, |b| lock(c, |c| Ok(f(p, g, &mut [&mut *a, &mut *b, c])))))?,
+            [a, b, c, d] => lock(a, |a| {
+                lock(b, |b| lock(c, |c| lock(d, |d| Ok(f(p, g, &mut [&mut *a, &mut *b, &mut *c, d])))))
+            })?,
+            _ => candle_core::bail!("fused kernel: at most four state tensors"),
+        }
+        Ok(())
+    };
+    param.inplace_op2(grad, &Lock2(RefCell::new(&mut run)))?;
+    Ok(())
+}
+
+/// Elements per parallel chunk: large enough that splitting costs nothing, small enough
+/// to spread a large tensor over every core.
+pub const CHUNK: usize = 1 << 15;
+
+/// Runs `kernel` over matching chunks of `p`, `g` and each state, in parallel on the
+/// rayon pool (one chunk for small tensors).
+pub fn par_chunks<T: CpuFloat>(
+    p: &mut [T],
+    g: &[T],
+    states: &mut [&mut [T]],
+    kernel: &(dyn Fn(&mut [T], &[T], &mut [&mut [T]]) + Sync),
+) {
+    if p.len() <= CHUNK {
+        kernel(p, g, states);
+        return;
+    }
+    let mut state_chunks: Vec<std::slice::ChunksMut<'_, T>> = states.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
+    let work: Vec<(&mut [T], &[T], Vec<&mut [T]>)> = p
+        .chunks_mut(CHUNK)
+        .zip(g.chunks(CHUNK))
+        .map(|(pc, gc)| (pc, gc, state_chunks.iter_mut().map(|it| it.next().expect("same length")).collect()))
+        .collect();
+    work.into_par_iter().for_each(|(pc, gc, mut sc)| kernel(pc, gc, &mut sc));
+}
