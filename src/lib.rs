@@ -29,3 +29,6 @@ pub use ember_losses as losses;
 
 /// The built-in optimizers (`sgd`, `adam`, `adamw`, `rmsprop`, ...).
 pub use ember_optimizers as optimizers;
+
+/// The built-in learning-rate schedulers (`step`, `cosine`, `one_cycle`, ...).
+pub use ember_schedulers as schedulers;

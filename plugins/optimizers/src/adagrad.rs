@@ -6,7 +6,10 @@ use ember_core::ops::fused::{par_chunks, with_cpu_data, CpuFloat};
 use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
-use crate::common::{addcdiv, addcmul, buffer, effective_grad, fused_kind, next_step, non_negative, Fused, MAXIMIZE, WEIGHT_DECAY};
+use crate::common::{
+    addcdiv, addcmul, buffer, effective_grad, fused_kind, next_step, non_negative, Fused, MAXIMIZE,
+    WEIGHT_DECAY,
+};
 
 /// PyTorch's Adagrad, step t: clr = lr / (1 + (t-1)·lr_decay); s ← s + g²;
 /// p ← p - clr · g / (√s + eps). State: `step`, `sum` (starts at
@@ -46,11 +49,24 @@ impl Adagrad {
         Ok(())
     }
 
-    fn fused_step<T: CpuFloat + Real>(&self, param: &Tensor, grad: &Tensor, sum: &Tensor, clr: f64) -> Result<()> {
-        let (wd, has_wd, eps, neg_clr, maximize) =
-            (T::of(self.weight_decay), self.weight_decay != 0.0, T::of(self.eps), T::of(-clr), self.maximize);
+    fn fused_step<T: CpuFloat + Real>(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        sum: &Tensor,
+        clr: f64,
+    ) -> Result<()> {
+        let (wd, has_wd, eps, neg_clr, maximize) = (
+            T::of(self.weight_decay),
+            self.weight_decay != 0.0,
+            T::of(self.eps),
+            T::of(-clr),
+            self.maximize,
+        );
         let kernel = move |p: &mut [T], g: &[T], s: &mut [&mut [T]]| {
-            let [sum] = s else { unreachable!("one state buffer") };
+            let [sum] = s else {
+                unreachable!("one state buffer")
+            };
             for ((p, &g), s) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
                 let mut g = if maximize { -g } else { g };
                 if has_wd {
@@ -60,7 +76,9 @@ impl Adagrad {
                 *p = *p + neg_clr * g / (s.sqrt() + eps);
             }
         };
-        with_cpu_data::<T>(param, grad, &[sum], &mut |p, g, s| par_chunks(p, g, s, &kernel))
+        with_cpu_data::<T>(param, grad, &[sum], &mut |p, g, s| {
+            par_chunks(p, g, s, &kernel)
+        })
     }
 }
 
@@ -71,7 +89,13 @@ impl Optimizer for Adagrad {
 
     fn init_state(&self, param: &Tensor) -> Result<State> {
         let mut s = State::new();
-        s.tensors.insert("sum".into(), param.ones_like()?.affine(self.initial_accumulator_value, 0.0)?.contiguous()?);
+        s.tensors.insert(
+            "sum".into(),
+            param
+                .ones_like()?
+                .affine(self.initial_accumulator_value, 0.0)?
+                .contiguous()?,
+        );
         s.scalars.insert("step".into(), 0.0);
         Ok(s)
     }
@@ -80,7 +104,11 @@ impl Optimizer for Adagrad {
         let step = next_step(state);
         let clr = ctx.lr / (1.0 + (step - 1.0) * self.lr_decay);
         let sum = buffer("adagrad", state, "sum")?;
-        let kind = if self.fused { fused_kind(param.as_tensor(), grad, &[sum]) } else { None };
+        let kind = if self.fused {
+            fused_kind(param.as_tensor(), grad, &[sum])
+        } else {
+            None
+        };
         match kind {
             Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, sum, clr),
             Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, sum, clr),

@@ -7,8 +7,8 @@ use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
 use crate::common::{
-    addcdiv, addcmul, betas, buffer, effective_grad, fused_kind, lerp, lerp1, nan_max, next_step, non_negative,
-    zero_state, Fused, MAXIMIZE,
+    addcdiv, addcmul, betas, buffer, effective_grad, fused_kind, lerp, lerp1, nan_max, next_step,
+    non_negative, zero_state, Fused, MAXIMIZE,
 };
 
 /// PyTorch's Adam (and AdamW when `decoupled_weight_decay`), step t:
@@ -65,7 +65,11 @@ impl Adam {
         Scalars {
             step_size: lr / (1.0 - b1.powf(step)),
             bias_correction2_sqrt: (1.0 - b2.powf(step)).sqrt(),
-            decay: if self.decoupled_weight_decay { 1.0 - lr * self.weight_decay } else { 1.0 },
+            decay: if self.decoupled_weight_decay {
+                1.0 - lr * self.weight_decay
+            } else {
+                1.0
+            },
         }
     }
 
@@ -75,10 +79,19 @@ impl Adam {
         if self.decoupled_weight_decay && self.weight_decay != 0.0 {
             p = p.affine(sc.decay, 0.0)?;
         }
-        let coupled = if self.decoupled_weight_decay { 0.0 } else { self.weight_decay };
+        let coupled = if self.decoupled_weight_decay {
+            0.0
+        } else {
+            self.weight_decay
+        };
         let g = effective_grad(&p, grad, self.maximize, coupled)?;
         let m = lerp(buffer("adam", state, "exp_avg")?, &g, 1.0 - b1)?;
-        let v = addcmul(&buffer("adam", state, "exp_avg_sq")?.affine(b2, 0.0)?, &g, &g, 1.0 - b2)?;
+        let v = addcmul(
+            &buffer("adam", state, "exp_avg_sq")?.affine(b2, 0.0)?,
+            &g,
+            &g,
+            1.0 - b2,
+        )?;
         let second = if self.amsgrad {
             let vmax = buffer("adam", state, "max_exp_avg_sq")?.maximum(&v)?;
             state.tensors.insert("max_exp_avg_sq".into(), vmax.clone());
@@ -95,13 +108,25 @@ impl Adam {
         Ok(())
     }
 
-    fn fused_step<T: CpuFloat + Real>(&self, param: &Tensor, grad: &Tensor, states: &[&Tensor], sc: &Scalars) -> Result<()> {
+    fn fused_step<T: CpuFloat + Real>(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        states: &[&Tensor],
+        sc: &Scalars,
+    ) -> Result<()> {
         let (b1, b2) = self.betas;
         let w = 1.0 - b1;
         let (w_lt_half, w, b2t, c2) = (w < 0.5, T::of(w), T::of(b2), T::of(1.0 - b2));
-        let (bc2s, eps, neg_step) = (T::of(sc.bias_correction2_sqrt), T::of(self.eps), T::of(-sc.step_size));
-        let decay = (self.decoupled_weight_decay && self.weight_decay != 0.0).then(|| T::of(sc.decay));
-        let wd = (!self.decoupled_weight_decay && self.weight_decay != 0.0).then(|| T::of(self.weight_decay));
+        let (bc2s, eps, neg_step) = (
+            T::of(sc.bias_correction2_sqrt),
+            T::of(self.eps),
+            T::of(-sc.step_size),
+        );
+        let decay =
+            (self.decoupled_weight_decay && self.weight_decay != 0.0).then(|| T::of(sc.decay));
+        let wd = (!self.decoupled_weight_decay && self.weight_decay != 0.0)
+            .then(|| T::of(self.weight_decay));
         let maximize = self.maximize;
         let kernel = move |p: &mut [T], g: &[T], s: &mut [&mut [T]]| {
             let (m, rest) = s.split_first_mut().expect("exp_avg");
@@ -131,7 +156,9 @@ impl Adam {
                 p[i] = pi + neg_step * mi / denom;
             }
         };
-        with_cpu_data::<T>(param, grad, states, &mut |p, g, s| par_chunks(p, g, s, &kernel))
+        with_cpu_data::<T>(param, grad, states, &mut |p, g, s| {
+            par_chunks(p, g, s, &kernel)
+        })
     }
 }
 
@@ -148,8 +175,15 @@ impl Optimizer for Adam {
         let step = next_step(state);
         let sc = self.scalars(step, ctx.lr);
         let names = self.names();
-        let states = names.iter().map(|n| buffer("adam", state, n)).collect::<Result<Vec<_>>>()?;
-        let kind = if self.fused { fused_kind(param.as_tensor(), grad, &states) } else { None };
+        let states = names
+            .iter()
+            .map(|n| buffer("adam", state, n))
+            .collect::<Result<Vec<_>>>()?;
+        let kind = if self.fused {
+            fused_kind(param.as_tensor(), grad, &states)
+        } else {
+            None
+        };
         match kind {
             Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, &states, &sc),
             Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, &states, &sc),
@@ -162,10 +196,18 @@ impl Optimizer for Adam {
 pub(crate) const fn params(weight_decay: f64, lr: f64) -> [ParamSpec; 6] {
     [
         ParamSpec::float("lr", lr, crate::common::LR_DOC),
-        ParamSpec::float_list("betas", &[0.9, 0.999], "decay rates of the first and second moment averages; in [0, 1)"),
+        ParamSpec::float_list(
+            "betas",
+            &[0.9, 0.999],
+            "decay rates of the first and second moment averages; in [0, 1)",
+        ),
         ParamSpec::float("eps", 1e-8, "added to the denominator; >= 0"),
         ParamSpec::float("weight_decay", weight_decay, "weight decay; >= 0"),
-        ParamSpec::bool("amsgrad", false, "use the maximum of past second moments (AMSGrad)"),
+        ParamSpec::bool(
+            "amsgrad",
+            false,
+            "use the maximum of past second moments (AMSGrad)",
+        ),
         MAXIMIZE,
     ]
 }

@@ -3,7 +3,10 @@
 use candle_core::{Tensor, Var};
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
-use crate::common::{addcdiv, addcmul, betas, buffer, effective_grad, lerp, next_step, non_negative, zero_state, MAXIMIZE};
+use crate::common::{
+    addcdiv, addcmul, betas, buffer, effective_grad, lerp, next_step, non_negative, zero_state,
+    MAXIMIZE,
+};
 
 /// PyTorch's NAdam, step t: μₜ = β1·(1 - ½·0.96^(t·ψ)) with ψ = momentum_decay,
 /// Πₜ = Πₜ₋₁·μₜ; m and v as in Adam; d = √(v / (1-β2ᵗ)) + eps;
@@ -51,7 +54,12 @@ impl Optimizer for Nadam {
         let mu_product = state.scalar("mu_product").unwrap_or(1.0) * mu;
         state.scalars.insert("mu_product".into(), mu_product);
         let m = lerp(buffer("nadam", state, "exp_avg")?, &g, 1.0 - b1)?;
-        let v = addcmul(&buffer("nadam", state, "exp_avg_sq")?.affine(b2, 0.0)?, &g, &g, 1.0 - b2)?;
+        let v = addcmul(
+            &buffer("nadam", state, "exp_avg_sq")?.affine(b2, 0.0)?,
+            &g,
+            &g,
+            1.0 - b2,
+        )?;
         let bc2 = Tensor::new(bias_correction2, p.device())?.to_dtype(p.dtype())?;
         let denom = v.broadcast_div(&bc2)?.sqrt()?.affine(1.0, self.eps)?;
         let mu_product_next = mu_product * mu_next;

@@ -3,7 +3,10 @@
 use candle_core::{Tensor, Var};
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
-use crate::common::{add_scaled, addcmul, betas, buffer, effective_grad, lerp, next_step, non_negative, zero_state, MAXIMIZE};
+use crate::common::{
+    add_scaled, addcmul, betas, buffer, effective_grad, lerp, next_step, non_negative, zero_state,
+    MAXIMIZE,
+};
 
 /// PyTorch's RAdam, step t: m, v as in Adam; m̂ = m/(1-β1ᵗ); ρ∞ = 2/(1-β2) - 1,
 /// ρₜ = ρ∞ - 2tβ2ᵗ/(1-β2ᵗ). If ρₜ > 5: p ← p - m̂·lr·√(1-β2ᵗ)/(√v + eps)·r with
@@ -42,7 +45,12 @@ impl Optimizer for Radam {
         }
         let g = effective_grad(&p, grad, self.maximize, coupled)?;
         let m = lerp(buffer("radam", state, "exp_avg")?, &g, 1.0 - b1)?;
-        let v = addcmul(&buffer("radam", state, "exp_avg_sq")?.affine(b2, 0.0)?, &g, &g, 1.0 - b2)?;
+        let v = addcmul(
+            &buffer("radam", state, "exp_avg_sq")?.affine(b2, 0.0)?,
+            &g,
+            &g,
+            1.0 - b2,
+        )?;
         let bias_correction1 = 1.0 - b1.powf(step);
         let bias_correction2 = 1.0 - b2.powf(step);
         let bc1 = Tensor::new(bias_correction1, p.device())?.to_dtype(p.dtype())?;
@@ -50,10 +58,19 @@ impl Optimizer for Radam {
         let rho_inf = 2.0 / (1.0 - b2) - 1.0;
         let rho_t = rho_inf - 2.0 * step * b2.powf(step) / bias_correction2;
         let update = if rho_t > 5.0 {
-            let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)).sqrt();
+            let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                .sqrt();
             // PyTorch computes `scalar / tensor` as reciprocal(tensor) * scalar.
-            let adaptive = v.sqrt()?.affine(1.0, self.eps)?.recip()?.affine(bias_correction2.sqrt(), 0.0)?;
-            corrected.affine(lr, 0.0)?.mul(&adaptive)?.affine(rect, 0.0)?
+            let adaptive = v
+                .sqrt()?
+                .affine(1.0, self.eps)?
+                .recip()?
+                .affine(bias_correction2.sqrt(), 0.0)?;
+            corrected
+                .affine(lr, 0.0)?
+                .mul(&adaptive)?
+                .affine(rect, 0.0)?
         } else {
             corrected.affine(lr, 0.0)?
         };

@@ -6,7 +6,9 @@ use ember_core::ops::fused::{par_chunks, with_cpu_data, CpuFloat};
 use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
-use crate::common::{add_scaled, effective_grad, fused_kind, non_negative, Fused, MAXIMIZE, WEIGHT_DECAY};
+use crate::common::{
+    add_scaled, effective_grad, fused_kind, non_negative, Fused, MAXIMIZE, WEIGHT_DECAY,
+};
 
 /// PyTorch's SGD: g ← ±grad + weight_decay·p; with momentum, b ← g on the first step, then
 /// b ← momentum·b + (1 - dampening)·g, and g ← g + momentum·b (Nesterov) or g ← b;
@@ -29,7 +31,10 @@ impl Sgd {
         let dampening = p.float("dampening")?;
         let nesterov = p.bool("nesterov")?;
         if nesterov && (momentum <= 0.0 || dampening != 0.0) {
-            return Err(p.invalid("nesterov", "Nesterov momentum requires momentum > 0 and dampening = 0"));
+            return Err(p.invalid(
+                "nesterov",
+                "Nesterov momentum requires momentum > 0 and dampening = 0",
+            ));
         }
         Ok(Sgd {
             lr: non_negative(p, "lr")?,
@@ -50,19 +55,36 @@ impl Sgd {
                 None => g.copy()?,
                 Some(b) => add_scaled(&b.affine(self.momentum, 0.0)?, &g, 1.0 - self.dampening)?,
             };
-            g = if self.nesterov { add_scaled(&g, &buf, self.momentum)? } else { buf.clone() };
+            g = if self.nesterov {
+                add_scaled(&g, &buf, self.momentum)?
+            } else {
+                buf.clone()
+            };
             state.tensors.insert("momentum_buffer".into(), buf);
         }
         param.set(&add_scaled(p, &g, -lr)?)?;
         Ok(())
     }
 
-    fn fused_step<T: CpuFloat + Real>(&self, param: &Tensor, grad: &Tensor, buf: &Tensor, lr: f64) -> Result<()> {
-        let (wd, mom, damp, nesterov, maximize) =
-            (T::of(self.weight_decay), T::of(self.momentum), T::of(1.0 - self.dampening), self.nesterov, self.maximize);
+    fn fused_step<T: CpuFloat + Real>(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        buf: &Tensor,
+        lr: f64,
+    ) -> Result<()> {
+        let (wd, mom, damp, nesterov, maximize) = (
+            T::of(self.weight_decay),
+            T::of(self.momentum),
+            T::of(1.0 - self.dampening),
+            self.nesterov,
+            self.maximize,
+        );
         let (has_wd, neg_lr) = (self.weight_decay != 0.0, T::of(-lr));
         let kernel = move |p: &mut [T], g: &[T], s: &mut [&mut [T]]| {
-            let [b] = s else { unreachable!("one state buffer") };
+            let [b] = s else {
+                unreachable!("one state buffer")
+            };
             for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
                 let mut g = if maximize { -g } else { g };
                 if has_wd {
@@ -73,7 +95,9 @@ impl Sgd {
                 *p = *p + neg_lr * d;
             }
         };
-        with_cpu_data::<T>(param, grad, &[buf], &mut |p, g, s| par_chunks(p, g, s, &kernel))
+        with_cpu_data::<T>(param, grad, &[buf], &mut |p, g, s| {
+            par_chunks(p, g, s, &kernel)
+        })
     }
 }
 
@@ -105,7 +129,11 @@ pub(crate) const PARAMS: &[ParamSpec] = &[
     ParamSpec::float("momentum", 0.0, "momentum factor; >= 0"),
     ParamSpec::float("dampening", 0.0, "dampening for momentum"),
     WEIGHT_DECAY,
-    ParamSpec::bool("nesterov", false, "Nesterov momentum (needs momentum > 0, dampening = 0)"),
+    ParamSpec::bool(
+        "nesterov",
+        false,
+        "Nesterov momentum (needs momentum > 0, dampening = 0)",
+    ),
     MAXIMIZE,
 ];
 

@@ -59,15 +59,25 @@ fn range(layout: &Layout) -> candle_core::Result<(usize, usize)> {
         .ok_or_else(|| candle_core::Error::Msg("fused kernel: tensor is not contiguous".into()))
 }
 
-fn data_mut<'a, T: CpuFloat>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [T]> {
+fn data_mut<'a, T: CpuFloat>(
+    s: &'a mut CpuStorage,
+    l: &Layout,
+) -> candle_core::Result<&'a mut [T]> {
     let (a, b) = range(l)?;
     let dtype = s.dtype_name();
-    T::slice_mut(s).map(|v| &mut v[a..b]).ok_or_else(|| candle_core::Error::Msg(format!("fused kernel: expected {:?}, got {dtype}", T::DTYPE)))
+    T::slice_mut(s).map(|v| &mut v[a..b]).ok_or_else(|| {
+        candle_core::Error::Msg(format!(
+            "fused kernel: expected {:?}, got {dtype}",
+            T::DTYPE
+        ))
+    })
 }
 
 fn data<'a, T: CpuFloat>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
     let (a, b) = range(l)?;
-    T::slice(s).map(|v| &v[a..b]).ok_or_else(|| candle_core::Error::Msg(format!("fused kernel: expected {:?}", T::DTYPE)))
+    T::slice(s)
+        .map(|v| &v[a..b])
+        .ok_or_else(|| candle_core::Error::Msg(format!("fused kernel: expected {:?}", T::DTYPE)))
 }
 
 trait DtypeName {
@@ -99,17 +109,30 @@ impl<F: FnMut(&mut CpuStorage, &Layout) -> candle_core::Result<()>> InplaceOp1 f
 
 struct Lock2<F>(RefCell<F>);
 
-impl<F: FnMut(&mut CpuStorage, &Layout, &CpuStorage, &Layout) -> candle_core::Result<()>> InplaceOp2 for Lock2<F> {
+impl<F: FnMut(&mut CpuStorage, &Layout, &CpuStorage, &Layout) -> candle_core::Result<()>> InplaceOp2
+    for Lock2<F>
+{
     fn name(&self) -> &'static str {
         "fused-lock"
     }
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
         (self.0.borrow_mut())(s1, l1, s2, l2)
     }
 }
 
-fn lock<T: CpuFloat>(t: &Tensor, mut f: impl FnMut(&mut [T]) -> candle_core::Result<()>) -> candle_core::Result<()> {
-    t.inplace_op1(&Lock1(RefCell::new(|s: &mut CpuStorage, l: &Layout| f(data_mut(s, l)?))))
+fn lock<T: CpuFloat>(
+    t: &Tensor,
+    mut f: impl FnMut(&mut [T]) -> candle_core::Result<()>,
+) -> candle_core::Result<()> {
+    t.inplace_op1(&Lock1(RefCell::new(|s: &mut CpuStorage, l: &Layout| {
+        f(data_mut(s, l)?)
+    })))
 }
 
 /// Whether the fused kernels can run on these tensors: CPU, contiguous, dtype `T`, one
@@ -118,7 +141,12 @@ pub fn fusable<T: CpuFloat>(param: &Tensor, grad: &Tensor, states: &[&Tensor]) -
     std::iter::once(param)
         .chain(std::iter::once(grad))
         .chain(states.iter().copied())
-        .all(|t| t.device().is_cpu() && t.is_contiguous() && t.dtype() == T::DTYPE && t.elem_count() == param.elem_count())
+        .all(|t| {
+            t.device().is_cpu()
+                && t.is_contiguous()
+                && t.dtype() == T::DTYPE
+                && t.elem_count() == param.elem_count()
+        })
 }
 
 /// Calls `f(param, grad, states)` on the CPU data of the tensors: `param` and every
@@ -135,20 +163,27 @@ pub fn with_cpu_data<T: CpuFloat>(
             T::DTYPE
         )));
     }
-    let mut run = |p: &mut CpuStorage, pl: &Layout, g: &CpuStorage, gl: &Layout| -> candle_core::Result<()> {
-        let (p, g) = (data_mut::<T>(p, pl)?, data::<T>(g, gl)?);
-        match states {
-            [] => f(p, g, &mut []),
-            [a] => lock(a, |a| Ok(f(p, g, &mut [a])))?,
-            [a, b] => lock(a, |a| lock(b, |b| Ok(f(p, g, &mut [&mut *a, b]))))?,
-            [a, b, c] => lock(a, |a| lock(b, |b| lock(c, |c| Ok(f(p, g, &mut [&mut *a, &mut *b, c])))))?,
-            [a, b, c, d] => lock(a, |a| {
-                lock(b, |b| lock(c, |c| lock(d, |d| Ok(f(p, g, &mut [&mut *a, &mut *b, &mut *c, d])))))
-            })?,
-            _ => candle_core::bail!("fused kernel: at most four state tensors"),
-        }
-        Ok(())
-    };
+    let mut run =
+        |p: &mut CpuStorage, pl: &Layout, g: &CpuStorage, gl: &Layout| -> candle_core::Result<()> {
+            let (p, g) = (data_mut::<T>(p, pl)?, data::<T>(g, gl)?);
+            match states {
+                [] => f(p, g, &mut []),
+                [a] => lock(a, |a| Ok(f(p, g, &mut [a])))?,
+                [a, b] => lock(a, |a| lock(b, |b| Ok(f(p, g, &mut [&mut *a, b]))))?,
+                [a, b, c] => lock(a, |a| {
+                    lock(b, |b| lock(c, |c| Ok(f(p, g, &mut [&mut *a, &mut *b, c]))))
+                })?,
+                [a, b, c, d] => lock(a, |a| {
+                    lock(b, |b| {
+                        lock(c, |c| {
+                            lock(d, |d| Ok(f(p, g, &mut [&mut *a, &mut *b, &mut *c, d])))
+                        })
+                    })
+                })?,
+                _ => candle_core::bail!("fused kernel: at most four state tensors"),
+            }
+            Ok(())
+        };
     param.inplace_op2(grad, &Lock2(RefCell::new(&mut run)))?;
     Ok(())
 }
@@ -169,11 +204,22 @@ pub fn par_chunks<T: CpuFloat>(
         kernel(p, g, states);
         return;
     }
-    let mut state_chunks: Vec<std::slice::ChunksMut<'_, T>> = states.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
+    let mut state_chunks: Vec<std::slice::ChunksMut<'_, T>> =
+        states.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
     let work: Vec<(&mut [T], &[T], Vec<&mut [T]>)> = p
         .chunks_mut(CHUNK)
         .zip(g.chunks(CHUNK))
-        .map(|(pc, gc)| (pc, gc, state_chunks.iter_mut().map(|it| it.next().expect("same length")).collect()))
+        .map(|(pc, gc)| {
+            (
+                pc,
+                gc,
+                state_chunks
+                    .iter_mut()
+                    .map(|it| it.next().expect("same length"))
+                    .collect(),
+            )
+        })
         .collect();
-    work.into_par_iter().for_each(|(pc, gc, mut sc)| kernel(pc, gc, &mut sc));
+    work.into_par_iter()
+        .for_each(|(pc, gc, mut sc)| kernel(pc, gc, &mut sc));
 }

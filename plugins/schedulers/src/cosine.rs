@@ -1,0 +1,72 @@
+//! `cosine`: cosine annealing from the base learning rate to eta_min over T_max steps
+//! (PyTorch `CosineAnnealingLR`).
+
+use std::f64::consts::PI;
+
+use ember_core::{ParamSpec, ParamType, Result, Scheduler, SchedulerEntry, State};
+
+use crate::common::Progress;
+
+/// η_t = η_min + (η_base - η_min)(1 + cos(π t / T_max)) / 2, computed with PyTorch's
+/// recursive (chainable) formula, so the numbers match PyTorch's; past T_max the
+/// schedule continues along the cosine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CosineLr {
+    pub t_max: i64,
+    pub eta_min: f64,
+    progress: Progress,
+}
+
+impl Scheduler for CosineLr {
+    fn init(&mut self, lrs: &mut [f64]) -> Result<()> {
+        self.progress = Progress::start(lrs);
+        Ok(())
+    }
+
+    fn step(&mut self, lrs: &mut [f64], _metric: Option<f64>) -> Result<()> {
+        self.progress.last_epoch += 1;
+        let (t, t_max, eta_min) = (self.progress.last_epoch, self.t_max, self.eta_min);
+        for (i, lr) in lrs.iter_mut().enumerate() {
+            let base = self.progress.base(i)?;
+            *lr = if (t - 1 - t_max) % (2 * t_max) == 0 {
+                *lr + (base - eta_min) * (1.0 - (PI / t_max as f64).cos()) / 2.0
+            } else {
+                (1.0 + (PI * t as f64 / t_max as f64).cos())
+                    / (1.0 + (PI * (t - 1) as f64 / t_max as f64).cos())
+                    * (*lr - eta_min)
+                    + eta_min
+            };
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> State {
+        let mut s = State::new();
+        self.progress.save(&mut s);
+        s
+    }
+
+    fn load_state(&mut self, state: &State) -> Result<()> {
+        self.progress = Progress::load("cosine", state)?;
+        Ok(())
+    }
+}
+
+ember_core::inventory::submit! {
+    SchedulerEntry {
+        name: "cosine",
+        summary: "cosine annealing to eta_min over T_max steps (CosineAnnealingLR)",
+        params: &[
+            ParamSpec::required("T_max", ParamType::Int, "steps of a half cosine period; >= 1"),
+            ParamSpec::float("eta_min", 0.0, "minimum learning rate"),
+        ],
+        module: module_path!(),
+        build: |p, _| {
+            Ok(Box::new(CosineLr {
+                t_max: p.int_where("T_max", |t| t >= 1, "must be >= 1")?,
+                eta_min: p.float("eta_min")?,
+                progress: Progress::default(),
+            }))
+        },
+    }
+}

@@ -1,0 +1,89 @@
+//! `cosine_warm_restarts`: cosine annealing restarted every T_i steps, T_i growing by
+//! T_mult (PyTorch `CosineAnnealingWarmRestarts`).
+
+use std::f64::consts::PI;
+
+use ember_core::{ParamSpec, ParamType, Result, Scheduler, SchedulerEntry, State};
+
+use crate::common::{scalar, Progress};
+
+/// η = η_min + (η_base - η_min)(1 + cos(π T_cur / T_i)) / 2; T_cur restarts at 0 when it
+/// reaches T_i, and T_i ← T_i·T_mult.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CosineWarmRestarts {
+    pub t_0: i64,
+    pub t_mult: i64,
+    pub eta_min: f64,
+    t_i: i64,
+    t_cur: i64,
+    progress: Progress,
+}
+
+impl CosineWarmRestarts {
+    fn apply(&self, lrs: &mut [f64]) -> Result<()> {
+        for (i, lr) in lrs.iter_mut().enumerate() {
+            let base = self.progress.base(i)?;
+            *lr = self.eta_min
+                + (base - self.eta_min) * (1.0 + (PI * self.t_cur as f64 / self.t_i as f64).cos())
+                    / 2.0;
+        }
+        Ok(())
+    }
+}
+
+impl Scheduler for CosineWarmRestarts {
+    fn init(&mut self, lrs: &mut [f64]) -> Result<()> {
+        self.progress = Progress::start(lrs);
+        self.t_i = self.t_0;
+        self.t_cur = 0;
+        self.apply(lrs)
+    }
+
+    fn step(&mut self, lrs: &mut [f64], _metric: Option<f64>) -> Result<()> {
+        self.progress.last_epoch += 1;
+        self.t_cur += 1;
+        if self.t_cur >= self.t_i {
+            self.t_cur -= self.t_i;
+            self.t_i *= self.t_mult;
+        }
+        self.apply(lrs)
+    }
+
+    fn state(&self) -> State {
+        let mut s = State::new();
+        self.progress.save(&mut s);
+        s.scalars.insert("T_i".into(), self.t_i as f64);
+        s.scalars.insert("T_cur".into(), self.t_cur as f64);
+        s
+    }
+
+    fn load_state(&mut self, state: &State) -> Result<()> {
+        self.progress = Progress::load("cosine_warm_restarts", state)?;
+        self.t_i = scalar("cosine_warm_restarts", state, "T_i")? as i64;
+        self.t_cur = scalar("cosine_warm_restarts", state, "T_cur")? as i64;
+        Ok(())
+    }
+}
+
+ember_core::inventory::submit! {
+    SchedulerEntry {
+        name: "cosine_warm_restarts",
+        summary: "cosine annealing with warm restarts every T_0, T_0 T_mult, ... steps (CosineAnnealingWarmRestarts)",
+        params: &[
+            ParamSpec::required("T_0", ParamType::Int, "steps until the first restart; >= 1"),
+            ParamSpec::int("T_mult", 1, "growth factor of the period after each restart; >= 1"),
+            ParamSpec::float("eta_min", 0.0, "minimum learning rate"),
+        ],
+        module: module_path!(),
+        build: |p, _| {
+            Ok(Box::new(CosineWarmRestarts {
+                t_0: p.int_where("T_0", |t| t >= 1, "must be >= 1")?,
+                t_mult: p.int_where("T_mult", |t| t >= 1, "must be >= 1")?,
+                eta_min: p.float("eta_min")?,
+                t_i: 0,
+                t_cur: 0,
+                progress: Progress::default(),
+            }))
+        },
+    }
+}

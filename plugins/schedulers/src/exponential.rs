@@ -1,0 +1,46 @@
+//! `exponential`: multiply the learning rate by gamma every step (PyTorch `ExponentialLR`).
+
+use ember_core::{ParamSpec, ParamType, Result, Scheduler, SchedulerEntry, State};
+
+use crate::common::Progress;
+
+/// lr ← lr·γ at every step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExponentialLr {
+    pub gamma: f64,
+    progress: Progress,
+}
+
+impl Scheduler for ExponentialLr {
+    fn init(&mut self, lrs: &mut [f64]) -> Result<()> {
+        self.progress = Progress::start(lrs);
+        Ok(())
+    }
+
+    fn step(&mut self, lrs: &mut [f64], _metric: Option<f64>) -> Result<()> {
+        self.progress.last_epoch += 1;
+        lrs.iter_mut().for_each(|lr| *lr *= self.gamma);
+        Ok(())
+    }
+
+    fn state(&self) -> State {
+        let mut s = State::new();
+        self.progress.save(&mut s);
+        s
+    }
+
+    fn load_state(&mut self, state: &State) -> Result<()> {
+        self.progress = Progress::load("exponential", state)?;
+        Ok(())
+    }
+}
+
+ember_core::inventory::submit! {
+    SchedulerEntry {
+        name: "exponential",
+        summary: "decay the learning rate by gamma every step (ExponentialLR)",
+        params: &[ParamSpec::required("gamma", ParamType::Float, "multiplicative factor of the decay")],
+        module: module_path!(),
+        build: |p, _| Ok(Box::new(ExponentialLr { gamma: p.float("gamma")?, progress: Progress::default() })),
+    }
+}

@@ -1,0 +1,60 @@
+//! `multi_step`: multiply the learning rate by gamma at each milestone (PyTorch `MultiStepLR`).
+
+use ember_core::{ParamSpec, ParamType, Result, Scheduler, SchedulerEntry, State};
+
+use crate::common::Progress;
+
+/// lr ← lr·γᵏ at step t, where k counts how often t appears in `milestones`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MultiStepLr {
+    pub milestones: Vec<i64>,
+    pub gamma: f64,
+    progress: Progress,
+}
+
+impl Scheduler for MultiStepLr {
+    fn init(&mut self, lrs: &mut [f64]) -> Result<()> {
+        self.progress = Progress::start(lrs);
+        Ok(())
+    }
+
+    fn step(&mut self, lrs: &mut [f64], _metric: Option<f64>) -> Result<()> {
+        self.progress.last_epoch += 1;
+        let hits = self
+            .milestones
+            .iter()
+            .filter(|&&m| m == self.progress.last_epoch)
+            .count();
+        if hits > 0 {
+            let factor = self.gamma.powi(hits as i32);
+            lrs.iter_mut().for_each(|lr| *lr *= factor);
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> State {
+        let mut s = State::new();
+        self.progress.save(&mut s);
+        s
+    }
+
+    fn load_state(&mut self, state: &State) -> Result<()> {
+        self.progress = Progress::load("multi_step", state)?;
+        Ok(())
+    }
+}
+
+ember_core::inventory::submit! {
+    SchedulerEntry {
+        name: "multi_step",
+        summary: "decay the learning rate by gamma at each milestone step (MultiStepLR)",
+        params: &[
+            ParamSpec::required("milestones", ParamType::IntList, "steps at which to decay"),
+            ParamSpec::float("gamma", 0.1, "multiplicative factor of the decay"),
+        ],
+        module: module_path!(),
+        build: |p, _| {
+            Ok(Box::new(MultiStepLr { milestones: p.int_list("milestones")?, gamma: p.float("gamma")?, progress: Progress::default() }))
+        },
+    }
+}
