@@ -31,6 +31,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time a component; the last line printed is a JSON object.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Check plugins against reference numbers in parity files (see PARITY.md).
     Parity {
         /// Parity files (`ember-parity/1` JSON).
@@ -42,6 +47,27 @@ enum Command {
         /// Print one JSON object per case and a summary object.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Time optimizer steps on one f32 parameter of NUMEL elements.
+    Optimizer {
+        /// A registered optimizer (`adam`, `sgd`, ...).
+        name: String,
+        /// Elements in the parameter.
+        #[arg(long, default_value_t = 1 << 24)]
+        numel: usize,
+        /// Timed steps (after two warm-up steps).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// The optimizer's config as a JSON object, e.g. '{"lr": 0.01}'.
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// Time the composed-op reference path instead of the fused CPU kernel.
+        #[arg(long)]
+        composed: bool,
     },
 }
 
@@ -69,7 +95,19 @@ where
         }
     };
     let result = match cli.command {
-        Command::Plugins { kind, json } => list_plugins(kind, json, out),
+        Command::Plugins { kind, json } => {
+            list_plugins(kind, json, out).map_err(anyhow::Error::from)
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Optimizer {
+                    name,
+                    numel,
+                    steps,
+                    config,
+                    composed,
+                },
+        } => crate::bench::optimizer(&name, numel, steps, &config, composed, out),
         Command::Parity {
             files,
             filter,

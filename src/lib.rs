@@ -12,6 +12,7 @@
 //!
 //! [candle]: https://github.com/huggingface/candle
 
+pub mod bench;
 pub mod cli;
 pub mod parity;
 

@@ -184,7 +184,7 @@ fn problems_inside_a_case_are_fail_lines_not_crashes() {
         with("extra", &|c| c["expected"]["grad_bias"] = json!([1.0])),
         with("optim", &|c| {
             c["kind"] = json!("optimizer");
-            c["name"] = json!("adam");
+            c["name"] = json!("adamm");
             c["expected"] = json!({"trajectory": []})
         }),
         with("loss", &|c| {
@@ -208,7 +208,7 @@ fn problems_inside_a_case_are_fail_lines_not_crashes() {
         "FAIL  dtype  dtype \"f16\" is not supported; use \"f32\" or \"f64\"",
         "FAIL  kind  unknown kind 'metric'",
         "FAIL  extra  expected.grad_bias is not something a activation case produces",
-        "FAIL  optim  unknown optimizer 'adam'",
+        "FAIL  optim  unknown optimizer 'adamm'; did you mean 'adam'?",
         "FAIL  loss  missing input 'target'",
         "FAIL  <case 10>  a case must be a JSON object",
     ];

@@ -123,11 +123,11 @@ fn unknown_name_lists_the_known_names_sorted_and_the_closest() {
 
 #[test]
 fn a_kind_with_no_plugins_says_how_plugins_get_linked() {
-    let e = ember::core::optimizer("adam", &Config::new(), &ctx())
+    let e = ember::core::regularizer("l2", &Config::new(), &ctx())
         .unwrap_err()
         .to_string();
     assert!(
-        e.starts_with("unknown optimizer 'adam'; no optimizers are registered"),
+        e.starts_with("unknown regularizer 'l2'; no regularizers are registered"),
         "{e}"
     );
     assert!(e.contains("use the_plugin_crate as _;"), "{e}");
@@ -310,9 +310,9 @@ fn plugins_json_gives_kind_name_summary_module_and_params() {
 
 #[test]
 fn plugins_accepts_plural_kinds_and_rejects_unknown_ones() {
-    let (code, text, _) = run_cli(&["plugins", "--kind", "schedulers"]);
+    let (code, text, _) = run_cli(&["plugins", "--kind", "regularizers"]);
     assert_eq!(code, 0);
-    assert_eq!(text, "schedulers (0)\n  (none registered)\n");
+    assert_eq!(text, "regularizers (0)\n  (none registered)\n");
     let (code, text, _) = run_cli(&["plugins", "--kind", "losses"]);
     assert_eq!(code, 0);
     assert!(text.starts_with("losses (11)\n"), "{text}");

@@ -1,3 +1,11 @@
-//! Ember's training loop (the Learner): epochs, metrics, checkpoints and resume, driven
-//! by one TOML file. Not written yet: this crate reserves the name and its place in the
-//! workspace; it arrives with the Learner issue.
+//! Ember's training machinery. Today: the optimizer driver ([`optim`]) that runs any
+//! registered optimizer over a model's named parameters, with PyTorch-style parameter
+//! groups, gradient clipping and saveable state, and the scheduler state helpers. The
+//! Learner (epochs, metrics, checkpoints) arrives with the Learner issue.
+
+pub mod clip;
+pub mod glob;
+pub mod optim;
+
+pub use clip::{clip_grad_norm, clip_grad_value, NormType};
+pub use optim::{load_scheduler_state, scheduler_state_dict, OptimizerDriver, ParamGroupSpec};

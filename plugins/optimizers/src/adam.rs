@@ -2,12 +2,12 @@
 //! with decoupled weight decay.
 
 use candle_core::{Tensor, Var};
-use ember_core::ops::fused::{par_chunks, with_cpu_data, CpuFloat};
+use ember_core::ops::fused::{par_chunks, with_cpu_data, ChunkKernel, CpuFloat};
 use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
 use crate::common::{
-    addcdiv, addcmul, betas, buffer, effective_grad, fused_kind, lerp, lerp1, nan_max, next_step,
+    addcdiv, addcmul, betas, buffer, effective_grad, fused_kind, lerp, nan_max, next_step,
     non_negative, zero_state, Fused, MAXIMIZE,
 };
 
@@ -116,49 +116,113 @@ impl Adam {
         sc: &Scalars,
     ) -> Result<()> {
         let (b1, b2) = self.betas;
-        let w = 1.0 - b1;
-        let (w_lt_half, w, b2t, c2) = (w < 0.5, T::of(w), T::of(b2), T::of(1.0 - b2));
-        let (bc2s, eps, neg_step) = (
-            T::of(sc.bias_correction2_sqrt),
-            T::of(self.eps),
-            T::of(-sc.step_size),
-        );
-        let decay =
-            (self.decoupled_weight_decay && self.weight_decay != 0.0).then(|| T::of(sc.decay));
-        let wd = (!self.decoupled_weight_decay && self.weight_decay != 0.0)
-            .then(|| T::of(self.weight_decay));
-        let maximize = self.maximize;
-        let kernel = move |p: &mut [T], g: &[T], s: &mut [&mut [T]]| {
-            let (m, rest) = s.split_first_mut().expect("exp_avg");
-            let (v, rest) = rest.split_first_mut().expect("exp_avg_sq");
-            let mut vmax = rest.first_mut();
-            for i in 0..p.len() {
-                let mut pi = p[i];
-                if let Some(d) = decay {
-                    pi = pi * d;
-                }
-                let mut gi = if maximize { -g[i] } else { g[i] };
-                if let Some(wd) = wd {
-                    gi = gi + wd * pi;
-                }
-                let mi = lerp1(m[i], gi, w, w_lt_half);
-                let vi = v[i] * b2t + c2 * gi * gi;
-                m[i] = mi;
-                v[i] = vi;
-                let second = match vmax.as_deref_mut() {
-                    Some(vm) => {
-                        vm[i] = nan_max(vm[i], vi);
-                        vm[i]
-                    }
-                    None => vi,
-                };
-                let denom = second.sqrt() / bc2s + eps;
-                p[i] = pi + neg_step * mi / denom;
-            }
+        let k = Kernel {
+            w: T::of(1.0 - b1),
+            w_lt_half: 1.0 - b1 < 0.5,
+            beta2: T::of(b2),
+            c2: T::of(1.0 - b2),
+            bc2s: T::of(sc.bias_correction2_sqrt),
+            eps: T::of(self.eps),
+            neg_step: T::of(-sc.step_size),
+            decay: (self.decoupled_weight_decay && self.weight_decay != 0.0)
+                .then(|| T::of(sc.decay)),
+            wd: (!self.decoupled_weight_decay && self.weight_decay != 0.0)
+                .then(|| T::of(self.weight_decay)),
+            maximize: self.maximize,
         };
-        with_cpu_data::<T>(param, grad, states, &mut |p, g, s| {
-            par_chunks(p, g, s, &kernel)
-        })
+        with_cpu_data::<T>(param, grad, states, &mut |p, g, s| par_chunks(p, g, s, &k))
+    }
+}
+
+/// The fused Adam update of one chunk, in PyTorch's order of operations.
+#[derive(Clone, Copy)]
+struct Kernel<T> {
+    w: T,
+    w_lt_half: bool,
+    beta2: T,
+    c2: T,
+    bc2s: T,
+    eps: T,
+    neg_step: T,
+    decay: Option<T>,
+    wd: Option<T>,
+    maximize: bool,
+}
+
+impl<T: Real> ChunkKernel<T> for Kernel<T> {
+    /// Dispatches to a loop specialised for this step's options, so the loop body has no
+    /// branches and vectorizes.
+    #[inline(always)]
+    fn run(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+        match (s, self.wd.is_some(), self.w_lt_half) {
+            ([m, v], false, true) => self.each::<false, true>(p, g, m, v, None),
+            ([m, v], false, false) => self.each::<false, false>(p, g, m, v, None),
+            ([m, v], true, true) => self.each::<true, true>(p, g, m, v, None),
+            ([m, v], true, false) => self.each::<true, false>(p, g, m, v, None),
+            ([m, v, vmax], false, true) => self.each::<false, true>(p, g, m, v, Some(vmax)),
+            ([m, v, vmax], false, false) => self.each::<false, false>(p, g, m, v, Some(vmax)),
+            ([m, v, vmax], true, true) => self.each::<true, true>(p, g, m, v, Some(vmax)),
+            ([m, v, vmax], true, false) => self.each::<true, false>(p, g, m, v, Some(vmax)),
+            _ => unreachable!("adam has two or three state buffers"),
+        }
+    }
+}
+
+impl<T: Real> Kernel<T> {
+    #[inline(always)]
+    fn each<const WD: bool, const LT_HALF: bool>(
+        &self,
+        p: &mut [T],
+        g: &[T],
+        m: &mut [T],
+        v: &mut [T],
+        vmax: Option<&mut [T]>,
+    ) {
+        let n = p.len();
+        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+        // Negating by a multiplication by -1 and decaying by a factor of 1 are exact, so
+        // these stay branch-free without changing any result.
+        let sign = if self.maximize { -T::one() } else { T::one() };
+        let decay = self.decay.unwrap_or(T::one());
+        let wd = self.wd.unwrap_or(T::zero());
+        let update = |pi: &mut T, gi: T, mi: &mut T, vi: &mut T| -> (T, T) {
+            let p0 = *pi * decay;
+            let mut gi = gi * sign;
+            if WD {
+                gi = gi + wd * p0;
+            }
+            let d = gi - *mi;
+            *mi = if LT_HALF {
+                *mi + self.w * d
+            } else {
+                gi - d * (T::one() - self.w)
+            };
+            *vi = *vi * self.beta2 + self.c2 * gi * gi;
+            (p0, *vi)
+        };
+        match vmax {
+            None => {
+                for (((pi, &gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+                {
+                    let (p0, second) = update(pi, gi, mi, vi);
+                    *pi = p0 + self.neg_step * *mi / (second.sqrt() / self.bc2s + self.eps);
+                }
+            }
+            Some(vmax) => {
+                let vmax = &mut vmax[..n];
+                for ((((pi, &gi), mi), vi), vm) in p
+                    .iter_mut()
+                    .zip(g)
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
+                    .zip(vmax)
+                {
+                    let (p0, vnew) = update(pi, gi, mi, vi);
+                    *vm = nan_max(*vm, vnew);
+                    *pi = p0 + self.neg_step * *mi / (vm.sqrt() / self.bc2s + self.eps);
+                }
+            }
+        }
     }
 }
 

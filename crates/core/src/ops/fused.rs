@@ -188,27 +188,47 @@ pub fn with_cpu_data<T: CpuFloat>(
     Ok(())
 }
 
-/// Elements per parallel chunk: large enough that splitting costs nothing, small enough
-/// to spread a large tensor over every core.
-pub const CHUNK: usize = 1 << 15;
+/// Tensors up to this many elements are updated on the calling thread.
+pub const CHUNK: usize = 1 << 16;
+
+/// The update of one chunk of a parameter, its gradient and its state buffers.
+///
+/// Implement [`ChunkKernel::run`] with `#[inline(always)]`: [`par_chunks`] then compiles
+/// it once per vector unit (AVX-512, AVX2, baseline) and picks the widest this CPU has.
+/// Results do not depend on the choice: Rust never contracts `a * b + c` into a fused
+/// multiply-add, so each variant performs the same IEEE operations.
+pub trait ChunkKernel<T>: Sync {
+    fn run(&self, p: &mut [T], g: &[T], states: &mut [&mut [T]]);
+}
+
+/// Closures are kernels too (compiled for the baseline CPU unless they inline).
+impl<T, F: Fn(&mut [T], &[T], &mut [&mut [T]]) + Sync> ChunkKernel<T> for F {
+    #[inline(always)]
+    fn run(&self, p: &mut [T], g: &[T], states: &mut [&mut [T]]) {
+        self(p, g, states)
+    }
+}
 
 /// Runs `kernel` over matching chunks of `p`, `g` and each state, in parallel on the
-/// rayon pool (one chunk for small tensors).
-pub fn par_chunks<T: CpuFloat>(
+/// rayon pool (one chunk for small tensors), with the widest vector unit available.
+pub fn par_chunks<T: CpuFloat, K: ChunkKernel<T>>(
     p: &mut [T],
     g: &[T],
     states: &mut [&mut [T]],
-    kernel: &(dyn Fn(&mut [T], &[T], &mut [&mut [T]]) + Sync),
+    kernel: &K,
 ) {
-    if p.len() <= CHUNK {
-        kernel(p, g, states);
+    let threads = rayon::current_num_threads().max(1);
+    if p.len() <= CHUNK || threads == 1 {
+        run_vectorized(kernel, p, g, states);
         return;
     }
+    // One contiguous stretch per thread: each core streams through its own memory.
+    let chunk = CHUNK;
     let mut state_chunks: Vec<std::slice::ChunksMut<'_, T>> =
-        states.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
+        states.iter_mut().map(|s| s.chunks_mut(chunk)).collect();
     let work: Vec<(&mut [T], &[T], Vec<&mut [T]>)> = p
-        .chunks_mut(CHUNK)
-        .zip(g.chunks(CHUNK))
+        .chunks_mut(chunk)
+        .zip(g.chunks(chunk))
         .map(|(pc, gc)| {
             (
                 pc,
@@ -221,5 +241,61 @@ pub fn par_chunks<T: CpuFloat>(
         })
         .collect();
     work.into_par_iter()
-        .for_each(|(pc, gc, mut sc)| kernel(pc, gc, &mut sc));
+        .for_each(|(pc, gc, mut sc)| run_vectorized(kernel, pc, gc, &mut sc));
+}
+
+fn run_vectorized<T, K: ChunkKernel<T>>(kernel: &K, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+    // Buffers from the system allocator usually share one offset from a cache line;
+    // peeling the elements before p's first 64-byte boundary aligns every stream, so no
+    // vector load straddles two cache lines.
+    let misaligned = (p.as_ptr() as usize) % 64;
+    let head = if misaligned == 0 {
+        0
+    } else {
+        ((64 - misaligned) / std::mem::size_of::<T>()).min(p.len())
+    };
+    if head > 0 && head < p.len() {
+        let (p0, p1) = p.split_at_mut(head);
+        let (g0, g1) = g.split_at(head);
+        let mut s0 = Vec::with_capacity(s.len());
+        let mut s1 = Vec::with_capacity(s.len());
+        for st in s.iter_mut() {
+            let (a, b) = st.split_at_mut(head);
+            s0.push(a);
+            s1.push(b);
+        }
+        run_widest(kernel, p0, g0, &mut s0);
+        run_widest(kernel, p1, g1, &mut s1);
+    } else {
+        run_widest(kernel, p, g, s);
+    }
+}
+
+fn run_widest<T, K: ChunkKernel<T>>(kernel: &K, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            unsafe { run_avx512(kernel, p, g, s) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { run_avx2(kernel, p, g, s) };
+            return;
+        }
+    }
+    kernel.run(p, g, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_avx512<T, K: ChunkKernel<T>>(kernel: &K, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+    kernel.run(p, g, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn run_avx2<T, K: ChunkKernel<T>>(kernel: &K, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+    kernel.run(p, g, s)
 }

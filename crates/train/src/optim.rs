@@ -1,0 +1,358 @@
+//! The optimizer driver: runs one registered optimizer over a model's named parameters,
+//! with PyTorch-style parameter groups, and saves and restores its state.
+//!
+//! Parameter groups select parameters by glob on their names (`*.bias`,
+//! `layers.0.weight`) and override any hyperparameter; every parameter belongs to
+//! exactly one group (unmatched ones to the default group, group 0), and one optimizer
+//! is built per group. A parameter without a gradient is skipped, and its state is
+//! created lazily at its first step, as in PyTorch.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor, Var};
+use ember_core::{
+    registry, BuildContext, Config, Error, Optimizer, Result, Scheduler, State, StepContext, Value,
+};
+
+use crate::glob;
+
+/// One parameter group: the name patterns it selects and the hyperparameters it
+/// overrides (PyTorch's `param_groups` entries).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParamGroupSpec {
+    /// Glob patterns on parameter names.
+    pub params: Vec<String>,
+    /// Hyperparameters that differ from the optimizer's config.
+    pub overrides: Config,
+}
+
+impl ParamGroupSpec {
+    /// Reads a group from a config table: `params = ["*.bias"]` plus overrides.
+    pub fn from_table(index: usize, table: &Config) -> Result<Self> {
+        let params = match table.get("params") {
+            Some(Value::List(items)) if !items.is_empty() => items
+                .iter()
+                .map(|v| match v {
+                    Value::Str(s) => Ok(s.clone()),
+                    other => Err(Error::input(format!(
+                        "optimizer.groups[{index}].params: expected name patterns (strings), got {other}"
+                    ))),
+                })
+                .collect::<Result<Vec<_>>>()?,
+            _ => {
+                return Err(Error::input(format!(
+                    "optimizer.groups[{index}] needs `params`, a non-empty list of name patterns such as [\"*.bias\"]"
+                )))
+            }
+        };
+        let overrides = table
+            .iter()
+            .filter(|(k, _)| *k != "params")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(ParamGroupSpec { params, overrides })
+    }
+}
+
+struct Group {
+    optimizer: Box<dyn Optimizer>,
+    /// The patterns that select it (empty for the default group).
+    patterns: Vec<String>,
+}
+
+/// Runs an optimizer over named parameters. See the module docs.
+pub struct OptimizerDriver {
+    name: String,
+    groups: Vec<Group>,
+    lrs: Vec<f64>,
+    params: Vec<(String, Var)>,
+    group_of: Vec<usize>,
+    states: Vec<Option<State>>,
+}
+
+impl std::fmt::Debug for OptimizerDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OptimizerDriver")
+            .field("name", &self.name)
+            .field("lrs", &self.lrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OptimizerDriver {
+    /// The optimizer `name` with `config`, over `params`, with extra parameter `groups`
+    /// (group 0 is the default group; `groups[i]` becomes group i + 1).
+    pub fn new(
+        name: &str,
+        config: &Config,
+        groups: &[ParamGroupSpec],
+        params: Vec<(String, Var)>,
+    ) -> Result<Self> {
+        let ctx = BuildContext::default();
+        let mut built = vec![Group {
+            optimizer: registry::optimizer(name, config, &ctx)?,
+            patterns: Vec::new(),
+        }];
+        for (i, spec) in groups.iter().enumerate() {
+            let mut merged = config.clone();
+            merged.extend(spec.overrides.clone());
+            let optimizer = registry::optimizer(name, &merged, &ctx)
+                .map_err(|e| Error::input(format!("optimizer.groups[{i}]: {e}")))?;
+            built.push(Group {
+                optimizer,
+                patterns: spec.params.clone(),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (pname, _) in &params {
+            if !seen.insert(pname.as_str()) {
+                return Err(Error::input(format!(
+                    "two parameters are named '{pname}'; parameter names must be unique"
+                )));
+            }
+        }
+        let mut group_of = Vec::with_capacity(params.len());
+        for (pname, _) in &params {
+            let hits: Vec<usize> = (1..built.len())
+                .filter(|&g| built[g].patterns.iter().any(|p| glob::matches(p, pname)))
+                .collect();
+            match hits.as_slice() {
+                [] => group_of.push(0),
+                [g] => group_of.push(*g),
+                [a, b, ..] => {
+                    return Err(Error::input(format!(
+                        "parameter '{pname}' matches optimizer.groups[{}] ({}) and optimizer.groups[{}] ({}); every parameter must belong to exactly one group",
+                        a - 1,
+                        built[*a].patterns.join(", "),
+                        b - 1,
+                        built[*b].patterns.join(", ")
+                    )))
+                }
+            }
+        }
+        for (g, group) in built.iter().enumerate().skip(1) {
+            if !group_of.contains(&g) {
+                let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(Error::input(format!(
+                    "optimizer.groups[{}] ({}) matches no parameter; the parameters are: {}",
+                    g - 1,
+                    group.patterns.join(", "),
+                    names.join(", ")
+                )));
+            }
+        }
+        let lrs = built.iter().map(|g| g.optimizer.lr()).collect();
+        let states = vec![None; params.len()];
+        Ok(OptimizerDriver {
+            name: name.to_string(),
+            groups: built,
+            lrs,
+            params,
+            group_of,
+            states,
+        })
+    }
+
+    /// The optimizer's registry name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The learning rate of each group (default group first).
+    pub fn lrs(&self) -> &[f64] {
+        &self.lrs
+    }
+
+    /// The learning rates, for a scheduler to update.
+    pub fn lrs_mut(&mut self) -> &mut [f64] {
+        &mut self.lrs
+    }
+
+    /// The parameters and their names.
+    pub fn params(&self) -> &[(String, Var)] {
+        &self.params
+    }
+
+    /// The group index of each parameter, in parameter order.
+    pub fn group_of(&self, name: &str) -> Option<usize> {
+        self.params
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|i| self.group_of[i])
+    }
+
+    /// One optimizer step over every parameter that has a gradient in `grads`.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        for (i, (name, var)) in self.params.iter().enumerate() {
+            let Some(grad) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            let group = self.group_of[i];
+            let optimizer = &self.groups[group].optimizer;
+            let state = match &mut self.states[i] {
+                Some(s) => s,
+                slot => slot.insert(optimizer.init_state(var.as_tensor())?),
+            };
+            let grad = if grad.dtype() == var.dtype() {
+                grad.clone()
+            } else {
+                grad.to_dtype(var.dtype())?
+            };
+            optimizer
+                .step(var, &grad, state, &StepContext::new(self.lrs[group]))
+                .map_err(|e| {
+                    Error::input(format!("{} step on parameter '{name}': {e}", self.name))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The state as named tensors: `optimizer/lr/{group}` and, per parameter,
+    /// `optimizer/state/{param}/{buffer}` and `optimizer/scalar/{param}/{key}`
+    /// (scalars as 0-d f64 tensors, so a round trip is exact).
+    pub fn state_dict(&self) -> Result<HashMap<String, Tensor>> {
+        let mut out = HashMap::new();
+        for (g, lr) in self.lrs.iter().enumerate() {
+            out.insert(format!("optimizer/lr/{g}"), Tensor::new(*lr, &Device::Cpu)?);
+        }
+        for ((name, _), state) in self.params.iter().zip(&self.states) {
+            let Some(state) = state else { continue };
+            for (k, t) in &state.tensors {
+                out.insert(format!("optimizer/state/{name}/{k}"), t.clone());
+            }
+            for (k, v) in &state.scalars {
+                out.insert(
+                    format!("optimizer/scalar/{name}/{k}"),
+                    Tensor::new(*v, &Device::Cpu)?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restores what [`OptimizerDriver::state_dict`] produced. Every key must name a
+    /// known group or parameter, and buffers must have their parameter's shape.
+    pub fn load_state_dict(&mut self, dict: &HashMap<String, Tensor>) -> Result<()> {
+        let mut states: Vec<Option<State>> = vec![None; self.params.len()];
+        let mut lrs = self.lrs.clone();
+        let mut problems = Vec::new();
+        for (key, t) in dict {
+            let Some(rest) = key.strip_prefix("optimizer/") else {
+                continue;
+            };
+            if let Some(g) = rest.strip_prefix("lr/") {
+                match g.parse::<usize>().ok().filter(|g| *g < lrs.len()) {
+                    Some(g) => lrs[g] = scalar(key, t)?,
+                    None => problems.push(format!(
+                        "{key}: no such parameter group (there are {})",
+                        lrs.len()
+                    )),
+                }
+                continue;
+            }
+            let (kind, rest) = match rest.split_once('/') {
+                Some(("state", r)) => ("state", r),
+                Some(("scalar", r)) => ("scalar", r),
+                _ => {
+                    problems.push(format!("{key}: not an optimizer state entry"));
+                    continue;
+                }
+            };
+            let Some((pname, field)) = rest.rsplit_once('/') else {
+                problems.push(format!("{key}: not an optimizer state entry"));
+                continue;
+            };
+            let Some(i) = self.params.iter().position(|(n, _)| n == pname) else {
+                problems.push(format!("{key}: the model has no parameter '{pname}'"));
+                continue;
+            };
+            let var = &self.params[i].1;
+            let state = states[i].get_or_insert_with(State::new);
+            if kind == "scalar" {
+                state.scalars.insert(field.to_string(), scalar(key, t)?);
+            } else if t.dims() != var.dims() {
+                problems.push(format!(
+                    "{key}: shape {:?}, but parameter '{pname}' has shape {:?}",
+                    t.dims(),
+                    var.dims()
+                ));
+            } else {
+                state.tensors.insert(
+                    field.to_string(),
+                    t.to_device(var.device())?.contiguous()?.copy()?,
+                );
+            }
+        }
+        if !problems.is_empty() {
+            problems.sort();
+            return Err(Error::input(format!(
+                "optimizer state does not fit this model and optimizer:\n  {}",
+                problems.join("\n  ")
+            )));
+        }
+        self.states = states;
+        self.lrs = lrs;
+        Ok(())
+    }
+
+    /// Saves [`OptimizerDriver::state_dict`] as a safetensors file.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        candle_core::safetensors::save(&self.state_dict()?, path.as_ref())?;
+        Ok(())
+    }
+
+    /// Loads a state saved by [`OptimizerDriver::save`].
+    pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let dict = candle_core::safetensors::load(path.as_ref(), &Device::Cpu).map_err(|e| {
+            Error::input(format!(
+                "{}: cannot read optimizer state: {}",
+                path.as_ref().display(),
+                Error::from(e)
+            ))
+        })?;
+        self.load_state_dict(&dict)
+    }
+}
+
+fn scalar(key: &str, t: &Tensor) -> Result<f64> {
+    if t.rank() != 0 {
+        return Err(Error::input(format!(
+            "{key}: expected a 0-d tensor, got shape {:?}",
+            t.dims()
+        )));
+    }
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// A scheduler's state as named 0-d f64 tensors `scheduler/{key}`.
+pub fn scheduler_state_dict(scheduler: &dyn Scheduler) -> Result<HashMap<String, Tensor>> {
+    let state = scheduler.state();
+    let mut out = HashMap::new();
+    for (k, v) in &state.scalars {
+        out.insert(format!("scheduler/{k}"), Tensor::new(*v, &Device::Cpu)?);
+    }
+    for (k, t) in &state.tensors {
+        out.insert(format!("scheduler/{k}"), t.clone());
+    }
+    Ok(out)
+}
+
+/// Restores a scheduler from [`scheduler_state_dict`]'s entries.
+pub fn load_scheduler_state(
+    scheduler: &mut dyn Scheduler,
+    dict: &HashMap<String, Tensor>,
+) -> Result<()> {
+    let mut state = State::new();
+    for (key, t) in dict {
+        if let Some(k) = key.strip_prefix("scheduler/") {
+            if t.rank() == 0 {
+                state.scalars.insert(k.to_string(), scalar(key, t)?);
+            } else {
+                state.tensors.insert(k.to_string(), t.clone());
+            }
+        }
+    }
+    scheduler.load_state(&state)
+}
