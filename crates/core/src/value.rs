@@ -105,6 +105,8 @@ impl fmt::Display for Value {
 pub(crate) fn fmt_float(x: f64) -> String {
     if x.is_finite() && x == x.trunc() && x.abs() < 1e16 {
         format!("{x:.1}")
+    } else if x != 0.0 && x.is_finite() && (x.abs() < 1e-4 || x.abs() >= 1e16) {
+        format!("{x:e}")
     } else {
         format!("{x}")
     }

@@ -22,7 +22,7 @@ pub fn clip_grad_norm(
     max_norm: f64,
     norm_type: NormType,
 ) -> Result<f64> {
-    if !(max_norm >= 0.0) {
+    if max_norm.is_nan() || max_norm < 0.0 {
         return Err(Error::input(format!(
             "clip_grad_norm: max_norm = {max_norm} is invalid: must be >= 0"
         )));
@@ -53,7 +53,7 @@ pub fn clip_grad_norm(
 
 /// Clamps every gradient entry of `params` to [-clip_value, clip_value].
 pub fn clip_grad_value(grads: &mut GradStore, params: &[&Var], clip_value: f64) -> Result<()> {
-    if !(clip_value >= 0.0) {
+    if clip_value.is_nan() || clip_value < 0.0 {
         return Err(Error::input(format!(
             "clip_grad_value: clip_value = {clip_value} is invalid: must be >= 0"
         )));

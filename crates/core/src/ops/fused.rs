@@ -149,13 +149,19 @@ pub fn fusable<T: CpuFloat>(param: &Tensor, grad: &Tensor, states: &[&Tensor]) -
         })
 }
 
+/// What [`with_cpu_data`] calls: `(param, grad, states)`.
+pub type DataFn<'a, T> = dyn FnMut(&mut [T], &[T], &mut [&mut [T]]) + 'a;
+
+/// One parallel work item: a chunk of the parameter, of the gradient, of each state.
+type Work<'a, T> = (&'a mut [T], &'a [T], Vec<&'a mut [T]>);
+
 /// Calls `f(param, grad, states)` on the CPU data of the tensors: `param` and every
 /// state writable, `grad` read-only. Up to four state tensors.
 pub fn with_cpu_data<T: CpuFloat>(
     param: &Tensor,
     grad: &Tensor,
     states: &[&Tensor],
-    f: &mut dyn FnMut(&mut [T], &[T], &mut [&mut [T]]),
+    f: &mut DataFn<'_, T>,
 ) -> Result<()> {
     if !fusable::<T>(param, grad, states) {
         return Err(Error::input(format!(
@@ -163,26 +169,29 @@ pub fn with_cpu_data<T: CpuFloat>(
             T::DTYPE
         )));
     }
+    let mut go = |p: &mut [T], g: &[T], s: &mut [&mut [T]]| -> candle_core::Result<()> {
+        f(p, g, s);
+        Ok(())
+    };
     let mut run =
         |p: &mut CpuStorage, pl: &Layout, g: &CpuStorage, gl: &Layout| -> candle_core::Result<()> {
             let (p, g) = (data_mut::<T>(p, pl)?, data::<T>(g, gl)?);
             match states {
-                [] => f(p, g, &mut []),
-                [a] => lock(a, |a| Ok(f(p, g, &mut [a])))?,
-                [a, b] => lock(a, |a| lock(b, |b| Ok(f(p, g, &mut [&mut *a, b]))))?,
+                [] => go(p, g, &mut []),
+                [a] => lock(a, |a| go(p, g, &mut [a])),
+                [a, b] => lock(a, |a| lock(b, |b| go(p, g, &mut [&mut *a, b]))),
                 [a, b, c] => lock(a, |a| {
-                    lock(b, |b| lock(c, |c| Ok(f(p, g, &mut [&mut *a, &mut *b, c]))))
-                })?,
+                    lock(b, |b| lock(c, |c| go(p, g, &mut [&mut *a, &mut *b, c])))
+                }),
                 [a, b, c, d] => lock(a, |a| {
                     lock(b, |b| {
                         lock(c, |c| {
-                            lock(d, |d| Ok(f(p, g, &mut [&mut *a, &mut *b, &mut *c, d])))
+                            lock(d, |d| go(p, g, &mut [&mut *a, &mut *b, &mut *c, d]))
                         })
                     })
-                })?,
+                }),
                 _ => candle_core::bail!("fused kernel: at most four state tensors"),
             }
-            Ok(())
         };
     param.inplace_op2(grad, &Lock2(RefCell::new(&mut run)))?;
     Ok(())
@@ -226,7 +235,7 @@ pub fn par_chunks<T: CpuFloat, K: ChunkKernel<T>>(
     let chunk = CHUNK;
     let mut state_chunks: Vec<std::slice::ChunksMut<'_, T>> =
         states.iter_mut().map(|s| s.chunks_mut(chunk)).collect();
-    let work: Vec<(&mut [T], &[T], Vec<&mut [T]>)> = p
+    let work: Vec<Work<'_, T>> = p
         .chunks_mut(chunk)
         .zip(g.chunks(chunk))
         .map(|(pc, gc)| {
