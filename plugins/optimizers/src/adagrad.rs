@@ -2,7 +2,7 @@
 //! `torch.optim.Adagrad`).
 
 use candle_core::{Tensor, Var};
-use ember_core::ops::fused::{par_chunks, with_cpu_data, CpuFloat};
+use ember_core::ops::fused::{par_chunks, with_cpu_data, ChunkKernel, CpuFloat};
 use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
@@ -56,29 +56,51 @@ impl Adagrad {
         sum: &Tensor,
         clr: f64,
     ) -> Result<()> {
-        let (wd, has_wd, eps, neg_clr, maximize) = (
-            T::of(self.weight_decay),
-            self.weight_decay != 0.0,
-            T::of(self.eps),
-            T::of(-clr),
-            self.maximize,
-        );
-        let kernel = move |p: &mut [T], g: &[T], s: &mut [&mut [T]]| {
-            let [sum] = s else {
-                unreachable!("one state buffer")
-            };
-            for ((p, &g), s) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
-                let mut g = if maximize { -g } else { g };
-                if has_wd {
-                    g = g + wd * *p;
-                }
-                *s = *s + T::one() * g * g;
-                *p = *p + neg_clr * g / (s.sqrt() + eps);
-            }
+        let k = AdagradKernel {
+            sign: if self.maximize { -T::one() } else { T::one() },
+            wd: (self.weight_decay != 0.0).then(|| T::of(self.weight_decay)),
+            eps: T::of(self.eps),
+            neg_clr: T::of(-clr),
         };
-        with_cpu_data::<T>(param, grad, &[sum], &mut |p, g, s| {
-            par_chunks(p, g, s, &kernel)
-        })
+        with_cpu_data::<T>(param, grad, &[sum], &mut |p, g, s| par_chunks(p, g, s, &k))
+    }
+}
+
+/// Adagrad over one chunk.
+struct AdagradKernel<T> {
+    sign: T,
+    wd: Option<T>,
+    eps: T,
+    neg_clr: T,
+}
+
+impl<T: Real> ChunkKernel<T> for AdagradKernel<T> {
+    #[inline(always)]
+    fn run(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+        let [sum] = s else {
+            unreachable!("one state buffer")
+        };
+        match self.wd {
+            None => self.each::<false>(p, g, sum),
+            Some(_) => self.each::<true>(p, g, sum),
+        }
+    }
+}
+
+impl<T: Real> AdagradKernel<T> {
+    #[inline(always)]
+    fn each<const WD: bool>(&self, p: &mut [T], g: &[T], sum: &mut [T]) {
+        let n = p.len();
+        let (g, sum) = (&g[..n], &mut sum[..n]);
+        let wd = self.wd.unwrap_or(T::zero());
+        for ((p, &g), s) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
+            let mut g = g * self.sign;
+            if WD {
+                g = g + wd * *p;
+            }
+            *s = *s + T::one() * g * g;
+            *p = *p + self.neg_clr * g / (s.sqrt() + self.eps);
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `rmsprop`: gradients divided by a running root-mean-square (PyTorch `torch.optim.RMSprop`).
 
 use candle_core::{Tensor, Var};
-use ember_core::ops::fused::{par_chunks, with_cpu_data, CpuFloat};
+use ember_core::ops::fused::{par_chunks, with_cpu_data, ChunkKernel, CpuFloat};
 use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
@@ -96,56 +96,110 @@ impl Rmsprop {
         lr: f64,
     ) -> Result<()> {
         let w = 1.0 - self.alpha;
-        let (alpha, c, w_lt_half, wt) = (
-            T::of(self.alpha),
-            T::of(1.0 - self.alpha),
-            w < 0.5,
-            T::of(w),
-        );
-        let (wd, has_wd, eps, mom, neg_lr) = (
-            T::of(self.weight_decay),
-            self.weight_decay != 0.0,
-            T::of(self.eps),
-            T::of(self.momentum),
-            T::of(-lr),
-        );
-        let (has_mom, centered, maximize) = (self.momentum > 0.0, self.centered, self.maximize);
-        let kernel = move |p: &mut [T], g: &[T], s: &mut [&mut [T]]| {
-            let (sq, rest) = s.split_first_mut().expect("square_avg");
-            let (mut buf, rest) = if has_mom {
-                let (b, r) = rest.split_first_mut().expect("momentum_buffer");
-                (Some(b), r)
-            } else {
-                (None, rest)
-            };
-            let mut ga = if centered { rest.first_mut() } else { None };
-            for i in 0..p.len() {
-                let mut gi = if maximize { -g[i] } else { g[i] };
-                if has_wd {
-                    gi = gi + wd * p[i];
-                }
-                let s = sq[i] * alpha + c * gi * gi;
-                sq[i] = s;
-                let avg = match ga.as_deref_mut() {
-                    Some(ga) => {
-                        let a = lerp1(ga[i], gi, wt, w_lt_half);
-                        ga[i] = a;
-                        (s + -T::one() * a * a).sqrt()
-                    }
-                    None => s.sqrt(),
-                } + eps;
-                match buf.as_deref_mut() {
-                    Some(b) => {
-                        b[i] = b[i] * mom + T::one() * gi / avg;
-                        p[i] = p[i] + neg_lr * b[i];
-                    }
-                    None => p[i] = p[i] + neg_lr * gi / avg,
+        let k = RmspropKernel {
+            sign: if self.maximize { -T::one() } else { T::one() },
+            wd: (self.weight_decay != 0.0).then(|| T::of(self.weight_decay)),
+            alpha: T::of(self.alpha),
+            c: T::of(1.0 - self.alpha),
+            w: T::of(w),
+            w_lt_half: w < 0.5,
+            eps: T::of(self.eps),
+            momentum: (self.momentum > 0.0).then(|| T::of(self.momentum)),
+            centered: self.centered,
+            neg_lr: T::of(-lr),
+        };
+        with_cpu_data::<T>(param, grad, states, &mut |p, g, s| par_chunks(p, g, s, &k))
+    }
+}
+
+/// RMSprop over one chunk; state order: square_avg, [momentum_buffer], [grad_avg].
+struct RmspropKernel<T> {
+    sign: T,
+    wd: Option<T>,
+    alpha: T,
+    c: T,
+    w: T,
+    w_lt_half: bool,
+    eps: T,
+    momentum: Option<T>,
+    centered: bool,
+    neg_lr: T,
+}
+
+impl<T: Real> ChunkKernel<T> for RmspropKernel<T> {
+    #[inline(always)]
+    fn run(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+        let wd = self.wd.is_some();
+        match (s, self.momentum.is_some(), self.centered) {
+            ([sq], false, false) => {
+                if wd {
+                    self.plain::<true>(p, g, sq)
+                } else {
+                    self.plain::<false>(p, g, sq)
                 }
             }
+            (s, _, _) => self.general(p, g, s),
+        }
+    }
+}
+
+impl<T: Real> RmspropKernel<T> {
+    /// No momentum, not centered: the common case, branch-free.
+    #[inline(always)]
+    fn plain<const WD: bool>(&self, p: &mut [T], g: &[T], sq: &mut [T]) {
+        let n = p.len();
+        let (g, sq) = (&g[..n], &mut sq[..n]);
+        let wd = self.wd.unwrap_or(T::zero());
+        for ((p, &g), s) in p.iter_mut().zip(g).zip(sq.iter_mut()) {
+            let mut g = g * self.sign;
+            if WD {
+                g = g + wd * *p;
+            }
+            *s = *s * self.alpha + self.c * g * g;
+            *p = *p + self.neg_lr * g / (s.sqrt() + self.eps);
+        }
+    }
+
+    /// Momentum and/or centering.
+    #[inline(always)]
+    fn general(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+        let (sq, rest) = s.split_first_mut().expect("square_avg");
+        let (mut buf, rest) = match self.momentum {
+            Some(_) => {
+                let (b, r) = rest.split_first_mut().expect("momentum_buffer");
+                (Some(b), r)
+            }
+            None => (None, rest),
         };
-        with_cpu_data::<T>(param, grad, states, &mut |p, g, s| {
-            par_chunks(p, g, s, &kernel)
-        })
+        let mut ga = if self.centered {
+            rest.first_mut()
+        } else {
+            None
+        };
+        let wd = self.wd.unwrap_or(T::zero());
+        for i in 0..p.len() {
+            let mut gi = g[i] * self.sign;
+            if self.wd.is_some() {
+                gi = gi + wd * p[i];
+            }
+            let s = sq[i] * self.alpha + self.c * gi * gi;
+            sq[i] = s;
+            let avg = match ga.as_deref_mut() {
+                Some(ga) => {
+                    let a = lerp1(ga[i], gi, self.w, self.w_lt_half);
+                    ga[i] = a;
+                    (s + -T::one() * a * a).sqrt()
+                }
+                None => s.sqrt(),
+            } + self.eps;
+            match (buf.as_deref_mut(), self.momentum) {
+                (Some(b), Some(m)) => {
+                    b[i] = b[i] * m + T::one() * gi / avg;
+                    p[i] = p[i] + self.neg_lr * b[i];
+                }
+                _ => p[i] = p[i] + self.neg_lr * gi / avg,
+            }
+        }
     }
 }
 

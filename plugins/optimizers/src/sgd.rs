@@ -2,7 +2,7 @@
 //! weight decay (PyTorch `torch.optim.SGD`).
 
 use candle_core::{Tensor, Var};
-use ember_core::ops::fused::{par_chunks, with_cpu_data, CpuFloat};
+use ember_core::ops::fused::{par_chunks, with_cpu_data, ChunkKernel, CpuFloat};
 use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
@@ -73,31 +73,58 @@ impl Sgd {
         buf: &Tensor,
         lr: f64,
     ) -> Result<()> {
-        let (wd, mom, damp, nesterov, maximize) = (
-            T::of(self.weight_decay),
-            T::of(self.momentum),
-            T::of(1.0 - self.dampening),
-            self.nesterov,
-            self.maximize,
-        );
-        let (has_wd, neg_lr) = (self.weight_decay != 0.0, T::of(-lr));
-        let kernel = move |p: &mut [T], g: &[T], s: &mut [&mut [T]]| {
-            let [b] = s else {
-                unreachable!("one state buffer")
-            };
-            for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
-                let mut g = if maximize { -g } else { g };
-                if has_wd {
-                    g = g + wd * *p;
-                }
-                *b = *b * mom + damp * g;
-                let d = if nesterov { g + mom * *b } else { *b };
-                *p = *p + neg_lr * d;
-            }
+        let k = SgdKernel {
+            sign: if self.maximize { -T::one() } else { T::one() },
+            wd: (self.weight_decay != 0.0).then(|| T::of(self.weight_decay)),
+            momentum: T::of(self.momentum),
+            damp: T::of(1.0 - self.dampening),
+            nesterov: self.nesterov,
+            neg_lr: T::of(-lr),
         };
-        with_cpu_data::<T>(param, grad, &[buf], &mut |p, g, s| {
-            par_chunks(p, g, s, &kernel)
-        })
+        with_cpu_data::<T>(param, grad, &[buf], &mut |p, g, s| par_chunks(p, g, s, &k))
+    }
+}
+
+/// SGD with momentum over one chunk (the momentum buffer already exists).
+struct SgdKernel<T> {
+    sign: T,
+    wd: Option<T>,
+    momentum: T,
+    damp: T,
+    nesterov: bool,
+    neg_lr: T,
+}
+
+impl<T: Real> ChunkKernel<T> for SgdKernel<T> {
+    #[inline(always)]
+    fn run(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+        let [b] = s else {
+            unreachable!("one state buffer")
+        };
+        match (self.wd, self.nesterov) {
+            (None, false) => self.each::<false, false>(p, g, b),
+            (None, true) => self.each::<false, true>(p, g, b),
+            (Some(_), false) => self.each::<true, false>(p, g, b),
+            (Some(_), true) => self.each::<true, true>(p, g, b),
+        }
+    }
+}
+
+impl<T: Real> SgdKernel<T> {
+    #[inline(always)]
+    fn each<const WD: bool, const NESTEROV: bool>(&self, p: &mut [T], g: &[T], b: &mut [T]) {
+        let n = p.len();
+        let (g, b) = (&g[..n], &mut b[..n]);
+        let wd = self.wd.unwrap_or(T::zero());
+        for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
+            let mut g = g * self.sign;
+            if WD {
+                g = g + wd * *p;
+            }
+            *b = *b * self.momentum + self.damp * g;
+            let d = if NESTEROV { g + self.momentum * *b } else { *b };
+            *p = *p + self.neg_lr * d;
+        }
     }
 }
 
