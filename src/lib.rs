@@ -33,3 +33,6 @@ pub use ember_optimizers as optimizers;
 
 /// The built-in learning-rate schedulers (`step`, `cosine`, `one_cycle`, ...).
 pub use ember_schedulers as schedulers;
+
+/// The built-in regularizers (`l1`, `l2`, `elastic_net`, `max_norm`, `dropout`).
+pub use ember_regularizers as regularizers;

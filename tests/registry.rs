@@ -122,18 +122,6 @@ fn unknown_name_lists_the_known_names_sorted_and_the_closest() {
 }
 
 #[test]
-fn a_kind_with_no_plugins_says_how_plugins_get_linked() {
-    let e = ember::core::regularizer("l2", &Config::new(), &ctx())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("unknown regularizer 'l2'; no regularizers are registered"),
-        "{e}"
-    );
-    assert!(e.contains("use the_plugin_crate as _;"), "{e}");
-}
-
-#[test]
 fn unknown_config_key_names_the_key_and_the_valid_keys() {
     let e = build_err("leaky_relu", &toml("negative_slop = 0.1"));
     assert_eq!(
@@ -312,7 +300,7 @@ fn plugins_json_gives_kind_name_summary_module_and_params() {
 fn plugins_accepts_plural_kinds_and_rejects_unknown_ones() {
     let (code, text, _) = run_cli(&["plugins", "--kind", "regularizers"]);
     assert_eq!(code, 0);
-    assert_eq!(text, "regularizers (0)\n  (none registered)\n");
+    assert!(text.starts_with("regularizers (5)\n"), "{text}");
     let (code, text, _) = run_cli(&["plugins", "--kind", "losses"]);
     assert_eq!(code, 0);
     assert!(text.starts_with("losses (11)\n"), "{text}");

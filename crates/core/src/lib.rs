@@ -45,6 +45,7 @@ pub mod ops;
 mod params;
 mod plugins;
 pub mod registry;
+pub mod rng;
 mod state;
 mod value;
 

@@ -278,3 +278,32 @@ pub fn plugins(kind: Kind) -> Vec<PluginInfo> {
 pub fn all_plugins() -> Vec<PluginInfo> {
     Kind::ALL.into_iter().flat_map(plugins).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Unit tests link no plugin crate: every kind's registry is empty here.
+    #[test]
+    fn an_empty_kind_says_how_plugins_get_linked() {
+        let e = optimizer("adam", &Config::new(), &BuildContext::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "unknown optimizer 'adam'; no optimizers are registered (a plugin crate is linked only if the program names it: add `use the_plugin_crate as _;`)"
+        );
+        assert!(plugins(Kind::Loss).is_empty());
+    }
+
+    #[test]
+    fn kinds_parse_singular_and_plural() {
+        assert_eq!("losses".parse::<Kind>().unwrap(), Kind::Loss);
+        assert_eq!("scheduler".parse::<Kind>().unwrap(), Kind::Scheduler);
+        assert!("metric"
+            .parse::<Kind>()
+            .unwrap_err()
+            .to_string()
+            .starts_with("unknown plugin kind 'metric'"));
+    }
+}

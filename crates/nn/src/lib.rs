@@ -1,3 +1,19 @@
-//! Ember's layers and models (`Module`, `Linear`, `Sequential`, an MLP builder), with
-//! PyTorch's initialisation and state-dict names. Not written yet: this crate reserves
-//! the name and its place in the workspace; it arrives with the modules issue.
+//! Ember's layers and models, compatible with PyTorch's: `Linear` keeps PyTorch's
+//! [out, in] weight layout and default initialisation, `Sequential` names parameters as
+//! `nn.Sequential`'s state_dict does (`0.weight`, `3.bias`, ...), activation and dropout
+//! layers come from the plugin registry by name, and weights save to and load from
+//! safetensors files that PyTorch reads and writes.
+
+mod layers;
+mod linear;
+mod mlp;
+mod module;
+mod sequential;
+mod weights;
+
+pub use layers::{ActivationLayer, DropoutLayer, Flatten};
+pub use linear::Linear;
+pub use mlp::{mlp, MlpConfig};
+pub use module::{Context, Module};
+pub use sequential::Sequential;
+pub use weights::{load_safetensors, load_state_dict, save_safetensors, state_dict};

@@ -6,6 +6,8 @@
 pub mod clip;
 pub mod glob;
 pub mod optim;
+pub mod regularize;
 
 pub use clip::{clip_grad_norm, clip_grad_value, NormType};
 pub use optim::{load_scheduler_state, scheduler_state_dict, OptimizerDriver, ParamGroupSpec};
+pub use regularize::{Regularization, RegularizerSpec};

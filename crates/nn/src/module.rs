@@ -1,0 +1,59 @@
+//! The `Module` trait and the forward-pass context (training or evaluation mode).
+
+use std::fmt::Debug;
+
+use candle_core::{Tensor, Var};
+use ember_core::rng;
+use ember_core::Result;
+
+/// What a forward pass needs besides its input: the mode (training turns dropout on)
+/// and a seed from which each random layer draws a fresh, reproducible stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Context {
+    train: bool,
+    seed: u64,
+    draws: u64,
+}
+
+impl Context {
+    /// Evaluation mode: dropout is the identity.
+    pub fn eval() -> Self {
+        Context {
+            train: false,
+            seed: 0,
+            draws: 0,
+        }
+    }
+
+    /// Training mode; random layers draw their masks from `seed` (give a new seed, e.g.
+    /// derived from the run seed and the step, to every forward pass).
+    pub fn train(seed: u64) -> Self {
+        Context {
+            train: true,
+            seed,
+            draws: 0,
+        }
+    }
+
+    pub fn is_train(&self) -> bool {
+        self.train
+    }
+
+    /// A fresh seed for the next random layer of this pass.
+    pub fn next_seed(&mut self) -> u64 {
+        self.draws += 1;
+        rng::at(self.seed, self.draws)
+    }
+}
+
+/// A layer or a model: a differentiable function with named, learnable parameters.
+pub trait Module: Send + Sync + Debug {
+    /// Applies the module to `input`.
+    fn forward(&self, input: &Tensor, ctx: &mut Context) -> Result<Tensor>;
+
+    /// The learnable parameters, named as PyTorch's state_dict names them (relative to
+    /// this module: `weight`, `bias`; a `Sequential` prefixes each layer's index).
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        Vec::new()
+    }
+}

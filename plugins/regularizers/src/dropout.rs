@@ -1,0 +1,79 @@
+//! `dropout`: inverted dropout with reproducible masks.
+
+use candle_core::{DType, Tensor};
+use ember_core::rng::{at, unit_f32};
+use ember_core::{
+    Error, ParamSpec, ParamType, Regularizer, RegularizerEntry, RegularizerRole, Result,
+};
+
+/// In training mode, zeroes each element with probability p and scales the others by
+/// 1/(1 - p), so the expected value is unchanged; identity in evaluation mode. Element
+/// i of the mask depends only on (seed, i), so a run is reproducible whatever the thread
+/// count. p = 1 gives zeros.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dropout {
+    pub p: f64,
+}
+
+impl Dropout {
+    /// The scaled keep-mask for `n` elements: 0 or 1/(1 - p).
+    pub fn mask(&self, n: usize, seed: u64) -> Vec<f32> {
+        let keep_scale = if self.p >= 1.0 {
+            0.0
+        } else {
+            (1.0 / (1.0 - self.p)) as f32
+        };
+        let p = self.p as f32;
+        (0..n as u64)
+            .map(|i| {
+                if unit_f32(at(seed, i)) < p {
+                    0.0
+                } else {
+                    keep_scale
+                }
+            })
+            .collect()
+    }
+}
+
+impl Regularizer for Dropout {
+    fn role(&self) -> RegularizerRole {
+        RegularizerRole::Noise
+    }
+
+    fn noise(&self, input: &Tensor, train: bool, seed: u64) -> Result<Tensor> {
+        if !train || self.p == 0.0 {
+            return Ok(input.clone());
+        }
+        if !matches!(
+            input.dtype(),
+            DType::F32 | DType::F64 | DType::F16 | DType::BF16
+        ) {
+            return Err(Error::input(format!(
+                "dropout: expected a float tensor, got {:?}",
+                input.dtype()
+            )));
+        }
+        if self.p >= 1.0 {
+            // input * 0, as PyTorch (a gradient of zeros flows back).
+            return Ok(input.affine(0.0, 0.0)?);
+        }
+        let mask = Tensor::from_vec(
+            self.mask(input.elem_count(), seed),
+            input.shape(),
+            input.device(),
+        )?
+        .to_dtype(input.dtype())?;
+        Ok(input.mul(&mask)?)
+    }
+}
+
+ember_core::inventory::submit! {
+    RegularizerEntry {
+        name: "dropout",
+        summary: "inverted dropout: zero each element with probability p in training, scale the rest by 1/(1-p)",
+        params: &[ParamSpec::required("p", ParamType::Float, "probability of zeroing an element; in [0, 1]")],
+        module: module_path!(),
+        build: |p, _| Ok(Box::new(Dropout { p: p.float_where("p", |x| (0.0..=1.0).contains(&x), "must be in [0, 1]")? })),
+    }
+}

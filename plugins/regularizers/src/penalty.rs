@@ -1,0 +1,37 @@
+//! The shared pieces of the penalties: |w| with PyTorch's gradient (0 at 0).
+
+use candle_core::Tensor;
+use ember_core::ops::pointwise::{apply, Pointwise, Real};
+use ember_core::Result;
+
+/// |w|, gradient sign(w) with sign(0) = 0, as `torch.abs`.
+#[derive(Clone, Copy, Debug)]
+struct Abs;
+
+impl Pointwise for Abs {
+    const NAME: &'static str = "l1";
+
+    fn fwd<T: Real>(&self, x: T) -> T {
+        x.abs()
+    }
+
+    fn bwd<T: Real>(&self, x: T, _y: T, g: T) -> T {
+        if x > T::zero() {
+            g
+        } else if x < T::zero() {
+            -g
+        } else {
+            T::zero()
+        }
+    }
+}
+
+/// Σ|w|, differentiable.
+pub fn sum_abs(w: &Tensor) -> Result<Tensor> {
+    Ok(apply(&Abs, w)?.sum_all()?)
+}
+
+/// Σw², differentiable.
+pub fn sum_sq(w: &Tensor) -> Result<Tensor> {
+    Ok(w.sqr()?.sum_all()?)
+}
