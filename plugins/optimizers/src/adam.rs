@@ -7,7 +7,7 @@ use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
 use crate::common::{
-    addcdiv, addcmul, betas, buffer, effective_grad, fused_kind, lerp, nan_max, next_step,
+    adam_moments, addcdiv, betas, buffer, decay_and_grad, fused_kind, nan_max, next_step,
     non_negative, zero_state, Fused, MAXIMIZE,
 };
 
@@ -73,25 +73,23 @@ impl Adam {
         }
     }
 
-    fn composed(&self, param: &Var, grad: &Tensor, state: &mut State, sc: &Scalars) -> Result<()> {
-        let (b1, b2) = self.betas;
-        let mut p = param.as_tensor().clone();
-        if self.decoupled_weight_decay && self.weight_decay != 0.0 {
-            p = p.affine(sc.decay, 0.0)?;
-        }
-        let coupled = if self.decoupled_weight_decay {
-            0.0
-        } else {
-            self.weight_decay
-        };
-        let g = effective_grad(&p, grad, self.maximize, coupled)?;
-        let m = lerp(buffer("adam", state, "exp_avg")?, &g, 1.0 - b1)?;
-        let v = addcmul(
-            &buffer("adam", state, "exp_avg_sq")?.affine(b2, 0.0)?,
-            &g,
-            &g,
-            1.0 - b2,
+    fn composed(
+        &self,
+        param: &Var,
+        grad: &Tensor,
+        state: &mut State,
+        sc: &Scalars,
+        lr: f64,
+    ) -> Result<()> {
+        let (p, g) = decay_and_grad(
+            param.as_tensor(),
+            grad,
+            self.maximize,
+            self.weight_decay,
+            self.decoupled_weight_decay,
+            lr,
         )?;
+        let (m, v) = adam_moments("adam", state, &g, self.betas)?;
         let second = if self.amsgrad {
             let vmax = buffer("adam", state, "max_exp_avg_sq")?.maximum(&v)?;
             state.tensors.insert("max_exp_avg_sq".into(), vmax.clone());
@@ -251,7 +249,7 @@ impl Optimizer for Adam {
         match kind {
             Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, &states, &sc),
             Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, &states, &sc),
-            None => self.composed(param, grad, state, &sc),
+            None => self.composed(param, grad, state, &sc, ctx.lr),
         }
     }
 }

@@ -70,6 +70,46 @@ pub fn effective_grad(
     })
 }
 
+/// The parameter after decoupled weight decay (p·(1 - lr·wd), AdamW-style) and the
+/// gradient the update uses (negated when maximizing, plus wd·p for coupled decay).
+pub fn decay_and_grad(
+    param: &Tensor,
+    grad: &Tensor,
+    maximize: bool,
+    weight_decay: f64,
+    decoupled: bool,
+    lr: f64,
+) -> Result<(Tensor, Tensor)> {
+    if decoupled && weight_decay != 0.0 {
+        let p = param.affine(1.0 - lr * weight_decay, 0.0)?;
+        let g = effective_grad(&p, grad, maximize, 0.0)?;
+        Ok((p, g))
+    } else {
+        Ok((
+            param.clone(),
+            effective_grad(param, grad, maximize, weight_decay)?,
+        ))
+    }
+}
+
+/// Adam's moment updates: m ← lerp(m, g, 1-β1), v ← β2·v + (1-β2)·g², from the state
+/// buffers `exp_avg` and `exp_avg_sq` (not yet stored back).
+pub fn adam_moments(
+    optimizer: &str,
+    state: &State,
+    g: &Tensor,
+    (b1, b2): (f64, f64),
+) -> Result<(Tensor, Tensor)> {
+    let m = lerp(buffer(optimizer, state, "exp_avg")?, g, 1.0 - b1)?;
+    let v = addcmul(
+        &buffer(optimizer, state, "exp_avg_sq")?.affine(b2, 0.0)?,
+        g,
+        g,
+        1.0 - b2,
+    )?;
+    Ok((m, v))
+}
+
 /// Zero buffers named `names`, shaped like `param`, plus `step = 0`.
 pub fn zero_state(param: &Tensor, names: &[&str]) -> Result<State> {
     let mut s = State::new();

@@ -4,8 +4,7 @@ use candle_core::{Tensor, Var};
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
 use crate::common::{
-    addcdiv, addcmul, betas, buffer, effective_grad, lerp, next_step, non_negative, zero_state,
-    MAXIMIZE,
+    adam_moments, addcdiv, betas, decay_and_grad, next_step, non_negative, zero_state, MAXIMIZE,
 };
 
 /// PyTorch's NAdam, step t: μₜ = β1·(1 - ½·0.96^(t·ψ)) with ψ = momentum_decay,
@@ -38,28 +37,20 @@ impl Optimizer for Nadam {
     fn step(&self, param: &Var, grad: &Tensor, state: &mut State, ctx: &StepContext) -> Result<()> {
         let step = next_step(state);
         let (b1, b2, lr) = (self.betas.0, self.betas.1, ctx.lr);
-        let mut p = param.as_tensor().clone();
         let bias_correction2 = 1.0 - b2.powf(step);
-        let mut coupled = 0.0;
-        if self.weight_decay != 0.0 {
-            if self.decoupled_weight_decay {
-                p = p.affine(1.0 - lr * self.weight_decay, 0.0)?;
-            } else {
-                coupled = self.weight_decay;
-            }
-        }
-        let g = effective_grad(&p, grad, self.maximize, coupled)?;
+        let (p, g) = decay_and_grad(
+            param.as_tensor(),
+            grad,
+            self.maximize,
+            self.weight_decay,
+            self.decoupled_weight_decay,
+            lr,
+        )?;
         let mu = b1 * (1.0 - 0.5 * 0.96f64.powf(step * self.momentum_decay));
         let mu_next = b1 * (1.0 - 0.5 * 0.96f64.powf((step + 1.0) * self.momentum_decay));
         let mu_product = state.scalar("mu_product").unwrap_or(1.0) * mu;
         state.scalars.insert("mu_product".into(), mu_product);
-        let m = lerp(buffer("nadam", state, "exp_avg")?, &g, 1.0 - b1)?;
-        let v = addcmul(
-            &buffer("nadam", state, "exp_avg_sq")?.affine(b2, 0.0)?,
-            &g,
-            &g,
-            1.0 - b2,
-        )?;
+        let (m, v) = adam_moments("nadam", state, &g, (b1, b2))?;
         let bc2 = Tensor::new(bias_correction2, p.device())?.to_dtype(p.dtype())?;
         let denom = v.broadcast_div(&bc2)?.sqrt()?.affine(1.0, self.eps)?;
         let mu_product_next = mu_product * mu_next;

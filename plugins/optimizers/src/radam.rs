@@ -4,8 +4,7 @@ use candle_core::{Tensor, Var};
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
 use crate::common::{
-    add_scaled, addcmul, betas, buffer, effective_grad, lerp, next_step, non_negative, zero_state,
-    MAXIMIZE,
+    adam_moments, add_scaled, betas, decay_and_grad, next_step, non_negative, zero_state, MAXIMIZE,
 };
 
 /// PyTorch's RAdam, step t: m, v as in Adam; m̂ = m/(1-β1ᵗ); ρ∞ = 2/(1-β2) - 1,
@@ -34,23 +33,15 @@ impl Optimizer for Radam {
     fn step(&self, param: &Var, grad: &Tensor, state: &mut State, ctx: &StepContext) -> Result<()> {
         let step = next_step(state);
         let (b1, b2, lr) = (self.betas.0, self.betas.1, ctx.lr);
-        let mut p = param.as_tensor().clone();
-        let mut coupled = 0.0;
-        if self.weight_decay != 0.0 {
-            if self.decoupled_weight_decay {
-                p = p.affine(1.0 - lr * self.weight_decay, 0.0)?;
-            } else {
-                coupled = self.weight_decay;
-            }
-        }
-        let g = effective_grad(&p, grad, self.maximize, coupled)?;
-        let m = lerp(buffer("radam", state, "exp_avg")?, &g, 1.0 - b1)?;
-        let v = addcmul(
-            &buffer("radam", state, "exp_avg_sq")?.affine(b2, 0.0)?,
-            &g,
-            &g,
-            1.0 - b2,
+        let (p, g) = decay_and_grad(
+            param.as_tensor(),
+            grad,
+            self.maximize,
+            self.weight_decay,
+            self.decoupled_weight_decay,
+            lr,
         )?;
+        let (m, v) = adam_moments("radam", state, &g, (b1, b2))?;
         let bias_correction1 = 1.0 - b1.powf(step);
         let bias_correction2 = 1.0 - b2.powf(step);
         let bc1 = Tensor::new(bias_correction1, p.device())?.to_dtype(p.dtype())?;
