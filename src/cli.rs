@@ -31,6 +31,50 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train a model from a run config (TOML); the last line printed is a JSON summary.
+    Train {
+        /// The run config.
+        config: Option<PathBuf>,
+        /// cpu, cuda[:N], metal[:N] or auto.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Total epochs of the run (a resumed run trains up to this many).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// The run directory (default runs/CONFIG_NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue from a checkpoint file or a run directory (its latest checkpoint).
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Override the config's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// No progress lines on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Write a checkpoint's weights (PyTorch names) as a safetensors file.
+    Export {
+        checkpoint: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List a safetensors file's tensors (name, dtype, shape) and metadata.
+    Inspect { file: PathBuf },
+    /// Run a trained model in evaluation mode on the tensor `input` of a safetensors file.
+    Predict {
+        /// A checkpoint, a run directory, or plain weights (with --config).
+        weights: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Time a component; the last line printed is a JSON object.
     Bench {
         #[command(subcommand)]
@@ -98,6 +142,38 @@ where
         Command::Plugins { kind, json } => {
             list_plugins(kind, json, out).map_err(anyhow::Error::from)
         }
+        Command::Train {
+            config,
+            device,
+            epochs,
+            out: dir,
+            resume,
+            seed,
+            quiet,
+        } => crate::commands::train(
+            crate::commands::TrainArgs {
+                config,
+                device,
+                epochs,
+                out: dir,
+                resume,
+                seed,
+                quiet,
+            },
+            out,
+        ),
+        Command::Export {
+            checkpoint,
+            out: dest,
+        } => crate::commands::export(&checkpoint, &dest, out),
+        Command::Inspect { file } => crate::commands::inspect(&file, out),
+        Command::Predict {
+            weights,
+            config,
+            input,
+            out: dest,
+            device,
+        } => crate::commands::predict(&weights, config.as_deref(), &input, &dest, &device, out),
         Command::Bench {
             what:
                 BenchCommand::Optimizer {

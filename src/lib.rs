@@ -14,6 +14,8 @@
 
 pub mod bench;
 pub mod cli;
+pub mod commands;
+pub mod device;
 pub mod parity;
 
 pub use ember_core as core;

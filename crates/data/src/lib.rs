@@ -1,3 +1,8 @@
-//! Ember's datasets and data loaders (IDX files, Fashion-MNIST, batching on a device).
-//! Not written yet: this crate reserves the name and its place in the workspace; it
-//! arrives with the data issue.
+//! Ember's datasets and data loaders: a [`Dataset`] trait, an in-memory
+//! [`TensorDataset`], a [`DataLoader`] (batch size, seeded shuffling, drop_last, batches
+//! on the chosen device), and an [`idx`] reader for the MNIST family's files.
+
+pub mod idx;
+mod loader;
+
+pub use loader::{DataLoader, Dataset, TensorDataset};

@@ -3,11 +3,17 @@
 //! groups, gradient clipping and saveable state, and the scheduler state helpers. The
 //! Learner (epochs, metrics, checkpoints) arrives with the Learner issue.
 
+pub mod checkpoint;
 pub mod clip;
+pub mod config;
+pub mod data;
 pub mod glob;
+pub mod learner;
 pub mod optim;
 pub mod regularize;
 
 pub use clip::{clip_grad_norm, clip_grad_value, NormType};
+pub use config::RunConfig;
+pub use learner::{build_model, EpochRecord, Learner, Progress, Reporter, Summary};
 pub use optim::{load_scheduler_state, scheduler_state_dict, OptimizerDriver, ParamGroupSpec};
 pub use regularize::{Regularization, RegularizerSpec};

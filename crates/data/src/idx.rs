@@ -1,0 +1,136 @@
+//! The IDX format of MNIST and Fashion-MNIST (raw or gzip-compressed): a magic number
+//! giving the element type and rank, the dimensions, then the data.
+
+use std::io::Read;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use ember_core::{Error, Result};
+
+/// Reads an IDX file of unsigned bytes (images: [N, rows, cols]; labels: [N]) as a u8
+/// tensor. `.gz` files are decompressed. A bad magic number, an unsupported element
+/// type or a truncated file is an error naming the file.
+pub fn read_u8(path: impl AsRef<Path>) -> Result<Tensor> {
+    let path = path.as_ref();
+    let fail = |msg: String| Error::input(format!("{}: {msg}", path.display()));
+    let raw = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                fail(format!(
+                    "cannot decompress (corrupt or truncated gzip): {e}"
+                ))
+            })?;
+        out
+    } else {
+        raw
+    };
+    parse_u8(&bytes).map_err(fail)
+}
+
+fn parse_u8(bytes: &[u8]) -> std::result::Result<Tensor, String> {
+    if bytes.len() < 4 {
+        return Err(format!(
+            "not an IDX file: {} bytes, shorter than the 4-byte magic number",
+            bytes.len()
+        ));
+    }
+    if bytes[0] != 0 || bytes[1] != 0 {
+        return Err(format!(
+            "not an IDX file: bad magic number {:02x} {:02x} {:02x} {:02x} (expected 00 00 08 0N)",
+            bytes[0], bytes[1], bytes[2], bytes[3]
+        ));
+    }
+    if bytes[2] != 0x08 {
+        return Err(format!(
+            "IDX element type 0x{:02x} is not supported; Ember reads unsigned bytes (0x08)",
+            bytes[2]
+        ));
+    }
+    let rank = bytes[3] as usize;
+    if rank == 0 || rank > 4 {
+        return Err(format!("IDX rank {rank} is not supported (1 to 4)"));
+    }
+    let header = 4 + 4 * rank;
+    if bytes.len() < header {
+        return Err(format!(
+            "truncated: the header needs {header} bytes, the file has {}",
+            bytes.len()
+        ));
+    }
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| {
+            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
+        })
+        .collect();
+    let count: usize = dims.iter().product();
+    let data = &bytes[header..];
+    if data.len() != count {
+        return Err(format!(
+            "{} data bytes where the header {:?} promises {count}{}",
+            data.len(),
+            dims,
+            if data.len() < count {
+                " (truncated file)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Tensor::from_slice(data, dims, &Device::Cpu).map_err(|e| e.to_string())
+}
+
+/// Reads an images file and a labels file, checking that their counts match.
+pub fn read_pair(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<(Tensor, Tensor)> {
+    let (ip, lp) = (images.as_ref(), labels.as_ref());
+    let x = read_u8(ip)?;
+    let y = read_u8(lp)?;
+    if y.rank() != 1 {
+        return Err(Error::input(format!(
+            "{}: labels must be one-dimensional, got shape {:?}",
+            lp.display(),
+            y.dims()
+        )));
+    }
+    if x.dim(0)? != y.dim(0)? {
+        return Err(Error::input(format!(
+            "{} has {} images but {} has {} labels; the files must come from the same split",
+            ip.display(),
+            x.dim(0)?,
+            lp.display(),
+            y.dim(0)?
+        )));
+    }
+    Ok((x, y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_u8;
+
+    fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+        let mut b = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b.extend_from_slice(data);
+        b
+    }
+
+    #[test]
+    fn parses_and_rejects() {
+        let t = parse_u8(&idx(&[2, 2], &[1, 2, 3, 4])).unwrap();
+        assert_eq!(t.dims(), [2, 2]);
+        assert!(parse_u8(&idx(&[2, 2], &[1, 2, 3]))
+            .unwrap_err()
+            .contains("truncated"));
+        assert!(parse_u8(&[1, 2, 3, 4, 5])
+            .unwrap_err()
+            .contains("bad magic number"));
+        let mut f = idx(&[1], &[0]);
+        f[2] = 0x0d;
+        assert!(parse_u8(&f).unwrap_err().contains("element type 0x0d"));
+    }
+}

@@ -1,0 +1,655 @@
+//! The Learner: epochs of mini-batches with a loss, an optimizer (and groups), an
+//! optional scheduler, regularizers, gradient clipping and accumulation; metrics per
+//! epoch in `metrics.csv`; atomic checkpoints after each epoch; early stopping; and a
+//! resume that continues bit for bit.
+//!
+//! Every random choice derives from the run seed and a counter (data order from the
+//! epoch, dropout masks from the global batch index), so a checkpoint's counters are
+//! its whole random state.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor};
+use ember_core::rng;
+use ember_core::{registry, BuildContext, Config, Error, Loss, Result, Scheduler};
+use ember_data::{DataLoader, Dataset, TensorDataset};
+use ember_nn::{
+    load_state_dict, mlp, state_dict, ActivationLayer, Context, MlpConfig, Module, Sequential,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, FORMAT};
+use crate::clip::{clip_grad_norm, clip_grad_value, NormType};
+use crate::config::{Interval, RunConfig};
+use crate::optim::{load_scheduler_state, scheduler_state_dict, OptimizerDriver, ParamGroupSpec};
+use crate::regularize::{Regularization, RegularizerSpec};
+
+/// Separates the dropout stream from the other streams drawn from the run seed.
+const DROPOUT_STREAM: u64 = 0xD0_D0_D0_D0;
+
+/// One epoch's metrics. Accuracies are NaN when the targets are not class indices.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub eval_loss: f64,
+    pub eval_acc: f64,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+impl EpochRecord {
+    fn metric(&self, name: &str) -> f64 {
+        match name {
+            "train_loss" => self.train_loss,
+            "train_acc" => self.train_acc,
+            "eval_loss" => self.eval_loss,
+            _ => self.eval_acc,
+        }
+    }
+}
+
+/// Counters and history: everything besides tensors that a checkpoint restores.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Progress {
+    /// Completed epochs.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// Mini-batches seen (drives the dropout seeds).
+    pub batches: u64,
+    pub history: Vec<EpochRecord>,
+    pub best: Option<f64>,
+    pub bad_epochs: usize,
+    pub stopped_early: bool,
+}
+
+/// What `fit` returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub epochs: usize,
+    pub last: Option<EpochRecord>,
+    pub seconds_per_epoch: f64,
+    pub stopped_early: bool,
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// Where progress lines go.
+pub enum Reporter {
+    /// One summary line per epoch on stderr.
+    Stderr,
+    Quiet,
+}
+
+/// A training run. See the module docs.
+pub struct Learner {
+    pub config: RunConfig,
+    model: Sequential,
+    loss: Box<dyn Loss>,
+    optimizer: OptimizerDriver,
+    scheduler: Option<Box<dyn Scheduler>>,
+    regularization: Regularization,
+    train: TensorDataset,
+    eval: TensorDataset,
+    loader: DataLoader,
+    out: PathBuf,
+    progress: Progress,
+    reporter: Reporter,
+}
+
+/// The model a run config describes (weights initialised from its seed).
+pub fn build_model(config: &RunConfig, dtype: DType, device: &Device) -> Result<Sequential> {
+    let m = &config.model;
+    let mlp_config = MlpConfig {
+        sizes: m.sizes.clone(),
+        activation: m.activation.clone(),
+        activation_config: m.activation_config.clone(),
+        dropout: m.dropout.clone(),
+        flatten: m.flatten,
+        bias: m.bias,
+    };
+    let mut model = mlp(&mlp_config, config.seed, dtype, device)
+        .map_err(|e| Error::input(format!("model: {e}")))?;
+    if let Some(name) = &m.output_activation {
+        let layer = ActivationLayer::new(
+            name,
+            &Config::new(),
+            &BuildContext::new(device.clone(), dtype),
+        )
+        .map_err(|e| Error::input(format!("model.output_activation: {e}")))?;
+        let label = model.len().to_string();
+        model = model.push_named(label, Box::new(layer));
+    }
+    Ok(model)
+}
+
+/// The dtype a run config names.
+pub fn dtype_of(config: &RunConfig) -> DType {
+    if config.train.dtype == "f64" {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+impl Learner {
+    /// Builds every part of the run; `out` is the run directory.
+    pub fn new(
+        config: RunConfig,
+        device: Device,
+        out: impl Into<PathBuf>,
+        reporter: Reporter,
+    ) -> Result<Self> {
+        config.validate()?;
+        let dtype = dtype_of(&config);
+        let (train, eval) =
+            crate::data::load(&config.data).map_err(|e| Error::input(format!("data: {e}")))?;
+        let class_targets = ["cross_entropy", "nll"].contains(&config.loss.name.as_str());
+        crate::data::check_fits(
+            &config.model.sizes,
+            config.model.flatten,
+            &train,
+            class_targets,
+        )?;
+        let model = build_model(&config, dtype, &device)?;
+        let ctx = BuildContext::new(device.clone(), dtype);
+        let loss = registry::loss(&config.loss.name, &config.loss.config, &ctx)
+            .map_err(|e| Error::input(format!("loss: {e}")))?;
+        let groups = config
+            .optimizer
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| ParamGroupSpec::from_table(i, g))
+            .collect::<Result<Vec<_>>>()?;
+        let optimizer = OptimizerDriver::new(
+            &config.optimizer.name,
+            &config.optimizer.config,
+            &groups,
+            model.named_parameters(),
+        )
+        .map_err(|e| Error::input(format!("optimizer: {e}")))?;
+        let scheduler = match &config.scheduler {
+            Some(s) => {
+                let mut sched = registry::scheduler(&s.name, &s.config, &ctx)
+                    .map_err(|e| Error::input(format!("scheduler: {e}")))?;
+                let mut lrs = optimizer.lrs().to_vec();
+                sched.init(&mut lrs)?;
+                Some((sched, lrs))
+            }
+            None => None,
+        };
+        let mut optimizer = optimizer;
+        let scheduler = scheduler.map(|(s, lrs)| {
+            optimizer.lrs_mut().copy_from_slice(&lrs);
+            s
+        });
+        let specs = config
+            .regularizers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| RegularizerSpec::from_table(i, t))
+            .collect::<Result<Vec<_>>>()?;
+        let regularization = Regularization::new(&specs, model.named_parameters())?;
+        let t = &config.train;
+        let loader = DataLoader::new(
+            t.batch_size,
+            t.shuffle,
+            t.drop_last,
+            config.seed,
+            device,
+            dtype,
+        )?;
+        if loader.batches(train.len()) == 0 {
+            return Err(Error::input(format!(
+                "train.batch_size = {} with drop_last leaves no batch from {} training examples",
+                t.batch_size,
+                train.len()
+            )));
+        }
+        Ok(Learner {
+            config,
+            model,
+            loss,
+            optimizer,
+            scheduler,
+            regularization,
+            train,
+            eval,
+            loader,
+            out: out.into(),
+            progress: Progress::default(),
+            reporter,
+        })
+    }
+
+    /// Continues the run saved in `checkpoint` (a file, or a run directory meaning its
+    /// latest checkpoint). The checkpoint's config is used; `epochs` overrides the total.
+    pub fn resume(
+        path: &Path,
+        device: Device,
+        out: Option<PathBuf>,
+        epochs: Option<usize>,
+        reporter: Reporter,
+    ) -> Result<Self> {
+        let file = checkpoint::resolve(path)?;
+        let ckpt = checkpoint::read(&file)?;
+        if ckpt.meta("format")? != FORMAT {
+            return Err(Error::input(format!(
+                "{}: format {:?} is not {FORMAT:?}",
+                file.display(),
+                ckpt.meta("format")?
+            )));
+        }
+        let mut config = RunConfig::from_json(ckpt.meta("config")?)?;
+        if let Some(e) = epochs {
+            config.train.epochs = e;
+        }
+        let out = out.unwrap_or_else(|| run_dir_of(&file));
+        let mut learner = Learner::new(config, device, out, reporter)?;
+        learner.load(&ckpt)?;
+        Ok(learner)
+    }
+
+    /// Restores weights, optimizer, scheduler and progress from a checkpoint.
+    fn load(&mut self, ckpt: &checkpoint::Checkpoint) -> Result<()> {
+        let at = |e: Error| Error::input(format!("{}: {e}", ckpt.path.display()));
+        load_state_dict(&self.model, &ckpt.section("model/")).map_err(at)?;
+        let opt: HashMap<String, Tensor> = ckpt
+            .tensors
+            .iter()
+            .filter(|(k, _)| k.starts_with("optimizer/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.optimizer.load_state_dict(&opt).map_err(at)?;
+        if let Some(s) = &mut self.scheduler {
+            load_scheduler_state(s.as_mut(), &ckpt.tensors).map_err(at)?;
+        }
+        self.progress = serde_json::from_str(ckpt.meta("progress")?).map_err(|e| {
+            Error::input(format!("{}: unreadable progress: {e}", ckpt.path.display()))
+        })?;
+        Ok(())
+    }
+
+    pub fn model(&self) -> &Sequential {
+        &self.model
+    }
+
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    pub fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    /// Trains until `config.train.epochs` epochs are complete (or early stopping).
+    pub fn fit(&mut self) -> Result<Summary> {
+        std::fs::create_dir_all(&self.out).map_err(|e| {
+            Error::input(format!(
+                "{}: cannot create the run directory: {e}",
+                self.out.display()
+            ))
+        })?;
+        for w in self.config.pairing_warnings() {
+            self.report(&format!("warning: {w}"));
+        }
+        let mut last_ckpt = None;
+        while self.progress.epoch < self.config.train.epochs && !self.progress.stopped_early {
+            let record = self.epoch()?;
+            self.progress.history.push(record.clone());
+            self.progress.epoch += 1;
+            self.write_metrics()?;
+            self.report(&format!(
+                "epoch {}/{}  train_loss {:.4}  train_acc {:.4}  eval_loss {:.4}  eval_acc {:.4}  lr {:.4e}  {:.2}s",
+                record.epoch, self.config.train.epochs, record.train_loss, record.train_acc, record.eval_loss, record.eval_acc, record.lr, record.seconds
+            ));
+            let improved = self.track_best(&record);
+            self.early_stopping(&record);
+            last_ckpt = Some(self.save_checkpoint(improved)?);
+        }
+        let secs: Vec<f64> = self.progress.history.iter().map(|r| r.seconds).collect();
+        Ok(Summary {
+            epochs: self.progress.epoch,
+            last: self.progress.history.last().cloned(),
+            seconds_per_epoch: median(&secs),
+            stopped_early: self.progress.stopped_early,
+            checkpoint: last_ckpt,
+        })
+    }
+
+    fn report(&self, line: &str) {
+        if let Reporter::Stderr = self.reporter {
+            eprintln!("{line}");
+        }
+    }
+
+    fn epoch(&mut self) -> Result<EpochRecord> {
+        let start = Instant::now();
+        let epoch = self.progress.epoch;
+        let n = self.train.len();
+        let order = self.loader.order(n, epoch as u64);
+        let batches = self.loader.batches(n);
+        let accumulate = self.config.train.accumulate;
+        let (mut loss_sum, mut correct, mut seen, mut counted) = (0.0, 0usize, 0usize, true);
+        let mut acc: Option<GradStore> = None;
+        let params: Vec<candle_core::Var> = self
+            .model
+            .named_parameters()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        for b in 0..batches {
+            let (x, y) = self.loader.batch(&self.train, &order, b)?;
+            let seed = rng::at(self.config.seed ^ DROPOUT_STREAM, self.progress.batches);
+            self.progress.batches += 1;
+            let out = self.model.forward(&x, &mut Context::train(seed))?;
+            let loss = self.loss.forward(&out, &y)?;
+            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !value.is_finite() {
+                return Err(Error::input(format!(
+                    "the loss is {value} at epoch {}, step {} (batch {} of {batches}); training stopped. {}",
+                    epoch + 1,
+                    self.progress.step + 1,
+                    b + 1,
+                    match checkpoint::epoch_files(&self.out.join("checkpoints"))?.last() {
+                        Some((_, p)) => format!("The last good checkpoint is {}", p.display()),
+                        None => "No checkpoint was written before this point".to_string(),
+                    }
+                )));
+            }
+            let rows = y.dim(0)?;
+            loss_sum += value * rows as f64;
+            seen += rows;
+            match top1(&out, &y)? {
+                Some(c) => correct += c,
+                None => counted = false,
+            }
+            let mut total = loss;
+            if let Some(p) = self.regularization.penalty()? {
+                total = total.add(&p.to_dtype(total.dtype())?)?;
+            }
+            if accumulate > 1 {
+                total = total.affine(1.0 / accumulate as f64, 0.0)?;
+            }
+            let grads = total.backward()?;
+            acc = Some(match acc.take() {
+                None => grads,
+                Some(mut a) => {
+                    for p in &params {
+                        if let Some(g) = grads.get(p.as_tensor()) {
+                            let sum = match a.get(p.as_tensor()) {
+                                Some(prev) => prev.add(g)?,
+                                None => g.clone(),
+                            };
+                            a.insert(p.as_tensor(), sum);
+                        }
+                    }
+                    a
+                }
+            });
+            if (b + 1) % accumulate == 0 || b + 1 == batches {
+                let mut grads = acc.take().expect("gradients accumulated");
+                self.optimizer_step(&mut grads, &params)?;
+            }
+        }
+        let lr = self.optimizer.lrs()[0];
+        let (eval_loss, eval_acc) = self.evaluate()?;
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss: loss_sum / seen as f64,
+            train_acc: if counted {
+                correct as f64 / seen as f64
+            } else {
+                f64::NAN
+            },
+            eval_loss,
+            eval_acc,
+            lr,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.config.scheduler) {
+            if cfg.interval == Interval::Epoch {
+                let monitor = cfg.monitor.as_deref().unwrap_or("eval_loss");
+                let metric = s.needs_metric().then(|| record.metric(monitor));
+                s.step(self.optimizer.lrs_mut(), metric)?;
+            }
+        }
+        Ok(record)
+    }
+
+    fn optimizer_step(&mut self, grads: &mut GradStore, params: &[candle_core::Var]) -> Result<()> {
+        let refs: Vec<&candle_core::Var> = params.iter().collect();
+        if let Some(max) = self.config.train.clip_grad_norm {
+            let kind = if self.config.train.clip_norm_type == "inf" {
+                NormType::Inf
+            } else {
+                NormType::L2
+            };
+            clip_grad_norm(grads, &refs, max, kind)?;
+        }
+        if let Some(v) = self.config.train.clip_grad_value {
+            clip_grad_value(grads, &refs, v)?;
+        }
+        self.optimizer.step(grads)?;
+        self.regularization.constrain()?;
+        self.progress.step += 1;
+        if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.config.scheduler) {
+            if cfg.interval == Interval::Step {
+                s.step(self.optimizer.lrs_mut(), None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loss and top-1 accuracy on the evaluation set, in evaluation mode.
+    pub fn evaluate(&self) -> Result<(f64, f64)> {
+        let n = self.eval.len();
+        if n == 0 {
+            return Ok((f64::NAN, f64::NAN));
+        }
+        let order: Vec<u32> = (0..n as u32).collect();
+        let loader = DataLoader {
+            shuffle: false,
+            drop_last: false,
+            ..self.loader.clone()
+        };
+        let (mut loss_sum, mut correct, mut counted) = (0.0, 0usize, true);
+        for b in 0..loader.batches(n) {
+            let (x, y) = loader.batch(&self.eval, &order, b)?;
+            let out = self.model.forward(&x, &mut Context::eval())?;
+            loss_sum += self
+                .loss
+                .forward(&out, &y)?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?
+                * y.dim(0)? as f64;
+            match top1(&out, &y)? {
+                Some(c) => correct += c,
+                None => counted = false,
+            }
+        }
+        Ok((
+            loss_sum / n as f64,
+            if counted {
+                correct as f64 / n as f64
+            } else {
+                f64::NAN
+            },
+        ))
+    }
+
+    fn best_metric(&self) -> (String, bool) {
+        match &self.config.train.best_metric {
+            Some(m) => (m.clone(), m.ends_with("acc")),
+            None => ("eval_acc".into(), true),
+        }
+    }
+
+    fn track_best(&mut self, r: &EpochRecord) -> bool {
+        let (metric, maximize) = self.best_metric();
+        let v = r.metric(&metric);
+        let better = match self.progress.best {
+            _ if v.is_nan() => false,
+            None => true,
+            Some(b) => (maximize && v > b) || (!maximize && v < b),
+        };
+        if better {
+            self.progress.best = Some(v);
+        }
+        better
+    }
+
+    fn early_stopping(&mut self, r: &EpochRecord) {
+        let Some(es) = &self.config.train.early_stopping else {
+            return;
+        };
+        let hist = &self.progress.history[..self.progress.history.len() - 1];
+        let v = r.metric(&es.metric);
+        let best = hist
+            .iter()
+            .map(|h| h.metric(&es.metric))
+            .filter(|x| !x.is_nan())
+            .fold(None, |acc: Option<f64>, x| {
+                Some(match acc {
+                    None => x,
+                    Some(a) if es.mode == "max" => a.max(x),
+                    Some(a) => a.min(x),
+                })
+            });
+        let improved = match best {
+            None => !v.is_nan(),
+            Some(b) if es.mode == "max" => v > b + es.min_delta,
+            Some(b) => v < b - es.min_delta,
+        };
+        if improved {
+            self.progress.bad_epochs = 0;
+        } else {
+            self.progress.bad_epochs += 1;
+            if self.progress.bad_epochs > es.patience {
+                self.progress.stopped_early = true;
+                self.report(&format!(
+                    "early stopping: {} has not improved for {} epochs (patience {})",
+                    es.metric, self.progress.bad_epochs, es.patience
+                ));
+            }
+        }
+    }
+
+    /// The full state as one checkpoint's tensors and metadata.
+    fn checkpoint_contents(&self) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+        let mut tensors: HashMap<String, Tensor> = state_dict(&self.model)
+            .into_iter()
+            .map(|(k, v)| (format!("model/{k}"), v))
+            .collect();
+        tensors.extend(self.optimizer.state_dict()?);
+        if let Some(s) = &self.scheduler {
+            tensors.extend(scheduler_state_dict(s.as_ref())?);
+        }
+        let metadata = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("config".to_string(), self.config.to_json()),
+            (
+                "progress".to_string(),
+                serde_json::to_string(&self.progress).expect("progress serializes"),
+            ),
+            ("epoch".to_string(), self.progress.epoch.to_string()),
+            ("step".to_string(), self.progress.step.to_string()),
+        ]);
+        Ok((tensors, metadata))
+    }
+
+    /// Writes `checkpoints/epoch-NNNN.safetensors` (and `best.safetensors` when the
+    /// best metric improved), then keeps only the last `keep_last` epoch files.
+    fn save_checkpoint(&self, best: bool) -> Result<PathBuf> {
+        let dir = self.out.join("checkpoints");
+        let (tensors, metadata) = self.checkpoint_contents()?;
+        let path = dir.join(format!("epoch-{:04}.safetensors", self.progress.epoch));
+        checkpoint::write_atomic(&path, &tensors, metadata.clone())?;
+        if best {
+            checkpoint::write_atomic(&dir.join("best.safetensors"), &tensors, metadata)?;
+        }
+        let files = checkpoint::epoch_files(&dir)?;
+        let keep = self.config.train.keep_last.max(1);
+        for (_, old) in files.iter().take(files.len().saturating_sub(keep)) {
+            let _ = std::fs::remove_file(old);
+        }
+        Ok(path)
+    }
+
+    /// Rewrites `metrics.csv` from the history.
+    fn write_metrics(&self) -> Result<()> {
+        let path = self.out.join("metrics.csv");
+        let mut text = String::from("epoch,train_loss,train_acc,eval_loss,eval_acc,lr,seconds\n");
+        let f = |x: f64| {
+            if x.is_nan() {
+                String::new()
+            } else {
+                format!("{x}")
+            }
+        };
+        for r in &self.progress.history {
+            text += &format!(
+                "{},{},{},{},{},{},{:.3}\n",
+                r.epoch,
+                f(r.train_loss),
+                f(r.train_acc),
+                f(r.eval_loss),
+                f(r.eval_acc),
+                r.lr,
+                r.seconds
+            );
+        }
+        let tmp = self.out.join(".metrics.csv.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(text.as_bytes())?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| Error::input(format!("{}: cannot write: {e}", path.display())))
+    }
+}
+
+/// The run directory of a checkpoint file (`RUN/checkpoints/epoch-N.safetensors` → RUN).
+fn run_dir_of(file: &Path) -> PathBuf {
+    let parent = file.parent().unwrap_or(Path::new("."));
+    if parent.file_name().is_some_and(|n| n == "checkpoints") {
+        parent.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        parent.to_path_buf()
+    }
+}
+
+/// Correct top-1 predictions when `y` holds class indices for `out` [N, C].
+fn top1(out: &Tensor, y: &Tensor) -> Result<Option<usize>> {
+    if out.rank() != 2
+        || y.rank() != 1
+        || matches!(
+            y.dtype(),
+            DType::F32 | DType::F64 | DType::F16 | DType::BF16
+        )
+    {
+        return Ok(None);
+    }
+    let pred = out.argmax(1)?.to_dtype(DType::I64)?;
+    let hits = pred
+        .eq(&y.to_dtype(DType::I64)?)?
+        .to_dtype(DType::F64)?
+        .sum_all()?
+        .to_scalar::<f64>()?;
+    Ok(Some(hits as usize))
+}
+
+fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s[s.len() / 2]
+}

@@ -1,0 +1,172 @@
+//! `ember train`, `ember export`, `ember inspect`, `ember predict`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use ember_nn::{load_state_dict, Context, Module};
+use ember_train::{build_model, checkpoint, learner::dtype_of, Learner, Reporter, RunConfig};
+use serde_json::json;
+
+/// Options of `ember train`.
+pub struct TrainArgs {
+    pub config: Option<PathBuf>,
+    pub device: String,
+    pub epochs: Option<usize>,
+    pub out: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
+    pub seed: Option<u64>,
+    pub quiet: bool,
+}
+
+/// Trains; the last stdout line is a JSON summary.
+pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let device = crate::device::parse(&args.device)?;
+    let reporter = if args.quiet {
+        Reporter::Quiet
+    } else {
+        Reporter::Stderr
+    };
+    let mut learner = match &args.resume {
+        Some(path) => {
+            if args.seed.is_some() {
+                anyhow::bail!("--seed cannot change a resumed run: the checkpoint's seed fixes its data order and dropout masks");
+            }
+            Learner::resume(path, device, args.out.clone(), args.epochs, reporter)?
+        }
+        None => {
+            let path = args
+                .config
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("give a run config: ember train CONFIG.toml"))?;
+            let mut config = RunConfig::from_file(path)?;
+            if let Some(e) = args.epochs {
+                config.train.epochs = e;
+            }
+            if let Some(s) = args.seed {
+                config.seed = s;
+            }
+            config.validate()?;
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(stem(path)));
+            Learner::new(config, device, dir, reporter)?
+        }
+    };
+    let summary = learner.fit()?;
+    let last = summary.last.clone();
+    let num =
+        |f: fn(&ember_train::EpochRecord) -> f64| last.as_ref().map(f).filter(|x| x.is_finite());
+    let line = json!({
+        "epochs": summary.epochs,
+        "train_loss": num(|r| r.train_loss),
+        "train_acc": num(|r| r.train_acc),
+        "eval_loss": num(|r| r.eval_loss),
+        "eval_acc": num(|r| r.eval_acc),
+        "seconds_per_epoch": summary.seconds_per_epoch,
+        "stopped_early": summary.stopped_early,
+        "out": learner.out_dir().display().to_string(),
+        "checkpoint": summary.checkpoint.map(|p| p.display().to_string()),
+    });
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "run".into())
+}
+
+/// Weights only, PyTorch names, from a checkpoint.
+pub fn export(checkpoint_path: &Path, dest: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    let ckpt = checkpoint::read(&checkpoint::resolve(checkpoint_path)?)?;
+    let weights = ckpt.section("model/");
+    if weights.is_empty() {
+        anyhow::bail!(
+            "{}: holds no model weights (no model/ tensors); is it an Ember checkpoint?",
+            ckpt.path.display()
+        );
+    }
+    candle_core::safetensors::save(&weights, dest).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot write: {}",
+            dest.display(),
+            ember_core::Error::from(e)
+        )
+    })?;
+    writeln!(out, "wrote {} tensors to {}", weights.len(), dest.display())?;
+    Ok(())
+}
+
+/// Each tensor's name, dtype and shape, and the metadata.
+pub fn inspect(path: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    let ckpt = checkpoint::read(path)?;
+    let mut names: Vec<&String> = ckpt.tensors.keys().collect();
+    names.sort();
+    for n in names {
+        let t = &ckpt.tensors[n];
+        writeln!(out, "{n}\t{:?}\t{:?}", t.dtype(), t.dims())?;
+    }
+    let mut keys: Vec<&String> = ckpt.metadata.keys().collect();
+    keys.sort();
+    for k in keys {
+        writeln!(out, "metadata {k} = {}", ckpt.metadata[k])?;
+    }
+    Ok(())
+}
+
+/// Runs the model in evaluation mode on tensor `input` of `input_path`, writing `output`.
+pub fn predict(
+    weights: &Path,
+    config: Option<&Path>,
+    input_path: &Path,
+    dest: &Path,
+    device: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let device = crate::device::parse(device)?;
+    let file = checkpoint::resolve(weights)?;
+    let ckpt = checkpoint::read(&file)?;
+    let config = match config {
+        Some(c) => RunConfig::from_file(c)?,
+        None => RunConfig::from_json(ckpt.meta("config").map_err(|_| {
+            anyhow::anyhow!(
+                "{}: plain weights carry no config; pass --config RUN.toml",
+                file.display()
+            )
+        })?)?,
+    };
+    let model = build_model(&config, dtype_of(&config), &device)?;
+    let section = ckpt.section("model/");
+    let dict: HashMap<String, Tensor> = if section.is_empty() {
+        ckpt.tensors.clone()
+    } else {
+        section
+    };
+    load_state_dict(&model, &dict).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let inputs = checkpoint::read(input_path)?;
+    let x = inputs
+        .tensors
+        .get("input")
+        .ok_or_else(|| anyhow::anyhow!("{}: no tensor named 'input'", input_path.display()))?
+        .to_device(&device)?
+        .to_dtype(dtype_of(&config))?;
+    let y = model
+        .forward(&x, &mut Context::eval())?
+        .to_device(&Device::Cpu)?;
+    let dims = y.dims().to_vec();
+    candle_core::safetensors::save(&HashMap::from([("output".to_string(), y)]), dest).map_err(
+        |e| {
+            anyhow::anyhow!(
+                "{}: cannot write: {}",
+                dest.display(),
+                ember_core::Error::from(e)
+            )
+        },
+    )?;
+    writeln!(out, "wrote output {dims:?} to {}", dest.display())?;
+    Ok(())
+}
