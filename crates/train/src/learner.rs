@@ -305,6 +305,7 @@ impl Learner {
             self.progress.history.push(record.clone());
             self.progress.epoch += 1;
             self.write_metrics()?;
+            crate::plot::draw(&self.out, &self.progress.history)?;
             self.report(&format!(
                 "epoch {}/{}  train_loss {:.4}  train_acc {:.4}  eval_loss {:.4}  eval_acc {:.4}  lr {:.4e}  {:.2}s",
                 record.epoch, self.config.train.epochs, record.train_loss, record.train_acc, record.eval_loss, record.eval_acc, record.lr, record.seconds
@@ -321,6 +322,23 @@ impl Learner {
             stopped_early: self.progress.stopped_early,
             checkpoint: last_ckpt,
         })
+    }
+
+    /// A progress bar with rate and ETA, only when reporting to a terminal.
+    fn progress_bar(&self, batches: usize, epoch: usize) -> Option<indicatif::ProgressBar> {
+        use std::io::IsTerminal;
+        if !matches!(self.reporter, Reporter::Stderr) || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new(batches as u64);
+        let style = indicatif::ProgressStyle::with_template(&format!(
+            "epoch {epoch}/{} [{{bar:30}}] {{pos}}/{{len}} batches  {{per_sec}}  ETA {{eta}}  {{msg}}",
+            self.config.train.epochs
+        ))
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        Some(bar)
     }
 
     fn report(&self, line: &str) {
@@ -344,6 +362,7 @@ impl Learner {
             .into_iter()
             .map(|(_, v)| v)
             .collect();
+        let bar = self.progress_bar(batches, epoch + 1);
         for b in 0..batches {
             let (x, y) = self.loader.batch(&self.train, &order, b)?;
             let seed = rng::at(self.config.seed ^ DROPOUT_STREAM, self.progress.batches);
@@ -397,6 +416,13 @@ impl Learner {
                 let mut grads = acc.take().expect("gradients accumulated");
                 self.optimizer_step(&mut grads, &params)?;
             }
+            if let Some(bar) = &bar {
+                bar.inc(1);
+                bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
         }
         let lr = self.optimizer.lrs()[0];
         let (eval_loss, eval_acc) = self.evaluate()?;

@@ -10,6 +10,7 @@ pub mod data;
 pub mod glob;
 pub mod learner;
 pub mod optim;
+pub mod plot;
 pub mod regularize;
 
 pub use clip::{clip_grad_norm, clip_grad_value, NormType};

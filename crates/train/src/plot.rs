@@ -1,0 +1,143 @@
+//! The run's figures, redrawn after each epoch: `loss.{png,svg}` (train and eval loss)
+//! and `accuracy.{png,svg}` (train and eval accuracy) per epoch, like the seed's plots.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use ember_core::{Error, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::learner::EpochRecord;
+
+/// The printable-ASCII subset of DejaVu Sans (license in assets/), for labels in PNGs.
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-ascii.ttf");
+
+fn register_font() -> Result<()> {
+    static DONE: OnceLock<bool> = OnceLock::new();
+    let ok = *DONE.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::input("plot: the embedded font could not be loaded"))
+    }
+}
+
+type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+
+fn series(history: &[EpochRecord], f: fn(&EpochRecord) -> f64) -> Vec<(f64, f64)> {
+    history
+        .iter()
+        .map(|r| (r.epoch as f64, f(r)))
+        .filter(|(_, y)| y.is_finite())
+        .collect()
+}
+
+/// Draws both figures, as PNG and SVG, into `dir`.
+pub fn draw(dir: &Path, history: &[EpochRecord]) -> Result<()> {
+    if history.is_empty() {
+        return Ok(());
+    }
+    register_font()?;
+    let loss = [
+        ("train loss", series(history, |r| r.train_loss), BLUE),
+        ("eval loss", series(history, |r| r.eval_loss), RED),
+    ];
+    let acc = [
+        ("train acc", series(history, |r| r.train_acc), MAGENTA),
+        ("eval acc", series(history, |r| r.eval_acc), GREEN),
+    ];
+    let epochs = history.last().map_or(1, |r| r.epoch);
+    for (name, data, label) in [("loss", &loss, "loss"), ("accuracy", &acc, "accuracy")] {
+        if data.iter().all(|(_, s, _)| s.is_empty()) {
+            continue;
+        }
+        let svg = dir.join(format!("{name}.svg"));
+        let png = dir.join(format!("{name}.png"));
+        let tmp_svg = dir.join(format!(".{name}.tmp.svg"));
+        let tmp_png = dir.join(format!(".{name}.tmp.png"));
+        {
+            let root = SVGBackend::new(&tmp_svg, (640, 420)).into_drawing_area();
+            chart(&root, data, label, epochs)
+                .map_err(|e| Error::input(format!("{}: {e}", svg.display())))?;
+            root.present()
+                .map_err(|e| Error::input(format!("{}: {e}", svg.display())))?;
+        }
+        {
+            let root = BitMapBackend::new(&tmp_png, (640, 420)).into_drawing_area();
+            chart(&root, data, label, epochs)
+                .map_err(|e| Error::input(format!("{}: {e}", png.display())))?;
+            root.present()
+                .map_err(|e| Error::input(format!("{}: {e}", png.display())))?;
+        }
+        for (tmp, dest) in [(&tmp_svg, &svg), (&tmp_png, &png)] {
+            std::fs::rename(tmp, dest)
+                .map_err(|e| Error::input(format!("{}: cannot write: {e}", dest.display())))?;
+        }
+    }
+    Ok(())
+}
+
+fn chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &[Series],
+    label: &str,
+    epochs: usize,
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let ys: Vec<f64> = data
+        .iter()
+        .flat_map(|(_, s, _)| s.iter().map(|p| p.1))
+        .collect();
+    let (mut lo, mut hi) = ys
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
+            (a.min(y), b.max(y))
+        });
+    if lo == hi {
+        lo -= 0.5;
+        hi += 0.5;
+    }
+    let pad = (hi - lo) * 0.05;
+    let mut c = ChartBuilder::on(root)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(1f64..(epochs.max(2) as f64), (lo - pad)..(hi + pad))
+        .map_err(|e| e.to_string())?;
+    c.configure_mesh()
+        .x_labels(epochs.clamp(2, 12))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_desc("epoch")
+        .y_desc(label)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (name, points, color) in data {
+        if points.is_empty() {
+            continue;
+        }
+        let color = *color;
+        c.draw_series(LineSeries::new(
+            points.iter().copied(),
+            color.stroke_width(2),
+        ))
+        .map_err(|e| e.to_string())?
+        .label(*name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        c.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| e.to_string())?;
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
