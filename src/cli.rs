@@ -33,7 +33,7 @@ enum Command {
     },
     /// Train a model from a run config (TOML); the last line printed is a JSON summary.
     Train {
-        /// The run config.
+        /// The run config (default: the seed's dropout MLP on Fashion-MNIST).
         config: Option<PathBuf>,
         /// cpu, cuda[:N], metal[:N] or auto.
         #[arg(long, default_value = "cpu")]
@@ -53,6 +53,12 @@ enum Command {
         /// No progress lines on stderr.
         #[arg(long)]
         quiet: bool,
+        /// Train on fashion_mnist or mnist instead of the config's data.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// A folder with the four IDX files (train-images-idx3-ubyte[.gz], ...).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Write a checkpoint's weights (PyTorch names) as a safetensors file.
     Export {
@@ -130,65 +136,27 @@ where
         Err(e) => {
             let text = e.render().to_string();
             let code = e.exit_code();
-            let _ = if e.use_stderr() {
-                write!(err, "{text}")
-            } else {
-                write!(out, "{text}")
-            };
+            let _ = if e.use_stderr() { write!(err, "{text}") } else { write!(out, "{text}") };
             return code;
         }
     };
     let result = match cli.command {
-        Command::Plugins { kind, json } => {
-            list_plugins(kind, json, out).map_err(anyhow::Error::from)
+        Command::Plugins { kind, json } => list_plugins(kind, json, out).map_err(anyhow::Error::from),
+        Command::Train { config, device, epochs, out: dir, resume, seed, quiet, dataset, data_dir } => {
+            crate::commands::train(
+                crate::commands::TrainArgs { config, device, epochs, out: dir, resume, seed, quiet, dataset, data_dir },
+                out,
+            )
         }
-        Command::Train {
-            config,
-            device,
-            epochs,
-            out: dir,
-            resume,
-            seed,
-            quiet,
-        } => crate::commands::train(
-            crate::commands::TrainArgs {
-                config,
-                device,
-                epochs,
-                out: dir,
-                resume,
-                seed,
-                quiet,
-            },
-            out,
-        ),
-        Command::Export {
-            checkpoint,
-            out: dest,
-        } => crate::commands::export(&checkpoint, &dest, out),
+        Command::Export { checkpoint, out: dest } => crate::commands::export(&checkpoint, &dest, out),
         Command::Inspect { file } => crate::commands::inspect(&file, out),
-        Command::Predict {
-            weights,
-            config,
-            input,
-            out: dest,
-            device,
-        } => crate::commands::predict(&weights, config.as_deref(), &input, &dest, &device, out),
-        Command::Bench {
-            what:
-                BenchCommand::Optimizer {
-                    name,
-                    numel,
-                    steps,
-                    config,
-                    composed,
-                },
-        } => crate::bench::optimizer(&name, numel, steps, &config, composed, out),
-        Command::Parity {
-            files,
-            filter,
-            json,
-        } => {
+        Command::Predict { weights, config, input, out: dest, device } => {
+            crate::commands::predict(&weights, config.as_deref(), &input, &dest, &device, out)
+        }
+        Command::Bench { what: BenchCommand::Optimizer { name, numel, steps, config, composed } } => {
+            crate::bench::optimizer(&name, numel, steps, &config, composed, out)
+        }
+        Command::Parity { files, filter, json } => {
             return parity::run_files(&files, filter.as_deref(), json, out, err);
         }
     };
@@ -224,11 +192,7 @@ fn list_plugins(kind: Option<Kind>, json: bool, out: &mut dyn Write) -> std::io:
         for p in of_kind {
             writeln!(out, "  {:<width$}  {}", p.name, p.summary)?;
             for s in p.params {
-                writeln!(
-                    out,
-                    "  {:<width$}    {}: {} = {}  ({})",
-                    "", s.name, s.ty, s.default, s.doc
-                )?;
+                writeln!(out, "  {:<width$}    {}: {} = {}  ({})", "", s.name, s.ty, s.default, s.doc)?;
             }
         }
     }

@@ -18,29 +18,61 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
     pub seed: Option<u64>,
     pub quiet: bool,
+    /// `fashion_mnist` or `mnist`: replaces the config's data source.
+    pub dataset: Option<String>,
+    /// A folder with the four IDX files.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The main job's run: the seed's dropout MLP on Fashion-MNIST.
+pub const DEFAULT_CONFIG: &str = include_str!("../examples/configs/fashion_mnist_dropout.toml");
+
+/// Applies `--dataset` and `--data-dir` to the config's data section.
+fn override_data(config: &mut RunConfig, dataset: Option<&str>, dir: Option<&Path>) -> anyhow::Result<()> {
+    use ember_train::config::DataConfig;
+    if dataset.is_none() && dir.is_none() {
+        return Ok(());
+    }
+    let current = match &config.data {
+        DataConfig::FashionMnist { .. } => "fashion_mnist",
+        DataConfig::Mnist { .. } => "mnist",
+        _ => "",
+    };
+    let which = match dataset.unwrap_or(current) {
+        "fashion_mnist" | "fashion-mnist" => "fashion_mnist",
+        "mnist" => "mnist",
+        "" => {
+            anyhow::bail!("--data-dir applies to fashion_mnist and mnist runs; this config's data is {:?}", config.data)
+        }
+        other => anyhow::bail!("--dataset {other}: unknown dataset; use fashion_mnist or mnist"),
+    };
+    let dir = dir.map(|d| d.display().to_string());
+    config.data = if which == "mnist" { DataConfig::Mnist { dir } } else { DataConfig::FashionMnist { dir } };
+    Ok(())
 }
 
 /// Trains; the last stdout line is a JSON summary.
 pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let device = crate::device::parse(&args.device)?;
-    let reporter = if args.quiet {
-        Reporter::Quiet
-    } else {
-        Reporter::Stderr
-    };
+    let reporter = if args.quiet { Reporter::Quiet } else { Reporter::Stderr };
     let mut learner = match &args.resume {
         Some(path) => {
             if args.seed.is_some() {
-                anyhow::bail!("--seed cannot change a resumed run: the checkpoint's seed fixes its data order and dropout masks");
+                anyhow::bail!(
+                    "--seed cannot change a resumed run: the checkpoint's seed fixes its data order and dropout masks"
+                );
             }
             Learner::resume(path, device, args.out.clone(), args.epochs, reporter)?
         }
         None => {
-            let path = args
-                .config
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("give a run config: ember train CONFIG.toml"))?;
-            let mut config = RunConfig::from_file(path)?;
+            let (mut config, name) = match &args.config {
+                Some(path) => (RunConfig::from_file(path)?, stem(path)),
+                None => (
+                    RunConfig::from_toml(DEFAULT_CONFIG, "fashion_mnist_dropout.toml")?,
+                    "fashion_mnist_dropout".into(),
+                ),
+            };
+            override_data(&mut config, args.dataset.as_deref(), args.data_dir.as_deref())?;
             if let Some(e) = args.epochs {
                 config.train.epochs = e;
             }
@@ -48,17 +80,13 @@ pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 config.seed = s;
             }
             config.validate()?;
-            let dir = args
-                .out
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("runs").join(stem(path)));
+            let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(name));
             Learner::new(config, device, dir, reporter)?
         }
     };
     let summary = learner.fit()?;
     let last = summary.last.clone();
-    let num =
-        |f: fn(&ember_train::EpochRecord) -> f64| last.as_ref().map(f).filter(|x| x.is_finite());
+    let num = |f: fn(&ember_train::EpochRecord) -> f64| last.as_ref().map(f).filter(|x| x.is_finite());
     let line = json!({
         "epochs": summary.epochs,
         "train_loss": num(|r| r.train_loss),
@@ -68,6 +96,7 @@ pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         "seconds_per_epoch": summary.seconds_per_epoch,
         "stopped_early": summary.stopped_early,
         "out": learner.out_dir().display().to_string(),
+        "data": learner.data_source(),
         "checkpoint": summary.checkpoint.map(|p| p.display().to_string()),
     });
     writeln!(out, "{line}")?;
@@ -75,9 +104,7 @@ pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| "run".into())
+    path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into())
 }
 
 /// Weights only, PyTorch names, from a checkpoint.
@@ -90,13 +117,8 @@ pub fn export(checkpoint_path: &Path, dest: &Path, out: &mut dyn Write) -> anyho
             ckpt.path.display()
         );
     }
-    candle_core::safetensors::save(&weights, dest).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: cannot write: {}",
-            dest.display(),
-            ember_core::Error::from(e)
-        )
-    })?;
+    candle_core::safetensors::save(&weights, dest)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {}", dest.display(), ember_core::Error::from(e)))?;
     writeln!(out, "wrote {} tensors to {}", weights.len(), dest.display())?;
     Ok(())
 }
@@ -133,19 +155,12 @@ pub fn predict(
     let config = match config {
         Some(c) => RunConfig::from_file(c)?,
         None => RunConfig::from_json(ckpt.meta("config").map_err(|_| {
-            anyhow::anyhow!(
-                "{}: plain weights carry no config; pass --config RUN.toml",
-                file.display()
-            )
+            anyhow::anyhow!("{}: plain weights carry no config; pass --config RUN.toml", file.display())
         })?)?,
     };
     let model = build_model(&config, dtype_of(&config), &device)?;
     let section = ckpt.section("model/");
-    let dict: HashMap<String, Tensor> = if section.is_empty() {
-        ckpt.tensors.clone()
-    } else {
-        section
-    };
+    let dict: HashMap<String, Tensor> = if section.is_empty() { ckpt.tensors.clone() } else { section };
     load_state_dict(&model, &dict).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let inputs = checkpoint::read(input_path)?;
     let x = inputs
@@ -154,19 +169,10 @@ pub fn predict(
         .ok_or_else(|| anyhow::anyhow!("{}: no tensor named 'input'", input_path.display()))?
         .to_device(&device)?
         .to_dtype(dtype_of(&config))?;
-    let y = model
-        .forward(&x, &mut Context::eval())?
-        .to_device(&Device::Cpu)?;
+    let y = model.forward(&x, &mut Context::eval())?.to_device(&Device::Cpu)?;
     let dims = y.dims().to_vec();
-    candle_core::safetensors::save(&HashMap::from([("output".to_string(), y)]), dest).map_err(
-        |e| {
-            anyhow::anyhow!(
-                "{}: cannot write: {}",
-                dest.display(),
-                ember_core::Error::from(e)
-            )
-        },
-    )?;
+    candle_core::safetensors::save(&HashMap::from([("output".to_string(), y)]), dest)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {}", dest.display(), ember_core::Error::from(e)))?;
     writeln!(out, "wrote output {dims:?} to {}", dest.display())?;
     Ok(())
 }

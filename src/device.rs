@@ -7,11 +7,9 @@ use candle_core::Device;
 pub fn parse(spec: &str) -> anyhow::Result<Device> {
     let (kind, index) = match spec.split_once(':') {
         Some((k, i)) => {
-            let i: usize = i.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "--device {spec}: the index after ':' must be a number, e.g. cuda:0"
-                )
-            })?;
+            let i: usize = i
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--device {spec}: the index after ':' must be a number, e.g. cuda:0"))?;
             (k, i)
         }
         None => (spec, 0),
@@ -23,10 +21,7 @@ pub fn parse(spec: &str) -> anyhow::Result<Device> {
                 anyhow::bail!("--device {spec}: this ember was built without CUDA support; rebuild with `cargo build --release --features cuda`");
             }
             Device::new_cuda(index).map_err(|e| {
-                anyhow::anyhow!(
-                    "--device {spec}: no usable CUDA device {index}: {}",
-                    ember_core::Error::from(e)
-                )
+                anyhow::anyhow!("--device {spec}: no usable CUDA device {index}: {}", ember_core::Error::from(e))
             })
         }
         "metal" => {
@@ -34,21 +29,12 @@ pub fn parse(spec: &str) -> anyhow::Result<Device> {
                 anyhow::bail!("--device {spec}: this ember was built without Metal support; rebuild on macOS with `cargo build --release --features metal`");
             }
             Device::new_metal(index).map_err(|e| {
-                anyhow::anyhow!(
-                    "--device {spec}: no usable Metal device {index}: {}",
-                    ember_core::Error::from(e)
-                )
+                anyhow::anyhow!("--device {spec}: no usable Metal device {index}: {}", ember_core::Error::from(e))
             })
         }
         "auto" => Ok(if cfg!(feature = "cuda") {
             Device::new_cuda(0)
-                .or_else(|_| {
-                    if cfg!(feature = "metal") {
-                        Device::new_metal(0)
-                    } else {
-                        Ok(Device::Cpu)
-                    }
-                })
+                .or_else(|_| if cfg!(feature = "metal") { Device::new_metal(0) } else { Ok(Device::Cpu) })
                 .unwrap_or(Device::Cpu)
         } else if cfg!(feature = "metal") {
             Device::new_metal(0).unwrap_or(Device::Cpu)

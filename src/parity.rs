@@ -41,49 +41,25 @@ pub struct ParityFile {
 
 /// Reads and checks the outer structure of a parity file.
 pub fn load(path: &Path) -> Result<ParityFile, FileError> {
-    let fail = |message: String| FileError {
-        path: path.to_path_buf(),
-        message,
-    };
+    let fail = |message: String| FileError { path: path.to_path_buf(), message };
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let doc: Json = serde_json::from_str(&text).map_err(|e| {
-        fail(format!(
-            "malformed JSON at line {}, column {}: {e}",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    let obj = doc
-        .as_object()
-        .ok_or_else(|| fail("not a parity file: the top level must be a JSON object".into()))?;
+    let doc: Json = serde_json::from_str(&text)
+        .map_err(|e| fail(format!("malformed JSON at line {}, column {}: {e}", e.line(), e.column())))?;
+    let obj = doc.as_object().ok_or_else(|| fail("not a parity file: the top level must be a JSON object".into()))?;
     match obj.get("format").and_then(Json::as_str) {
         Some(FORMAT) => {}
         Some(other) => {
-            return Err(fail(format!(
-                "not a parity file: format is {other:?}, this ember reads {FORMAT:?}"
-            )))
+            return Err(fail(format!("not a parity file: format is {other:?}, this ember reads {FORMAT:?}")))
         }
-        None => {
-            return Err(fail(format!(
-                "not a parity file: no \"format\": \"{FORMAT}\" key"
-            )))
-        }
+        None => return Err(fail(format!("not a parity file: no \"format\": \"{FORMAT}\" key"))),
     }
     let cases = obj
         .get("cases")
         .and_then(Json::as_array)
         .ok_or_else(|| fail("not a parity file: \"cases\" must be an array".into()))?
         .clone();
-    let source = obj
-        .get("source")
-        .and_then(Json::as_str)
-        .unwrap_or_default()
-        .to_string();
-    Ok(ParityFile {
-        path: path.to_path_buf(),
-        source,
-        cases,
-    })
+    let source = obj.get("source").and_then(Json::as_str).unwrap_or_default().to_string();
+    Ok(ParityFile { path: path.to_path_buf(), source, cases })
 }
 
 /// The result of one case.
@@ -118,32 +94,18 @@ pub fn run_case(case: &Json, index: usize) -> CaseResult {
         kind: field("kind").unwrap_or_default(),
         name: field("name").unwrap_or_default(),
         dtype: field("dtype").unwrap_or_else(|| "f32".into()),
-        outcome: Outcome::Pass {
-            max_abs: 0.0,
-            max_rel: 0.0,
-        },
+        outcome: Outcome::Pass { max_abs: 0.0, max_rel: 0.0 },
     };
     result.outcome = match check_case(case) {
-        Ok(diff) => Outcome::Pass {
-            max_abs: diff.max_abs,
-            max_rel: diff.max_rel,
-        },
-        Err(reason) => Outcome::Fail {
-            reason: reason.replace('\n', " "),
-        },
+        Ok(diff) => Outcome::Pass { max_abs: diff.max_abs, max_rel: diff.max_rel },
+        Err(reason) => Outcome::Fail { reason: reason.replace('\n', " ") },
     };
     result
 }
 
 /// Runs `ember parity` over `files`; writes the report to `out` and returns the exit
 /// status (0 all passed, 1 some failed, 2 a file could not be used).
-pub fn run_files(
-    files: &[PathBuf],
-    filter: Option<&str>,
-    json: bool,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> i32 {
+pub fn run_files(files: &[PathBuf], filter: Option<&str>, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let mut loaded = Vec::new();
     for path in files {
         match load(path) {
@@ -157,20 +119,14 @@ pub fn run_files(
     let results: Vec<CaseResult> = loaded
         .iter()
         .flat_map(|f| f.cases.iter().enumerate())
-        .filter(|(_, c)| {
-            filter.is_none_or(|s| c.get("id").and_then(Json::as_str).unwrap_or("").contains(s))
-        })
+        .filter(|(_, c)| filter.is_none_or(|s| c.get("id").and_then(Json::as_str).unwrap_or("").contains(s)))
         .map(|(i, c)| run_case(c, i))
         .collect();
     let passed = results.iter().filter(|r| r.passed()).count();
     let failed = results.len() - passed;
     let _ = write_report(&results, json, out);
     let _ = if json {
-        writeln!(
-            out,
-            "{}",
-            json!({ "summary": true, "passed": passed, "failed": failed })
-        )
+        writeln!(out, "{}", json!({ "summary": true, "passed": passed, "failed": failed }))
     } else {
         writeln!(out, "{passed} passed, {failed} failed")
     };
@@ -200,11 +156,9 @@ fn write_report(results: &[CaseResult], json: bool, out: &mut dyn Write) -> std:
             writeln!(out, "{o}")?;
         } else {
             match &r.outcome {
-                Outcome::Pass { max_abs, max_rel } => writeln!(
-                    out,
-                    "ok    {:<width$}  max_abs {max_abs:.1e}  max_rel {max_rel:.1e}",
-                    r.id
-                )?,
+                Outcome::Pass { max_abs, max_rel } => {
+                    writeln!(out, "ok    {:<width$}  max_abs {max_abs:.1e}  max_rel {max_rel:.1e}", r.id)?
+                }
                 Outcome::Fail { reason } => writeln!(out, "FAIL  {:<width$}  {reason}", r.id)?,
             }
         }
@@ -244,20 +198,13 @@ struct Case<'a> {
 fn check_case(case: &Json) -> CaseResultInner<Diff> {
     let obj = case.as_object().ok_or("a case must be a JSON object")?;
     let text = |k: &str| -> CaseResultInner<&str> {
-        obj.get(k)
-            .and_then(Json::as_str)
-            .ok_or_else(|| format!("the case has no \"{k}\" string"))
+        obj.get(k).and_then(Json::as_str).ok_or_else(|| format!("the case has no \"{k}\" string"))
     };
     text("id")?;
     let (dtype, default_rtol, default_atol) = match obj.get("dtype").map(|d| d.as_str()) {
         None | Some(Some("f32")) => (DType::F32, 1e-5, 1e-6),
         Some(Some("f64")) => (DType::F64, 1e-10, 1e-12),
-        Some(other) => {
-            return Err(format!(
-                "dtype {} is not supported; use \"f32\" or \"f64\"",
-                show(other)
-            ))
-        }
+        Some(other) => return Err(format!("dtype {} is not supported; use \"f32\" or \"f64\"", show(other))),
     };
     let config: Config = match obj.get("config") {
         None | Some(Json::Null) => Config::new(),
@@ -274,10 +221,7 @@ fn check_case(case: &Json) -> CaseResultInner<Diff> {
     let tol = |k: &str, default: f64| -> CaseResultInner<f64> {
         match obj.get(k) {
             None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .filter(|t| *t >= 0.0)
-                .ok_or_else(|| format!("\"{k}\" must be a number >= 0")),
+            Some(v) => v.as_f64().filter(|t| *t >= 0.0).ok_or_else(|| format!("\"{k}\" must be a number >= 0")),
         }
     };
     let c = Case {
@@ -336,10 +280,7 @@ impl Case<'_> {
     }
 
     fn input(&self, key: &str) -> CaseResultInner<Data> {
-        let v = self
-            .inputs
-            .get(key)
-            .ok_or_else(|| format!("missing input '{key}'"))?;
+        let v = self.inputs.get(key).ok_or_else(|| format!("missing input '{key}'"))?;
         parse_data(v).map_err(|e| format!("inputs.{key}: {e}"))
     }
 
@@ -356,10 +297,7 @@ impl Case<'_> {
     }
 
     fn number(&self, key: &str) -> CaseResultInner<f64> {
-        self.inputs
-            .get(key)
-            .and_then(Json::as_f64)
-            .ok_or_else(|| format!("missing input '{key}' (a number)"))
+        self.inputs.get(key).and_then(Json::as_f64).ok_or_else(|| format!("missing input '{key}' (a number)"))
     }
 
     fn count(&self, key: &str) -> CaseResultInner<usize> {
@@ -404,10 +342,7 @@ fn activation_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
         c.compare("grad_input", &grad_of(&grads, &x)?, diff)?;
         if c.expected.contains_key("grad_weight") {
             let (_, w) = params.iter().find(|(n, _)| n == "weight").ok_or_else(|| {
-                format!(
-                    "activation '{}' has no learnable weight, but the case expects grad_weight",
-                    c.name
-                )
+                format!("activation '{}' has no learnable weight, but the case expects grad_weight", c.name)
             })?;
             c.compare("grad_weight", &grad_of(&grads, w)?, diff)?;
         }
@@ -440,88 +375,46 @@ fn optimizer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
     let opt = ember_core::optimizer(c.name, &c.config, &c.ctx()).map_err(err_str)?;
     let (x0, a, b) = (c.tensor("x0")?, c.tensor("a")?, c.tensor("b")?);
     if x0.dims() != a.dims() || x0.dims() != b.dims() {
-        return Err(format!(
-            "inputs x0 {:?}, a {:?} and b {:?} must have one shape",
-            x0.dims(),
-            a.dims(),
-            b.dims()
-        ));
+        return Err(format!("inputs x0 {:?}, a {:?} and b {:?} must have one shape", x0.dims(), a.dims(), b.dims()));
     }
     let steps = c.count("steps")?;
     if expected.len() != steps {
-        return Err(format!(
-            "expected.trajectory has {} entries but inputs.steps is {steps}",
-            expected.len()
-        ));
+        return Err(format!("expected.trajectory has {} entries but inputs.steps is {steps}", expected.len()));
     }
     let x = Var::from_tensor(&x0).map_err(err_str)?;
     let mut state = opt.init_state(x.as_tensor()).map_err(err_str)?;
     let two_a = a.affine(2.0, 0.0).map_err(err_str)?;
     for (k, exp) in expected.iter().enumerate() {
-        let g = two_a
-            .mul(x.as_tensor())
-            .and_then(|t| t.add(&b))
-            .map_err(err_str)?;
-        opt.step(&x, &g, &mut state, &StepContext::new(opt.lr()))
-            .map_err(|e| format!("step {}: {e}", k + 1))?;
+        let g = two_a.mul(x.as_tensor()).and_then(|t| t.add(&b)).map_err(err_str)?;
+        opt.step(&x, &g, &mut state, &StepContext::new(opt.lr())).map_err(|e| format!("step {}: {e}", k + 1))?;
         let exp = parse_data(exp).map_err(|e| format!("expected.trajectory[{k}]: {e}"))?;
-        compare(
-            &format!("step {}", k + 1),
-            x.as_tensor(),
-            &exp,
-            c.rtol,
-            c.atol,
-            diff,
-        )?;
+        compare(&format!("step {}", k + 1), x.as_tensor(), &exp, c.rtol, c.atol, diff)?;
     }
     Ok(())
 }
 
 fn scheduler_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
     c.check_expected_keys(&["lr"])?;
-    let expected = c
-        .expected
-        .get("lr")
-        .and_then(Json::as_array)
-        .ok_or("expected.lr must be a list of numbers")?;
+    let expected = c.expected.get("lr").and_then(Json::as_array).ok_or("expected.lr must be a list of numbers")?;
     let mut sched = ember_core::scheduler(c.name, &c.config, &c.ctx()).map_err(err_str)?;
     let steps = c.count("steps")?;
     if expected.len() != steps {
-        return Err(format!(
-            "expected.lr has {} entries but inputs.steps is {steps}",
-            expected.len()
-        ));
+        return Err(format!("expected.lr has {} entries but inputs.steps is {steps}", expected.len()));
     }
     let metrics = match c.inputs.get("metrics") {
         None => None,
-        Some(m) => Some(
-            parse_data(m)
-                .map_err(|e| format!("inputs.metrics: {e}"))?
-                .values,
-        ),
+        Some(m) => Some(parse_data(m).map_err(|e| format!("inputs.metrics: {e}"))?.values),
     };
     if sched.needs_metric() && metrics.as_ref().is_none_or(|m| m.len() < steps) {
-        return Err(format!(
-            "scheduler '{}' needs inputs.metrics with one number per step ({steps})",
-            c.name
-        ));
+        return Err(format!("scheduler '{}' needs inputs.metrics with one number per step ({steps})", c.name));
     }
     let mut lrs = vec![c.number("lr")?];
     sched.init(&mut lrs).map_err(err_str)?;
     for (k, exp) in expected.iter().enumerate() {
         let exp = parse_number(exp).map_err(|e| format!("expected.lr[{k}]: {e}"))?;
-        check_value(
-            &format!("lr at step {}", k + 1),
-            lrs[0],
-            exp,
-            c.rtol,
-            c.atol,
-            diff,
-        )?;
+        check_value(&format!("lr at step {}", k + 1), lrs[0], exp, c.rtol, c.atol, diff)?;
         let metric = metrics.as_ref().map(|m| m[k]);
-        sched
-            .step(&mut lrs, metric)
-            .map_err(|e| format!("step {}: {e}", k + 1))?;
+        sched.step(&mut lrs, metric).map_err(|e| format!("step {}: {e}", k + 1))?;
     }
     Ok(())
 }
@@ -544,19 +437,14 @@ fn regularizer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
             let out = reg.constrain(w.as_tensor()).map_err(err_str)?;
             c.compare("output", &out, diff)
         }
-        RegularizerRole::Noise => Err(format!(
-            "regularizer '{}' is random; parity files check only deterministic regularizers",
-            c.name
-        )),
+        RegularizerRole::Noise => {
+            Err(format!("regularizer '{}' is random; parity files check only deterministic regularizers", c.name))
+        }
     }
 }
 
 /// Gradients of sum(y * grad_output) (grad_output defaults to ones).
-fn backward(
-    y: &Tensor,
-    grad_output: Option<Data>,
-    dtype: DType,
-) -> CaseResultInner<candle_core::backprop::GradStore> {
+fn backward(y: &Tensor, grad_output: Option<Data>, dtype: DType) -> CaseResultInner<candle_core::backprop::GradStore> {
     let weighted = match grad_output {
         None => y.clone(),
         Some(g) => {
@@ -571,10 +459,7 @@ fn backward(
             y.mul(&g).map_err(err_str)?
         }
     };
-    weighted
-        .sum_all()
-        .and_then(|s| s.backward())
-        .map_err(err_str)
+    weighted.sum_all().and_then(|s| s.backward()).map_err(err_str)
 }
 
 fn grad_of(grads: &candle_core::backprop::GradStore, v: &Var) -> CaseResultInner<Tensor> {
@@ -591,9 +476,7 @@ fn parse_number(v: &Json) -> Result<f64, String> {
             "nan" => Ok(f64::NAN),
             "inf" => Ok(f64::INFINITY),
             "-inf" => Ok(f64::NEG_INFINITY),
-            _ => Err(format!(
-                "{s:?} is not a number (non-finite values are \"nan\", \"inf\", \"-inf\")"
-            )),
+            _ => Err(format!("{s:?} is not a number (non-finite values are \"nan\", \"inf\", \"-inf\")")),
         },
         other => Err(format!("{other} is not a number")),
     }
@@ -602,10 +485,7 @@ fn parse_number(v: &Json) -> Result<f64, String> {
 /// Reads a nested-array tensor, or `{"dtype": "i64", "data": ...}`.
 fn parse_data(v: &Json) -> Result<Data, String> {
     if let Json::Object(o) = v {
-        let dtype = o
-            .get("dtype")
-            .and_then(Json::as_str)
-            .ok_or("a tensor object needs a \"dtype\" string")?;
+        let dtype = o.get("dtype").and_then(Json::as_str).ok_or("a tensor object needs a \"dtype\" string")?;
         let data = o.get("data").ok_or("a tensor object needs \"data\"")?;
         let d = parse_data(data)?;
         return match dtype {
@@ -613,23 +493,12 @@ fn parse_data(v: &Json) -> Result<Data, String> {
                 let ints = d
                     .values
                     .iter()
-                    .map(|&x| {
-                        if x.fract() == 0.0 {
-                            Ok(x as i64)
-                        } else {
-                            Err(format!("{x} is not an integer"))
-                        }
-                    })
+                    .map(|&x| if x.fract() == 0.0 { Ok(x as i64) } else { Err(format!("{x} is not an integer")) })
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(Data {
-                    int: Some(ints),
-                    ..d
-                })
+                Ok(Data { int: Some(ints), ..d })
             }
             "f32" | "f64" => Ok(d),
-            other => Err(format!(
-                "unsupported tensor dtype {other:?}; use i64 (or f32/f64)"
-            )),
+            other => Err(format!("unsupported tensor dtype {other:?}; use i64 (or f32/f64)")),
         };
     }
     let mut shape = Vec::new();
@@ -643,11 +512,7 @@ fn parse_data(v: &Json) -> Result<Data, String> {
     }
     let mut values = Vec::with_capacity(shape.iter().product());
     flatten(v, &shape, &mut values)?;
-    Ok(Data {
-        shape,
-        values,
-        int: None,
-    })
+    Ok(Data { shape, values, int: None })
 }
 
 fn flatten(v: &Json, shape: &[usize], out: &mut Vec<f64>) -> Result<(), String> {
@@ -655,52 +520,32 @@ fn flatten(v: &Json, shape: &[usize], out: &mut Vec<f64>) -> Result<(), String> 
         (Json::Array(items), [n, rest @ ..]) if items.len() == *n => {
             items.iter().try_for_each(|item| flatten(item, rest, out))
         }
-        (Json::Array(items), [n, ..]) => Err(format!(
-            "ragged nested array: a row has {} entries, expected {n}",
-            items.len()
-        )),
-        (Json::Array(_), []) => {
-            Err("ragged nested array: more nesting than the first element has".into())
+        (Json::Array(items), [n, ..]) => {
+            Err(format!("ragged nested array: a row has {} entries, expected {n}", items.len()))
         }
+        (Json::Array(_), []) => Err("ragged nested array: more nesting than the first element has".into()),
         (scalar, []) => {
             out.push(parse_number(scalar)?);
             Ok(())
         }
-        (other, _) => Err(format!(
-            "ragged nested array: found {other} where a list was expected"
-        )),
+        (other, _) => Err(format!("ragged nested array: found {other} where a list was expected")),
     }
 }
 
 fn to_tensor(d: &Data, dtype: DType) -> CaseResultInner<Tensor> {
     let t = match &d.int {
         Some(ints) => Tensor::from_vec(ints.clone(), d.shape.clone(), &Device::Cpu),
-        None => Tensor::from_vec(d.values.clone(), d.shape.clone(), &Device::Cpu)
-            .and_then(|t| t.to_dtype(dtype)),
+        None => Tensor::from_vec(d.values.clone(), d.shape.clone(), &Device::Cpu).and_then(|t| t.to_dtype(dtype)),
     };
     t.map_err(err_str)
 }
 
-fn compare(
-    what: &str,
-    got: &Tensor,
-    exp: &Data,
-    rtol: f64,
-    atol: f64,
-    diff: &mut Diff,
-) -> CaseResultInner<()> {
+fn compare(what: &str, got: &Tensor, exp: &Data, rtol: f64, atol: f64, diff: &mut Diff) -> CaseResultInner<()> {
     if got.dims() != exp.shape.as_slice() {
-        return Err(format!(
-            "{what}: shape {:?}, expected {:?}",
-            got.dims(),
-            exp.shape
-        ));
+        return Err(format!("{what}: shape {:?}, expected {:?}", got.dims(), exp.shape));
     }
-    let got: Vec<f64> = got
-        .to_dtype(DType::F64)
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1())
-        .map_err(err_str)?;
+    let got: Vec<f64> =
+        got.to_dtype(DType::F64).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1()).map_err(err_str)?;
     for (i, (&g, &e)) in got.iter().zip(&exp.values).enumerate() {
         let at = if exp.shape.len() > 1 {
             format!("{what}, element {:?}", unravel(i, &exp.shape))
@@ -714,21 +559,10 @@ fn compare(
     Ok(())
 }
 
-fn check_value(
-    at: &str,
-    got: f64,
-    exp: f64,
-    rtol: f64,
-    atol: f64,
-    diff: &mut Diff,
-) -> CaseResultInner<()> {
+fn check_value(at: &str, got: f64, exp: f64, rtol: f64, atol: f64, diff: &mut Diff) -> CaseResultInner<()> {
     if exp.is_nan() || !exp.is_finite() || !got.is_finite() {
         let same = (exp.is_nan() && got.is_nan()) || got == exp;
-        return if same {
-            Ok(())
-        } else {
-            Err(format!("{at}: got {got} expected {exp}"))
-        };
+        return if same { Ok(()) } else { Err(format!("{at}: got {got} expected {exp}")) };
     }
     let abs = (got - exp).abs();
     let rel = if exp != 0.0 {

@@ -12,13 +12,7 @@ fn build(name: &str, config: &str, dtype: DType) -> Box<dyn Activation> {
 }
 
 fn value_and_grad(act: &dyn Activation, x: &[f64], dtype: DType) -> (Vec<f64>, Vec<f64>) {
-    let x = Var::from_tensor(
-        &Tensor::new(x, &Device::Cpu)
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap(),
-    )
-    .unwrap();
+    let x = Var::from_tensor(&Tensor::new(x, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()).unwrap();
     let y = act.forward(x.as_tensor()).unwrap();
     let g = y.sum_all().unwrap().backward().unwrap();
     let f64s = |t: &Tensor| t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
@@ -49,11 +43,7 @@ fn all_configs() -> Vec<(&'static str, &'static str)> {
 #[test]
 fn every_builtin_is_exercised_here() {
     for p in plugins(Kind::Activation) {
-        assert!(
-            all_configs().iter().any(|(n, _)| *n == p.name),
-            "{} has no test config",
-            p.name
-        );
+        assert!(all_configs().iter().any(|(n, _)| *n == p.name), "{} has no test config", p.name);
     }
 }
 
@@ -69,10 +59,7 @@ fn gradients_match_central_finite_differences_in_f64() {
             let shifted = |d: f64| {
                 let mut x = xs.to_vec();
                 x[i] += d;
-                value_and_grad(act.as_ref(), &x, DType::F64)
-                    .0
-                    .iter()
-                    .sum::<f64>()
+                value_and_grad(act.as_ref(), &x, DType::F64).0.iter().sum::<f64>()
             };
             let numeric = (shifted(h) - shifted(-h)) / (2.0 * h);
             assert!(
@@ -92,33 +79,21 @@ fn extreme_inputs_give_finite_values_and_gradients() {
         for (name, cfg) in all_configs() {
             let act = build(name, cfg, dtype);
             let (y, g) = value_and_grad(act.as_ref(), &xs, dtype);
-            assert!(
-                y.iter().chain(&g).all(|v| v.is_finite()),
-                "{name} {dtype:?}: {y:?} {g:?}"
-            );
+            assert!(y.iter().chain(&g).all(|v| v.is_finite()), "{name} {dtype:?}: {y:?} {g:?}");
         }
     }
     let sig = build("sigmoid", "", DType::F64);
     let (y, _) = value_and_grad(sig.as_ref(), &[-100.0, 100.0], DType::F64);
-    assert!(
-        (y[0] - 3.720075976020836e-44).abs() < 1e-57 && y[1] == 1.0,
-        "{y:?}"
-    );
+    assert!((y[0] - 3.720075976020836e-44).abs() < 1e-57 && y[1] == 1.0, "{y:?}");
     let sp = build("softplus", "", DType::F32);
-    assert_eq!(
-        value_and_grad(sp.as_ref(), &[1000.0], DType::F32),
-        (vec![1000.0], vec![1.0])
-    );
+    assert_eq!(value_and_grad(sp.as_ref(), &[1000.0], DType::F32), (vec![1000.0], vec![1.0]));
 }
 
 #[test]
 fn softmax_and_log_softmax_of_plus_minus_1000_are_exact() {
     let x = [1000.0, -1000.0, 0.0, 1000.0];
     let sm = build("softmax", "dim = 0", DType::F64);
-    assert_eq!(
-        value_and_grad(sm.as_ref(), &x, DType::F64).0,
-        [0.5, 0.0, 0.0, 0.5]
-    );
+    assert_eq!(value_and_grad(sm.as_ref(), &x, DType::F64).0, [0.5, 0.0, 0.0, 0.5]);
     let lsm = build("log_softmax", "dim = -1", DType::F64);
     let (y, g) = value_and_grad(lsm.as_ref(), &x, DType::F64);
     let ln2 = std::f64::consts::LN_2;
@@ -136,12 +111,7 @@ fn gradients_at_kinks_follow_pytorch() {
         ("hardtanh", "", 1.0, 0.0),
         ("hardtanh", "", -1.0, 0.0),
         ("prelu", "init = 0.4", 0.0, 0.4),
-        (
-            "softplus",
-            "beta = 2.0\nthreshold = 15.0",
-            7.5,
-            15f64.exp() / (15f64.exp() + 1.0),
-        ),
+        ("softplus", "beta = 2.0\nthreshold = 15.0", 7.5, 15f64.exp() / (15f64.exp() + 1.0)),
     ];
     for (name, cfg, x, want) in cases {
         let (_, g) = value_and_grad(build(name, cfg, DType::F64).as_ref(), &[x], DType::F64);
@@ -155,19 +125,13 @@ fn half_precision_inputs_compute_in_f32_and_keep_their_dtype() {
     for dtype in [DType::F16, DType::BF16] {
         for (name, cfg) in all_configs() {
             let act = build(name, cfg, DType::F32);
-            let x = Tensor::new(&xs, &Device::Cpu)
-                .unwrap()
-                .to_dtype(dtype)
-                .unwrap();
+            let x = Tensor::new(&xs, &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
             let y = act.forward(&x).unwrap();
             assert_eq!(y.dtype(), dtype, "{name}");
             let reference = value_and_grad(act.as_ref(), &xs, DType::F32).0;
             let y: Vec<f64> = y.to_dtype(DType::F64).unwrap().to_vec1().unwrap();
             for (a, b) in y.iter().zip(&reference) {
-                assert!(
-                    (a - b).abs() <= 1e-2 * (1.0 + b.abs()),
-                    "{name} {dtype:?}: {y:?} vs {reference:?}"
-                );
+                assert!((a - b).abs() <= 1e-2 * (1.0 + b.abs()), "{name} {dtype:?}: {y:?} vs {reference:?}");
             }
         }
     }
@@ -175,22 +139,13 @@ fn half_precision_inputs_compute_in_f32_and_keep_their_dtype() {
 
 #[test]
 fn non_contiguous_inputs_give_the_same_result() {
-    let x = Tensor::arange(0f32, 12.0, &Device::Cpu)
-        .unwrap()
-        .affine(0.5, -3.0)
-        .unwrap()
-        .reshape((3, 4))
-        .unwrap();
+    let x = Tensor::arange(0f32, 12.0, &Device::Cpu).unwrap().affine(0.5, -3.0).unwrap().reshape((3, 4)).unwrap();
     let xt = x.t().unwrap();
     assert!(!xt.is_contiguous());
     for (name, cfg) in all_configs() {
         let act = build(name, cfg, DType::F32);
         let a: Vec<Vec<f32>> = act.forward(&xt).unwrap().to_vec2().unwrap();
-        let b: Vec<Vec<f32>> = act
-            .forward(&xt.contiguous().unwrap())
-            .unwrap()
-            .to_vec2()
-            .unwrap();
+        let b: Vec<Vec<f32>> = act.forward(&xt.contiguous().unwrap()).unwrap().to_vec2().unwrap();
         assert_eq!(a, b, "{name}");
     }
 }
@@ -199,38 +154,22 @@ fn non_contiguous_inputs_give_the_same_result() {
 fn integer_inputs_are_a_clear_error() {
     let x = Tensor::new(&[1u8, 2, 3], &Device::Cpu).unwrap();
     for (name, cfg) in all_configs() {
-        let e = build(name, cfg, DType::F32)
-            .forward(&x)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(&format!("{name}: expected a float tensor")) && e.contains("got U8"),
-            "{name}: {e}"
-        );
+        let e = build(name, cfg, DType::F32).forward(&x).unwrap_err().to_string();
+        assert!(e.contains(&format!("{name}: expected a float tensor")) && e.contains("got U8"), "{name}: {e}");
     }
 }
 
 #[test]
 fn softmax_dims_follow_pytorch_and_bad_dims_are_errors() {
     let x = Tensor::new(&[[1f64, 2.0], [3.0, 5.0]], &Device::Cpu).unwrap();
-    let rows: Vec<Vec<f64>> = build("softmax", "", DType::F64)
-        .forward(&x)
-        .unwrap()
-        .to_vec2()
-        .unwrap();
+    let rows: Vec<Vec<f64>> = build("softmax", "", DType::F64).forward(&x).unwrap().to_vec2().unwrap();
     // Implicit dim for 2-D input is 1: each row sums to one.
     for r in &rows {
         assert!((r.iter().sum::<f64>() - 1.0).abs() < 1e-15);
     }
-    let e = build("softmax", "dim = 2", DType::F64)
-        .forward(&x)
-        .unwrap_err()
-        .to_string();
+    let e = build("softmax", "dim = 2", DType::F64).forward(&x).unwrap_err().to_string();
     assert_eq!(e, "softmax: dim 2 is out of range for an input with 2 dimensions (shape [2, 2]); use a dim in [-2, 1]");
-    let e = build("log_softmax", "dim = -3", DType::F64)
-        .forward(&x)
-        .unwrap_err()
-        .to_string();
+    let e = build("log_softmax", "dim = -3", DType::F64).forward(&x).unwrap_err().to_string();
     assert!(e.starts_with("log_softmax: dim -3 is out of range"), "{e}");
 }
 
@@ -241,20 +180,16 @@ fn prelu_learns_one_slope_per_channel() {
     assert_eq!(params.len(), 1);
     assert_eq!(params[0].0, "weight");
     assert_eq!(params[0].1.dims(), [2]);
-    let x = Var::from_tensor(&Tensor::new(&[[-1f64, -2.0], [-3.0, 4.0]], &Device::Cpu).unwrap())
-        .unwrap();
+    let x = Var::from_tensor(&Tensor::new(&[[-1f64, -2.0], [-3.0, 4.0]], &Device::Cpu).unwrap()).unwrap();
     let y = act.forward(x.as_tensor()).unwrap();
     assert_eq!(y.to_vec2::<f64>().unwrap(), [[-0.5, -1.0], [-1.5, 4.0]]);
     let grads = y.sum_all().unwrap().backward().unwrap();
     // Channel 0 sees -1 and -3; channel 1 sees -2 (4 is positive).
-    assert_eq!(
-        grads.get(&params[0].1).unwrap().to_vec1::<f64>().unwrap(),
-        [-4.0, -2.0]
-    );
+    assert_eq!(grads.get(&params[0].1).unwrap().to_vec1::<f64>().unwrap(), [-4.0, -2.0]);
 
-    let e = act
-        .forward(&Tensor::zeros((2, 3), DType::F64, &Device::Cpu).unwrap())
-        .unwrap_err()
-        .to_string();
-    assert!(e.starts_with("prelu: num_parameters = 2 needs an input with 2 channels along dim 1, got shape [2, 3]"), "{e}");
+    let e = act.forward(&Tensor::zeros((2, 3), DType::F64, &Device::Cpu).unwrap()).unwrap_err().to_string();
+    assert!(
+        e.starts_with("prelu: num_parameters = 2 needs an input with 2 channels along dim 1, got shape [2, 3]"),
+        "{e}"
+    );
 }

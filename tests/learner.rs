@@ -45,10 +45,7 @@ fn config(extra: &str) -> RunConfig {
 fn edited(section: &str, lines: &str) -> String {
     let mut table: toml::Table = BASE.parse().unwrap();
     let add: toml::Table = lines.parse().unwrap();
-    let sec = table
-        .get_mut(section)
-        .and_then(|s| s.as_table_mut())
-        .expect("section exists");
+    let sec = table.get_mut(section).and_then(|s| s.as_table_mut()).expect("section exists");
     sec.extend(add);
     toml::to_string(&table).unwrap()
 }
@@ -81,10 +78,7 @@ fn resume_is_bit_exact() {
     straight.fit().unwrap();
     let mut first = config("");
     first.train.epochs = 1;
-    Learner::new(first, Device::Cpu, &b, Reporter::Quiet)
-        .unwrap()
-        .fit()
-        .unwrap();
+    Learner::new(first, Device::Cpu, &b, Reporter::Quiet).unwrap().fit().unwrap();
     let mut resumed = Learner::resume(&b, Device::Cpu, None, Some(3), Reporter::Quiet).unwrap();
     assert_eq!(resumed.progress().epoch, 1);
     resumed.fit().unwrap();
@@ -94,15 +88,8 @@ fn resume_is_bit_exact() {
 }
 
 fn ember(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    let out = Command::new(env!("CARGO_BIN_EXE_ember")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
 fn write_config(dir: &Path, text: &str) -> PathBuf {
@@ -116,54 +103,19 @@ fn the_cli_trains_resumes_and_summarises_in_json() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path(), BASE);
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let (code, out, err) = ember(&[
-        "train",
-        cfg.to_str().unwrap(),
-        "--out",
-        a.to_str().unwrap(),
-        "--epochs",
-        "2",
-        "--quiet",
-    ]);
+    let (code, out, err) =
+        ember(&["train", cfg.to_str().unwrap(), "--out", a.to_str().unwrap(), "--epochs", "2", "--quiet"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.is_empty(), "--quiet prints nothing on stderr: {err}");
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    for key in [
-        "epochs",
-        "train_loss",
-        "train_acc",
-        "eval_loss",
-        "eval_acc",
-        "seconds_per_epoch",
-        "out",
-    ] {
-        assert!(
-            summary.get(key).is_some_and(|v| !v.is_null()),
-            "{key} in {summary}"
-        );
+    for key in ["epochs", "train_loss", "train_acc", "eval_loss", "eval_acc", "seconds_per_epoch", "out"] {
+        assert!(summary.get(key).is_some_and(|v| !v.is_null()), "{key} in {summary}");
     }
     assert_eq!(summary["epochs"], 2);
-    let (code, _, err) = ember(&[
-        "train",
-        cfg.to_str().unwrap(),
-        "--out",
-        b.to_str().unwrap(),
-        "--epochs",
-        "1",
-    ]);
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--out", b.to_str().unwrap(), "--epochs", "1"]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("epoch 1/1  train_loss"),
-        "a summary line per epoch: {err}"
-    );
-    let (code, _, err) = ember(&[
-        "train",
-        "--resume",
-        b.to_str().unwrap(),
-        "--epochs",
-        "2",
-        "--quiet",
-    ]);
+    assert!(err.contains("epoch 1/1  train_loss"), "a summary line per epoch: {err}");
+    let (code, _, err) = ember(&["train", "--resume", b.to_str().unwrap(), "--epochs", "2", "--quiet"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(weights(&a), weights(&b));
     assert_eq!(metrics_without_seconds(&a), metrics_without_seconds(&b));
@@ -176,20 +128,13 @@ fn a_run_killed_mid_training_resumes_from_its_last_checkpoint() {
     let cfg = write_config(tmp.path(), &text);
     let dir = tmp.path().join("run");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args([
-            "train",
-            cfg.to_str().unwrap(),
-            "--out",
-            dir.to_str().unwrap(),
-            "--quiet",
-        ])
+        .args(["train", cfg.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--quiet"])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let ckpts = dir.join("checkpoints");
     let start = Instant::now();
-    while ember::train::checkpoint::epoch_files(&ckpts).unwrap().len() < 2
-        && start.elapsed() < Duration::from_secs(120)
+    while ember::train::checkpoint::epoch_files(&ckpts).unwrap().len() < 2 && start.elapsed() < Duration::from_secs(120)
     {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -202,14 +147,8 @@ fn a_run_killed_mid_training_resumes_from_its_last_checkpoint() {
         ember::train::checkpoint::read(f).unwrap();
     }
     let done = files.last().unwrap().0;
-    let (code, out, err) = ember(&[
-        "train",
-        "--resume",
-        dir.to_str().unwrap(),
-        "--epochs",
-        &(done + 1).to_string(),
-        "--quiet",
-    ]);
+    let (code, out, err) =
+        ember(&["train", "--resume", dir.to_str().unwrap(), "--epochs", &(done + 1).to_string(), "--quiet"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("\"epochs\":{}", done + 1)), "{out}");
 }
@@ -217,16 +156,10 @@ fn a_run_killed_mid_training_resumes_from_its_last_checkpoint() {
 #[test]
 fn metrics_csv_and_plots_are_written() {
     let tmp = tempfile::tempdir().unwrap();
-    Learner::new(config(""), Device::Cpu, tmp.path(), Reporter::Quiet)
-        .unwrap()
-        .fit()
-        .unwrap();
+    Learner::new(config(""), Device::Cpu, tmp.path(), Reporter::Quiet).unwrap().fit().unwrap();
     let csv = std::fs::read_to_string(tmp.path().join("metrics.csv")).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(
-        lines.next().unwrap(),
-        "epoch,train_loss,train_acc,eval_loss,eval_acc,lr,seconds"
-    );
+    assert_eq!(lines.next().unwrap(), "epoch,train_loss,train_acc,eval_loss,eval_acc,lr,seconds");
     for (i, line) in lines.enumerate() {
         let v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
         assert_eq!(v.len(), 7);
@@ -234,21 +167,11 @@ fn metrics_csv_and_plots_are_written() {
         assert!((0.0..=1.0).contains(&v[2]) && (0.0..=1.0).contains(&v[4]));
     }
     // The step schedule: lr 0.01, then x0.9 per epoch.
-    let lrs: Vec<f64> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
-        .collect();
-    assert!(
-        (lrs[1] / lrs[0] - 0.9).abs() < 1e-12 && (lrs[2] / lrs[1] - 0.9).abs() < 1e-12,
-        "{lrs:?}"
-    );
+    let lrs: Vec<f64> = csv.lines().skip(1).map(|l| l.split(',').nth(5).unwrap().parse().unwrap()).collect();
+    assert!((lrs[1] / lrs[0] - 0.9).abs() < 1e-12 && (lrs[2] / lrs[1] - 0.9).abs() < 1e-12, "{lrs:?}");
     for name in ["loss", "accuracy"] {
         let png = std::fs::read(tmp.path().join(format!("{name}.png"))).unwrap();
-        assert!(
-            png.len() > 1000 && png.starts_with(b"\x89PNG"),
-            "{name}.png"
-        );
+        assert!(png.len() > 1000 && png.starts_with(b"\x89PNG"), "{name}.png");
         let svg = std::fs::read_to_string(tmp.path().join(format!("{name}.svg"))).unwrap();
         assert!(svg.contains("<svg") && svg.contains("epoch"), "{name}.svg");
     }
@@ -259,48 +182,18 @@ fn metrics_csv_and_plots_are_written() {
 
 #[test]
 fn config_errors_name_the_key_and_the_choices() {
-    let err = |text: &str| {
-        RunConfig::from_toml(text, "run.toml")
-            .map(|_| ())
-            .unwrap_err()
-            .to_string()
-    };
+    let err = |text: &str| RunConfig::from_toml(text, "run.toml").map(|_| ()).unwrap_err().to_string();
     let e = err(&edited("train", "epochz = 3"));
-    assert!(
-        e.contains("unknown field `epochz`") && e.contains("`epochs`") && e.contains("line"),
-        "{e}"
-    );
-    assert_eq!(
-        err(&edited("train", "epochs = 0")),
-        "run.toml: train.epochs = 0 is invalid: must be >= 1"
-    );
-    assert_eq!(
-        err(&edited("train", "batch_size = 0")),
-        "run.toml: train.batch_size = 0 is invalid: must be >= 1"
-    );
+    assert!(e.contains("unknown field `epochz`") && e.contains("`epochs`") && e.contains("line"), "{e}");
+    assert_eq!(err(&edited("train", "epochs = 0")), "run.toml: train.epochs = 0 is invalid: must be >= 1");
+    assert_eq!(err(&edited("train", "batch_size = 0")), "run.toml: train.batch_size = 0 is invalid: must be >= 1");
     assert!(err(&edited("train", "dtype = \"f16\"")).contains("train.dtype = \"f16\" is invalid"));
-    let e = err(&edited(
-        "train",
-        "early_stopping = { metric = \"val_acc\", patience = 2 }",
-    ));
-    assert!(
-        e.contains(
-            "train.early_stopping.metric = \"val_acc\" is invalid: must be one of train_loss"
-        ),
-        "{e}"
-    );
+    let e = err(&edited("train", "early_stopping = { metric = \"val_acc\", patience = 2 }"));
+    assert!(e.contains("train.early_stopping.metric = \"val_acc\" is invalid: must be one of train_loss"), "{e}");
 
     let learner_err = |text: &str| {
         let c = RunConfig::from_toml(text, "run.toml").unwrap();
-        Learner::new(
-            c,
-            Device::Cpu,
-            tempfile::tempdir().unwrap().path(),
-            Reporter::Quiet,
-        )
-        .err()
-        .unwrap()
-        .to_string()
+        Learner::new(c, Device::Cpu, tempfile::tempdir().unwrap().path(), Reporter::Quiet).err().unwrap().to_string()
     };
     assert_eq!(
         learner_err(&BASE.replace("name = \"adam\"", "name = \"adamm\"")),
@@ -320,10 +213,8 @@ fn config_errors_name_the_key_and_the_choices() {
         learner_err(&BASE.replace("sizes = [8, 16, 3]", "sizes = [8, 16, 2]")),
         "the data has labels 0..=2 but the model outputs 2 classes; set the last model.sizes entry to 3"
     );
-    assert!(
-        learner_err(&BASE.replace("name = \"step\"", "name = \"steplr\""))
-            .starts_with("scheduler: unknown scheduler 'steplr'; did you mean 'step'?")
-    );
+    assert!(learner_err(&BASE.replace("name = \"step\"", "name = \"steplr\""))
+        .starts_with("scheduler: unknown scheduler 'steplr'; did you mean 'step'?"));
 }
 
 #[test]
@@ -336,32 +227,17 @@ fn mismatched_final_activation_and_loss_give_warnings_naming_the_right_pairing()
     };
     assert!(warn(Some("softmax"), "cross_entropy")[0].contains("applies softmax twice"));
     assert!(warn(None, "nll")[0].contains("set model.output_activation = \"log_softmax\""));
-    assert!(warn(None, "bce")[0]
-        .contains("set model.output_activation = \"sigmoid\", or use \"bce_with_logits\""));
+    assert!(warn(None, "bce")[0].contains("set model.output_activation = \"sigmoid\", or use \"bce_with_logits\""));
     assert!(warn(Some("sigmoid"), "bce_with_logits")[0].contains("applies the sigmoid twice"));
     assert!(warn(None, "cross_entropy").is_empty());
     assert!(warn(Some("log_softmax"), "nll").is_empty());
     // The CLI prints them.
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        tmp.path(),
-        &edited("model", "output_activation = \"softmax\""),
-    );
-    let (code, _, err) = ember(&[
-        "train",
-        cfg.to_str().unwrap(),
-        "--out",
-        tmp.path().join("r").to_str().unwrap(),
-        "--epochs",
-        "1",
-    ]);
+    let cfg = write_config(tmp.path(), &edited("model", "output_activation = \"softmax\""));
+    let (code, _, err) =
+        ember(&["train", cfg.to_str().unwrap(), "--out", tmp.path().join("r").to_str().unwrap(), "--epochs", "1"]);
     assert_eq!(code, 0);
-    assert!(
-        err.contains(
-            "warning: model.output_activation = \"softmax\" before loss \"cross_entropy\""
-        ),
-        "{err}"
-    );
+    assert!(err.contains("warning: model.output_activation = \"softmax\" before loss \"cross_entropy\""), "{err}");
 }
 
 #[test]
@@ -379,23 +255,15 @@ fn a_nan_loss_stops_the_run_naming_epoch_and_step() {
         "--quiet",
     ]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("at epoch 1, step") && err.contains("training stopped"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
+    assert!(err.contains("at epoch 1, step") && err.contains("training stopped"), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
 }
 
 #[test]
 fn early_stopping_ends_the_run_after_patience() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = config("");
-    c.optimizer
-        .config
-        .insert("lr".into(), ember::core::Value::Float(0.0));
+    c.optimizer.config.insert("lr".into(), ember::core::Value::Float(0.0));
     c.train.epochs = 10;
     c.train.early_stopping = Some(ember::train::config::EarlyStopping {
         metric: "eval_loss".into(),
@@ -403,15 +271,9 @@ fn early_stopping_ends_the_run_after_patience() {
         mode: "min".into(),
         min_delta: 0.0,
     });
-    let s = Learner::new(c, Device::Cpu, tmp.path(), Reporter::Quiet)
-        .unwrap()
-        .fit()
-        .unwrap();
+    let s = Learner::new(c, Device::Cpu, tmp.path(), Reporter::Quiet).unwrap().fit().unwrap();
     assert!(s.stopped_early);
-    assert_eq!(
-        s.epochs, 3,
-        "epoch 1 sets the best, epochs 2 and 3 do not improve, patience 1"
-    );
+    assert_eq!(s.epochs, 3, "epoch 1 sets the best, epochs 2 and 3 do not improve, patience 1");
 }
 
 #[test]
@@ -423,17 +285,9 @@ fn accumulating_two_half_batches_equals_one_full_batch() {
         c.train.batch_size = batch;
         c.train.accumulate = accumulate;
         c.train.epochs = 2;
-        c.data = ember::train::config::DataConfig::Synthetic {
-            n_train: 256,
-            n_eval: 32,
-            features: 8,
-            classes: 3,
-            seed: 0,
-        };
-        Learner::new(c, Device::Cpu, tmp.path(), Reporter::Quiet)
-            .unwrap()
-            .fit()
-            .unwrap();
+        c.data =
+            ember::train::config::DataConfig::Synthetic { n_train: 256, n_eval: 32, features: 8, classes: 3, seed: 0 };
+        Learner::new(c, Device::Cpu, tmp.path(), Reporter::Quiet).unwrap().fit().unwrap();
         weights(tmp.path())
     };
     let (full, halves) = (run(64, 1), run(32, 2));
@@ -448,40 +302,25 @@ fn accumulating_two_half_batches_equals_one_full_batch() {
 fn export_inspect_and_predict() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    Learner::new(config(""), Device::Cpu, &run, Reporter::Quiet)
-        .unwrap()
-        .fit()
-        .unwrap();
+    Learner::new(config(""), Device::Cpu, &run, Reporter::Quiet).unwrap().fit().unwrap();
     let w = tmp.path().join("w.safetensors");
-    let (code, out, err) = ember(&[
-        "export",
-        run.to_str().unwrap(),
-        "--out",
-        w.to_str().unwrap(),
-    ]);
+    let (code, out, err) = ember(&["export", run.to_str().unwrap(), "--out", w.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("wrote 4 tensors"), "{out}");
     let (code, out, _) = ember(&["inspect", w.to_str().unwrap()]);
     assert_eq!(code, 0);
-    assert!(
-        out.contains("1.weight\tF32\t[16, 8]") && out.contains("4.bias\tF32\t[3]"),
-        "{out}"
-    );
+    assert!(out.contains("1.weight\tF32\t[16, 8]") && out.contains("4.bias\tF32\t[3]"), "{out}");
     let ckpt = ember::train::checkpoint::resolve(&run).unwrap();
     let (_, out, _) = ember(&["inspect", ckpt.to_str().unwrap()]);
     assert!(
-        out.contains("metadata format = ember-checkpoint/1")
-            && out.contains("optimizer/state/1.weight/exp_avg"),
+        out.contains("metadata format = ember-checkpoint/1") && out.contains("optimizer/state/1.weight/exp_avg"),
         "{out}"
     );
 
     let input = tmp.path().join("in.safetensors");
     let x = Tensor::randn(0f32, 1.0, (5, 8), &Device::Cpu).unwrap();
-    candle_core::safetensors::save(
-        &std::collections::HashMap::from([("input".to_string(), x.clone())]),
-        &input,
-    )
-    .unwrap();
+    candle_core::safetensors::save(&std::collections::HashMap::from([("input".to_string(), x.clone())]), &input)
+        .unwrap();
     let cfg = write_config(tmp.path(), BASE);
     let pred = tmp.path().join("out.safetensors");
     let (code, _, err) = ember(&[
@@ -496,26 +335,12 @@ fn export_inspect_and_predict() {
     ]);
     assert_eq!(code, 0, "{err}");
     let got = candle_core::safetensors::load(&pred, &Device::Cpu).unwrap()["output"].clone();
-    let learner = Learner::resume(
-        &run,
-        Device::Cpu,
-        Some(tmp.path().join("x")),
-        None,
-        Reporter::Quiet,
-    )
-    .unwrap();
-    let want =
-        ember::nn::Module::forward(learner.model(), &x, &mut ember::nn::Context::eval()).unwrap();
-    assert_eq!(
-        got.to_vec2::<f32>().unwrap(),
-        want.to_vec2::<f32>().unwrap()
-    );
+    let learner = Learner::resume(&run, Device::Cpu, Some(tmp.path().join("x")), None, Reporter::Quiet).unwrap();
+    let want = ember::nn::Module::forward(learner.model(), &x, &mut ember::nn::Context::eval()).unwrap();
+    assert_eq!(got.to_vec2::<f32>().unwrap(), want.to_vec2::<f32>().unwrap());
 
     // Another architecture: every mismatched tensor is listed.
-    let other = write_config(
-        tmp.path(),
-        &BASE.replace("sizes = [8, 16, 3]", "sizes = [8, 12, 3]"),
-    );
+    let other = write_config(tmp.path(), &BASE.replace("sizes = [8, 16, 3]", "sizes = [8, 12, 3]"));
     let (code, _, err) = ember(&[
         "predict",
         w.to_str().unwrap(),
@@ -538,51 +363,32 @@ fn export_inspect_and_predict() {
 fn truncated_or_corrupted_checkpoints_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    Learner::new(config(""), Device::Cpu, &run, Reporter::Quiet)
-        .unwrap()
-        .fit()
-        .unwrap();
+    Learner::new(config(""), Device::Cpu, &run, Reporter::Quiet).unwrap().fit().unwrap();
     let good = std::fs::read(ember::train::checkpoint::resolve(&run).unwrap()).unwrap();
     let bad = tmp.path().join("bad.safetensors");
     std::fs::write(&bad, &good[..good.len() / 2]).unwrap();
     let (code, _, err) = ember(&["train", "--resume", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("bad.safetensors: not a readable safetensors file"),
-        "{err}"
-    );
+    assert!(err.contains("bad.safetensors: not a readable safetensors file"), "{err}");
     let mut corrupt = good.clone();
     corrupt[..8].copy_from_slice(&u64::MAX.to_le_bytes());
     std::fs::write(&bad, &corrupt).unwrap();
     let (code, _, err) = ember(&["inspect", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("bad.safetensors: not a readable safetensors file")
-            && !err.contains("panicked"),
-        "{err}"
-    );
+    assert!(err.contains("bad.safetensors: not a readable safetensors file") && !err.contains("panicked"), "{err}");
 }
 
 #[test]
 fn asking_for_a_device_this_build_lacks_says_how_to_rebuild() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path(), BASE);
-    let (code, _, err) = ember(&[
-        "train",
-        cfg.to_str().unwrap(),
-        "--device",
-        "cuda",
-        "--out",
-        tmp.path().join("r").to_str().unwrap(),
-    ]);
+    let (code, _, err) =
+        ember(&["train", cfg.to_str().unwrap(), "--device", "cuda", "--out", tmp.path().join("r").to_str().unwrap()]);
     if !cfg!(feature = "cuda") {
         assert_eq!(code, 1);
         assert!(err.contains("--device cuda: this ember was built without CUDA support; rebuild with `cargo build --release --features cuda`"), "{err}");
     }
     let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--device", "tpu"]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("--device tpu: unknown device; use cpu, cuda[:N], metal[:N] or auto"),
-        "{err}"
-    );
+    assert!(err.contains("--device tpu: unknown device; use cpu, cuda[:N], metal[:N] or auto"), "{err}");
 }

@@ -26,9 +26,7 @@ fn build(name: &str, config: &str) -> Box<dyn Loss> {
 
 fn build_err(name: &str, config: &str) -> String {
     let config: Config = toml::from_str(config).unwrap();
-    loss(name, &config, &BuildContext::default())
-        .unwrap_err()
-        .to_string()
+    loss(name, &config, &BuildContext::default()).unwrap_err().to_string()
 }
 
 fn t2(rows: &[&[f64]]) -> Tensor {
@@ -41,26 +39,16 @@ fn classes(v: &[i64]) -> Tensor {
 }
 
 fn forward_err(name: &str, config: &str, input: &Tensor, target: &Tensor) -> String {
-    build(name, config)
-        .forward(input, target)
-        .unwrap_err()
-        .to_string()
+    build(name, config).forward(input, target).unwrap_err().to_string()
 }
 
 #[test]
 fn every_builtin_loss_is_registered() {
-    let names: Vec<&str> = plugins(Kind::Loss)
-        .iter()
-        .filter(|p| p.module.starts_with("ember_losses::"))
-        .map(|p| p.name)
-        .collect();
+    let names: Vec<&str> =
+        plugins(Kind::Loss).iter().filter(|p| p.module.starts_with("ember_losses::")).map(|p| p.name).collect();
     assert_eq!(names, BUILTIN_LOSSES);
     for p in plugins(Kind::Loss) {
-        let reduction = p
-            .params
-            .iter()
-            .find(|s| s.name == "reduction")
-            .expect("every loss takes reduction");
+        let reduction = p.params.iter().find(|s| s.name == "reduction").expect("every loss takes reduction");
         assert_eq!(reduction.default.to_string(), "\"mean\"", "{}", p.name);
     }
 }
@@ -76,11 +64,7 @@ fn example(name: &str) -> (Tensor, Tensor) {
         "multilabel_soft_margin" | "bce_with_logits" => t2(&[&[1.0, 0.0, 1.0], &[0.0, 0.0, 1.0]]),
         _ => t2(&[&[0.5, -0.2, 2.0], &[1.0, 0.3, -2.0]]),
     };
-    let x = if name == "bce" {
-        x.affine(0.25, 0.5).unwrap()
-    } else {
-        x
-    };
+    let x = if name == "bce" { x.affine(0.25, 0.5).unwrap() } else { x };
     (x, target)
 }
 
@@ -92,10 +76,7 @@ fn gradients_match_central_finite_differences_in_f64() {
         ("smooth_l1", "beta = 0.7"),
         ("huber", "delta = 0.6"),
         ("nll", "weight = [1.0, 2.0, 0.5]"),
-        (
-            "cross_entropy",
-            "weight = [1.0, 2.0, 0.5]\nlabel_smoothing = 0.2",
-        ),
+        ("cross_entropy", "weight = [1.0, 2.0, 0.5]\nlabel_smoothing = 0.2"),
         ("bce", "weight = [1.0, 0.5, 2.0]"),
         ("bce_with_logits", "pos_weight = [2.0, 1.0, 0.5]"),
         ("soft_margin", ""),
@@ -110,18 +91,8 @@ fn gradients_match_central_finite_differences_in_f64() {
         let l = build(name, cfg);
         let (x, target) = example(name);
         let xv = Var::from_tensor(&x).unwrap();
-        let grads = l
-            .forward(xv.as_tensor(), &target)
-            .unwrap()
-            .backward()
-            .unwrap();
-        let grad: Vec<f64> = grads
-            .get(xv.as_tensor())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let grads = l.forward(xv.as_tensor(), &target).unwrap().backward().unwrap();
+        let grad: Vec<f64> = grads.get(xv.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let flat: Vec<f64> = x.flatten_all().unwrap().to_vec1().unwrap();
         for i in 0..flat.len() {
             let at = |d: f64| {
@@ -143,35 +114,19 @@ fn gradients_match_central_finite_differences_in_f64() {
 #[test]
 fn bce_with_logits_is_finite_and_exact_for_large_logits() {
     for dtype in [DType::F32, DType::F64] {
-        let l = loss(
-            "bce_with_logits",
-            &toml::from_str("reduction = \"none\"").unwrap(),
-            &BuildContext::default(),
-        )
-        .unwrap();
-        let x = Var::from_tensor(
-            &Tensor::new(&[100.0, -100.0, 100.0, -100.0], &Device::Cpu)
-                .unwrap()
-                .to_dtype(dtype)
-                .unwrap(),
-        )
-        .unwrap();
-        let y = Tensor::new(&[1.0, 1.0, 0.0, 0.0], &Device::Cpu)
-            .unwrap()
-            .to_dtype(dtype)
+        let l = loss("bce_with_logits", &toml::from_str("reduction = \"none\"").unwrap(), &BuildContext::default())
             .unwrap();
+        let x = Var::from_tensor(
+            &Tensor::new(&[100.0, -100.0, 100.0, -100.0], &Device::Cpu).unwrap().to_dtype(dtype).unwrap(),
+        )
+        .unwrap();
+        let y = Tensor::new(&[1.0, 1.0, 0.0, 0.0], &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
         let out = l.forward(x.as_tensor(), &y).unwrap();
         let v: Vec<f64> = out.to_dtype(DType::F64).unwrap().to_vec1().unwrap();
         assert!(v[0] >= 0.0 && v[0] < 1e-40, "{v:?}");
         assert_eq!(&v[1..], [100.0, 100.0, 0.0], "{dtype:?}");
         let g = out.sum_all().unwrap().backward().unwrap();
-        let g: Vec<f64> = g
-            .get(x.as_tensor())
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let g: Vec<f64> = g.get(x.as_tensor()).unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
         assert_eq!(g[..3], [0.0, -1.0, 1.0], "{dtype:?}");
         assert!((0.0..1e-40).contains(&g[3]), "sigmoid(-100): {g:?}");
     }
@@ -181,33 +136,13 @@ fn bce_with_logits_is_finite_and_exact_for_large_logits() {
 fn cross_entropy_takes_class_indices_or_probabilities() {
     let ce = build("cross_entropy", "");
     let x = t2(&[&[2.0, 1.0, 0.1], &[0.5, 2.5, 0.3]]);
-    let by_index = ce
-        .forward(&x, &classes(&[0, 1]))
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let by_index = ce.forward(&x, &classes(&[0, 1])).unwrap().to_scalar::<f64>().unwrap();
     let one_hot = t2(&[&[1.0, 0.0, 0.0], &[0.0, 1.0, 0.0]]);
-    let by_prob = ce
-        .forward(&x, &one_hot)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    assert!(
-        (by_index - by_prob).abs() < 1e-15,
-        "{by_index} vs {by_prob}"
-    );
+    let by_prob = ce.forward(&x, &one_hot).unwrap().to_scalar::<f64>().unwrap();
+    assert!((by_index - by_prob).abs() < 1e-15, "{by_index} vs {by_prob}");
     // nll(log_softmax(x)) is cross_entropy(x).
-    let logp = ember::core::ops::normalize::apply(
-        ember::core::ops::normalize::Norm::LogSoftmax,
-        Some(1),
-        &x,
-    )
-    .unwrap();
-    let nll = build("nll", "")
-        .forward(&logp, &classes(&[0, 1]))
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let logp = ember::core::ops::normalize::apply(ember::core::ops::normalize::Norm::LogSoftmax, Some(1), &x).unwrap();
+    let nll = build("nll", "").forward(&logp, &classes(&[0, 1])).unwrap().to_scalar::<f64>().unwrap();
     assert_eq!(nll, by_index);
 }
 
@@ -224,7 +159,10 @@ fn shape_mismatches_name_both_shapes() {
         "nll: input shape [2, 3] needs a class-index target of shape [2], got [3]"
     );
     let e = forward_err("cross_entropy", "", &x, &y);
-    assert!(e.starts_with("cross_entropy: target must hold class indices (an integer tensor), got F64 of shape [3, 2]"), "{e}");
+    assert!(
+        e.starts_with("cross_entropy: target must hold class indices (an integer tensor), got F64 of shape [3, 2]"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -235,39 +173,18 @@ fn class_indices_out_of_range_name_the_index_and_the_class_count() {
         "cross_entropy: target class index 3 is out of range for 3 classes; use 0..=2 (or ignore_index = -100)"
     );
     let e = forward_err("nll", "ignore_index = 1", &x, &classes(&[-100, 1]));
-    assert!(
-        e.starts_with("nll: target class index -100 is out of range for 3 classes"),
-        "{e}"
-    );
+    assert!(e.starts_with("nll: target class index -100 is out of range for 3 classes"), "{e}");
     // ignore_index inside the class range is ignored, not an error.
-    assert!(build("nll", "ignore_index = 1")
-        .forward(&x, &classes(&[0, 1]))
-        .is_ok());
+    assert!(build("nll", "ignore_index = 1").forward(&x, &classes(&[0, 1])).is_ok());
 }
 
 #[test]
 fn float_and_integer_targets_are_checked() {
     let x = t2(&[&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]]);
-    let e = forward_err(
-        "nll",
-        "",
-        &x,
-        &Tensor::new(&[0.0, 1.0], &Device::Cpu).unwrap(),
-    );
-    assert!(
-        e.starts_with("nll: target must hold class indices (an integer tensor), got F64"),
-        "{e}"
-    );
-    let e = forward_err(
-        "mse",
-        "",
-        &x,
-        &Tensor::zeros((2, 3), DType::I64, &Device::Cpu).unwrap(),
-    );
-    assert_eq!(
-        e,
-        "mse: target must be a float tensor, got I64; class indices go with cross_entropy or nll"
-    );
+    let e = forward_err("nll", "", &x, &Tensor::new(&[0.0, 1.0], &Device::Cpu).unwrap());
+    assert!(e.starts_with("nll: target must hold class indices (an integer tensor), got F64"), "{e}");
+    let e = forward_err("mse", "", &x, &Tensor::zeros((2, 3), DType::I64, &Device::Cpu).unwrap());
+    assert_eq!(e, "mse: target must be a float tensor, got I64; class indices go with cross_entropy or nll");
     let ints = Tensor::zeros((2, 3), DType::U8, &Device::Cpu).unwrap();
     let e = forward_err("l1", "", &ints, &ints);
     assert!(e.starts_with("l1: expected a float tensor"), "{e}");
@@ -276,31 +193,16 @@ fn float_and_integer_targets_are_checked() {
 #[test]
 fn weights_of_the_wrong_length_are_errors() {
     let x = t2(&[&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]]);
-    let e = forward_err(
-        "cross_entropy",
-        "weight = [1.0, 2.0]",
-        &x,
-        &classes(&[0, 1]),
+    let e = forward_err("cross_entropy", "weight = [1.0, 2.0]", &x, &classes(&[0, 1]));
+    assert_eq!(
+        e,
+        "cross_entropy.weight has 2 entries but the input has 3 classes (dim 1 of shape [2, 3]); give one per class"
     );
-    assert_eq!(e, "cross_entropy.weight has 2 entries but the input has 3 classes (dim 1 of shape [2, 3]); give one per class");
     let y = t2(&[&[1.0, 0.0, 1.0], &[0.0, 1.0, 0.0]]);
-    let e = forward_err(
-        "bce_with_logits",
-        "pos_weight = [1.0, 2.0, 3.0, 4.0]",
-        &x,
-        &y,
-    );
-    assert!(
-        e.starts_with(
-            "bce_with_logits.pos_weight has 4 entries but the input has 3 classes (dim 1"
-        ),
-        "{e}"
-    );
+    let e = forward_err("bce_with_logits", "pos_weight = [1.0, 2.0, 3.0, 4.0]", &x, &y);
+    assert!(e.starts_with("bce_with_logits.pos_weight has 4 entries but the input has 3 classes (dim 1"), "{e}");
     let e = forward_err("multilabel_soft_margin", "weight = [1.0]", &x, &y);
-    assert!(
-        e.starts_with("multilabel_soft_margin.weight has 1 entries"),
-        "{e}"
-    );
+    assert!(e.starts_with("multilabel_soft_margin.weight has 1 entries"), "{e}");
 }
 
 #[test]
@@ -313,22 +215,13 @@ fn bad_hyperparameters_are_rejected_when_built() {
         build_err("cross_entropy", "label_smoothing = -0.1"),
         "cross_entropy.label_smoothing = -0.1 is invalid: must be in [0, 1]"
     );
-    assert_eq!(
-        build_err("smooth_l1", "beta = -1.0"),
-        "smooth_l1.beta = -1.0 is invalid: must be >= 0"
-    );
-    assert_eq!(
-        build_err("huber", "delta = 0.0"),
-        "huber.delta = 0.0 is invalid: must be > 0"
-    );
+    assert_eq!(build_err("smooth_l1", "beta = -1.0"), "smooth_l1.beta = -1.0 is invalid: must be >= 0");
+    assert_eq!(build_err("huber", "delta = 0.0"), "huber.delta = 0.0 is invalid: must be > 0");
     assert_eq!(
         build_err("mse", "reduction = \"batchmean\""),
         "mse.reduction = \"batchmean\" is invalid: must be one of \"none\", \"mean\", \"sum\""
     );
-    assert_eq!(
-        build_err("nll", "ignore_index = 1.5"),
-        "nll.ignore_index: expected an integer, got 1.5 (a float)"
-    );
+    assert_eq!(build_err("nll", "ignore_index = 1.5"), "nll.ignore_index: expected an integer, got 1.5 (a float)");
 }
 
 #[test]
@@ -341,30 +234,17 @@ fn bce_wants_probabilities() {
         "bce: every input value must be in [0, 1], got 1.2 at flat index 1; bce takes probabilities (apply sigmoid first, or use bce_with_logits on raw scores)"
     );
     let e = forward_err("bce", "", &t2(&[&[0.5, 0.2]]), &t2(&[&[2.0, 0.0]]));
-    assert_eq!(
-        e,
-        "bce: every target value must be in [0, 1], got 2 at flat index 0"
-    );
+    assert_eq!(e, "bce: every target value must be in [0, 1], got 2 at flat index 0");
     // Probabilities of exactly 0 and 1 are fine: the logs are clamped at -100.
-    let v = build("bce", "reduction = \"sum\"")
-        .forward(&t2(&[&[0.0, 1.0]]), &y)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let v = build("bce", "reduction = \"sum\"").forward(&t2(&[&[0.0, 1.0]]), &y).unwrap().to_scalar::<f64>().unwrap();
     assert_eq!(v, 200.0);
 }
 
 #[test]
 fn every_target_ignored_gives_nan_mean_and_zero_gradient() {
     let x = Var::from_tensor(&t2(&[&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]])).unwrap();
-    for (name, cfg) in [
-        ("nll", ""),
-        ("cross_entropy", ""),
-        ("cross_entropy", "label_smoothing = 0.2"),
-    ] {
-        let out = build(name, cfg)
-            .forward(x.as_tensor(), &classes(&[-100, -100]))
-            .unwrap();
+    for (name, cfg) in [("nll", ""), ("cross_entropy", ""), ("cross_entropy", "label_smoothing = 0.2")] {
+        let out = build(name, cfg).forward(x.as_tensor(), &classes(&[-100, -100])).unwrap();
         assert!(out.to_scalar::<f64>().unwrap().is_nan(), "{name}");
         let g = out.backward().unwrap();
         let g: Vec<Vec<f64>> = g.get(x.as_tensor()).unwrap().to_vec2().unwrap();

@@ -11,38 +11,20 @@ use ember::core::{BuildContext, Config, StepContext};
 use ember::train::{clip_grad_norm, clip_grad_value, NormType, OptimizerDriver, ParamGroupSpec};
 use serde_json::Value as Json;
 
-const OPTIMIZERS: [&str; 9] = [
-    "adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "radam", "rmsprop", "sgd",
-];
-const SCHEDULERS: [&str; 8] = [
-    "cosine",
-    "cosine_warm_restarts",
-    "exponential",
-    "linear",
-    "multi_step",
-    "one_cycle",
-    "reduce_on_plateau",
-    "step",
-];
+const OPTIMIZERS: [&str; 9] = ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "radam", "rmsprop", "sgd"];
+const SCHEDULERS: [&str; 8] =
+    ["cosine", "cosine_warm_restarts", "exponential", "linear", "multi_step", "one_cycle", "reduce_on_plateau", "step"];
 
 fn cfg(text: &str) -> Config {
     toml::from_str(text).unwrap()
 }
 
 fn tensor(v: &[f64], dtype: DType) -> Tensor {
-    Tensor::new(v, &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
+    Tensor::new(v, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
 }
 
 fn values(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
+    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
 }
 
 #[test]
@@ -65,44 +47,23 @@ fn lively(name: &str) -> Config {
 fn every_optimizer_decreases_a_quadratic_and_keeps_shape_and_dtype() {
     let a = [0.5, 1.0, 2.0, 0.1];
     let b = [0.3, -0.2, 0.0, 0.1];
-    let f = |x: &[f64]| {
-        x.iter()
-            .zip(&a)
-            .zip(&b)
-            .map(|((x, a), b)| a * x * x + b * x)
-            .sum::<f64>()
-    };
+    let f = |x: &[f64]| x.iter().zip(&a).zip(&b).map(|((x, a), b)| a * x * x + b * x).sum::<f64>();
     for name in OPTIMIZERS {
         for dtype in [DType::F32, DType::F64] {
-            for start in [
-                [1.0, -2.0, 0.5, 3.0],
-                [-4.0, 0.1, 2.0, -1.0],
-                [0.3, 0.3, -0.3, 0.3],
-            ] {
+            for start in [[1.0, -2.0, 0.5, 3.0], [-4.0, 0.1, 2.0, -1.0], [0.3, 0.3, -0.3, 0.3]] {
                 for config in [Config::new(), lively(name)] {
-                    let opt =
-                        ember::core::optimizer(name, &config, &BuildContext::default()).unwrap();
+                    let opt = ember::core::optimizer(name, &config, &BuildContext::default()).unwrap();
                     let x = Var::from_tensor(&tensor(&start, dtype)).unwrap();
                     let (a_t, b_t) = (tensor(&a, dtype), tensor(&b, dtype));
                     let mut state = opt.init_state(x.as_tensor()).unwrap();
                     for _ in 0..30 {
-                        let g = a_t
-                            .affine(2.0, 0.0)
-                            .unwrap()
-                            .mul(x.as_tensor())
-                            .unwrap()
-                            .add(&b_t)
-                            .unwrap();
-                        opt.step(&x, &g, &mut state, &StepContext::new(opt.lr()))
-                            .unwrap();
+                        let g = a_t.affine(2.0, 0.0).unwrap().mul(x.as_tensor()).unwrap().add(&b_t).unwrap();
+                        opt.step(&x, &g, &mut state, &StepContext::new(opt.lr())).unwrap();
                     }
                     assert_eq!(x.dtype(), dtype, "{name}");
                     assert_eq!(x.dims(), [4], "{name}");
                     let (before, after) = (f(&start), f(&values(x.as_tensor())));
-                    assert!(
-                        after < before,
-                        "{name} {dtype:?} {config:?}: f went from {before} to {after}"
-                    );
+                    assert!(after < before, "{name} {dtype:?} {config:?}: f went from {before} to {after}");
                 }
             }
         }
@@ -116,22 +77,12 @@ fn run(name: &str, config: &Config, composed: bool, n: usize, dtype: DType) -> V
     } else {
         ember::core::optimizer(name, config, &BuildContext::default()).unwrap()
     };
-    let x0: Vec<f64> = (0..n)
-        .map(|i| ((i * 7919) % 1000) as f64 / 250.0 - 2.0)
-        .collect();
+    let x0: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 / 250.0 - 2.0).collect();
     let x = Var::from_tensor(&tensor(&x0, dtype)).unwrap();
     let mut state = opt.init_state(x.as_tensor()).unwrap();
     for k in 0..10 {
-        let g: Vec<f64> = (0..n)
-            .map(|i| (((i + 31 * k) * 104729) % 2000) as f64 / 1000.0 - 1.0)
-            .collect();
-        opt.step(
-            &x,
-            &tensor(&g, dtype),
-            &mut state,
-            &StepContext::new(opt.lr()),
-        )
-        .unwrap();
+        let g: Vec<f64> = (0..n).map(|i| (((i + 31 * k) * 104729) % 2000) as f64 / 1000.0 - 1.0).collect();
+        opt.step(&x, &tensor(&g, dtype), &mut state, &StepContext::new(opt.lr())).unwrap();
     }
     values(x.as_tensor())
 }
@@ -140,33 +91,18 @@ fn run(name: &str, config: &Config, composed: bool, n: usize, dtype: DType) -> V
 fn fused_kernels_match_the_composed_reference() {
     let cases = [
         ("sgd", "lr = 0.1\nmomentum = 0.9"),
-        (
-            "sgd",
-            "lr = 0.1\nmomentum = 0.9\nnesterov = true\nweight_decay = 0.1",
-        ),
-        (
-            "sgd",
-            "lr = 0.1\nmomentum = 0.5\ndampening = 0.3\nmaximize = true",
-        ),
+        ("sgd", "lr = 0.1\nmomentum = 0.9\nnesterov = true\nweight_decay = 0.1"),
+        ("sgd", "lr = 0.1\nmomentum = 0.5\ndampening = 0.3\nmaximize = true"),
         ("adam", "lr = 0.01"),
-        (
-            "adam",
-            "lr = 0.01\namsgrad = true\nweight_decay = 0.1\nmaximize = true",
-        ),
+        ("adam", "lr = 0.01\namsgrad = true\nweight_decay = 0.1\nmaximize = true"),
         ("adam", "lr = 0.01\nbetas = [0.3, 0.5]"),
         ("adamw", "lr = 0.01\nweight_decay = 0.1"),
         ("adamw", "lr = 0.01\namsgrad = true"),
         ("rmsprop", "lr = 0.01"),
-        (
-            "rmsprop",
-            "lr = 0.01\ncentered = true\nmomentum = 0.9\nweight_decay = 0.1",
-        ),
+        ("rmsprop", "lr = 0.01\ncentered = true\nmomentum = 0.9\nweight_decay = 0.1"),
         ("rmsprop", "lr = 0.01\nalpha = 0.3\nmaximize = true"),
         ("adagrad", "lr = 0.1\nlr_decay = 0.01\nweight_decay = 0.1"),
-        (
-            "adagrad",
-            "lr = 0.1\ninitial_accumulator_value = 0.5\nmaximize = true",
-        ),
+        ("adagrad", "lr = 0.1\ninitial_accumulator_value = 0.5\nmaximize = true"),
     ];
     // More elements than one chunk, and an odd count, to cross every split.
     let n = (1 << 17) + 3;
@@ -188,21 +124,10 @@ fn model() -> Vec<(String, Var)> {
     vec![
         (
             "0.weight".to_string(),
-            Var::from_tensor(
-                &tensor(&[0.5, -0.3, 0.8, 0.1, -0.7, 0.2], DType::F32)
-                    .reshape((2, 3))
-                    .unwrap(),
-            )
-            .unwrap(),
+            Var::from_tensor(&tensor(&[0.5, -0.3, 0.8, 0.1, -0.7, 0.2], DType::F32).reshape((2, 3)).unwrap()).unwrap(),
         ),
-        (
-            "0.bias".to_string(),
-            Var::from_tensor(&tensor(&[0.1, -0.1], DType::F32)).unwrap(),
-        ),
-        (
-            "frozen".to_string(),
-            Var::from_tensor(&tensor(&[1.0], DType::F32)).unwrap(),
-        ),
+        ("0.bias".to_string(), Var::from_tensor(&tensor(&[0.1, -0.1], DType::F32)).unwrap()),
+        ("frozen".to_string(), Var::from_tensor(&tensor(&[1.0], DType::F32)).unwrap()),
     ]
 }
 
@@ -210,15 +135,7 @@ fn model() -> Vec<(String, Var)> {
 fn grads(params: &[(String, Var)], k: usize) -> GradStore {
     let loss = params[..2]
         .iter()
-        .map(|(_, v)| {
-            v.as_tensor()
-                .sqr()
-                .unwrap()
-                .affine(1.0 + k as f64 * 0.1, 0.0)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-        })
+        .map(|(_, v)| v.as_tensor().sqr().unwrap().affine(1.0 + k as f64 * 0.1, 0.0).unwrap().sum_all().unwrap())
         .reduce(|a, b| a.add(&b).unwrap())
         .unwrap();
     loss.backward().unwrap()
@@ -232,10 +149,7 @@ fn snapshot(params: &[(String, Var)]) -> Vec<Vec<f64>> {
 fn state_round_trip_gives_a_bit_identical_next_step_for_every_optimizer() {
     let dir = tempfile::tempdir().unwrap();
     for p in plugins(Kind::Optimizer) {
-        let groups = [ParamGroupSpec {
-            params: vec!["*.bias".into()],
-            overrides: cfg("lr = 0.02"),
-        }];
+        let groups = [ParamGroupSpec { params: vec!["*.bias".into()], overrides: cfg("lr = 0.02") }];
         let params = model();
         let mut a = OptimizerDriver::new(p.name, &lively(p.name), &groups, params.clone()).unwrap();
         for k in 0..3 {
@@ -246,12 +160,7 @@ fn state_round_trip_gives_a_bit_identical_next_step_for_every_optimizer() {
         // A fresh model with the same weights, and a fresh driver that loads the state.
         let copy: Vec<(String, Var)> = params
             .iter()
-            .map(|(n, v)| {
-                (
-                    n.clone(),
-                    Var::from_tensor(&v.as_tensor().copy().unwrap()).unwrap(),
-                )
-            })
+            .map(|(n, v)| (n.clone(), Var::from_tensor(&v.as_tensor().copy().unwrap()).unwrap()))
             .collect();
         let mut b = OptimizerDriver::new(p.name, &lively(p.name), &groups, copy.clone()).unwrap();
         b.load(&path).unwrap();
@@ -263,20 +172,13 @@ fn state_round_trip_gives_a_bit_identical_next_step_for_every_optimizer() {
         for (x, y) in sa.iter().flatten().zip(sb.iter().flatten()) {
             assert_eq!(x.to_bits(), y.to_bits(), "{}: {sa:?} vs {sb:?}", p.name);
         }
-        assert_eq!(
-            snapshot(&params)[2],
-            [1.0],
-            "a parameter without gradient is not touched"
-        );
+        assert_eq!(snapshot(&params)[2], [1.0], "a parameter without gradient is not touched");
     }
 }
 
 #[test]
 fn parameter_groups_reproduce_pytorch_with_weight_decay_on_the_weight_only() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/param_groups.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/param_groups.json");
     let doc: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let matrix = |v: &Json| -> Tensor {
         let rows: Vec<Vec<f64>> = serde_json::from_value(v.clone()).unwrap();
@@ -284,12 +186,7 @@ fn parameter_groups_reproduce_pytorch_with_weight_decay_on_the_weight_only() {
         Tensor::from_vec(rows.concat(), (r, c), &Device::Cpu).unwrap()
     };
     let (x, y) = (matrix(&doc["x"]), matrix(&doc["y"]));
-    let mse = ember::core::loss(
-        "mse",
-        &Config::new(),
-        &BuildContext::new(Device::Cpu, DType::F64),
-    )
-    .unwrap();
+    let mse = ember::core::loss("mse", &Config::new(), &BuildContext::new(Device::Cpu, DType::F64)).unwrap();
     for run in doc["runs"].as_array().unwrap() {
         let name = run["optimizer"].as_str().unwrap();
         let config: Config = serde_json::from_value(run["config"].clone()).unwrap();
@@ -298,40 +195,24 @@ fn parameter_groups_reproduce_pytorch_with_weight_decay_on_the_weight_only() {
             .unwrap()
             .iter()
             .enumerate()
-            .map(|(i, g)| {
-                ParamGroupSpec::from_table(i, &serde_json::from_value(g.clone()).unwrap()).unwrap()
-            })
+            .map(|(i, g)| ParamGroupSpec::from_table(i, &serde_json::from_value(g.clone()).unwrap()).unwrap())
             .collect();
         let w = Var::from_tensor(&matrix(&doc["weight0"])).unwrap();
         let b: Vec<f64> = serde_json::from_value(doc["bias0"].clone()).unwrap();
         let b = Var::from_tensor(&Tensor::new(b.as_slice(), &Device::Cpu).unwrap()).unwrap();
-        let params = vec![
-            ("weight".to_string(), w.clone()),
-            ("bias".to_string(), b.clone()),
-        ];
+        let params = vec![("weight".to_string(), w.clone()), ("bias".to_string(), b.clone())];
         let mut driver = OptimizerDriver::new(name, &config, &groups, params).unwrap();
         assert_eq!(driver.group_of("weight"), Some(0));
         assert_eq!(driver.group_of("bias"), Some(1));
-        for (k, (we, be)) in run["weights"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(run["biases"].as_array().unwrap())
-            .enumerate()
+        for (k, (we, be)) in
+            run["weights"].as_array().unwrap().iter().zip(run["biases"].as_array().unwrap()).enumerate()
         {
-            let pred = x
-                .matmul(&w.as_tensor().t().unwrap())
-                .unwrap()
-                .broadcast_add(b.as_tensor())
-                .unwrap();
+            let pred = x.matmul(&w.as_tensor().t().unwrap()).unwrap().broadcast_add(b.as_tensor()).unwrap();
             let loss = mse.forward(&pred, &y).unwrap();
             driver.step(&loss.backward().unwrap()).unwrap();
             let got = [values(w.as_tensor()), values(b.as_tensor())].concat();
-            let want: Vec<f64> = [
-                values(&matrix(we)),
-                serde_json::from_value::<Vec<f64>>(be.clone()).unwrap(),
-            ]
-            .concat();
+            let want: Vec<f64> =
+                [values(&matrix(we)), serde_json::from_value::<Vec<f64>>(be.clone()).unwrap()].concat();
             for (g, e) in got.iter().zip(&want) {
                 assert!(
                     (g - e).abs() <= 1e-10 * e.abs() + 1e-12,
@@ -346,97 +227,47 @@ fn parameter_groups_reproduce_pytorch_with_weight_decay_on_the_weight_only() {
 #[test]
 fn group_errors_name_the_parameter_and_the_groups() {
     let groups = [
-        ParamGroupSpec {
-            params: vec!["*.bias".into()],
-            overrides: cfg("lr = 0.1"),
-        },
-        ParamGroupSpec {
-            params: vec!["0.*".into()],
-            overrides: cfg("lr = 0.2"),
-        },
+        ParamGroupSpec { params: vec!["*.bias".into()], overrides: cfg("lr = 0.1") },
+        ParamGroupSpec { params: vec!["0.*".into()], overrides: cfg("lr = 0.2") },
     ];
-    let e = OptimizerDriver::new("sgd", &Config::new(), &groups, model())
-        .unwrap_err()
-        .to_string();
+    let e = OptimizerDriver::new("sgd", &Config::new(), &groups, model()).unwrap_err().to_string();
     assert_eq!(
         e,
         "parameter '0.bias' matches optimizer.groups[0] (*.bias) and optimizer.groups[1] (0.*); every parameter must belong to exactly one group"
     );
-    let e = OptimizerDriver::new("sgd", &Config::new(), &groups[..1], model())
-        .map(|_| ())
-        .err();
+    let e = OptimizerDriver::new("sgd", &Config::new(), &groups[..1], model()).map(|_| ()).err();
     assert!(e.is_none(), "one group is fine");
 
-    let groups = [ParamGroupSpec {
-        params: vec!["*.bais".into()],
-        overrides: Config::new(),
-    }];
-    let e = OptimizerDriver::new("sgd", &Config::new(), &groups, model())
-        .unwrap_err()
-        .to_string();
+    let groups = [ParamGroupSpec { params: vec!["*.bais".into()], overrides: Config::new() }];
+    let e = OptimizerDriver::new("sgd", &Config::new(), &groups, model()).unwrap_err().to_string();
     assert_eq!(e, "optimizer.groups[0] (*.bais) matches no parameter; the parameters are: 0.weight, 0.bias, frozen");
 
-    let groups = [ParamGroupSpec {
-        params: vec!["*.bias".into()],
-        overrides: cfg("lr = -1.0"),
-    }];
-    let e = OptimizerDriver::new("sgd", &Config::new(), &groups, model())
-        .unwrap_err()
-        .to_string();
-    assert_eq!(
-        e,
-        "optimizer.groups[0]: sgd.lr = -1.0 is invalid: must be >= 0"
-    );
+    let groups = [ParamGroupSpec { params: vec!["*.bias".into()], overrides: cfg("lr = -1.0") }];
+    let e = OptimizerDriver::new("sgd", &Config::new(), &groups, model()).unwrap_err().to_string();
+    assert_eq!(e, "optimizer.groups[0]: sgd.lr = -1.0 is invalid: must be >= 0");
 
-    let e = ParamGroupSpec::from_table(2, &cfg("lr = 0.1"))
-        .unwrap_err()
-        .to_string();
+    let e = ParamGroupSpec::from_table(2, &cfg("lr = 0.1")).unwrap_err().to_string();
     assert!(e.starts_with("optimizer.groups[2] needs `params`"), "{e}");
 }
 
 #[test]
 fn bad_optimizer_hyperparameters_are_rejected_like_pytorch() {
     let err = |name: &str, text: &str| {
-        ember::core::optimizer(name, &cfg(text), &BuildContext::default())
-            .unwrap_err()
-            .to_string()
+        ember::core::optimizer(name, &cfg(text), &BuildContext::default()).unwrap_err().to_string()
     };
-    assert_eq!(
-        err("sgd", "lr = -0.1"),
-        "sgd.lr = -0.1 is invalid: must be >= 0"
-    );
-    assert_eq!(
-        err("adam", "betas = [0.9, 1.5]"),
-        "adam.betas = [0.9, 1.5] is invalid: expected two numbers in [0, 1)"
-    );
-    assert_eq!(
-        err("adam", "betas = [0.9]"),
-        "adam.betas = [0.9] is invalid: expected two numbers in [0, 1)"
-    );
-    assert_eq!(
-        err("adam", "eps = -1e-8"),
-        "adam.eps = -1e-8 is invalid: must be >= 0"
-    );
+    assert_eq!(err("sgd", "lr = -0.1"), "sgd.lr = -0.1 is invalid: must be >= 0");
+    assert_eq!(err("adam", "betas = [0.9, 1.5]"), "adam.betas = [0.9, 1.5] is invalid: expected two numbers in [0, 1)");
+    assert_eq!(err("adam", "betas = [0.9]"), "adam.betas = [0.9] is invalid: expected two numbers in [0, 1)");
+    assert_eq!(err("adam", "eps = -1e-8"), "adam.eps = -1e-8 is invalid: must be >= 0");
     assert_eq!(
         err("sgd", "nesterov = true"),
         "sgd.nesterov = true is invalid: Nesterov momentum requires momentum > 0 and dampening = 0"
     );
-    assert!(
-        err("sgd", "nesterov = true\nmomentum = 0.9\ndampening = 0.1")
-            .contains("requires momentum > 0 and dampening = 0")
-    );
-    assert_eq!(
-        err("adadelta", "rho = 1.5"),
-        "adadelta.rho = 1.5 is invalid: must be in [0, 1]"
-    );
-    assert_eq!(
-        err("rmsprop", "alpha = -0.5"),
-        "rmsprop.alpha = -0.5 is invalid: must be >= 0"
-    );
-    assert_eq!(
-        err("adamw", "weight_decay = -0.01"),
-        "adamw.weight_decay = -0.01 is invalid: must be >= 0"
-    );
+    assert!(err("sgd", "nesterov = true\nmomentum = 0.9\ndampening = 0.1")
+        .contains("requires momentum > 0 and dampening = 0"));
+    assert_eq!(err("adadelta", "rho = 1.5"), "adadelta.rho = 1.5 is invalid: must be in [0, 1]");
+    assert_eq!(err("rmsprop", "alpha = -0.5"), "rmsprop.alpha = -0.5 is invalid: must be >= 0");
+    assert_eq!(err("adamw", "weight_decay = -0.01"), "adamw.weight_decay = -0.01 is invalid: must be >= 0");
     assert!(err("adam", "beta = [0.9, 0.99]").contains("did you mean 'betas'?"));
 }
 
@@ -454,8 +285,7 @@ fn every_scheduler_resumes_from_its_saved_state() {
     ];
     for (name, text) in configs {
         let build = || ember::core::scheduler(name, &cfg(text), &BuildContext::default()).unwrap();
-        let metric =
-            |k: usize| Some([1.0, 0.9, 0.95, 0.97, 0.96, 0.99, 1.0, 0.98, 0.97, 0.99, 1.0][k % 11]);
+        let metric = |k: usize| Some([1.0, 0.9, 0.95, 0.97, 0.96, 0.99, 1.0, 0.98, 0.97, 0.99, 1.0][k % 11]);
         let (mut a, mut lrs_a) = (build(), vec![0.1, 0.05]);
         a.init(&mut lrs_a).unwrap();
         for k in 0..5 {
@@ -477,67 +307,31 @@ fn every_scheduler_resumes_from_its_saved_state() {
 #[test]
 fn bad_scheduler_configs_are_errors() {
     let err = |name: &str, text: &str| {
-        ember::core::scheduler(name, &cfg(text), &BuildContext::default())
-            .unwrap_err()
-            .to_string()
+        ember::core::scheduler(name, &cfg(text), &BuildContext::default()).unwrap_err().to_string()
     };
-    assert_eq!(
-        err("step", ""),
-        "scheduler 'step' needs the key 'step_size' (period of the decay, in steps; >= 1)"
-    );
-    assert_eq!(
-        err("step", "step_size = 0"),
-        "step.step_size = 0 is invalid: must be >= 1"
-    );
-    assert_eq!(
-        err("cosine", "T_max = 0"),
-        "cosine.T_max = 0 is invalid: must be >= 1"
-    );
-    assert_eq!(
-        err("linear", "start_factor = 0.0"),
-        "linear.start_factor = 0.0 is invalid: must be in (0, 1]"
-    );
+    assert_eq!(err("step", ""), "scheduler 'step' needs the key 'step_size' (period of the decay, in steps; >= 1)");
+    assert_eq!(err("step", "step_size = 0"), "step.step_size = 0 is invalid: must be >= 1");
+    assert_eq!(err("cosine", "T_max = 0"), "cosine.T_max = 0 is invalid: must be >= 1");
+    assert_eq!(err("linear", "start_factor = 0.0"), "linear.start_factor = 0.0 is invalid: must be in (0, 1]");
     assert_eq!(
         err("reduce_on_plateau", "factor = 1.0"),
         "reduce_on_plateau.factor = 1.0 is invalid: must be in [0, 1)"
     );
-    assert_eq!(
-        err("one_cycle", "max_lr = 0.1"),
-        "one_cycle needs total_steps, or epochs and steps_per_epoch"
-    );
-    assert!(err(
-        "one_cycle",
-        "max_lr = 0.1\ntotal_steps = 10\ncycle_momentum = true"
-    )
-    .contains("set cycle_momentum = false"));
-    let mut s = ember::core::scheduler(
-        "one_cycle",
-        &cfg("max_lr = 0.1\ntotal_steps = 2"),
-        &BuildContext::default(),
-    )
-    .unwrap();
+    assert_eq!(err("one_cycle", "max_lr = 0.1"), "one_cycle needs total_steps, or epochs and steps_per_epoch");
+    assert!(err("one_cycle", "max_lr = 0.1\ntotal_steps = 10\ncycle_momentum = true")
+        .contains("set cycle_momentum = false"));
+    let mut s =
+        ember::core::scheduler("one_cycle", &cfg("max_lr = 0.1\ntotal_steps = 2"), &BuildContext::default()).unwrap();
     let mut lrs = vec![0.1];
     s.init(&mut lrs).unwrap();
     s.step(&mut lrs, None).unwrap();
     s.step(&mut lrs, None).unwrap();
     let e = s.step(&mut lrs, None).unwrap_err().to_string();
-    assert_eq!(
-        e,
-        "one_cycle: stepped 3 times, but total_steps is 2; raise total_steps"
-    );
-    let mut r = ember::core::scheduler(
-        "reduce_on_plateau",
-        &Config::new(),
-        &BuildContext::default(),
-    )
-    .unwrap();
+    assert_eq!(e, "one_cycle: stepped 3 times, but total_steps is 2; raise total_steps");
+    let mut r = ember::core::scheduler("reduce_on_plateau", &Config::new(), &BuildContext::default()).unwrap();
     assert!(r.needs_metric());
     r.init(&mut lrs).unwrap();
-    assert!(r
-        .step(&mut lrs, None)
-        .unwrap_err()
-        .to_string()
-        .contains("needs the monitored metric"));
+    assert!(r.step(&mut lrs, None).unwrap_err().to_string().contains("needs the monitored metric"));
 }
 
 #[test]
@@ -545,15 +339,7 @@ fn clipping_follows_pytorch() {
     let a = Var::from_tensor(&tensor(&[3.0, 4.0], DType::F32)).unwrap();
     let b = Var::from_tensor(&tensor(&[12.0], DType::F32)).unwrap();
     let unused = Var::from_tensor(&tensor(&[1.0], DType::F32)).unwrap();
-    let loss = |t: &Var| {
-        t.as_tensor()
-            .sqr()
-            .unwrap()
-            .affine(0.5, 0.0)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-    };
+    let loss = |t: &Var| t.as_tensor().sqr().unwrap().affine(0.5, 0.0).unwrap().sum_all().unwrap();
     // The gradient of 0.5 x^2 is x: grads are [3, 4] and [12], total L2 norm 13.
     let fresh = || loss(&a).add(&loss(&b)).unwrap().backward().unwrap();
     let mut g = fresh();
@@ -561,39 +347,21 @@ fn clipping_follows_pytorch() {
     assert!((total - 13.0).abs() < 1e-12);
     let coef = 6.5 / (13.0 + 1e-6);
     let ga = values(g.get(a.as_tensor()).unwrap());
-    assert!(
-        (ga[0] - 3.0 * coef).abs() < 1e-6 && (ga[1] - 4.0 * coef).abs() < 1e-6,
-        "{ga:?}"
-    );
+    assert!((ga[0] - 3.0 * coef).abs() < 1e-6 && (ga[1] - 4.0 * coef).abs() < 1e-6, "{ga:?}");
 
     let mut g = fresh();
-    assert_eq!(
-        clip_grad_norm(&mut g, &[&a, &b], 100.0, NormType::L2).unwrap(),
-        13.0
-    );
-    assert_eq!(
-        values(g.get(b.as_tensor()).unwrap()),
-        [12.0],
-        "no scaling below max_norm"
-    );
+    assert_eq!(clip_grad_norm(&mut g, &[&a, &b], 100.0, NormType::L2).unwrap(), 13.0);
+    assert_eq!(values(g.get(b.as_tensor()).unwrap()), [12.0], "no scaling below max_norm");
 
     let mut g = fresh();
-    assert_eq!(
-        clip_grad_norm(&mut g, &[&a, &b], 6.0, NormType::Inf).unwrap(),
-        12.0
-    );
+    assert_eq!(clip_grad_norm(&mut g, &[&a, &b], 6.0, NormType::Inf).unwrap(), 12.0);
 
     let mut g = fresh();
     clip_grad_value(&mut g, &[&a, &b], 3.5).unwrap();
     assert_eq!(values(g.get(a.as_tensor()).unwrap()), [3.0, 3.5]);
     assert_eq!(values(g.get(b.as_tensor()).unwrap()), [3.5]);
-    let e = clip_grad_value(&mut g, &[&a], -1.0)
-        .unwrap_err()
-        .to_string();
-    assert_eq!(
-        e,
-        "clip_grad_value: clip_value = -1 is invalid: must be >= 0"
-    );
+    let e = clip_grad_value(&mut g, &[&a], -1.0).unwrap_err().to_string();
+    assert_eq!(e, "clip_grad_value: clip_value = -1 is invalid: must be >= 0");
 }
 
 #[test]
@@ -602,28 +370,11 @@ fn loading_state_for_another_model_lists_every_problem() {
     let params = model();
     a.step(&grads(a.params(), 0)).unwrap();
     let mut dict: HashMap<String, Tensor> = a.state_dict().unwrap();
-    dict.insert(
-        "optimizer/state/1.weight/exp_avg".into(),
-        Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap(),
-    );
-    dict.insert(
-        "optimizer/state/0.bias/exp_avg".into(),
-        Tensor::zeros(5, DType::F32, &Device::Cpu).unwrap(),
-    );
+    dict.insert("optimizer/state/1.weight/exp_avg".into(), Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap());
+    dict.insert("optimizer/state/0.bias/exp_avg".into(), Tensor::zeros(5, DType::F32, &Device::Cpu).unwrap());
     let mut b = OptimizerDriver::new("adam", &Config::new(), &[], params).unwrap();
     let e = b.load_state_dict(&dict).unwrap_err().to_string();
-    assert!(
-        e.starts_with("optimizer state does not fit this model and optimizer:"),
-        "{e}"
-    );
-    assert!(
-        e.contains("optimizer/state/1.weight/exp_avg: the model has no parameter '1.weight'"),
-        "{e}"
-    );
-    assert!(
-        e.contains(
-            "optimizer/state/0.bias/exp_avg: shape [5], but parameter '0.bias' has shape [2]"
-        ),
-        "{e}"
-    );
+    assert!(e.starts_with("optimizer state does not fit this model and optimizer:"), "{e}");
+    assert!(e.contains("optimizer/state/1.weight/exp_avg: the model has no parameter '1.weight'"), "{e}");
+    assert!(e.contains("optimizer/state/0.bias/exp_avg: shape [5], but parameter '0.bias' has shape [2]"), "{e}");
 }

@@ -27,11 +27,7 @@ fn every_committed_fixture_passes() {
     let mut total = 0;
     for path in &files {
         let file = load(path).unwrap();
-        assert!(
-            file.source.starts_with("torch "),
-            "{}: source should name the torch version",
-            path.display()
-        );
+        assert!(file.source.starts_with("torch "), "{}: source should name the torch version", path.display());
         for (i, case) in file.cases.iter().enumerate() {
             total += 1;
             let r = run_case(case, i);
@@ -41,12 +37,7 @@ fn every_committed_fixture_passes() {
         }
     }
     assert!(total > 200, "only {total} cases");
-    assert!(
-        failures.is_empty(),
-        "{} of {total} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {total} cases failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -55,34 +46,21 @@ fn fixtures_cover_every_builtin_activation_in_both_dtypes() {
     for path in fixtures() {
         for case in load(&path).unwrap().cases {
             if case["kind"] == "activation" {
-                covered.insert((
-                    case["name"].as_str().unwrap().to_string(),
-                    case["dtype"].as_str().unwrap().to_string(),
-                ));
+                covered
+                    .insert((case["name"].as_str().unwrap().to_string(), case["dtype"].as_str().unwrap().to_string()));
             }
         }
     }
     for p in ember::core::registry::plugins(ember::core::Kind::Activation) {
         for dtype in ["f32", "f64"] {
-            assert!(
-                covered.contains(&(p.name.to_string(), dtype.to_string())),
-                "no {dtype} fixture for {}",
-                p.name
-            );
+            assert!(covered.contains(&(p.name.to_string(), dtype.to_string())), "no {dtype} fixture for {}", p.name);
         }
     }
 }
 
 fn ember(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    let out = Command::new(env!("CARGO_BIN_EXE_ember")).args(args).output().unwrap();
+    (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
@@ -106,9 +84,7 @@ fn leaky(id: &str, name: &str, expected_output: Value) -> Value {
 #[test]
 fn the_binary_checks_the_committed_fixtures_and_exits_0() {
     let files = fixtures();
-    let args: Vec<&str> = std::iter::once("parity")
-        .chain(files.iter().map(|p| p.to_str().unwrap()))
-        .collect();
+    let args: Vec<&str> = std::iter::once("parity").chain(files.iter().map(|p| p.to_str().unwrap())).collect();
     let (code, out, err) = ember(&args);
     assert_eq!(code, 0, "{out}{err}");
     let last = out.lines().last().unwrap();
@@ -120,43 +96,25 @@ fn the_binary_checks_the_committed_fixtures_and_exits_0() {
 #[test]
 fn an_unknown_plugin_is_a_fail_line_with_a_hint_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    let cases = json!([
-        leaky("good", "leaky_relu", json!([-0.2, 0.0, 2.0])),
-        leaky("typo", "leaky_rellu", json!([0.0]))
-    ]);
+    let cases =
+        json!([leaky("good", "leaky_relu", json!([-0.2, 0.0, 2.0])), leaky("typo", "leaky_rellu", json!([0.0]))]);
     let f = write(&dir, "cases.json", &parity_file(cases));
     let (code, out, err) = ember(&["parity", &f]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(!err.contains("panicked"), "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("ok    good  "), "{out}");
-    assert!(
-        lines[1].starts_with(
-            "FAIL  typo  unknown activation 'leaky_rellu'; did you mean 'leaky_relu'?"
-        ),
-        "{out}"
-    );
+    assert!(lines[1].starts_with("FAIL  typo  unknown activation 'leaky_rellu'; did you mean 'leaky_relu'?"), "{out}");
     assert_eq!(lines[2], "1 passed, 1 failed");
 }
 
 #[test]
 fn a_wrong_number_names_the_element_got_expected_and_tolerance() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write(
-        &dir,
-        "c.json",
-        &parity_file(json!([leaky(
-            "off",
-            "leaky_relu",
-            json!([-0.2, 0.0, 2.001])
-        )])),
-    );
+    let f = write(&dir, "c.json", &parity_file(json!([leaky("off", "leaky_relu", json!([-0.2, 0.0, 2.001]))])));
     let (code, out, _) = ember(&["parity", &f]);
     assert_eq!(code, 1);
-    assert!(
-        out.contains("FAIL  off  output, element 2: got 2 expected 2.001 (abs 1.0e-3 > atol 1e-12"),
-        "{out}"
-    );
+    assert!(out.contains("FAIL  off  output, element 2: got 2 expected 2.001 (abs 1.0e-3 > atol 1e-12"), "{out}");
 }
 
 #[test]
@@ -175,10 +133,8 @@ fn problems_inside_a_case_are_fail_lines_not_crashes() {
             c["config"] = json!({ "beta": -1 })
         }),
         with("noinput", &|c| c["inputs"] = json!({})),
-        with("ragged", &|c| c["inputs"]["input"] =
-            json!([[1.0, 2.0], [3.0]])),
-        with("shape", &|c| c["expected"]["output"] =
-            json!([[-0.2, 0.0, 2.0]])),
+        with("ragged", &|c| c["inputs"]["input"] = json!([[1.0, 2.0], [3.0]])),
+        with("shape", &|c| c["expected"]["output"] = json!([[-0.2, 0.0, 2.0]])),
         with("dtype", &|c| c["dtype"] = json!("f16")),
         with("kind", &|c| c["kind"] = json!("metric")),
         with("extra", &|c| c["expected"]["grad_bias"] = json!([1.0])),
@@ -212,10 +168,7 @@ fn problems_inside_a_case_are_fail_lines_not_crashes() {
         "FAIL  loss  missing input 'target'",
         "FAIL  <case 10>  a case must be a JSON object",
     ];
-    let lines: Vec<String> = out
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let lines: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
     for (line, want) in lines.iter().zip(expect) {
         let want = want.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(line.starts_with(&want), "got  {line}\nwant {want}");
@@ -226,29 +179,15 @@ fn problems_inside_a_case_are_fail_lines_not_crashes() {
 #[test]
 fn unreadable_or_malformed_files_exit_2_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = write(
-        &dir,
-        "bad.json",
-        "{\n  \"format\": \"ember-parity/1\",\n  \"cases\": [,]\n}\n",
-    );
+    let bad = write(&dir, "bad.json", "{\n  \"format\": \"ember-parity/1\",\n  \"cases\": [,]\n}\n");
     let (code, out, err) = ember(&["parity", &bad]);
     assert_eq!(code, 2, "{out}");
-    assert!(
-        err.contains("bad.json: malformed JSON at line 3, column"),
-        "{err}"
-    );
+    assert!(err.contains("bad.json: malformed JSON at line 3, column"), "{err}");
 
-    let other = write(
-        &dir,
-        "other.json",
-        r#"{"format": "something/2", "cases": []}"#,
-    );
+    let other = write(&dir, "other.json", r#"{"format": "something/2", "cases": []}"#);
     let (code, _, err) = ember(&["parity", &other]);
     assert_eq!(code, 2);
-    assert!(
-        err.contains("other.json: not a parity file: format is \"something/2\""),
-        "{err}"
-    );
+    assert!(err.contains("other.json: not a parity file: format is \"something/2\""), "{err}");
 
     let (code, _, err) = ember(&["parity", "/nonexistent/x.json"]);
     assert_eq!(code, 2);
@@ -258,10 +197,7 @@ fn unreadable_or_malformed_files_exit_2_naming_the_file() {
 #[test]
 fn filter_and_json_output() {
     let dir = tempfile::tempdir().unwrap();
-    let cases = json!([
-        leaky("keep/a", "leaky_relu", json!([-0.2, 0.0, 2.0])),
-        leaky("drop/b", "nope", json!([0.0]))
-    ]);
+    let cases = json!([leaky("keep/a", "leaky_relu", json!([-0.2, 0.0, 2.0])), leaky("drop/b", "nope", json!([0.0]))]);
     let f = write(&dir, "c.json", &parity_file(cases));
     let (code, out, _) = ember(&["parity", &f, "--filter", "keep"]);
     assert_eq!(code, 0, "{out}");
@@ -269,21 +205,12 @@ fn filter_and_json_output() {
 
     let (code, out, _) = ember(&["parity", &f, "--json"]);
     assert_eq!(code, 1);
-    let objs: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let objs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(objs.len(), 3);
     assert_eq!(objs[0]["id"], "keep/a");
     assert_eq!(objs[0]["status"], "ok");
     assert!(objs[0]["max_abs"].is_number());
     assert_eq!(objs[1]["status"], "fail");
-    assert!(objs[1]["reason"]
-        .as_str()
-        .unwrap()
-        .starts_with("unknown activation 'nope'"));
-    assert_eq!(
-        objs[2],
-        json!({ "summary": true, "passed": 1, "failed": 1 })
-    );
+    assert!(objs[1]["reason"].as_str().unwrap().starts_with("unknown activation 'nope'"));
+    assert_eq!(objs[2], json!({ "summary": true, "passed": 1, "failed": 1 }));
 }

@@ -40,9 +40,7 @@ fn ctx() -> BuildContext {
 }
 
 fn build_err(name: &str, config: &Config) -> String {
-    activation(name, config, &ctx())
-        .expect_err("should fail")
-        .to_string()
+    activation(name, config, &ctx()).expect_err("should fail").to_string()
 }
 
 fn apply(name: &str, config: &Config, x: &[f64]) -> Vec<f64> {
@@ -67,41 +65,23 @@ fn every_builtin_activation_is_registered_once_and_builds_with_defaults() {
 
 #[test]
 fn builds_from_toml_and_json_tables_and_fills_pytorch_defaults() {
-    assert_eq!(
-        apply("leaky_relu", &toml("negative_slope = 0.2"), &[-1.0]),
-        [-0.2]
-    );
-    assert_eq!(
-        apply("leaky_relu", &json(r#"{"negative_slope": 0.2}"#), &[-1.0]),
-        [-0.2]
-    );
+    assert_eq!(apply("leaky_relu", &toml("negative_slope = 0.2"), &[-1.0]), [-0.2]);
+    assert_eq!(apply("leaky_relu", &json(r#"{"negative_slope": 0.2}"#), &[-1.0]), [-0.2]);
     // Absent keys take PyTorch's defaults: negative_slope = 0.01.
     assert_eq!(apply("leaky_relu", &Config::new(), &[-1.0]), [-0.01]);
     // An integer where a float is expected is widened: softplus(beta = 2) at 0 is ln(2) / 2.
     let y = apply("softplus", &toml("beta = 2"), &[0.0]);
     assert!((y[0] - std::f64::consts::LN_2 / 2.0).abs() < 1e-15);
     // JSON null is the same as leaving an optional key out: softmax's implicit dim.
-    assert_eq!(
-        apply("softmax", &json(r#"{"dim": null}"#), &[0.0, 0.0]),
-        [0.5, 0.5]
-    );
-    assert_eq!(
-        apply("hardtanh", &toml("min_val = -2\nmax_val = 3"), &[-5.0, 5.0]),
-        [-2.0, 3.0]
-    );
+    assert_eq!(apply("softmax", &json(r#"{"dim": null}"#), &[0.0, 0.0]), [0.5, 0.5]);
+    assert_eq!(apply("hardtanh", &toml("min_val = -2\nmax_val = 3"), &[-5.0, 5.0]), [-2.0, 3.0]);
 }
 
 #[test]
 fn unknown_name_lists_the_known_names_sorted_and_the_closest() {
     let e = build_err("leaky_rellu", &Config::new());
-    assert!(
-        e.starts_with("unknown activation 'leaky_rellu'; did you mean 'leaky_relu'?"),
-        "{e}"
-    );
-    let known = e
-        .split("Known activations: ")
-        .nth(1)
-        .expect("lists the known names");
+    assert!(e.starts_with("unknown activation 'leaky_rellu'; did you mean 'leaky_relu'?"), "{e}");
+    let known = e.split("Known activations: ").nth(1).expect("lists the known names");
     let names: Vec<&str> = known.split(", ").collect();
     let mut sorted = names.clone();
     sorted.sort();
@@ -111,9 +91,7 @@ fn unknown_name_lists_the_known_names_sorted_and_the_closest() {
         assert!(names.contains(name), "{name} missing from {e}");
     }
     match activation("rleu", &Config::new(), &ctx()) {
-        Err(Error::UnknownPlugin {
-            kind, suggestion, ..
-        }) => {
+        Err(Error::UnknownPlugin { kind, suggestion, .. }) => {
             assert_eq!(kind, Kind::Activation);
             assert_eq!(suggestion.as_deref(), Some("relu"));
         }
@@ -129,68 +107,42 @@ fn unknown_config_key_names_the_key_and_the_valid_keys() {
         "unknown key 'negative_slop' for activation 'leaky_relu'; did you mean 'negative_slope'? Valid keys: negative_slope"
     );
     let e = build_err("softplus", &toml("beta = 1\nthreshhold = 3"));
-    assert!(
-        e.contains("did you mean 'threshold'? Valid keys: beta, threshold"),
-        "{e}"
-    );
+    assert!(e.contains("did you mean 'threshold'? Valid keys: beta, threshold"), "{e}");
     // A key far from every valid one gets no misleading suggestion.
     let e = build_err("softplus", &toml("negative_slope = 0.1"));
-    assert_eq!(
-        e,
-        "unknown key 'negative_slope' for activation 'softplus'; valid keys: beta, threshold"
-    );
+    assert_eq!(e, "unknown key 'negative_slope' for activation 'softplus'; valid keys: beta, threshold");
     let e = build_err("relu", &toml("inplace = true"));
-    assert_eq!(
-        e,
-        "unknown key 'inplace' for activation 'relu', which takes no hyperparameters"
-    );
+    assert_eq!(e, "unknown key 'inplace' for activation 'relu', which takes no hyperparameters");
 }
 
 #[test]
 fn wrong_type_names_the_key_the_value_and_what_was_expected() {
     let e = build_err("leaky_relu", &toml("negative_slope = \"big\""));
-    assert_eq!(
-        e,
-        "leaky_relu.negative_slope: expected a number, got \"big\" (a string)"
-    );
+    assert_eq!(e, "leaky_relu.negative_slope: expected a number, got \"big\" (a string)");
     let e = build_err("prelu", &toml("num_parameters = 1.5"));
-    assert_eq!(
-        e,
-        "prelu.num_parameters: expected an integer, got 1.5 (a float)"
-    );
+    assert_eq!(e, "prelu.num_parameters: expected an integer, got 1.5 (a float)");
     let e = build_err("softmax", &json(r#"{"dim": [1]}"#));
     assert_eq!(e, "softmax.dim: expected an integer, got [1] (a list)");
     let e = build_err("gelu", &json(r#"{"approximate": true}"#));
-    assert_eq!(
-        e,
-        "gelu.approximate: expected one of \"none\", \"tanh\", got true (a boolean)"
-    );
+    assert_eq!(e, "gelu.approximate: expected one of \"none\", \"tanh\", got true (a boolean)");
 }
 
 #[test]
 fn out_of_range_values_name_the_key_the_value_and_the_allowed_range() {
-    assert_eq!(
-        build_err("softplus", &toml("beta = -1.0")),
-        "softplus.beta = -1.0 is invalid: must be > 0"
-    );
-    assert_eq!(
-        build_err("softplus", &toml("beta = 0")),
-        "softplus.beta = 0.0 is invalid: must be > 0"
-    );
+    assert_eq!(build_err("softplus", &toml("beta = -1.0")), "softplus.beta = -1.0 is invalid: must be > 0");
+    assert_eq!(build_err("softplus", &toml("beta = 0")), "softplus.beta = 0.0 is invalid: must be > 0");
     assert_eq!(
         build_err("hardtanh", &toml("min_val = 1.0\nmax_val = -1.0")),
         "hardtanh.max_val = -1.0 is invalid: must be greater than min_val (1.0)"
     );
-    assert!(build_err("hardtanh", &toml("min_val = 0.5\nmax_val = 0.5"))
-        .starts_with("hardtanh.max_val = 0.5 is invalid"));
+    assert!(
+        build_err("hardtanh", &toml("min_val = 0.5\nmax_val = 0.5")).starts_with("hardtanh.max_val = 0.5 is invalid")
+    );
     assert_eq!(
         build_err("gelu", &toml("approximate = \"erf\"")),
         "gelu.approximate = \"erf\" is invalid: must be one of \"none\", \"tanh\""
     );
-    assert_eq!(
-        build_err("prelu", &toml("num_parameters = 0")),
-        "prelu.num_parameters = 0 is invalid: must be >= 1"
-    );
+    assert_eq!(build_err("prelu", &toml("num_parameters = 0")), "prelu.num_parameters = 0 is invalid: must be >= 1");
     assert!(build_err("elu", &toml("alpha = nan")).starts_with("elu.alpha = nan is invalid"));
 }
 
@@ -199,10 +151,7 @@ fn a_name_registered_by_two_crates_fails_naming_both_modules() {
     match activation("twin", &Config::new(), &ctx()) {
         Err(e @ Error::DuplicatePlugin { .. }) => {
             let msg = e.to_string();
-            assert!(
-                msg.starts_with("activation 'twin' is registered 2 times, by "),
-                "{msg}"
-            );
+            assert!(msg.starts_with("activation 'twin' is registered 2 times, by "), "{msg}");
             assert!(msg.contains("ember_fixture_plugin_a::twin"), "{msg}");
             assert!(msg.contains("ember_fixture_plugin_b"), "{msg}");
         }
@@ -212,14 +161,8 @@ fn a_name_registered_by_two_crates_fails_naming_both_modules() {
 
 #[test]
 fn a_third_party_plugin_is_found_by_name_and_listed() {
-    assert_eq!(
-        apply("cube", &toml("scale = 2.0"), &[2.0, -1.0]),
-        [16.0, -2.0]
-    );
-    assert_eq!(
-        build_err("cube", &toml("scale = inf")),
-        "cube.scale = inf is invalid: must be finite"
-    );
+    assert_eq!(apply("cube", &toml("scale = 2.0"), &[2.0, -1.0]), [16.0, -2.0]);
+    assert_eq!(build_err("cube", &toml("scale = inf")), "cube.scale = inf is invalid: must be finite");
 
     let (code, text, _) = run_cli(&["plugins", "--kind", "activation"]);
     assert_eq!(code, 0);
@@ -229,12 +172,7 @@ fn a_third_party_plugin_is_found_by_name_and_listed() {
     let (code, text, _) = run_cli(&["plugins", "--json"]);
     assert_eq!(code, 0);
     let list: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let cube = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "cube")
-        .expect("cube listed");
+    let cube = list.as_array().unwrap().iter().find(|p| p["name"] == "cube").expect("cube listed");
     assert_eq!(cube["kind"], "activation");
     assert_eq!(cube["module"], "ember_fixture_plugin_a");
     assert_eq!(cube["params"][0]["name"], "scale");
@@ -248,10 +186,7 @@ fn plugins_lists_every_activation_with_its_defaults() {
     assert_eq!(code, 0);
     assert!(text.starts_with("activations (17)\n"), "{text}");
     for name in BUILTIN_ACTIVATIONS {
-        assert!(
-            text.contains(&format!("\n  {name} ")),
-            "{name} missing:\n{text}"
-        );
+        assert!(text.contains(&format!("\n  {name} ")), "{name} missing:\n{text}");
     }
     for line in [
         "negative_slope: float = 0.01",
@@ -290,10 +225,7 @@ fn plugins_json_gives_kind_name_summary_module_and_params() {
     }
     let gelu = list.iter().find(|p| p["name"] == "gelu").unwrap();
     assert_eq!(gelu["params"][0]["default"], "none");
-    assert_eq!(
-        gelu["params"][0]["choices"],
-        serde_json::json!(["none", "tanh"])
-    );
+    assert_eq!(gelu["params"][0]["choices"], serde_json::json!(["none", "tanh"]));
 }
 
 #[test]
@@ -306,22 +238,11 @@ fn plugins_accepts_plural_kinds_and_rejects_unknown_ones() {
     assert!(text.starts_with("losses (11)\n"), "{text}");
     let (code, _, err) = run_cli(&["plugins", "--kind", "activatoin"]);
     assert_eq!(code, 2);
-    assert!(
-        err.contains("unknown plugin kind 'activatoin'; expected one of activation, loss"),
-        "{err}"
-    );
+    assert!(err.contains("unknown plugin kind 'activatoin'; expected one of activation, loss"), "{err}");
 }
 
 fn run_cli(args: &[&str]) -> (i32, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = ember::cli::run(
-        std::iter::once("ember").chain(args.iter().copied()),
-        &mut out,
-        &mut err,
-    );
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    let code = ember::cli::run(std::iter::once("ember").chain(args.iter().copied()), &mut out, &mut err);
+    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
 }

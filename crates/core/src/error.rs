@@ -49,11 +49,7 @@ pub enum Error {
 
     /// A required config key is absent.
     #[error("{plugin} needs the key '{key}' ({doc})")]
-    MissingKey {
-        plugin: String,
-        key: String,
-        doc: String,
-    },
+    MissingKey { plugin: String, key: String, doc: String },
 
     /// A config value of the wrong type.
     #[error("{path}: expected {expected}, got {got}")]
@@ -130,15 +126,8 @@ fn clean_candle(e: &candle_core::Error) -> String {
 }
 
 /// The candidate closest to `name` by edit distance (ties: the alphabetically first).
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .min()
-        .map(|(_, c)| c.to_string())
+pub(crate) fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    candidates.into_iter().map(|c| (strsim::damerau_levenshtein(name, c), c)).min().map(|(_, c)| c.to_string())
 }
 
 #[cfg(test)]

@@ -51,12 +51,10 @@ mod value;
 
 pub use error::{Error, Result};
 pub use params::{DefaultValue, ParamSpec, ParamType, Params};
-pub use plugins::{
-    Activation, Loss, Optimizer, Regularizer, RegularizerRole, Scheduler, StepContext,
-};
+pub use plugins::{Activation, Loss, Optimizer, Regularizer, RegularizerRole, Scheduler, StepContext};
 pub use registry::{
-    activation, loss, optimizer, regularizer, scheduler, ActivationEntry, BuildContext, Entry,
-    Kind, LossEntry, OptimizerEntry, PluginInfo, RegularizerEntry, SchedulerEntry,
+    activation, loss, optimizer, regularizer, scheduler, ActivationEntry, BuildContext, Entry, Kind, LossEntry,
+    OptimizerEntry, PluginInfo, RegularizerEntry, SchedulerEntry,
 };
 pub use state::State;
 pub use value::{Config, Value};

@@ -100,28 +100,13 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     pub const fn float(name: &'static str, default: f64, doc: &'static str) -> Self {
-        Self {
-            name,
-            ty: ParamType::Float,
-            default: DefaultValue::Float(default),
-            doc,
-        }
+        Self { name, ty: ParamType::Float, default: DefaultValue::Float(default), doc }
     }
     pub const fn int(name: &'static str, default: i64, doc: &'static str) -> Self {
-        Self {
-            name,
-            ty: ParamType::Int,
-            default: DefaultValue::Int(default),
-            doc,
-        }
+        Self { name, ty: ParamType::Int, default: DefaultValue::Int(default), doc }
     }
     pub const fn bool(name: &'static str, default: bool, doc: &'static str) -> Self {
-        Self {
-            name,
-            ty: ParamType::Bool,
-            default: DefaultValue::Bool(default),
-            doc,
-        }
+        Self { name, ty: ParamType::Bool, default: DefaultValue::Bool(default), doc }
     }
     pub const fn choice(
         name: &'static str,
@@ -129,50 +114,21 @@ impl ParamSpec {
         default: &'static str,
         doc: &'static str,
     ) -> Self {
-        Self {
-            name,
-            ty: ParamType::Choice(choices),
-            default: DefaultValue::Str(default),
-            doc,
-        }
+        Self { name, ty: ParamType::Choice(choices), default: DefaultValue::Str(default), doc }
     }
-    pub const fn float_list(
-        name: &'static str,
-        default: &'static [f64],
-        doc: &'static str,
-    ) -> Self {
-        Self {
-            name,
-            ty: ParamType::FloatList,
-            default: DefaultValue::FloatList(default),
-            doc,
-        }
+    pub const fn float_list(name: &'static str, default: &'static [f64], doc: &'static str) -> Self {
+        Self { name, ty: ParamType::FloatList, default: DefaultValue::FloatList(default), doc }
     }
     pub const fn int_list(name: &'static str, default: &'static [i64], doc: &'static str) -> Self {
-        Self {
-            name,
-            ty: ParamType::IntList,
-            default: DefaultValue::IntList(default),
-            doc,
-        }
+        Self { name, ty: ParamType::IntList, default: DefaultValue::IntList(default), doc }
     }
     /// An optional key of type `ty` (PyTorch's `None` default).
     pub const fn optional(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
-        Self {
-            name,
-            ty,
-            default: DefaultValue::None,
-            doc,
-        }
+        Self { name, ty, default: DefaultValue::None, doc }
     }
     /// A key without a default.
     pub const fn required(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
-        Self {
-            name,
-            ty,
-            default: DefaultValue::Required,
-            doc,
-        }
+        Self { name, ty, default: DefaultValue::Required, doc }
     }
 }
 
@@ -187,20 +143,14 @@ pub struct Params {
 impl Params {
     /// Checks `config` against `specs` for the plugin called `name` (`label` is how
     /// messages name it, e.g. `activation 'elu'`).
-    pub fn resolve(
-        label: &str,
-        name: &str,
-        specs: &'static [ParamSpec],
-        config: &Config,
-    ) -> Result<Self> {
+    pub fn resolve(label: &str, name: &str, specs: &'static [ParamSpec], config: &Config) -> Result<Self> {
         for key in config.keys() {
             if !specs.iter().any(|s| s.name == key) {
                 return Err(Error::UnknownKey {
                     plugin: label.to_string(),
                     key: key.clone(),
                     valid: specs.iter().map(|s| s.name.to_string()).collect(),
-                    suggestion: closest(key, specs.iter().map(|s| s.name))
-                        .filter(|s| plausible(key, s)),
+                    suggestion: closest(key, specs.iter().map(|s| s.name)).filter(|s| plausible(key, s)),
                 });
             }
         }
@@ -223,10 +173,7 @@ impl Params {
             };
             values.insert(spec.name, value);
         }
-        Ok(Params {
-            plugin: name.to_string(),
-            values,
-        })
+        Ok(Params { plugin: name.to_string(), values })
     }
 
     /// Builds params directly from a list of `(key, value)` pairs against `specs`.
@@ -313,8 +260,7 @@ impl Params {
 
     /// A list-of-floats key.
     pub fn float_list(&self, key: &str) -> Result<Vec<f64>> {
-        self.opt_float_list(key)?
-            .ok_or_else(|| self.undeclared(key))
+        self.opt_float_list(key)?.ok_or_else(|| self.undeclared(key))
     }
 
     /// A list-of-integers key.
@@ -335,9 +281,7 @@ impl Params {
     pub fn invalid(&self, key: &str, rule: impl fmt::Display) -> Error {
         Error::InvalidValue {
             path: format!("{}.{key}", self.plugin),
-            value: self
-                .get(key)
-                .map_or_else(|| "None".to_string(), |v| v.to_string()),
+            value: self.get(key).map_or_else(|| "None".to_string(), |v| v.to_string()),
             rule: rule.to_string(),
         }
     }
@@ -365,11 +309,7 @@ impl Params {
 
 fn check_type(plugin: &str, spec: &ParamSpec, v: &Value) -> Result<Value> {
     let path = format!("{plugin}.{}", spec.name);
-    let wrong = || Error::WrongType {
-        path: path.clone(),
-        expected: spec.ty.expected(),
-        got: describe(v),
-    };
+    let wrong = || Error::WrongType { path: path.clone(), expected: spec.ty.expected(), got: describe(v) };
     let number = |v: &Value| match *v {
         Value::Float(x) if x.is_nan() => Err(Error::InvalidValue {
             path: path.clone(),
@@ -392,16 +332,10 @@ fn check_type(plugin: &str, spec: &ParamSpec, v: &Value) -> Result<Value> {
                 })
             }
         }
-        (ParamType::FloatList, Value::List(items)) => items
-            .iter()
-            .map(number)
-            .collect::<Result<Vec<_>>>()
-            .map(Value::List),
-        (ParamType::IntList, Value::List(items))
-            if items.iter().all(|i| matches!(i, Value::Int(_))) =>
-        {
-            Ok(v.clone())
+        (ParamType::FloatList, Value::List(items)) => {
+            items.iter().map(number).collect::<Result<Vec<_>>>().map(Value::List)
         }
+        (ParamType::IntList, Value::List(items)) if items.iter().all(|i| matches!(i, Value::Int(_))) => Ok(v.clone()),
         _ => Err(wrong()),
     }
 }
@@ -422,11 +356,7 @@ fn describe(v: &Value) -> String {
 }
 
 fn quoted(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -441,10 +371,7 @@ mod tests {
     ];
 
     fn cfg(pairs: &[(&str, Value)]) -> Config {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
 
     #[test]
@@ -464,35 +391,18 @@ mod tests {
 
     #[test]
     fn wrong_types_name_key_value_and_expectation() {
-        let e =
-            Params::resolve("x 'p'", "p", SPECS, &cfg(&[("dim", Value::Float(1.5))])).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "p.dim: expected an integer, got 1.5 (a float)"
-        );
-        let e = Params::resolve("x 'p'", "p", SPECS, &cfg(&[("approximate", "erf".into())]))
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "p.approximate = \"erf\" is invalid: must be one of \"none\", \"tanh\""
-        );
-        let e = Params::resolve(
-            "x 'p'",
-            "p",
-            SPECS,
-            &cfg(&[("beta", Value::Float(f64::NAN))]),
-        )
-        .unwrap_err();
+        let e = Params::resolve("x 'p'", "p", SPECS, &cfg(&[("dim", Value::Float(1.5))])).unwrap_err();
+        assert_eq!(e.to_string(), "p.dim: expected an integer, got 1.5 (a float)");
+        let e = Params::resolve("x 'p'", "p", SPECS, &cfg(&[("approximate", "erf".into())])).unwrap_err();
+        assert_eq!(e.to_string(), "p.approximate = \"erf\" is invalid: must be one of \"none\", \"tanh\"");
+        let e = Params::resolve("x 'p'", "p", SPECS, &cfg(&[("beta", Value::Float(f64::NAN))])).unwrap_err();
         assert!(e.to_string().contains("p.beta = nan is invalid"), "{e}");
     }
 
     #[test]
     fn float_where_reports_the_rule() {
-        let p =
-            Params::resolve("x 'p'", "p", SPECS, &cfg(&[("beta", Value::Float(-1.0))])).unwrap();
-        let e = p
-            .float_where("beta", |b| b > 0.0, "must be > 0")
-            .unwrap_err();
+        let p = Params::resolve("x 'p'", "p", SPECS, &cfg(&[("beta", Value::Float(-1.0))])).unwrap();
+        let e = p.float_where("beta", |b| b > 0.0, "must be > 0").unwrap_err();
         assert_eq!(e.to_string(), "p.beta = -1.0 is invalid: must be > 0");
     }
 }

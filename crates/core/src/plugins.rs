@@ -93,26 +93,17 @@ pub trait Regularizer: Send + Sync + Debug {
 
     /// The penalty for one weight tensor (0-d), differentiable.
     fn penalty(&self, _weight: &Tensor) -> Result<Tensor> {
-        Err(Error::input(format!(
-            "a {:?} regularizer has no penalty",
-            self.role()
-        )))
+        Err(Error::input(format!("a {:?} regularizer has no penalty", self.role())))
     }
 
     /// The weight after the constraint is applied.
     fn constrain(&self, _weight: &Tensor) -> Result<Tensor> {
-        Err(Error::input(format!(
-            "a {:?} regularizer is not a constraint",
-            self.role()
-        )))
+        Err(Error::input(format!("a {:?} regularizer is not a constraint", self.role())))
     }
 
     /// The transformed activations; identity unless `train`. `seed` makes the noise
     /// reproducible: the caller passes a fresh seed for every call.
     fn noise(&self, _input: &Tensor, _train: bool, _seed: u64) -> Result<Tensor> {
-        Err(Error::input(format!(
-            "a {:?} regularizer adds no noise",
-            self.role()
-        )))
+        Err(Error::input(format!("a {:?} regularizer adds no noise", self.role())))
     }
 }

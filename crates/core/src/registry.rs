@@ -23,13 +23,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order listings use.
-    pub const ALL: [Kind; 5] = [
-        Kind::Activation,
-        Kind::Loss,
-        Kind::Optimizer,
-        Kind::Scheduler,
-        Kind::Regularizer,
-    ];
+    pub const ALL: [Kind; 5] = [Kind::Activation, Kind::Loss, Kind::Optimizer, Kind::Scheduler, Kind::Regularizer];
 
     /// `activation`, `loss`, ...: the name used in configs, parity files and the CLI.
     pub fn as_str(self) -> &'static str {
@@ -65,15 +59,12 @@ impl FromStr for Kind {
 
     /// Accepts the singular or plural name (`loss`, `losses`).
     fn from_str(s: &str) -> Result<Self> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s || k.plural() == s)
-            .ok_or_else(|| {
-                Error::Input(format!(
-                    "unknown plugin kind '{s}'; expected one of {}",
-                    Kind::ALL.map(Kind::as_str).join(", ")
-                ))
-            })
+        Kind::ALL.into_iter().find(|k| k.as_str() == s || k.plural() == s).ok_or_else(|| {
+            Error::Input(format!(
+                "unknown plugin kind '{s}'; expected one of {}",
+                Kind::ALL.map(Kind::as_str).join(", ")
+            ))
+        })
     }
 }
 
@@ -94,10 +85,7 @@ impl BuildContext {
 /// CPU, f32.
 impl Default for BuildContext {
     fn default() -> Self {
-        Self {
-            device: Device::Cpu,
-            dtype: DType::F32,
-        }
+        Self { device: Device::Cpu, dtype: DType::F32 }
     }
 }
 
@@ -201,12 +189,7 @@ where
     Entry<P>: inventory::Collect,
 {
     let entry = find::<P>(name)?;
-    let params = Params::resolve(
-        &format!("{} '{}'", P::KIND, entry.name),
-        entry.name,
-        entry.params,
-        config,
-    )?;
+    let params = Params::resolve(&format!("{} '{}'", P::KIND, entry.name), entry.name, entry.params, config)?;
     (entry.build)(&params, ctx)
 }
 
@@ -231,11 +214,7 @@ pub fn scheduler(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<
 }
 
 /// Builds a registered regularizer by name.
-pub fn regularizer(
-    name: &str,
-    config: &Config,
-    ctx: &BuildContext,
-) -> Result<Box<dyn Regularizer>> {
+pub fn regularizer(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<dyn Regularizer>> {
     build::<dyn Regularizer>(name, config, ctx)
 }
 
@@ -286,9 +265,7 @@ mod tests {
     // Unit tests link no plugin crate: every kind's registry is empty here.
     #[test]
     fn an_empty_kind_says_how_plugins_get_linked() {
-        let e = optimizer("adam", &Config::new(), &BuildContext::default())
-            .unwrap_err()
-            .to_string();
+        let e = optimizer("adam", &Config::new(), &BuildContext::default()).unwrap_err().to_string();
         assert_eq!(
             e,
             "unknown optimizer 'adam'; no optimizers are registered (a plugin crate is linked only if the program names it: add `use the_plugin_crate as _;`)"
@@ -300,10 +277,6 @@ mod tests {
     fn kinds_parse_singular_and_plural() {
         assert_eq!("losses".parse::<Kind>().unwrap(), Kind::Loss);
         assert_eq!("scheduler".parse::<Kind>().unwrap(), Kind::Scheduler);
-        assert!("metric"
-            .parse::<Kind>()
-            .unwrap_err()
-            .to_string()
-            .starts_with("unknown plugin kind 'metric'"));
+        assert!("metric".parse::<Kind>().unwrap_err().to_string().starts_with("unknown plugin kind 'metric'"));
     }
 }

@@ -12,30 +12,28 @@ use ember_core::{Error, Result};
 /// type or a truncated file is an error naming the file.
 pub fn read_u8(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    let fail = |msg: String| Error::input(format!("{}: {msg}", path.display()));
-    let raw = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let raw = std::fs::read(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+    read_u8_bytes(&raw, &path.display().to_string())
+}
+
+/// [`read_u8`] on bytes in memory (raw or gzip); `origin` names them in errors.
+pub fn read_u8_bytes(raw: &[u8], origin: &str) -> Result<Tensor> {
+    let fail = |msg: String| Error::input(format!("{origin}: {msg}"));
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
+        flate2::read::GzDecoder::new(raw)
             .read_to_end(&mut out)
-            .map_err(|e| {
-                fail(format!(
-                    "cannot decompress (corrupt or truncated gzip): {e}"
-                ))
-            })?;
+            .map_err(|e| fail(format!("cannot decompress (corrupt or truncated gzip): {e}")))?;
         out
     } else {
-        raw
+        raw.to_vec()
     };
     parse_u8(&bytes).map_err(fail)
 }
 
 fn parse_u8(bytes: &[u8]) -> std::result::Result<Tensor, String> {
     if bytes.len() < 4 {
-        return Err(format!(
-            "not an IDX file: {} bytes, shorter than the 4-byte magic number",
-            bytes.len()
-        ));
+        return Err(format!("not an IDX file: {} bytes, shorter than the 4-byte magic number", bytes.len()));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(format!(
@@ -44,10 +42,7 @@ fn parse_u8(bytes: &[u8]) -> std::result::Result<Tensor, String> {
         ));
     }
     if bytes[2] != 0x08 {
-        return Err(format!(
-            "IDX element type 0x{:02x} is not supported; Ember reads unsigned bytes (0x08)",
-            bytes[2]
-        ));
+        return Err(format!("IDX element type 0x{:02x} is not supported; Ember reads unsigned bytes (0x08)", bytes[2]));
     }
     let rank = bytes[3] as usize;
     if rank == 0 || rank > 4 {
@@ -55,15 +50,10 @@ fn parse_u8(bytes: &[u8]) -> std::result::Result<Tensor, String> {
     }
     let header = 4 + 4 * rank;
     if bytes.len() < header {
-        return Err(format!(
-            "truncated: the header needs {header} bytes, the file has {}",
-            bytes.len()
-        ));
+        return Err(format!("truncated: the header needs {header} bytes, the file has {}", bytes.len()));
     }
     let dims: Vec<usize> = (0..rank)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
+        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
     let count: usize = dims.iter().product();
     let data = &bytes[header..];
@@ -72,11 +62,7 @@ fn parse_u8(bytes: &[u8]) -> std::result::Result<Tensor, String> {
             "{} data bytes where the header {:?} promises {count}{}",
             data.len(),
             dims,
-            if data.len() < count {
-                " (truncated file)"
-            } else {
-                ""
-            }
+            if data.len() < count { " (truncated file)" } else { "" }
         ));
     }
     Tensor::from_slice(data, dims, &Device::Cpu).map_err(|e| e.to_string())
@@ -123,12 +109,8 @@ mod tests {
     fn parses_and_rejects() {
         let t = parse_u8(&idx(&[2, 2], &[1, 2, 3, 4])).unwrap();
         assert_eq!(t.dims(), [2, 2]);
-        assert!(parse_u8(&idx(&[2, 2], &[1, 2, 3]))
-            .unwrap_err()
-            .contains("truncated"));
-        assert!(parse_u8(&[1, 2, 3, 4, 5])
-            .unwrap_err()
-            .contains("bad magic number"));
+        assert!(parse_u8(&idx(&[2, 2], &[1, 2, 3])).unwrap_err().contains("truncated"));
+        assert!(parse_u8(&[1, 2, 3, 4, 5]).unwrap_err().contains("bad magic number"));
         let mut f = idx(&[1], &[0]);
         f[2] = 0x0d;
         assert!(parse_u8(&f).unwrap_err().contains("element type 0x0d"));

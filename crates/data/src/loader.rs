@@ -34,10 +34,7 @@ impl TensorDataset {
                 targets.dims()
             )));
         }
-        Ok(TensorDataset {
-            inputs: inputs.to_device(&Device::Cpu)?,
-            targets: targets.to_device(&Device::Cpu)?,
-        })
+        Ok(TensorDataset { inputs: inputs.to_device(&Device::Cpu)?, targets: targets.to_device(&Device::Cpu)? })
     }
 
     pub fn inputs(&self) -> &Tensor {
@@ -56,10 +53,7 @@ impl Dataset for TensorDataset {
 
     fn batch(&self, indices: &[u32]) -> Result<(Tensor, Tensor)> {
         let idx = Tensor::from_slice(indices, indices.len(), &Device::Cpu)?;
-        Ok((
-            self.inputs.index_select(&idx, 0)?,
-            self.targets.index_select(&idx, 0)?,
-        ))
+        Ok((self.inputs.index_select(&idx, 0)?, self.targets.index_select(&idx, 0)?))
     }
 }
 
@@ -87,18 +81,9 @@ impl DataLoader {
         dtype: DType,
     ) -> Result<Self> {
         if batch_size == 0 {
-            return Err(Error::input(
-                "train.batch_size = 0 is invalid: must be >= 1",
-            ));
+            return Err(Error::input("train.batch_size = 0 is invalid: must be >= 1"));
         }
-        Ok(DataLoader {
-            batch_size,
-            shuffle,
-            drop_last,
-            seed,
-            device,
-            dtype,
-        })
+        Ok(DataLoader { batch_size, shuffle, drop_last, seed, device, dtype })
     }
 
     /// The example order of `epoch` (0-based).
@@ -129,11 +114,7 @@ impl DataLoader {
         let start = b * self.batch_size;
         let end = (start + self.batch_size).min(order.len());
         let (x, y) = data.batch(&order[start..end])?;
-        let x = if x.dtype() == self.dtype {
-            x
-        } else {
-            x.to_dtype(self.dtype)?
-        };
+        let x = if x.dtype() == self.dtype { x } else { x.to_dtype(self.dtype)? };
         Ok((x.to_device(&self.device)?, y.to_device(&self.device)?))
     }
 }

@@ -2,9 +2,7 @@
 //! dropout layers.
 
 use candle_core::{Tensor, Var};
-use ember_core::{
-    registry, Activation, BuildContext, Config, Error, Regularizer, RegularizerRole, Result,
-};
+use ember_core::{registry, Activation, BuildContext, Config, Error, Regularizer, RegularizerRole, Result};
 
 use crate::module::{Context, Module};
 
@@ -31,10 +29,7 @@ pub struct ActivationLayer {
 impl ActivationLayer {
     /// The registered activation `name` with `config`.
     pub fn new(name: &str, config: &Config, ctx: &BuildContext) -> Result<Self> {
-        Ok(ActivationLayer {
-            name: name.to_string(),
-            activation: registry::activation(name, config, ctx)?,
-        })
+        Ok(ActivationLayer { name: name.to_string(), activation: registry::activation(name, config, ctx)? })
     }
 }
 

@@ -18,10 +18,7 @@ impl Linear {
     /// A layer from existing tensors: `weight` [out, in], `bias` [out].
     pub fn new(weight: Var, bias: Option<Var>) -> Result<Self> {
         if weight.rank() != 2 {
-            return Err(Error::input(format!(
-                "Linear: weight must be [out, in], got shape {:?}",
-                weight.dims()
-            )));
+            return Err(Error::input(format!("Linear: weight must be [out, in], got shape {:?}", weight.dims())));
         }
         if let Some(b) = &bias {
             if b.dims() != [weight.dim(0)?] {
@@ -52,18 +49,11 @@ impl Linear {
             )));
         }
         let bound = 1.0 / (in_features as f64).sqrt();
-        let mut uniform =
-            |n: usize| -> Vec<f64> { (0..n).map(|_| rng.uniform_in(-bound, bound)).collect() };
-        let weight = Tensor::from_vec(
-            uniform(in_features * out_features),
-            (out_features, in_features),
-            device,
-        )?
-        .to_dtype(dtype)?;
+        let mut uniform = |n: usize| -> Vec<f64> { (0..n).map(|_| rng.uniform_in(-bound, bound)).collect() };
+        let weight = Tensor::from_vec(uniform(in_features * out_features), (out_features, in_features), device)?
+            .to_dtype(dtype)?;
         let bias = if bias {
-            Some(Var::from_tensor(
-                &Tensor::from_vec(uniform(out_features), out_features, device)?.to_dtype(dtype)?,
-            )?)
+            Some(Var::from_tensor(&Tensor::from_vec(uniform(out_features), out_features, device)?.to_dtype(dtype)?)?)
         } else {
             None
         };

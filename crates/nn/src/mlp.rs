@@ -83,9 +83,7 @@ impl MlpConfig {
             )));
         }
         if let Some(p) = self.dropout.iter().find(|p| !(0.0..=1.0).contains(*p)) {
-            return Err(Error::input(format!(
-                "model.dropout = {p} is invalid: must be in [0, 1]"
-            )));
+            return Err(Error::input(format!("model.dropout = {p} is invalid: must be in [0, 1]")));
         }
         Ok(())
     }
@@ -104,20 +102,9 @@ pub fn mlp(config: &MlpConfig, seed: u64, dtype: DType, device: &Device) -> Resu
     let layers = config.sizes.len() - 1;
     for i in 0..layers {
         let (fan_in, fan_out) = (config.sizes[i], config.sizes[i + 1]);
-        model = model.push(Linear::init(
-            fan_in,
-            fan_out,
-            config.bias,
-            &mut rng,
-            dtype,
-            device,
-        )?);
+        model = model.push(Linear::init(fan_in, fan_out, config.bias, &mut rng, dtype, device)?);
         if i + 1 < layers {
-            model = model.push(ActivationLayer::new(
-                &config.activation,
-                &config.activation_config,
-                &ctx,
-            )?);
+            model = model.push(ActivationLayer::new(&config.activation, &config.activation_config, &ctx)?);
             let p = config.dropout_at(i);
             if p > 0.0 {
                 let cfg: Config = [("p".to_string(), Value::Float(p))].into_iter().collect();

@@ -18,21 +18,13 @@ pub struct Context {
 impl Context {
     /// Evaluation mode: dropout is the identity.
     pub fn eval() -> Self {
-        Context {
-            train: false,
-            seed: 0,
-            draws: 0,
-        }
+        Context { train: false, seed: 0, draws: 0 }
     }
 
     /// Training mode; random layers draw their masks from `seed` (give a new seed, e.g.
     /// derived from the run seed and the step, to every forward pass).
     pub fn train(seed: u64) -> Self {
-        Context {
-            train: true,
-            seed,
-            draws: 0,
-        }
+        Context { train: true, seed, draws: 0 }
     }
 
     pub fn is_train(&self) -> bool {

@@ -57,10 +57,7 @@ impl Module for Sequential {
         self.layers
             .iter()
             .flat_map(|(label, layer)| {
-                layer
-                    .named_parameters()
-                    .into_iter()
-                    .map(move |(n, v)| (format!("{label}.{n}"), v))
+                layer.named_parameters().into_iter().map(move |(n, v)| (format!("{label}.{n}"), v))
             })
             .collect()
     }

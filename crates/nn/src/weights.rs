@@ -11,11 +11,7 @@ use crate::module::Module;
 
 /// The model's parameters by PyTorch name (values shared with the model).
 pub fn state_dict(model: &dyn Module) -> HashMap<String, Tensor> {
-    model
-        .named_parameters()
-        .into_iter()
-        .map(|(n, v)| (n, v.as_tensor().clone()))
-        .collect()
+    model.named_parameters().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect()
 }
 
 /// Saves the parameters to a safetensors file, PyTorch names, shapes and dtypes, so
@@ -27,13 +23,8 @@ pub fn save_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<()
         .into_iter()
         .map(|(n, t)| Ok((n, t.to_device(&Device::Cpu)?.contiguous()?)))
         .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&dict, path).map_err(|e| {
-        Error::input(format!(
-            "{}: cannot write weights: {}",
-            path.display(),
-            Error::from(e)
-        ))
-    })
+    candle_core::safetensors::save(&dict, path)
+        .map_err(|e| Error::input(format!("{}: cannot write weights: {}", path.display(), Error::from(e))))
 }
 
 /// Loads a state_dict into the model. Strict, like PyTorch's `load_state_dict`: every
@@ -54,21 +45,11 @@ pub fn load_state_dict(model: &dyn Module, dict: &HashMap<String, Tensor>) -> Re
             Some(_) => {}
         }
     }
-    let mut unexpected: Vec<&String> = dict
-        .keys()
-        .filter(|k| !params.iter().any(|(n, _)| n == *k))
-        .collect();
+    let mut unexpected: Vec<&String> = dict.keys().filter(|k| !params.iter().any(|(n, _)| n == *k)).collect();
     unexpected.sort();
-    problems.extend(
-        unexpected
-            .into_iter()
-            .map(|k| format!("unexpected: {k} (shape {:?})", dict[k].dims())),
-    );
+    problems.extend(unexpected.into_iter().map(|k| format!("unexpected: {k} (shape {:?})", dict[k].dims())));
     if !problems.is_empty() {
-        return Err(Error::input(format!(
-            "the weights do not fit the model:\n  {}",
-            problems.join("\n  ")
-        )));
+        return Err(Error::input(format!("the weights do not fit the model:\n  {}", problems.join("\n  "))));
     }
     for (name, var) in &params {
         let t = dict[name].to_device(var.device())?.to_dtype(var.dtype())?;
@@ -81,12 +62,7 @@ pub fn load_state_dict(model: &dyn Module, dict: &HashMap<String, Tensor>) -> Re
 /// from a PyTorch state_dict) into the model, strictly (see [`load_state_dict`]).
 pub fn load_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let dict = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
-        Error::input(format!(
-            "{}: cannot read weights: {}",
-            path.display(),
-            Error::from(e)
-        ))
-    })?;
+    let dict = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| Error::input(format!("{}: cannot read weights: {}", path.display(), Error::from(e))))?;
     load_state_dict(model, &dict).map_err(|e| Error::input(format!("{}: {e}", path.display())))
 }

@@ -27,37 +27,21 @@ impl Checkpoint {
     /// A metadata entry, or an error naming the file.
     pub fn meta(&self, key: &str) -> Result<&str> {
         self.metadata.get(key).map(String::as_str).ok_or_else(|| {
-            Error::input(format!(
-                "{}: not an Ember checkpoint (no '{key}' in its metadata)",
-                self.path.display()
-            ))
+            Error::input(format!("{}: not an Ember checkpoint (no '{key}' in its metadata)", self.path.display()))
         })
     }
 
     /// The tensors whose names start with `prefix`, with the prefix removed.
     pub fn section(&self, prefix: &str) -> HashMap<String, Tensor> {
-        self.tensors
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
-            .collect()
+        self.tensors.iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone()))).collect()
     }
 }
 
 /// Writes `tensors` and `metadata` to `path` atomically.
-pub fn write_atomic(
-    path: &Path,
-    tensors: &HashMap<String, Tensor>,
-    metadata: HashMap<String, String>,
-) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+pub fn write_atomic(path: &Path, tensors: &HashMap<String, Tensor>, metadata: HashMap<String, String>) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let fail = |what: &str, e: &dyn std::fmt::Display| {
-        Error::input(format!(
-            "{}: cannot {what}: {e}; the previous checkpoint is unchanged",
-            path.display()
-        ))
+        Error::input(format!("{}: cannot {what}: {e}; the previous checkpoint is unchanged", path.display()))
     };
     fs::create_dir_all(dir).map_err(|e| fail("create the directory", &e))?;
     let mut data: Vec<(String, Tensor)> = Vec::with_capacity(tensors.len());
@@ -67,10 +51,7 @@ pub fn write_atomic(
     data.sort_by(|a, b| a.0.cmp(&b.0));
     let bytes = safetensors::serialize(data.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
         .map_err(|e| fail("serialize", &e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "checkpoint".into());
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "checkpoint".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
@@ -90,23 +71,13 @@ pub fn write_atomic(
 /// Reads a checkpoint (or any safetensors file) with its metadata. A truncated or
 /// corrupted file is an error naming the file, never a panic.
 pub fn read(path: &Path) -> Result<Checkpoint> {
-    let fail = |e: &dyn std::fmt::Display| {
-        Error::input(format!(
-            "{}: not a readable safetensors file: {e}",
-            path.display()
-        ))
-    };
-    let bytes = fs::read(path)
-        .map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+    let fail =
+        |e: &dyn std::fmt::Display| Error::input(format!("{}: not a readable safetensors file: {e}", path.display()));
+    let bytes = fs::read(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| fail(&e))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-        .map_err(|e| fail(&Error::from(e)))?;
-    Ok(Checkpoint {
-        path: path.to_path_buf(),
-        tensors,
-        metadata,
-    })
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| fail(&Error::from(e)))?;
+    Ok(Checkpoint { path: path.to_path_buf(), tensors, metadata })
 }
 
 /// The checkpoint to resume from: `path` itself, or in a run directory the newest
@@ -115,15 +86,8 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     if path.is_file() {
         return Ok(path.to_path_buf());
     }
-    let dir = if path.join("checkpoints").is_dir() {
-        path.join("checkpoints")
-    } else {
-        path.to_path_buf()
-    };
-    let latest = epoch_files(&dir)?
-        .into_iter()
-        .max_by_key(|(e, _)| *e)
-        .map(|(_, p)| p);
+    let dir = if path.join("checkpoints").is_dir() { path.join("checkpoints") } else { path.to_path_buf() };
+    let latest = epoch_files(&dir)?.into_iter().max_by_key(|(e, _)| *e).map(|(_, p)| p);
     latest.ok_or_else(|| {
         Error::input(format!(
             "{}: no checkpoint found (expected a checkpoint file, or a run directory with checkpoints/epoch-NNNN.safetensors)",
@@ -141,10 +105,7 @@ pub fn epoch_files(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
     let mut out = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(n) = name
-            .strip_prefix("epoch-")
-            .and_then(|n| n.strip_suffix(".safetensors"))
-        {
+        if let Some(n) = name.strip_prefix("epoch-").and_then(|n| n.strip_suffix(".safetensors")) {
             if let Ok(n) = n.parse::<usize>() {
                 out.push((n, entry.path()));
             }

@@ -16,16 +16,9 @@ pub enum NormType {
 /// Scales every gradient by min(1, max_norm / (total_norm + 1e-6)), where total_norm is
 /// the norm of all gradients of `params` together; returns total_norm (before clipping).
 /// Parameters without a gradient are skipped.
-pub fn clip_grad_norm(
-    grads: &mut GradStore,
-    params: &[&Var],
-    max_norm: f64,
-    norm_type: NormType,
-) -> Result<f64> {
+pub fn clip_grad_norm(grads: &mut GradStore, params: &[&Var], max_norm: f64, norm_type: NormType) -> Result<f64> {
     if max_norm.is_nan() || max_norm < 0.0 {
-        return Err(Error::input(format!(
-            "clip_grad_norm: max_norm = {max_norm} is invalid: must be >= 0"
-        )));
+        return Err(Error::input(format!("clip_grad_norm: max_norm = {max_norm} is invalid: must be >= 0")));
     }
     let mut norms = Vec::new();
     for p in params {
@@ -54,9 +47,7 @@ pub fn clip_grad_norm(
 /// Clamps every gradient entry of `params` to [-clip_value, clip_value].
 pub fn clip_grad_value(grads: &mut GradStore, params: &[&Var], clip_value: f64) -> Result<()> {
     if clip_value.is_nan() || clip_value < 0.0 {
-        return Err(Error::input(format!(
-            "clip_grad_value: clip_value = {clip_value} is invalid: must be >= 0"
-        )));
+        return Err(Error::input(format!("clip_grad_value: clip_value = {clip_value} is invalid: must be >= 0")));
     }
     for p in params {
         if let Some(g) = grads.get(p.as_tensor()) {

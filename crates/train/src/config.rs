@@ -107,11 +107,16 @@ pub struct SchedulerConfig {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DataConfig {
     /// Four IDX files (MNIST layout); images are scaled to [0, 1].
-    Idx {
-        train_images: String,
-        train_labels: String,
-        test_images: String,
-        test_labels: String,
+    Idx { train_images: String, train_labels: String, test_images: String, test_labels: String },
+    /// Fashion-MNIST from `dir`, Debian's folder, or the embedded subset.
+    FashionMnist {
+        #[serde(default)]
+        dir: Option<String>,
+    },
+    /// MNIST from `dir`.
+    Mnist {
+        #[serde(default)]
+        dir: Option<String>,
     },
     /// Gaussian blobs, one per class: quick runs and tests.
     Synthetic {
@@ -222,19 +227,16 @@ pub const METRICS: [&str; 4] = ["train_loss", "train_acc", "eval_loss", "eval_ac
 impl RunConfig {
     /// Parses a TOML run description; errors give the line, column and valid keys.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let config: RunConfig =
-            toml::from_str(text).map_err(|e| Error::input(format!("{origin}: {e}")))?;
-        config
-            .validate()
-            .map_err(|e| Error::input(format!("{origin}: {e}")))?;
+        let config: RunConfig = toml::from_str(text).map_err(|e| Error::input(format!("{origin}: {e}")))?;
+        config.validate().map_err(|e| Error::input(format!("{origin}: {e}")))?;
         Ok(config)
     }
 
     /// Reads and parses a run file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -245,20 +247,13 @@ impl RunConfig {
             return Err(Error::input("train.epochs = 0 is invalid: must be >= 1"));
         }
         if t.batch_size == 0 {
-            return Err(Error::input(
-                "train.batch_size = 0 is invalid: must be >= 1",
-            ));
+            return Err(Error::input("train.batch_size = 0 is invalid: must be >= 1"));
         }
         if t.accumulate == 0 {
-            return Err(Error::input(
-                "train.accumulate = 0 is invalid: must be >= 1",
-            ));
+            return Err(Error::input("train.accumulate = 0 is invalid: must be >= 1"));
         }
         if !["f32", "f64"].contains(&t.dtype.as_str()) {
-            return Err(Error::input(format!(
-                "train.dtype = {:?} is invalid: must be \"f32\" or \"f64\"",
-                t.dtype
-            )));
+            return Err(Error::input(format!("train.dtype = {:?} is invalid: must be \"f32\" or \"f64\"", t.dtype)));
         }
         if !["2", "inf"].contains(&t.clip_norm_type.as_str()) {
             return Err(Error::input(format!(
@@ -266,15 +261,10 @@ impl RunConfig {
                 t.clip_norm_type
             )));
         }
-        for (key, v) in [
-            ("clip_grad_norm", t.clip_grad_norm),
-            ("clip_grad_value", t.clip_grad_value),
-        ] {
+        for (key, v) in [("clip_grad_norm", t.clip_grad_norm), ("clip_grad_value", t.clip_grad_value)] {
             if let Some(v) = v {
                 if v.is_nan() || v <= 0.0 {
-                    return Err(Error::input(format!(
-                        "train.{key} = {v} is invalid: must be > 0"
-                    )));
+                    return Err(Error::input(format!("train.{key} = {v} is invalid: must be > 0")));
                 }
             }
         }
@@ -295,13 +285,7 @@ impl RunConfig {
                 check_metric("scheduler.monitor", m)?;
             }
         }
-        if let DataConfig::Synthetic {
-            features,
-            classes,
-            n_train,
-            ..
-        } = &self.data
-        {
+        if let DataConfig::Synthetic { features, classes, n_train, .. } = &self.data {
             if *features == 0 || *classes < 2 || *n_train == 0 {
                 return Err(Error::input(format!(
                     "data: synthetic data needs features >= 1, classes >= 2 and n_train >= 1 (got {features}, {classes}, {n_train})"
@@ -318,8 +302,7 @@ impl RunConfig {
 
     /// The run stored in a checkpoint.
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text)
-            .map_err(|e| Error::input(format!("the checkpoint's run config is unreadable: {e}")))
+        serde_json::from_str(text).map_err(|e| Error::input(format!("the checkpoint's run config is unreadable: {e}")))
     }
 
     /// The names the warnings and the model use for the final activation, if any.
@@ -352,9 +335,6 @@ fn check_metric(key: &str, m: &str) -> Result<()> {
     if METRICS.contains(&m) {
         Ok(())
     } else {
-        Err(Error::input(format!(
-            "{key} = {m:?} is invalid: must be one of {}",
-            METRICS.join(", ")
-        )))
+        Err(Error::input(format!("{key} = {m:?} is invalid: must be one of {}", METRICS.join(", "))))
     }
 }

@@ -17,9 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use ember_core::rng;
 use ember_core::{registry, BuildContext, Config, Error, Loss, Result, Scheduler};
 use ember_data::{DataLoader, Dataset, TensorDataset};
-use ember_nn::{
-    load_state_dict, mlp, state_dict, ActivationLayer, Context, MlpConfig, Module, Sequential,
-};
+use ember_nn::{load_state_dict, mlp, state_dict, ActivationLayer, Context, MlpConfig, Module, Sequential};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, FORMAT};
@@ -100,6 +98,8 @@ pub struct Learner {
     out: PathBuf,
     progress: Progress,
     reporter: Reporter,
+    data_source: String,
+    data_notice: Option<String>,
 }
 
 /// The model a run config describes (weights initialised from its seed).
@@ -113,15 +113,10 @@ pub fn build_model(config: &RunConfig, dtype: DType, device: &Device) -> Result<
         flatten: m.flatten,
         bias: m.bias,
     };
-    let mut model = mlp(&mlp_config, config.seed, dtype, device)
-        .map_err(|e| Error::input(format!("model: {e}")))?;
+    let mut model = mlp(&mlp_config, config.seed, dtype, device).map_err(|e| Error::input(format!("model: {e}")))?;
     if let Some(name) = &m.output_activation {
-        let layer = ActivationLayer::new(
-            name,
-            &Config::new(),
-            &BuildContext::new(device.clone(), dtype),
-        )
-        .map_err(|e| Error::input(format!("model.output_activation: {e}")))?;
+        let layer = ActivationLayer::new(name, &Config::new(), &BuildContext::new(device.clone(), dtype))
+            .map_err(|e| Error::input(format!("model.output_activation: {e}")))?;
         let label = model.len().to_string();
         model = model.push_named(label, Box::new(layer));
     }
@@ -139,23 +134,13 @@ pub fn dtype_of(config: &RunConfig) -> DType {
 
 impl Learner {
     /// Builds every part of the run; `out` is the run directory.
-    pub fn new(
-        config: RunConfig,
-        device: Device,
-        out: impl Into<PathBuf>,
-        reporter: Reporter,
-    ) -> Result<Self> {
+    pub fn new(config: RunConfig, device: Device, out: impl Into<PathBuf>, reporter: Reporter) -> Result<Self> {
         config.validate()?;
         let dtype = dtype_of(&config);
-        let (train, eval) =
+        let crate::data::Loaded { train, eval, source, notice } =
             crate::data::load(&config.data).map_err(|e| Error::input(format!("data: {e}")))?;
         let class_targets = ["cross_entropy", "nll"].contains(&config.loss.name.as_str());
-        crate::data::check_fits(
-            &config.model.sizes,
-            config.model.flatten,
-            &train,
-            class_targets,
-        )?;
+        crate::data::check_fits(&config.model.sizes, config.model.flatten, &train, class_targets)?;
         let model = build_model(&config, dtype, &device)?;
         let ctx = BuildContext::new(device.clone(), dtype);
         let loss = registry::loss(&config.loss.name, &config.loss.config, &ctx)
@@ -167,13 +152,9 @@ impl Learner {
             .enumerate()
             .map(|(i, g)| ParamGroupSpec::from_table(i, g))
             .collect::<Result<Vec<_>>>()?;
-        let optimizer = OptimizerDriver::new(
-            &config.optimizer.name,
-            &config.optimizer.config,
-            &groups,
-            model.named_parameters(),
-        )
-        .map_err(|e| Error::input(format!("optimizer: {e}")))?;
+        let optimizer =
+            OptimizerDriver::new(&config.optimizer.name, &config.optimizer.config, &groups, model.named_parameters())
+                .map_err(|e| Error::input(format!("optimizer: {e}")))?;
         let scheduler = match &config.scheduler {
             Some(s) => {
                 let mut sched = registry::scheduler(&s.name, &s.config, &ctx)
@@ -197,14 +178,7 @@ impl Learner {
             .collect::<Result<Vec<_>>>()?;
         let regularization = Regularization::new(&specs, model.named_parameters())?;
         let t = &config.train;
-        let loader = DataLoader::new(
-            t.batch_size,
-            t.shuffle,
-            t.drop_last,
-            config.seed,
-            device,
-            dtype,
-        )?;
+        let loader = DataLoader::new(t.batch_size, t.shuffle, t.drop_last, config.seed, device, dtype)?;
         if loader.batches(train.len()) == 0 {
             return Err(Error::input(format!(
                 "train.batch_size = {} with drop_last leaves no batch from {} training examples",
@@ -225,6 +199,8 @@ impl Learner {
             out: out.into(),
             progress: Progress::default(),
             reporter,
+            data_source: source,
+            data_notice: notice,
         })
     }
 
@@ -270,9 +246,8 @@ impl Learner {
         if let Some(s) = &mut self.scheduler {
             load_scheduler_state(s.as_mut(), &ckpt.tensors).map_err(at)?;
         }
-        self.progress = serde_json::from_str(ckpt.meta("progress")?).map_err(|e| {
-            Error::input(format!("{}: unreadable progress: {e}", ckpt.path.display()))
-        })?;
+        self.progress = serde_json::from_str(ckpt.meta("progress")?)
+            .map_err(|e| Error::input(format!("{}: unreadable progress: {e}", ckpt.path.display())))?;
         Ok(())
     }
 
@@ -288,16 +263,20 @@ impl Learner {
         &self.out
     }
 
+    /// Where the data came from (a directory, "synthetic", or the embedded subset).
+    pub fn data_source(&self) -> &str {
+        &self.data_source
+    }
+
     /// Trains until `config.train.epochs` epochs are complete (or early stopping).
     pub fn fit(&mut self) -> Result<Summary> {
-        std::fs::create_dir_all(&self.out).map_err(|e| {
-            Error::input(format!(
-                "{}: cannot create the run directory: {e}",
-                self.out.display()
-            ))
-        })?;
+        std::fs::create_dir_all(&self.out)
+            .map_err(|e| Error::input(format!("{}: cannot create the run directory: {e}", self.out.display())))?;
         for w in self.config.pairing_warnings() {
             self.report(&format!("warning: {w}"));
+        }
+        if let Some(n) = &self.data_notice {
+            self.report(n);
         }
         let mut last_ckpt = None;
         while self.progress.epoch < self.config.train.epochs && !self.progress.stopped_early {
@@ -308,7 +287,14 @@ impl Learner {
             crate::plot::draw(&self.out, &self.progress.history)?;
             self.report(&format!(
                 "epoch {}/{}  train_loss {:.4}  train_acc {:.4}  eval_loss {:.4}  eval_acc {:.4}  lr {:.4e}  {:.2}s",
-                record.epoch, self.config.train.epochs, record.train_loss, record.train_acc, record.eval_loss, record.eval_acc, record.lr, record.seconds
+                record.epoch,
+                self.config.train.epochs,
+                record.train_loss,
+                record.train_acc,
+                record.eval_loss,
+                record.eval_acc,
+                record.lr,
+                record.seconds
             ));
             let improved = self.track_best(&record);
             self.early_stopping(&record);
@@ -356,12 +342,7 @@ impl Learner {
         let accumulate = self.config.train.accumulate;
         let (mut loss_sum, mut correct, mut seen, mut counted) = (0.0, 0usize, 0usize, true);
         let mut acc: Option<GradStore> = None;
-        let params: Vec<candle_core::Var> = self
-            .model
-            .named_parameters()
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect();
+        let params: Vec<candle_core::Var> = self.model.named_parameters().into_iter().map(|(_, v)| v).collect();
         let bar = self.progress_bar(batches, epoch + 1);
         for b in 0..batches {
             let (x, y) = self.loader.batch(&self.train, &order, b)?;
@@ -429,11 +410,7 @@ impl Learner {
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: loss_sum / seen as f64,
-            train_acc: if counted {
-                correct as f64 / seen as f64
-            } else {
-                f64::NAN
-            },
+            train_acc: if counted { correct as f64 / seen as f64 } else { f64::NAN },
             eval_loss,
             eval_acc,
             lr,
@@ -452,11 +429,7 @@ impl Learner {
     fn optimizer_step(&mut self, grads: &mut GradStore, params: &[candle_core::Var]) -> Result<()> {
         let refs: Vec<&candle_core::Var> = params.iter().collect();
         if let Some(max) = self.config.train.clip_grad_norm {
-            let kind = if self.config.train.clip_norm_type == "inf" {
-                NormType::Inf
-            } else {
-                NormType::L2
-            };
+            let kind = if self.config.train.clip_norm_type == "inf" { NormType::Inf } else { NormType::L2 };
             clip_grad_norm(grads, &refs, max, kind)?;
         }
         if let Some(v) = self.config.train.clip_grad_value {
@@ -480,34 +453,18 @@ impl Learner {
             return Ok((f64::NAN, f64::NAN));
         }
         let order: Vec<u32> = (0..n as u32).collect();
-        let loader = DataLoader {
-            shuffle: false,
-            drop_last: false,
-            ..self.loader.clone()
-        };
+        let loader = DataLoader { shuffle: false, drop_last: false, ..self.loader.clone() };
         let (mut loss_sum, mut correct, mut counted) = (0.0, 0usize, true);
         for b in 0..loader.batches(n) {
             let (x, y) = loader.batch(&self.eval, &order, b)?;
             let out = self.model.forward(&x, &mut Context::eval())?;
-            loss_sum += self
-                .loss
-                .forward(&out, &y)?
-                .to_dtype(DType::F64)?
-                .to_scalar::<f64>()?
-                * y.dim(0)? as f64;
+            loss_sum += self.loss.forward(&out, &y)?.to_dtype(DType::F64)?.to_scalar::<f64>()? * y.dim(0)? as f64;
             match top1(&out, &y)? {
                 Some(c) => correct += c,
                 None => counted = false,
             }
         }
-        Ok((
-            loss_sum / n as f64,
-            if counted {
-                correct as f64 / n as f64
-            } else {
-                f64::NAN
-            },
-        ))
+        Ok((loss_sum / n as f64, if counted { correct as f64 / n as f64 } else { f64::NAN }))
     }
 
     fn best_metric(&self) -> (String, bool) {
@@ -537,11 +494,8 @@ impl Learner {
         };
         let hist = &self.progress.history[..self.progress.history.len() - 1];
         let v = r.metric(&es.metric);
-        let best = hist
-            .iter()
-            .map(|h| h.metric(&es.metric))
-            .filter(|x| !x.is_nan())
-            .fold(None, |acc: Option<f64>, x| {
+        let best =
+            hist.iter().map(|h| h.metric(&es.metric)).filter(|x| !x.is_nan()).fold(None, |acc: Option<f64>, x| {
                 Some(match acc {
                     None => x,
                     Some(a) if es.mode == "max" => a.max(x),
@@ -569,10 +523,8 @@ impl Learner {
 
     /// The full state as one checkpoint's tensors and metadata.
     fn checkpoint_contents(&self) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
-        let mut tensors: HashMap<String, Tensor> = state_dict(&self.model)
-            .into_iter()
-            .map(|(k, v)| (format!("model/{k}"), v))
-            .collect();
+        let mut tensors: HashMap<String, Tensor> =
+            state_dict(&self.model).into_iter().map(|(k, v)| (format!("model/{k}"), v)).collect();
         tensors.extend(self.optimizer.state_dict()?);
         if let Some(s) = &self.scheduler {
             tensors.extend(scheduler_state_dict(s.as_ref())?);
@@ -580,10 +532,7 @@ impl Learner {
         let metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("config".to_string(), self.config.to_json()),
-            (
-                "progress".to_string(),
-                serde_json::to_string(&self.progress).expect("progress serializes"),
-            ),
+            ("progress".to_string(), serde_json::to_string(&self.progress).expect("progress serializes")),
             ("epoch".to_string(), self.progress.epoch.to_string()),
             ("step".to_string(), self.progress.step.to_string()),
         ]);
@@ -653,21 +602,11 @@ fn run_dir_of(file: &Path) -> PathBuf {
 
 /// Correct top-1 predictions when `y` holds class indices for `out` [N, C].
 fn top1(out: &Tensor, y: &Tensor) -> Result<Option<usize>> {
-    if out.rank() != 2
-        || y.rank() != 1
-        || matches!(
-            y.dtype(),
-            DType::F32 | DType::F64 | DType::F16 | DType::BF16
-        )
-    {
+    if out.rank() != 2 || y.rank() != 1 || matches!(y.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
         return Ok(None);
     }
     let pred = out.argmax(1)?.to_dtype(DType::I64)?;
-    let hits = pred
-        .eq(&y.to_dtype(DType::I64)?)?
-        .to_dtype(DType::F64)?
-        .sum_all()?
-        .to_scalar::<f64>()?;
+    let hits = pred.eq(&y.to_dtype(DType::I64)?)?.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
     Ok(Some(hits as usize))
 }
 

@@ -12,9 +12,7 @@ use std::path::Path;
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use ember_core::{
-    registry, BuildContext, Config, Error, Optimizer, Result, Scheduler, State, StepContext, Value,
-};
+use ember_core::{registry, BuildContext, Config, Error, Optimizer, Result, Scheduler, State, StepContext, Value};
 
 use crate::glob;
 
@@ -47,11 +45,7 @@ impl ParamGroupSpec {
                 )))
             }
         };
-        let overrides = table
-            .iter()
-            .filter(|(k, _)| *k != "params")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let overrides = table.iter().filter(|(k, _)| *k != "params").map(|(k, v)| (k.clone(), v.clone())).collect();
         Ok(ParamGroupSpec { params, overrides })
     }
 }
@@ -74,36 +68,22 @@ pub struct OptimizerDriver {
 
 impl std::fmt::Debug for OptimizerDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OptimizerDriver")
-            .field("name", &self.name)
-            .field("lrs", &self.lrs)
-            .finish_non_exhaustive()
+        f.debug_struct("OptimizerDriver").field("name", &self.name).field("lrs", &self.lrs).finish_non_exhaustive()
     }
 }
 
 impl OptimizerDriver {
     /// The optimizer `name` with `config`, over `params`, with extra parameter `groups`
     /// (group 0 is the default group; `groups[i]` becomes group i + 1).
-    pub fn new(
-        name: &str,
-        config: &Config,
-        groups: &[ParamGroupSpec],
-        params: Vec<(String, Var)>,
-    ) -> Result<Self> {
+    pub fn new(name: &str, config: &Config, groups: &[ParamGroupSpec], params: Vec<(String, Var)>) -> Result<Self> {
         let ctx = BuildContext::default();
-        let mut built = vec![Group {
-            optimizer: registry::optimizer(name, config, &ctx)?,
-            patterns: Vec::new(),
-        }];
+        let mut built = vec![Group { optimizer: registry::optimizer(name, config, &ctx)?, patterns: Vec::new() }];
         for (i, spec) in groups.iter().enumerate() {
             let mut merged = config.clone();
             merged.extend(spec.overrides.clone());
             let optimizer = registry::optimizer(name, &merged, &ctx)
                 .map_err(|e| Error::input(format!("optimizer.groups[{i}]: {e}")))?;
-            built.push(Group {
-                optimizer,
-                patterns: spec.params.clone(),
-            });
+            built.push(Group { optimizer, patterns: spec.params.clone() });
         }
         let mut seen = std::collections::HashSet::new();
         for (pname, _) in &params {
@@ -115,9 +95,8 @@ impl OptimizerDriver {
         }
         let mut group_of = Vec::with_capacity(params.len());
         for (pname, _) in &params {
-            let hits: Vec<usize> = (1..built.len())
-                .filter(|&g| built[g].patterns.iter().any(|p| glob::matches(p, pname)))
-                .collect();
+            let hits: Vec<usize> =
+                (1..built.len()).filter(|&g| built[g].patterns.iter().any(|p| glob::matches(p, pname))).collect();
             match hits.as_slice() {
                 [] => group_of.push(0),
                 [g] => group_of.push(*g),
@@ -145,14 +124,7 @@ impl OptimizerDriver {
         }
         let lrs = built.iter().map(|g| g.optimizer.lr()).collect();
         let states = vec![None; params.len()];
-        Ok(OptimizerDriver {
-            name: name.to_string(),
-            groups: built,
-            lrs,
-            params,
-            group_of,
-            states,
-        })
+        Ok(OptimizerDriver { name: name.to_string(), groups: built, lrs, params, group_of, states })
     }
 
     /// The optimizer's registry name.
@@ -177,10 +149,7 @@ impl OptimizerDriver {
 
     /// The group index of each parameter, in parameter order.
     pub fn group_of(&self, name: &str) -> Option<usize> {
-        self.params
-            .iter()
-            .position(|(n, _)| n == name)
-            .map(|i| self.group_of[i])
+        self.params.iter().position(|(n, _)| n == name).map(|i| self.group_of[i])
     }
 
     /// One optimizer step over every parameter that has a gradient in `grads`.
@@ -195,16 +164,10 @@ impl OptimizerDriver {
                 Some(s) => s,
                 slot => slot.insert(optimizer.init_state(var.as_tensor())?),
             };
-            let grad = if grad.dtype() == var.dtype() {
-                grad.clone()
-            } else {
-                grad.to_dtype(var.dtype())?
-            };
+            let grad = if grad.dtype() == var.dtype() { grad.clone() } else { grad.to_dtype(var.dtype())? };
             optimizer
                 .step(var, &grad, state, &StepContext::new(self.lrs[group]))
-                .map_err(|e| {
-                    Error::input(format!("{} step on parameter '{name}': {e}", self.name))
-                })?;
+                .map_err(|e| Error::input(format!("{} step on parameter '{name}': {e}", self.name)))?;
         }
         Ok(())
     }
@@ -223,10 +186,7 @@ impl OptimizerDriver {
                 out.insert(format!("optimizer/state/{name}/{k}"), t.clone());
             }
             for (k, v) in &state.scalars {
-                out.insert(
-                    format!("optimizer/scalar/{name}/{k}"),
-                    Tensor::new(*v, &Device::Cpu)?,
-                );
+                out.insert(format!("optimizer/scalar/{name}/{k}"), Tensor::new(*v, &Device::Cpu)?);
             }
         }
         Ok(out)
@@ -245,10 +205,7 @@ impl OptimizerDriver {
             if let Some(g) = rest.strip_prefix("lr/") {
                 match g.parse::<usize>().ok().filter(|g| *g < lrs.len()) {
                     Some(g) => lrs[g] = scalar(key, t)?,
-                    None => problems.push(format!(
-                        "{key}: no such parameter group (there are {})",
-                        lrs.len()
-                    )),
+                    None => problems.push(format!("{key}: no such parameter group (there are {})", lrs.len())),
                 }
                 continue;
             }
@@ -279,10 +236,7 @@ impl OptimizerDriver {
                     var.dims()
                 ));
             } else {
-                state.tensors.insert(
-                    field.to_string(),
-                    t.to_device(var.device())?.contiguous()?.copy()?,
-                );
+                state.tensors.insert(field.to_string(), t.to_device(var.device())?.contiguous()?.copy()?);
             }
         }
         if !problems.is_empty() {
@@ -306,11 +260,7 @@ impl OptimizerDriver {
     /// Loads a state saved by [`OptimizerDriver::save`].
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let dict = candle_core::safetensors::load(path.as_ref(), &Device::Cpu).map_err(|e| {
-            Error::input(format!(
-                "{}: cannot read optimizer state: {}",
-                path.as_ref().display(),
-                Error::from(e)
-            ))
+            Error::input(format!("{}: cannot read optimizer state: {}", path.as_ref().display(), Error::from(e)))
         })?;
         self.load_state_dict(&dict)
     }
@@ -318,10 +268,7 @@ impl OptimizerDriver {
 
 fn scalar(key: &str, t: &Tensor) -> Result<f64> {
     if t.rank() != 0 {
-        return Err(Error::input(format!(
-            "{key}: expected a 0-d tensor, got shape {:?}",
-            t.dims()
-        )));
+        return Err(Error::input(format!("{key}: expected a 0-d tensor, got shape {:?}", t.dims())));
     }
     Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
@@ -340,10 +287,7 @@ pub fn scheduler_state_dict(scheduler: &dyn Scheduler) -> Result<HashMap<String,
 }
 
 /// Restores a scheduler from [`scheduler_state_dict`]'s entries.
-pub fn load_scheduler_state(
-    scheduler: &mut dyn Scheduler,
-    dict: &HashMap<String, Tensor>,
-) -> Result<()> {
+pub fn load_scheduler_state(scheduler: &mut dyn Scheduler, dict: &HashMap<String, Tensor>) -> Result<()> {
     let mut state = State::new();
     for (key, t) in dict {
         if let Some(k) = key.strip_prefix("scheduler/") {

@@ -15,9 +15,7 @@ static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-ascii.ttf");
 
 fn register_font() -> Result<()> {
     static DONE: OnceLock<bool> = OnceLock::new();
-    let ok = *DONE.get_or_init(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
-    });
+    let ok = *DONE.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
     if ok {
         Ok(())
     } else {
@@ -28,11 +26,7 @@ fn register_font() -> Result<()> {
 type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
 
 fn series(history: &[EpochRecord], f: fn(&EpochRecord) -> f64) -> Vec<(f64, f64)> {
-    history
-        .iter()
-        .map(|r| (r.epoch as f64, f(r)))
-        .filter(|(_, y)| y.is_finite())
-        .collect()
+    history.iter().map(|r| (r.epoch as f64, f(r))).filter(|(_, y)| y.is_finite()).collect()
 }
 
 /// Draws both figures, as PNG and SVG, into `dir`.
@@ -41,10 +35,8 @@ pub fn draw(dir: &Path, history: &[EpochRecord]) -> Result<()> {
         return Ok(());
     }
     register_font()?;
-    let loss = [
-        ("train loss", series(history, |r| r.train_loss), BLUE),
-        ("eval loss", series(history, |r| r.eval_loss), RED),
-    ];
+    let loss =
+        [("train loss", series(history, |r| r.train_loss), BLUE), ("eval loss", series(history, |r| r.eval_loss), RED)];
     let acc = [
         ("train acc", series(history, |r| r.train_acc), MAGENTA),
         ("eval acc", series(history, |r| r.eval_acc), GREEN),
@@ -60,21 +52,16 @@ pub fn draw(dir: &Path, history: &[EpochRecord]) -> Result<()> {
         let tmp_png = dir.join(format!(".{name}.tmp.png"));
         {
             let root = SVGBackend::new(&tmp_svg, (640, 420)).into_drawing_area();
-            chart(&root, data, label, epochs)
-                .map_err(|e| Error::input(format!("{}: {e}", svg.display())))?;
-            root.present()
-                .map_err(|e| Error::input(format!("{}: {e}", svg.display())))?;
+            chart(&root, data, label, epochs).map_err(|e| Error::input(format!("{}: {e}", svg.display())))?;
+            root.present().map_err(|e| Error::input(format!("{}: {e}", svg.display())))?;
         }
         {
             let root = BitMapBackend::new(&tmp_png, (640, 420)).into_drawing_area();
-            chart(&root, data, label, epochs)
-                .map_err(|e| Error::input(format!("{}: {e}", png.display())))?;
-            root.present()
-                .map_err(|e| Error::input(format!("{}: {e}", png.display())))?;
+            chart(&root, data, label, epochs).map_err(|e| Error::input(format!("{}: {e}", png.display())))?;
+            root.present().map_err(|e| Error::input(format!("{}: {e}", png.display())))?;
         }
         for (tmp, dest) in [(&tmp_svg, &svg), (&tmp_png, &png)] {
-            std::fs::rename(tmp, dest)
-                .map_err(|e| Error::input(format!("{}: cannot write: {e}", dest.display())))?;
+            std::fs::rename(tmp, dest).map_err(|e| Error::input(format!("{}: cannot write: {e}", dest.display())))?;
         }
     }
     Ok(())
@@ -90,15 +77,8 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let ys: Vec<f64> = data
-        .iter()
-        .flat_map(|(_, s, _)| s.iter().map(|p| p.1))
-        .collect();
-    let (mut lo, mut hi) = ys
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
-            (a.min(y), b.max(y))
-        });
+    let ys: Vec<f64> = data.iter().flat_map(|(_, s, _)| s.iter().map(|p| p.1)).collect();
+    let (mut lo, mut hi) = ys.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| (a.min(y), b.max(y)));
     if lo == hi {
         lo -= 0.5;
         hi += 0.5;
@@ -123,15 +103,11 @@ where
             continue;
         }
         let color = *color;
-        c.draw_series(LineSeries::new(
-            points.iter().copied(),
-            color.stroke_width(2),
-        ))
-        .map_err(|e| e.to_string())?
-        .label(*name)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-        c.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(|e| e.to_string())?;
+        c.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        c.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(|e| e.to_string())?;
     }
     c.configure_series_labels()
         .background_style(WHITE.mix(0.8))

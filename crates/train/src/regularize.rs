@@ -3,9 +3,7 @@
 //! patterns select (default: the weights, not the biases).
 
 use candle_core::{Tensor, Var};
-use ember_core::{
-    registry, BuildContext, Config, Error, Regularizer, RegularizerRole, Result, Value,
-};
+use ember_core::{registry, BuildContext, Config, Error, Regularizer, RegularizerRole, Result, Value};
 
 use crate::glob;
 
@@ -27,11 +25,7 @@ impl RegularizerSpec {
     pub fn from_table(index: usize, table: &Config) -> Result<Self> {
         let name = match table.get("name") {
             Some(Value::Str(s)) => s.clone(),
-            _ => {
-                return Err(Error::input(format!(
-                    "regularizers[{index}] needs `name`, e.g. name = \"l2\""
-                )))
-            }
+            _ => return Err(Error::input(format!("regularizers[{index}] needs `name`, e.g. name = \"l2\""))),
         };
         let params = match table.get("params") {
             None => vec![DEFAULT_PARAMS.to_string()],
@@ -39,7 +33,9 @@ impl RegularizerSpec {
                 .iter()
                 .map(|v| match v {
                     Value::Str(s) => Ok(s.clone()),
-                    other => Err(Error::input(format!("regularizers[{index}].params: expected name patterns, got {other}"))),
+                    other => {
+                        Err(Error::input(format!("regularizers[{index}].params: expected name patterns, got {other}")))
+                    }
                 })
                 .collect::<Result<_>>()?,
             Some(other) => {
@@ -48,16 +44,9 @@ impl RegularizerSpec {
                 )))
             }
         };
-        let config = table
-            .iter()
-            .filter(|(k, _)| *k != "name" && *k != "params")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Ok(RegularizerSpec {
-            name,
-            config,
-            params,
-        })
+        let config =
+            table.iter().filter(|(k, _)| *k != "name" && *k != "params").map(|(k, v)| (k.clone(), v.clone())).collect();
+        Ok(RegularizerSpec { name, config, params })
     }
 }
 
@@ -81,12 +70,10 @@ impl Regularization {
         let mut penalties = Vec::new();
         let mut constraints = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
-            let regularizer =
-                registry::regularizer(&spec.name, &spec.config, &BuildContext::default())
-                    .map_err(|e| Error::input(format!("regularizers[{i}]: {e}")))?;
-            let targets: Vec<usize> = (0..params.len())
-                .filter(|&p| spec.params.iter().any(|g| glob::matches(g, &params[p].0)))
-                .collect();
+            let regularizer = registry::regularizer(&spec.name, &spec.config, &BuildContext::default())
+                .map_err(|e| Error::input(format!("regularizers[{i}]: {e}")))?;
+            let targets: Vec<usize> =
+                (0..params.len()).filter(|&p| spec.params.iter().any(|g| glob::matches(g, &params[p].0))).collect();
             if targets.is_empty() {
                 let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
                 return Err(Error::input(format!(
@@ -96,10 +83,7 @@ impl Regularization {
                     names.join(", ")
                 )));
             }
-            let item = Item {
-                regularizer,
-                targets,
-            };
+            let item = Item { regularizer, targets };
             match item.regularizer.role() {
                 RegularizerRole::Penalty => penalties.push(item),
                 RegularizerRole::Constraint => constraints.push(item),
@@ -111,11 +95,7 @@ impl Regularization {
                 }
             }
         }
-        Ok(Regularization {
-            params,
-            penalties,
-            constraints,
-        })
+        Ok(Regularization { params, penalties, constraints })
     }
 
     /// The total penalty (0-d, differentiable), or None when there are no penalties.
@@ -150,15 +130,7 @@ impl Regularization {
         self.penalties
             .iter()
             .chain(&self.constraints)
-            .map(|it| {
-                (
-                    format!("{:?}", it.regularizer),
-                    it.targets
-                        .iter()
-                        .map(|&i| self.params[i].0.clone())
-                        .collect(),
-                )
-            })
+            .map(|it| (format!("{:?}", it.regularizer), it.targets.iter().map(|&i| self.params[i].0.clone()).collect()))
             .collect()
     }
 }

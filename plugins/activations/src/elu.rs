@@ -19,11 +19,7 @@ pub struct Elu {
 impl Elu {
     /// Plain ELU with the given `alpha` (`nn.ELU(alpha)`).
     pub fn new(alpha: f64) -> Self {
-        Self {
-            alpha,
-            scale: 1.0,
-            input_scale: 1.0,
-        }
+        Self { alpha, scale: 1.0, input_scale: 1.0 }
     }
 }
 

@@ -15,10 +15,7 @@ pub struct Hardtanh {
 
 impl Default for Hardtanh {
     fn default() -> Self {
-        Self {
-            min_val: -1.0,
-            max_val: 1.0,
-        }
+        Self { min_val: -1.0, max_val: 1.0 }
     }
 }
 

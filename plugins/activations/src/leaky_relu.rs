@@ -14,9 +14,7 @@ pub struct LeakyRelu {
 
 impl Default for LeakyRelu {
     fn default() -> Self {
-        Self {
-            negative_slope: 0.01,
-        }
+        Self { negative_slope: 0.01 }
     }
 }
 

@@ -20,8 +20,7 @@ pub struct Prelu {
 impl Prelu {
     /// A PReLU with `num_parameters` slopes set to `init`.
     pub fn new(num_parameters: usize, init: f64, dtype: DType, device: &Device) -> Result<Self> {
-        let weight =
-            Var::from_tensor(&Tensor::full(init, num_parameters, device)?.to_dtype(dtype)?)?;
+        let weight = Var::from_tensor(&Tensor::full(init, num_parameters, device)?.to_dtype(dtype)?)?;
         Ok(Self { weight })
     }
 
@@ -53,12 +52,7 @@ impl Activation for Prelu {
                 x.dims()
             )));
         };
-        let w = self
-            .weight
-            .as_tensor()
-            .to_device(x.device())?
-            .to_dtype(x.dtype())?
-            .reshape(shape)?;
+        let w = self.weight.as_tensor().to_device(x.device())?.to_dtype(x.dtype())?.reshape(shape)?;
         let positive = x.gt(0.0)?;
         let zeros = x.zeros_like()?;
         let pos = positive.where_cond(x, &zeros)?;

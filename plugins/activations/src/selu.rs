@@ -18,11 +18,7 @@ pub struct Selu;
 
 impl Selu {
     fn elu() -> Elu {
-        Elu {
-            alpha: SELU_ALPHA,
-            scale: SELU_SCALE,
-            input_scale: 1.0,
-        }
+        Elu { alpha: SELU_ALPHA, scale: SELU_SCALE, input_scale: 1.0 }
     }
 }
 

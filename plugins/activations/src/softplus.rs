@@ -17,10 +17,7 @@ pub struct Softplus {
 
 impl Default for Softplus {
     fn default() -> Self {
-        Self {
-            beta: 1.0,
-            threshold: 20.0,
-        }
+        Self { beta: 1.0, threshold: 20.0 }
     }
 }
 

@@ -40,11 +40,7 @@ impl Ternary for Kernel {
 /// Errors unless every element of `t` lies in [0, 1].
 fn check_unit_range(what: &str, t: &Tensor, hint: &str) -> Result<()> {
     let values = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-    if let Some((i, v)) = values
-        .iter()
-        .enumerate()
-        .find(|(_, v)| !(0.0..=1.0).contains(*v))
-    {
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
         return Err(Error::input(format!(
             "bce: every {what} value must be in [0, 1], got {v} at flat index {i}{hint}"
         )));

@@ -31,11 +31,7 @@ impl Ternary for Kernel {
     /// (x, y, pos_weight).
     fn fwd<T: Real>(&self, x: T, y: T, pw: T) -> T {
         let log_sigmoid = x.min(T::zero()) - (-x.abs()).exp().ln_1p();
-        let log_weight = if self.pos_weighted {
-            (pw - T::one()) * y + T::one()
-        } else {
-            T::one()
-        };
+        let log_weight = if self.pos_weighted { (pw - T::one()) * y + T::one() } else { T::one() };
         (T::one() - y) * x - log_weight * log_sigmoid
     }
 
@@ -55,27 +51,11 @@ impl Loss for BceWithLogits {
         let target = elementwise_target("bce_with_logits", input, target)?;
         let last = input.rank().saturating_sub(1);
         let per_class = |what: &str, v: &[f64]| -> Result<Tensor> {
-            along(
-                &class_vector("bce_with_logits", what, v, input, last)?,
-                last,
-                input.rank(),
-            )
+            along(&class_vector("bce_with_logits", what, v, input, last)?, last, input.rank())
         };
         let mut loss = match &self.pos_weight {
-            Some(pw) => apply(
-                &Kernel { pos_weighted: true },
-                input,
-                &target,
-                &per_class("pos_weight", pw)?,
-            )?,
-            None => apply(
-                &Kernel {
-                    pos_weighted: false,
-                },
-                input,
-                &target,
-                &target,
-            )?,
+            Some(pw) => apply(&Kernel { pos_weighted: true }, input, &target, &per_class("pos_weight", pw)?)?,
+            None => apply(&Kernel { pos_weighted: false }, input, &target, &target)?,
         };
         if let Some(w) = &self.weight {
             loss = loss.broadcast_mul(&per_class("weight", w)?)?;

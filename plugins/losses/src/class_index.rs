@@ -10,9 +10,7 @@ use crate::inputs::{class_vector, is_float};
 /// The class dimension of an input: 1, or 0 for an unbatched (C) input.
 pub fn class_dim(name: &str, input: &Tensor) -> Result<usize> {
     match input.rank() {
-        0 => Err(Error::input(format!(
-            "{name}: input must have a class dimension, got a 0-d tensor"
-        ))),
+        0 => Err(Error::input(format!("{name}: input must have a class dimension, got a 0-d tensor"))),
         1 => Ok(0),
         _ => Ok(1),
     }
@@ -33,13 +31,7 @@ pub struct Picked {
 }
 
 /// Checks an integer class-index target against `input` and picks the target classes.
-pub fn pick(
-    name: &str,
-    input: &Tensor,
-    target: &Tensor,
-    weight: Option<&[f64]>,
-    ignore_index: i64,
-) -> Result<Picked> {
+pub fn pick(name: &str, input: &Tensor, target: &Tensor, weight: Option<&[f64]>, ignore_index: i64) -> Result<Picked> {
     check_float(name, input)?;
     let dim = class_dim(name, input)?;
     if is_float(target.dtype()) {
@@ -68,17 +60,10 @@ pub fn pick(
         )));
     }
     let class_weight = match weight {
-        Some(w) => Some(
-            class_vector(name, "weight", w, input, dim)?
-                .to_dtype(DType::F64)?
-                .to_vec1::<f64>()?,
-        ),
+        Some(w) => Some(class_vector(name, "weight", w, input, dim)?.to_dtype(DType::F64)?.to_vec1::<f64>()?),
         None => None,
     };
-    let targets = target
-        .flatten_all()?
-        .to_dtype(DType::I64)?
-        .to_vec1::<i64>()?;
+    let targets = target.flatten_all()?.to_dtype(DType::I64)?.to_vec1::<i64>()?;
     let mut index = Vec::with_capacity(targets.len());
     let mut weights = Vec::with_capacity(targets.len());
     let mut keep = Vec::with_capacity(targets.len());
@@ -110,10 +95,7 @@ pub fn pick(
         value,
         total_weight: weights.iter().sum(),
         weight: Tensor::from_vec(weights, expected, device)?.to_dtype(input.dtype())?,
-        kept: keep_mask
-            .to_dtype(DType::F64)?
-            .sum_all()?
-            .to_scalar::<f64>()? as usize,
+        kept: keep_mask.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()? as usize,
         keep: keep_mask,
     })
 }
@@ -121,9 +103,5 @@ pub fn pick(
 /// Σ loss / `denominator`, or NaN when the denominator is 0 (everything ignored) with a
 /// zero gradient, as PyTorch gives.
 pub fn divide(sum: Tensor, denominator: f64) -> Result<Tensor> {
-    Ok(if denominator == 0.0 {
-        sum.affine(1.0, f64::NAN)?
-    } else {
-        sum.affine(1.0 / denominator, 0.0)?
-    })
+    Ok(if denominator == 0.0 { sum.affine(1.0, f64::NAN)? } else { sum.affine(1.0 / denominator, 0.0)? })
 }

@@ -31,24 +31,13 @@ pub struct CrossEntropy {
 
 impl Default for CrossEntropy {
     fn default() -> Self {
-        Self {
-            weight: None,
-            ignore_index: -100,
-            label_smoothing: 0.0,
-            reduction: Reduction::Mean,
-        }
+        Self { weight: None, ignore_index: -100, label_smoothing: 0.0, reduction: Reduction::Mean }
     }
 }
 
 impl CrossEntropy {
     fn class_indices(&self, logp: &Tensor, target: &Tensor, dim: usize) -> Result<Tensor> {
-        let picked = pick(
-            "cross_entropy",
-            logp,
-            target,
-            self.weight.as_deref(),
-            self.ignore_index,
-        )?;
+        let picked = pick("cross_entropy", logp, target, self.weight.as_deref(), self.ignore_index)?;
         let nll_loss = reduce_picked(&picked, self.reduction)?;
         let eps = self.label_smoothing;
         if eps == 0.0 {
@@ -56,29 +45,21 @@ impl CrossEntropy {
         }
         let classes = logp.dim(dim)?;
         let weighted = match &self.weight {
-            Some(w) => logp.broadcast_mul(&along(
-                &class_vector("cross_entropy", "weight", w, logp, dim)?,
-                dim,
-                logp.rank(),
-            )?)?,
+            Some(w) => {
+                logp.broadcast_mul(&along(&class_vector("cross_entropy", "weight", w, logp, dim)?, dim, logp.rank())?)?
+            }
             None => logp.clone(),
         };
         let smooth = weighted.sum(dim)?.neg()?;
         let smooth = picked.keep.where_cond(&smooth, &smooth.zeros_like()?)?;
         let smooth = match self.reduction {
             Reduction::Mean => {
-                let denominator = if self.weight.is_some() {
-                    picked.total_weight
-                } else {
-                    picked.kept as f64
-                };
+                let denominator = if self.weight.is_some() { picked.total_weight } else { picked.kept as f64 };
                 divide(smooth.sum_all()?, denominator)?
             }
             r => r.apply(smooth)?,
         };
-        Ok(nll_loss
-            .affine(1.0 - eps, 0.0)?
-            .add(&smooth.affine(eps / classes as f64, 0.0)?)?)
+        Ok(nll_loss.affine(1.0 - eps, 0.0)?.add(&smooth.affine(eps / classes as f64, 0.0)?)?)
     }
 
     fn probabilities(&self, logp: &Tensor, target: &Tensor, dim: usize) -> Result<Tensor> {
@@ -86,18 +67,12 @@ impl CrossEntropy {
         let classes = logp.dim(dim)?;
         let mut target = target.to_dtype(logp.dtype())?;
         if self.label_smoothing > 0.0 {
-            target = target.affine(
-                1.0 - self.label_smoothing,
-                self.label_smoothing / classes as f64,
-            )?;
+            target = target.affine(1.0 - self.label_smoothing, self.label_smoothing / classes as f64)?;
         }
         let mut prod = logp.mul(&target)?;
         if let Some(w) = &self.weight {
-            prod = prod.broadcast_mul(&along(
-                &class_vector("cross_entropy", "weight", w, logp, dim)?,
-                dim,
-                logp.rank(),
-            )?)?;
+            prod =
+                prod.broadcast_mul(&along(&class_vector("cross_entropy", "weight", w, logp, dim)?, dim, logp.rank())?)?;
         }
         Ok(match self.reduction {
             Reduction::None => prod.sum(dim)?.neg()?,

@@ -50,8 +50,7 @@ impl Ternary for Kernel {
 impl Loss for Huber {
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         let target = elementwise_target("huber", input, target)?;
-        self.reduction
-            .apply(apply2(&Kernel { delta: self.delta }, input, &target)?)
+        self.reduction.apply(apply2(&Kernel { delta: self.delta }, input, &target)?)
     }
 }
 

@@ -38,18 +38,8 @@ pub fn same_shape(name: &str, input: &Tensor, target: &Tensor) -> Result<()> {
 
 /// A per-class weight vector as a tensor of `input`'s dtype and device, checked against
 /// the size of `dim` (the class dimension); `what` names the key (`weight`, `pos_weight`).
-pub fn class_vector(
-    name: &str,
-    what: &str,
-    values: &[f64],
-    input: &Tensor,
-    dim: usize,
-) -> Result<Tensor> {
-    let n = if input.rank() == 0 {
-        1
-    } else {
-        input.dim(dim)?
-    };
+pub fn class_vector(name: &str, what: &str, values: &[f64], input: &Tensor, dim: usize) -> Result<Tensor> {
+    let n = if input.rank() == 0 { 1 } else { input.dim(dim)? };
     if values.len() != n {
         return Err(Error::input(format!(
             "{name}.{what} has {} entries but the input has {n} classes (dim {dim} of shape {:?}); give one per class",

@@ -32,11 +32,7 @@ impl Ternary for Kernel {
             y.exp() * (y - x)
         } else {
             // xlogy(y, y): 0 where y is 0.
-            let y_log_y = if y == T::zero() {
-                T::zero()
-            } else {
-                y * y.ln()
-            };
+            let y_log_y = if y == T::zero() { T::zero() } else { y * y.ln() };
             y_log_y - y * x
         }
     }
@@ -53,13 +49,7 @@ impl Ternary for Kernel {
 impl Loss for KlDiv {
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         let target = elementwise_target("kl_div", input, target)?;
-        self.reduction.apply(apply2(
-            &Kernel {
-                log_target: self.log_target,
-            },
-            input,
-            &target,
-        )?)
+        self.reduction.apply(apply2(&Kernel { log_target: self.log_target }, input, &target)?)
     }
 }
 

@@ -20,11 +20,7 @@ pub struct Nll {
 
 impl Default for Nll {
     fn default() -> Self {
-        Self {
-            weight: None,
-            ignore_index: -100,
-            reduction: Reduction::Mean,
-        }
+        Self { weight: None, ignore_index: -100, reduction: Reduction::Mean }
     }
 }
 
@@ -39,25 +35,15 @@ pub(crate) fn reduce_picked(p: &Picked, reduction: Reduction) -> Result<Tensor> 
 
 impl Loss for Nll {
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
-        let picked = pick(
-            "nll",
-            input,
-            target,
-            self.weight.as_deref(),
-            self.ignore_index,
-        )?;
+        let picked = pick("nll", input, target, self.weight.as_deref(), self.ignore_index)?;
         reduce_picked(&picked, self.reduction)
     }
 }
 
 /// The `weight` and `ignore_index` keys of `nll` and `cross_entropy`.
-pub(crate) const WEIGHT: ParamSpec =
-    ParamSpec::optional("weight", ParamType::FloatList, "rescaling weight per class");
-pub(crate) const IGNORE_INDEX: ParamSpec = ParamSpec::int(
-    "ignore_index",
-    -100,
-    "target value that contributes nothing (class-index targets)",
-);
+pub(crate) const WEIGHT: ParamSpec = ParamSpec::optional("weight", ParamType::FloatList, "rescaling weight per class");
+pub(crate) const IGNORE_INDEX: ParamSpec =
+    ParamSpec::int("ignore_index", -100, "target value that contributes nothing (class-index targets)");
 
 ember_core::inventory::submit! {
     LossEntry {

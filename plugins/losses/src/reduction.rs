@@ -18,12 +18,8 @@ pub enum Reduction {
 }
 
 /// The `reduction` key of every loss but `kl_div`.
-pub const REDUCTION: ParamSpec = ParamSpec::choice(
-    "reduction",
-    &["none", "mean", "sum"],
-    "mean",
-    "none: per-element losses; mean; sum",
-);
+pub const REDUCTION: ParamSpec =
+    ParamSpec::choice("reduction", &["none", "mean", "sum"], "mean", "none: per-element losses; mean; sum");
 
 impl Reduction {
     /// Reads the `reduction` key.
@@ -33,12 +29,7 @@ impl Reduction {
             "mean" => Reduction::Mean,
             "sum" => Reduction::Sum,
             "batchmean" => Reduction::BatchMean,
-            other => {
-                return Err(Error::input(format!(
-                    "{}.reduction: unexpected {other:?}",
-                    p.plugin()
-                )))
-            }
+            other => return Err(Error::input(format!("{}.reduction: unexpected {other:?}", p.plugin()))),
         })
     }
 

@@ -5,8 +5,7 @@ use candle_core::{Tensor, Var};
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
 use crate::common::{
-    add_scaled, addcmul, buffer, effective_grad, next_step, non_negative, zero_state, MAXIMIZE,
-    WEIGHT_DECAY,
+    add_scaled, addcmul, buffer, effective_grad, next_step, non_negative, zero_state, MAXIMIZE, WEIGHT_DECAY,
 };
 
 /// PyTorch's Adadelta: s ← ρ·s + (1-ρ)·g²; δ = √(u + eps) / √(s + eps) · g;
@@ -33,12 +32,7 @@ impl Optimizer for Adadelta {
         next_step(state);
         let p = param.as_tensor();
         let g = effective_grad(p, grad, self.maximize, self.weight_decay)?;
-        let sq = addcmul(
-            &buffer("adadelta", state, "square_avg")?.affine(self.rho, 0.0)?,
-            &g,
-            &g,
-            1.0 - self.rho,
-        )?;
+        let sq = addcmul(&buffer("adadelta", state, "square_avg")?.affine(self.rho, 0.0)?, &g, &g, 1.0 - self.rho)?;
         let std = sq.affine(1.0, self.eps)?.sqrt()?;
         let acc = buffer("adadelta", state, "acc_delta")?;
         let delta = acc.affine(1.0, self.eps)?.sqrt()?.div(&std)?.mul(&g)?;

@@ -7,8 +7,7 @@ use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
 use crate::common::{
-    addcdiv, addcmul, buffer, effective_grad, fused_kind, next_step, non_negative, Fused, MAXIMIZE,
-    WEIGHT_DECAY,
+    addcdiv, addcmul, buffer, effective_grad, fused_kind, next_step, non_negative, Fused, MAXIMIZE, WEIGHT_DECAY,
 };
 
 /// PyTorch's Adagrad, step t: clr = lr / (1 + (t-1)·lr_decay); s ← s + g²;
@@ -49,13 +48,7 @@ impl Adagrad {
         Ok(())
     }
 
-    fn fused_step<T: CpuFloat + Real>(
-        &self,
-        param: &Tensor,
-        grad: &Tensor,
-        sum: &Tensor,
-        clr: f64,
-    ) -> Result<()> {
+    fn fused_step<T: CpuFloat + Real>(&self, param: &Tensor, grad: &Tensor, sum: &Tensor, clr: f64) -> Result<()> {
         let k = AdagradKernel {
             sign: if self.maximize { -T::one() } else { T::one() },
             wd: (self.weight_decay != 0.0).then(|| T::of(self.weight_decay)),
@@ -77,9 +70,7 @@ struct AdagradKernel<T> {
 impl<T: Real> ChunkKernel<T> for AdagradKernel<T> {
     #[inline(always)]
     fn run(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
-        let [sum] = s else {
-            unreachable!("one state buffer")
-        };
+        let [sum] = s else { unreachable!("one state buffer") };
         match self.wd {
             None => self.each::<false>(p, g, sum),
             Some(_) => self.each::<true>(p, g, sum),
@@ -111,13 +102,7 @@ impl Optimizer for Adagrad {
 
     fn init_state(&self, param: &Tensor) -> Result<State> {
         let mut s = State::new();
-        s.tensors.insert(
-            "sum".into(),
-            param
-                .ones_like()?
-                .affine(self.initial_accumulator_value, 0.0)?
-                .contiguous()?,
-        );
+        s.tensors.insert("sum".into(), param.ones_like()?.affine(self.initial_accumulator_value, 0.0)?.contiguous()?);
         s.scalars.insert("step".into(), 0.0);
         Ok(s)
     }
@@ -126,11 +111,7 @@ impl Optimizer for Adagrad {
         let step = next_step(state);
         let clr = ctx.lr / (1.0 + (step - 1.0) * self.lr_decay);
         let sum = buffer("adagrad", state, "sum")?;
-        let kind = if self.fused {
-            fused_kind(param.as_tensor(), grad, &[sum])
-        } else {
-            None
-        };
+        let kind = if self.fused { fused_kind(param.as_tensor(), grad, &[sum]) } else { None };
         match kind {
             Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, sum, clr),
             Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, sum, clr),

@@ -7,8 +7,8 @@ use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
 use crate::common::{
-    adam_moments, addcdiv, betas, buffer, decay_and_grad, fused_kind, nan_max, next_step,
-    non_negative, zero_state, Fused, MAXIMIZE,
+    adam_moments, addcdiv, betas, buffer, decay_and_grad, fused_kind, nan_max, next_step, non_negative, zero_state,
+    Fused, MAXIMIZE,
 };
 
 /// PyTorch's Adam (and AdamW when `decoupled_weight_decay`), step t:
@@ -65,30 +65,13 @@ impl Adam {
         Scalars {
             step_size: lr / (1.0 - b1.powf(step)),
             bias_correction2_sqrt: (1.0 - b2.powf(step)).sqrt(),
-            decay: if self.decoupled_weight_decay {
-                1.0 - lr * self.weight_decay
-            } else {
-                1.0
-            },
+            decay: if self.decoupled_weight_decay { 1.0 - lr * self.weight_decay } else { 1.0 },
         }
     }
 
-    fn composed(
-        &self,
-        param: &Var,
-        grad: &Tensor,
-        state: &mut State,
-        sc: &Scalars,
-        lr: f64,
-    ) -> Result<()> {
-        let (p, g) = decay_and_grad(
-            param.as_tensor(),
-            grad,
-            self.maximize,
-            self.weight_decay,
-            self.decoupled_weight_decay,
-            lr,
-        )?;
+    fn composed(&self, param: &Var, grad: &Tensor, state: &mut State, sc: &Scalars, lr: f64) -> Result<()> {
+        let (p, g) =
+            decay_and_grad(param.as_tensor(), grad, self.maximize, self.weight_decay, self.decoupled_weight_decay, lr)?;
         let (m, v) = adam_moments("adam", state, &g, self.betas)?;
         let second = if self.amsgrad {
             let vmax = buffer("adam", state, "max_exp_avg_sq")?.maximum(&v)?;
@@ -122,10 +105,8 @@ impl Adam {
             bc2s: T::of(sc.bias_correction2_sqrt),
             eps: T::of(self.eps),
             neg_step: T::of(-sc.step_size),
-            decay: (self.decoupled_weight_decay && self.weight_decay != 0.0)
-                .then(|| T::of(sc.decay)),
-            wd: (!self.decoupled_weight_decay && self.weight_decay != 0.0)
-                .then(|| T::of(self.weight_decay)),
+            decay: (self.decoupled_weight_decay && self.weight_decay != 0.0).then(|| T::of(sc.decay)),
+            wd: (!self.decoupled_weight_decay && self.weight_decay != 0.0).then(|| T::of(self.weight_decay)),
             maximize: self.maximize,
         };
         with_cpu_data::<T>(param, grad, states, &mut |p, g, s| par_chunks(p, g, s, &k))
@@ -190,31 +171,20 @@ impl<T: Real> Kernel<T> {
                 gi = gi + wd * p0;
             }
             let d = gi - *mi;
-            *mi = if LT_HALF {
-                *mi + self.w * d
-            } else {
-                gi - d * (T::one() - self.w)
-            };
+            *mi = if LT_HALF { *mi + self.w * d } else { gi - d * (T::one() - self.w) };
             *vi = *vi * self.beta2 + self.c2 * gi * gi;
             (p0, *vi)
         };
         match vmax {
             None => {
-                for (((pi, &gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
-                {
+                for (((pi, &gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                     let (p0, second) = update(pi, gi, mi, vi);
                     *pi = p0 + self.neg_step * *mi / (second.sqrt() / self.bc2s + self.eps);
                 }
             }
             Some(vmax) => {
                 let vmax = &mut vmax[..n];
-                for ((((pi, &gi), mi), vi), vm) in p
-                    .iter_mut()
-                    .zip(g)
-                    .zip(m.iter_mut())
-                    .zip(v.iter_mut())
-                    .zip(vmax)
-                {
+                for ((((pi, &gi), mi), vi), vm) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()).zip(vmax) {
                     let (p0, vnew) = update(pi, gi, mi, vi);
                     *vm = nan_max(*vm, vnew);
                     *pi = p0 + self.neg_step * *mi / (vm.sqrt() / self.bc2s + self.eps);
@@ -237,15 +207,8 @@ impl Optimizer for Adam {
         let step = next_step(state);
         let sc = self.scalars(step, ctx.lr);
         let names = self.names();
-        let states = names
-            .iter()
-            .map(|n| buffer("adam", state, n))
-            .collect::<Result<Vec<_>>>()?;
-        let kind = if self.fused {
-            fused_kind(param.as_tensor(), grad, &states)
-        } else {
-            None
-        };
+        let states = names.iter().map(|n| buffer("adam", state, n)).collect::<Result<Vec<_>>>()?;
+        let kind = if self.fused { fused_kind(param.as_tensor(), grad, &states) } else { None };
         match kind {
             Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, &states, &sc),
             Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, &states, &sc),
@@ -258,18 +221,10 @@ impl Optimizer for Adam {
 pub(crate) const fn params(weight_decay: f64, lr: f64) -> [ParamSpec; 6] {
     [
         ParamSpec::float("lr", lr, crate::common::LR_DOC),
-        ParamSpec::float_list(
-            "betas",
-            &[0.9, 0.999],
-            "decay rates of the first and second moment averages; in [0, 1)",
-        ),
+        ParamSpec::float_list("betas", &[0.9, 0.999], "decay rates of the first and second moment averages; in [0, 1)"),
         ParamSpec::float("eps", 1e-8, "added to the denominator; >= 0"),
         ParamSpec::float("weight_decay", weight_decay, "weight decay; >= 0"),
-        ParamSpec::bool(
-            "amsgrad",
-            false,
-            "use the maximum of past second moments (AMSGrad)",
-        ),
+        ParamSpec::bool("amsgrad", false, "use the maximum of past second moments (AMSGrad)"),
         MAXIMIZE,
     ]
 }

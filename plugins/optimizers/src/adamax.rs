@@ -4,8 +4,7 @@ use candle_core::{Tensor, Var};
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
 use crate::common::{
-    addcdiv, betas, buffer, effective_grad, lerp, next_step, non_negative, zero_state, MAXIMIZE,
-    WEIGHT_DECAY,
+    addcdiv, betas, buffer, effective_grad, lerp, next_step, non_negative, zero_state, MAXIMIZE, WEIGHT_DECAY,
 };
 
 /// PyTorch's Adamax, step t: m ← lerp(m, g, 1-β1); u ← max(β2·u, |g| + eps);
@@ -34,9 +33,7 @@ impl Optimizer for Adamax {
         let p = param.as_tensor();
         let g = effective_grad(p, grad, self.maximize, self.weight_decay)?;
         let m = lerp(buffer("adamax", state, "exp_avg")?, &g, 1.0 - b1)?;
-        let u = buffer("adamax", state, "exp_inf")?
-            .affine(b2, 0.0)?
-            .maximum(&g.abs()?.affine(1.0, self.eps)?)?;
+        let u = buffer("adamax", state, "exp_inf")?.affine(b2, 0.0)?.maximum(&g.abs()?.affine(1.0, self.eps)?)?;
         let clr = ctx.lr / (1.0 - b1.powf(step));
         param.set(&addcdiv(p, &m, &u, -clr)?)?;
         state.tensors.insert("exp_avg".into(), m);

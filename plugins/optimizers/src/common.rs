@@ -16,11 +16,7 @@ pub fn add_scaled(a: &Tensor, b: &Tensor, alpha: f64) -> Result<Tensor> {
 /// (PyTorch `lerp`).
 pub fn lerp(start: &Tensor, end: &Tensor, weight: f64) -> Result<Tensor> {
     let diff = end.sub(start)?;
-    Ok(if weight < 0.5 {
-        start.add(&diff.affine(weight, 0.0)?)?
-    } else {
-        end.sub(&diff.affine(1.0 - weight, 0.0)?)?
-    })
+    Ok(if weight < 0.5 { start.add(&diff.affine(weight, 0.0)?)? } else { end.sub(&diff.affine(1.0 - weight, 0.0)?)? })
 }
 
 /// `self + value * t1 * t2` (PyTorch `addcmul`).
@@ -56,18 +52,9 @@ pub fn nan_max<T: Real>(a: T, b: T) -> T {
 
 /// The gradient the update uses: negated when maximizing, plus `weight_decay * param`
 /// when the decay is L2 (coupled).
-pub fn effective_grad(
-    param: &Tensor,
-    grad: &Tensor,
-    maximize: bool,
-    weight_decay: f64,
-) -> Result<Tensor> {
+pub fn effective_grad(param: &Tensor, grad: &Tensor, maximize: bool, weight_decay: f64) -> Result<Tensor> {
     let g = if maximize { grad.neg()? } else { grad.clone() };
-    Ok(if weight_decay != 0.0 {
-        add_scaled(&g, param, weight_decay)?
-    } else {
-        g
-    })
+    Ok(if weight_decay != 0.0 { add_scaled(&g, param, weight_decay)? } else { g })
 }
 
 /// The parameter after decoupled weight decay (p·(1 - lr·wd), AdamW-style) and the
@@ -85,28 +72,15 @@ pub fn decay_and_grad(
         let g = effective_grad(&p, grad, maximize, 0.0)?;
         Ok((p, g))
     } else {
-        Ok((
-            param.clone(),
-            effective_grad(param, grad, maximize, weight_decay)?,
-        ))
+        Ok((param.clone(), effective_grad(param, grad, maximize, weight_decay)?))
     }
 }
 
 /// Adam's moment updates: m ← lerp(m, g, 1-β1), v ← β2·v + (1-β2)·g², from the state
 /// buffers `exp_avg` and `exp_avg_sq` (not yet stored back).
-pub fn adam_moments(
-    optimizer: &str,
-    state: &State,
-    g: &Tensor,
-    (b1, b2): (f64, f64),
-) -> Result<(Tensor, Tensor)> {
+pub fn adam_moments(optimizer: &str, state: &State, g: &Tensor, (b1, b2): (f64, f64)) -> Result<(Tensor, Tensor)> {
     let m = lerp(buffer(optimizer, state, "exp_avg")?, g, 1.0 - b1)?;
-    let v = addcmul(
-        &buffer(optimizer, state, "exp_avg_sq")?.affine(b2, 0.0)?,
-        g,
-        g,
-        1.0 - b2,
-    )?;
+    let v = addcmul(&buffer(optimizer, state, "exp_avg_sq")?.affine(b2, 0.0)?, g, g, 1.0 - b2)?;
     Ok((m, v))
 }
 
@@ -114,8 +88,7 @@ pub fn adam_moments(
 pub fn zero_state(param: &Tensor, names: &[&str]) -> Result<State> {
     let mut s = State::new();
     for n in names {
-        s.tensors
-            .insert(n.to_string(), param.zeros_like()?.contiguous()?);
+        s.tensors.insert(n.to_string(), param.zeros_like()?.contiguous()?);
     }
     s.scalars.insert("step".into(), 0.0);
     Ok(s)
@@ -154,16 +127,8 @@ pub fn fused_kind(param: &Tensor, grad: &Tensor, states: &[&Tensor]) -> Option<F
 }
 
 pub const LR_DOC: &str = "learning rate; >= 0";
-pub const WEIGHT_DECAY: ParamSpec = ParamSpec::float(
-    "weight_decay",
-    0.0,
-    "L2 penalty added to the gradient; >= 0",
-);
-pub const MAXIMIZE: ParamSpec = ParamSpec::bool(
-    "maximize",
-    false,
-    "maximize the objective instead of minimizing",
-);
+pub const WEIGHT_DECAY: ParamSpec = ParamSpec::float("weight_decay", 0.0, "L2 penalty added to the gradient; >= 0");
+pub const MAXIMIZE: ParamSpec = ParamSpec::bool("maximize", false, "maximize the objective instead of minimizing");
 
 /// A float key that must be >= 0 (PyTorch's "Invalid ... value" checks).
 pub fn non_negative(p: &Params, key: &str) -> Result<f64> {

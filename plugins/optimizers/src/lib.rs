@@ -41,26 +41,11 @@ pub fn composed(name: &str, config: &Config) -> Result<Box<dyn Optimizer>> {
     let entry = registry::find::<dyn Optimizer>(name)?;
     let p = Params::resolve(&format!("optimizer '{name}'"), name, entry.params, config)?;
     Ok(match name {
-        "sgd" => Box::new(Sgd {
-            fused: false,
-            ..Sgd::from_params(&p)?
-        }),
-        "adam" => Box::new(Adam {
-            fused: false,
-            ..Adam::from_params(&p, false)?
-        }),
-        "adamw" => Box::new(Adam {
-            fused: false,
-            ..Adam::from_params(&p, true)?
-        }),
-        "rmsprop" => Box::new(Rmsprop {
-            fused: false,
-            ..Rmsprop::from_params(&p)?
-        }),
-        "adagrad" => Box::new(Adagrad {
-            fused: false,
-            ..Adagrad::from_params(&p)?
-        }),
+        "sgd" => Box::new(Sgd { fused: false, ..Sgd::from_params(&p)? }),
+        "adam" => Box::new(Adam { fused: false, ..Adam::from_params(&p, false)? }),
+        "adamw" => Box::new(Adam { fused: false, ..Adam::from_params(&p, true)? }),
+        "rmsprop" => Box::new(Rmsprop { fused: false, ..Rmsprop::from_params(&p)? }),
+        "adagrad" => Box::new(Adagrad { fused: false, ..Adagrad::from_params(&p)? }),
         _ => (entry.build)(&p, &BuildContext::default())?,
     })
 }

@@ -3,9 +3,7 @@
 use candle_core::{Tensor, Var};
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
-use crate::common::{
-    adam_moments, addcdiv, betas, decay_and_grad, next_step, non_negative, zero_state, MAXIMIZE,
-};
+use crate::common::{adam_moments, addcdiv, betas, decay_and_grad, next_step, non_negative, zero_state, MAXIMIZE};
 
 /// PyTorch's NAdam, step t: μₜ = β1·(1 - ½·0.96^(t·ψ)) with ψ = momentum_decay,
 /// Πₜ = Πₜ₋₁·μₜ; m and v as in Adam; d = √(v / (1-β2ᵗ)) + eps;
@@ -38,14 +36,8 @@ impl Optimizer for Nadam {
         let step = next_step(state);
         let (b1, b2, lr) = (self.betas.0, self.betas.1, ctx.lr);
         let bias_correction2 = 1.0 - b2.powf(step);
-        let (p, g) = decay_and_grad(
-            param.as_tensor(),
-            grad,
-            self.maximize,
-            self.weight_decay,
-            self.decoupled_weight_decay,
-            lr,
-        )?;
+        let (p, g) =
+            decay_and_grad(param.as_tensor(), grad, self.maximize, self.weight_decay, self.decoupled_weight_decay, lr)?;
         let mu = b1 * (1.0 - 0.5 * 0.96f64.powf(step * self.momentum_decay));
         let mu_next = b1 * (1.0 - 0.5 * 0.96f64.powf((step + 1.0) * self.momentum_decay));
         let mu_product = state.scalar("mu_product").unwrap_or(1.0) * mu;

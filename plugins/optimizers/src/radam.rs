@@ -3,9 +3,7 @@
 use candle_core::{Tensor, Var};
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
-use crate::common::{
-    adam_moments, add_scaled, betas, decay_and_grad, next_step, non_negative, zero_state, MAXIMIZE,
-};
+use crate::common::{adam_moments, add_scaled, betas, decay_and_grad, next_step, non_negative, zero_state, MAXIMIZE};
 
 /// PyTorch's RAdam, step t: m, v as in Adam; m̂ = m/(1-β1ᵗ); ρ∞ = 2/(1-β2) - 1,
 /// ρₜ = ρ∞ - 2tβ2ᵗ/(1-β2ᵗ). If ρₜ > 5: p ← p - m̂·lr·√(1-β2ᵗ)/(√v + eps)·r with
@@ -33,14 +31,8 @@ impl Optimizer for Radam {
     fn step(&self, param: &Var, grad: &Tensor, state: &mut State, ctx: &StepContext) -> Result<()> {
         let step = next_step(state);
         let (b1, b2, lr) = (self.betas.0, self.betas.1, ctx.lr);
-        let (p, g) = decay_and_grad(
-            param.as_tensor(),
-            grad,
-            self.maximize,
-            self.weight_decay,
-            self.decoupled_weight_decay,
-            lr,
-        )?;
+        let (p, g) =
+            decay_and_grad(param.as_tensor(), grad, self.maximize, self.weight_decay, self.decoupled_weight_decay, lr)?;
         let (m, v) = adam_moments("radam", state, &g, (b1, b2))?;
         let bias_correction1 = 1.0 - b1.powf(step);
         let bias_correction2 = 1.0 - b2.powf(step);
@@ -49,19 +41,10 @@ impl Optimizer for Radam {
         let rho_inf = 2.0 / (1.0 - b2) - 1.0;
         let rho_t = rho_inf - 2.0 * step * b2.powf(step) / bias_correction2;
         let update = if rho_t > 5.0 {
-            let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
-                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
-                .sqrt();
+            let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)).sqrt();
             // PyTorch computes `scalar / tensor` as reciprocal(tensor) * scalar.
-            let adaptive = v
-                .sqrt()?
-                .affine(1.0, self.eps)?
-                .recip()?
-                .affine(bias_correction2.sqrt(), 0.0)?;
-            corrected
-                .affine(lr, 0.0)?
-                .mul(&adaptive)?
-                .affine(rect, 0.0)?
+            let adaptive = v.sqrt()?.affine(1.0, self.eps)?.recip()?.affine(bias_correction2.sqrt(), 0.0)?;
+            corrected.affine(lr, 0.0)?.mul(&adaptive)?.affine(rect, 0.0)?
         } else {
             corrected.affine(lr, 0.0)?
         };

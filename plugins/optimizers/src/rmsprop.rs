@@ -6,8 +6,8 @@ use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
 use crate::common::{
-    add_scaled, addcdiv, addcmul, buffer, effective_grad, fused_kind, lerp, lerp1, next_step,
-    non_negative, zero_state, Fused, MAXIMIZE, WEIGHT_DECAY,
+    add_scaled, addcdiv, addcmul, buffer, effective_grad, fused_kind, lerp, lerp1, next_step, non_negative, zero_state,
+    Fused, MAXIMIZE, WEIGHT_DECAY,
 };
 
 /// PyTorch's RMSprop: s ← α·s + (1-α)·g²; centered: ḡ ← lerp(ḡ, g, 1-α) and
@@ -55,12 +55,7 @@ impl Rmsprop {
     fn composed(&self, param: &Var, grad: &Tensor, state: &mut State, lr: f64) -> Result<()> {
         let p = param.as_tensor();
         let g = effective_grad(p, grad, self.maximize, self.weight_decay)?;
-        let sq = addcmul(
-            &buffer("rmsprop", state, "square_avg")?.affine(self.alpha, 0.0)?,
-            &g,
-            &g,
-            1.0 - self.alpha,
-        )?;
+        let sq = addcmul(&buffer("rmsprop", state, "square_avg")?.affine(self.alpha, 0.0)?, &g, &g, 1.0 - self.alpha)?;
         let avg = if self.centered {
             let ga = lerp(buffer("rmsprop", state, "grad_avg")?, &g, 1.0 - self.alpha)?;
             let avg = addcmul(&sq, &ga, &ga, -1.0)?.sqrt()?;
@@ -71,12 +66,8 @@ impl Rmsprop {
         };
         let avg = avg.affine(1.0, self.eps)?;
         let new_p = if self.momentum > 0.0 {
-            let buf = addcdiv(
-                &buffer("rmsprop", state, "momentum_buffer")?.affine(self.momentum, 0.0)?,
-                &g,
-                &avg,
-                1.0,
-            )?;
+            let buf =
+                addcdiv(&buffer("rmsprop", state, "momentum_buffer")?.affine(self.momentum, 0.0)?, &g, &avg, 1.0)?;
             let new_p = add_scaled(p, &buf, -lr)?;
             state.tensors.insert("momentum_buffer".into(), buf);
             new_p
@@ -88,13 +79,7 @@ impl Rmsprop {
         Ok(())
     }
 
-    fn fused_step<T: CpuFloat + Real>(
-        &self,
-        param: &Tensor,
-        grad: &Tensor,
-        states: &[&Tensor],
-        lr: f64,
-    ) -> Result<()> {
+    fn fused_step<T: CpuFloat + Real>(&self, param: &Tensor, grad: &Tensor, states: &[&Tensor], lr: f64) -> Result<()> {
         let w = 1.0 - self.alpha;
         let k = RmspropKernel {
             sign: if self.maximize { -T::one() } else { T::one() },
@@ -171,11 +156,7 @@ impl<T: Real> RmspropKernel<T> {
             }
             None => (None, rest),
         };
-        let mut ga = if self.centered {
-            rest.first_mut()
-        } else {
-            None
-        };
+        let mut ga = if self.centered { rest.first_mut() } else { None };
         let wd = self.wd.unwrap_or(T::zero());
         for i in 0..p.len() {
             let mut gi = g[i] * self.sign;
@@ -215,15 +196,8 @@ impl Optimizer for Rmsprop {
     fn step(&self, param: &Var, grad: &Tensor, state: &mut State, ctx: &StepContext) -> Result<()> {
         next_step(state);
         let names = self.names();
-        let states = names
-            .iter()
-            .map(|n| buffer("rmsprop", state, n))
-            .collect::<Result<Vec<_>>>()?;
-        let kind = if self.fused {
-            fused_kind(param.as_tensor(), grad, &states)
-        } else {
-            None
-        };
+        let states = names.iter().map(|n| buffer("rmsprop", state, n)).collect::<Result<Vec<_>>>()?;
+        let kind = if self.fused { fused_kind(param.as_tensor(), grad, &states) } else { None };
         match kind {
             Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, &states, ctx.lr),
             Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, &states, ctx.lr),

@@ -6,9 +6,7 @@ use ember_core::ops::fused::{par_chunks, with_cpu_data, ChunkKernel, CpuFloat};
 use ember_core::ops::pointwise::Real;
 use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
 
-use crate::common::{
-    add_scaled, effective_grad, fused_kind, non_negative, Fused, MAXIMIZE, WEIGHT_DECAY,
-};
+use crate::common::{add_scaled, effective_grad, fused_kind, non_negative, Fused, MAXIMIZE, WEIGHT_DECAY};
 
 /// PyTorch's SGD: g ← ±grad + weight_decay·p; with momentum, b ← g on the first step, then
 /// b ← momentum·b + (1 - dampening)·g, and g ← g + momentum·b (Nesterov) or g ← b;
@@ -31,10 +29,7 @@ impl Sgd {
         let dampening = p.float("dampening")?;
         let nesterov = p.bool("nesterov")?;
         if nesterov && (momentum <= 0.0 || dampening != 0.0) {
-            return Err(p.invalid(
-                "nesterov",
-                "Nesterov momentum requires momentum > 0 and dampening = 0",
-            ));
+            return Err(p.invalid("nesterov", "Nesterov momentum requires momentum > 0 and dampening = 0"));
         }
         Ok(Sgd {
             lr: non_negative(p, "lr")?,
@@ -55,24 +50,14 @@ impl Sgd {
                 None => g.copy()?,
                 Some(b) => add_scaled(&b.affine(self.momentum, 0.0)?, &g, 1.0 - self.dampening)?,
             };
-            g = if self.nesterov {
-                add_scaled(&g, &buf, self.momentum)?
-            } else {
-                buf.clone()
-            };
+            g = if self.nesterov { add_scaled(&g, &buf, self.momentum)? } else { buf.clone() };
             state.tensors.insert("momentum_buffer".into(), buf);
         }
         param.set(&add_scaled(p, &g, -lr)?)?;
         Ok(())
     }
 
-    fn fused_step<T: CpuFloat + Real>(
-        &self,
-        param: &Tensor,
-        grad: &Tensor,
-        buf: &Tensor,
-        lr: f64,
-    ) -> Result<()> {
+    fn fused_step<T: CpuFloat + Real>(&self, param: &Tensor, grad: &Tensor, buf: &Tensor, lr: f64) -> Result<()> {
         let k = SgdKernel {
             sign: if self.maximize { -T::one() } else { T::one() },
             wd: (self.weight_decay != 0.0).then(|| T::of(self.weight_decay)),
@@ -98,9 +83,7 @@ struct SgdKernel<T> {
 impl<T: Real> ChunkKernel<T> for SgdKernel<T> {
     #[inline(always)]
     fn run(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
-        let [b] = s else {
-            unreachable!("one state buffer")
-        };
+        let [b] = s else { unreachable!("one state buffer") };
         match (self.wd, self.nesterov) {
             (None, false) => self.each::<false, false>(p, g, b),
             (None, true) => self.each::<false, true>(p, g, b),
@@ -156,11 +139,7 @@ pub(crate) const PARAMS: &[ParamSpec] = &[
     ParamSpec::float("momentum", 0.0, "momentum factor; >= 0"),
     ParamSpec::float("dampening", 0.0, "dampening for momentum"),
     WEIGHT_DECAY,
-    ParamSpec::bool(
-        "nesterov",
-        false,
-        "Nesterov momentum (needs momentum > 0, dampening = 0)",
-    ),
+    ParamSpec::bool("nesterov", false, "Nesterov momentum (needs momentum > 0, dampening = 0)"),
     MAXIMIZE,
 ];
 

@@ -2,9 +2,7 @@
 
 use candle_core::{DType, Tensor};
 use ember_core::rng::{at, unit_f32};
-use ember_core::{
-    Error, ParamSpec, ParamType, Regularizer, RegularizerEntry, RegularizerRole, Result,
-};
+use ember_core::{Error, ParamSpec, ParamType, Regularizer, RegularizerEntry, RegularizerRole, Result};
 
 /// In training mode, zeroes each element with probability p and scales the others by
 /// 1/(1 - p), so the expected value is unchanged; identity in evaluation mode. Element
@@ -18,21 +16,9 @@ pub struct Dropout {
 impl Dropout {
     /// The scaled keep-mask for `n` elements: 0 or 1/(1 - p).
     pub fn mask(&self, n: usize, seed: u64) -> Vec<f32> {
-        let keep_scale = if self.p >= 1.0 {
-            0.0
-        } else {
-            (1.0 / (1.0 - self.p)) as f32
-        };
+        let keep_scale = if self.p >= 1.0 { 0.0 } else { (1.0 / (1.0 - self.p)) as f32 };
         let p = self.p as f32;
-        (0..n as u64)
-            .map(|i| {
-                if unit_f32(at(seed, i)) < p {
-                    0.0
-                } else {
-                    keep_scale
-                }
-            })
-            .collect()
+        (0..n as u64).map(|i| if unit_f32(at(seed, i)) < p { 0.0 } else { keep_scale }).collect()
     }
 }
 
@@ -45,25 +31,15 @@ impl Regularizer for Dropout {
         if !train || self.p == 0.0 {
             return Ok(input.clone());
         }
-        if !matches!(
-            input.dtype(),
-            DType::F32 | DType::F64 | DType::F16 | DType::BF16
-        ) {
-            return Err(Error::input(format!(
-                "dropout: expected a float tensor, got {:?}",
-                input.dtype()
-            )));
+        if !matches!(input.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+            return Err(Error::input(format!("dropout: expected a float tensor, got {:?}", input.dtype())));
         }
         if self.p >= 1.0 {
             // input * 0, as PyTorch (a gradient of zeros flows back).
             return Ok(input.affine(0.0, 0.0)?);
         }
-        let mask = Tensor::from_vec(
-            self.mask(input.elem_count(), seed),
-            input.shape(),
-            input.device(),
-        )?
-        .to_dtype(input.dtype())?;
+        let mask = Tensor::from_vec(self.mask(input.elem_count(), seed), input.shape(), input.device())?
+            .to_dtype(input.dtype())?;
         Ok(input.mul(&mask)?)
     }
 }

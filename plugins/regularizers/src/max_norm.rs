@@ -1,9 +1,7 @@
 //! `max_norm`: rescale every slice whose L2 norm exceeds max_norm (as `torch.renorm`).
 
 use candle_core::{DType, Tensor};
-use ember_core::{
-    Error, ParamSpec, ParamType, Regularizer, RegularizerEntry, RegularizerRole, Result,
-};
+use ember_core::{Error, ParamSpec, ParamType, Regularizer, RegularizerEntry, RegularizerRole, Result};
 
 /// After each optimizer step, every slice along `dim` (each output row of a Linear
 /// weight [out, in] for dim = 0) with L2 norm above `max_norm` is scaled by
@@ -34,20 +32,10 @@ impl Regularizer for MaxNorm {
         // Norms over every dimension but `dim`, computed in f64.
         let others: Vec<usize> = (0..weight.rank()).filter(|&d| d != dim).collect();
         let sq = weight.to_dtype(DType::F64)?.sqr()?;
-        let norms = if others.is_empty() {
-            sq.abs()?
-        } else {
-            sq.sum_keepdim(others)?
-        }
-        .sqrt()?;
+        let norms = if others.is_empty() { sq.abs()? } else { sq.sum_keepdim(others)? }.sqrt()?;
         let over = norms.gt(self.max_norm)?;
-        let factor = norms
-            .affine(1.0, 1e-7)?
-            .recip()?
-            .affine(self.max_norm, 0.0)?;
-        let factor = over
-            .where_cond(&factor, &factor.ones_like()?)?
-            .to_dtype(weight.dtype())?;
+        let factor = norms.affine(1.0, 1e-7)?.recip()?.affine(self.max_norm, 0.0)?;
+        let factor = over.where_cond(&factor, &factor.ones_like()?)?.to_dtype(weight.dtype())?;
         Ok(weight.broadcast_mul(&factor)?)
     }
 }

@@ -13,17 +13,12 @@ pub struct Progress {
 impl Progress {
     /// Captures the base learning rates (PyTorch's `initial_lr`) at construction.
     pub fn start(lrs: &[f64]) -> Self {
-        Progress {
-            last_epoch: 0,
-            base_lrs: lrs.to_vec(),
-        }
+        Progress { last_epoch: 0, base_lrs: lrs.to_vec() }
     }
 
     /// The state as scalars: `last_epoch`, `base_lr.0`, `base_lr.1`, ...
     pub fn save(&self, state: &mut State) {
-        state
-            .scalars
-            .insert("last_epoch".into(), self.last_epoch as f64);
+        state.scalars.insert("last_epoch".into(), self.last_epoch as f64);
         for (i, lr) in self.base_lrs.iter().enumerate() {
             state.scalars.insert(format!("base_lr.{i}"), *lr);
         }
@@ -32,13 +27,8 @@ impl Progress {
     /// Restores what [`Progress::save`] wrote.
     pub fn load(name: &str, state: &State) -> Result<Self> {
         let last_epoch = scalar(name, state, "last_epoch")? as i64;
-        let base_lrs = (0..)
-            .map_while(|i| state.scalar(&format!("base_lr.{i}")))
-            .collect();
-        Ok(Progress {
-            last_epoch,
-            base_lrs,
-        })
+        let base_lrs = (0..).map_while(|i| state.scalar(&format!("base_lr.{i}"))).collect();
+        Ok(Progress { last_epoch, base_lrs })
     }
 
     /// The base learning rate of group `i`.
@@ -54,7 +44,5 @@ impl Progress {
 
 /// A saved scalar, or an error naming it.
 pub fn scalar(name: &str, state: &State, key: &str) -> Result<f64> {
-    state
-        .scalar(key)
-        .ok_or_else(|| Error::input(format!("{name}: the saved scheduler state has no '{key}'")))
+    state.scalar(key).ok_or_else(|| Error::input(format!("{name}: the saved scheduler state has no '{key}'")))
 }

@@ -31,8 +31,7 @@ impl Scheduler for CosineLr {
             *lr = if (t - 1 - t_max) % (2 * t_max) == 0 {
                 *lr + (base - eta_min) * (1.0 - (PI / t_max as f64).cos()) / 2.0
             } else {
-                (1.0 + (PI * t as f64 / t_max as f64).cos())
-                    / (1.0 + (PI * (t - 1) as f64 / t_max as f64).cos())
+                (1.0 + (PI * t as f64 / t_max as f64).cos()) / (1.0 + (PI * (t - 1) as f64 / t_max as f64).cos())
                     * (*lr - eta_min)
                     + eta_min
             };

@@ -23,9 +23,7 @@ impl CosineWarmRestarts {
     fn apply(&self, lrs: &mut [f64]) -> Result<()> {
         for (i, lr) in lrs.iter_mut().enumerate() {
             let base = self.progress.base(i)?;
-            *lr = self.eta_min
-                + (base - self.eta_min) * (1.0 + (PI * self.t_cur as f64 / self.t_i as f64).cos())
-                    / 2.0;
+            *lr = self.eta_min + (base - self.eta_min) * (1.0 + (PI * self.t_cur as f64 / self.t_i as f64).cos()) / 2.0;
         }
         Ok(())
     }

@@ -20,11 +20,7 @@ impl Scheduler for MultiStepLr {
 
     fn step(&mut self, lrs: &mut [f64], _metric: Option<f64>) -> Result<()> {
         self.progress.last_epoch += 1;
-        let hits = self
-            .milestones
-            .iter()
-            .filter(|&&m| m == self.progress.last_epoch)
-            .count();
+        let hits = self.milestones.iter().filter(|&&m| m == self.progress.last_epoch).count();
         if hits > 0 {
             let factor = self.gamma.powi(hits as i32);
             lrs.iter_mut().for_each(|lr| *lr *= factor);

@@ -42,10 +42,7 @@ impl OneCycle {
                 (total - 1.0, initial, min),
             ]
         } else {
-            vec![
-                (self.pct_start * total - 1.0, initial, self.max_lr),
-                (total - 1.0, self.max_lr, min),
-            ]
+            vec![(self.pct_start * total - 1.0, initial, self.max_lr), (total - 1.0, self.max_lr, min)]
         };
         let step = step as f64;
         let mut start_step = 0.0;

@@ -37,11 +37,7 @@ impl ReduceOnPlateau {
 impl Scheduler for ReduceOnPlateau {
     fn init(&mut self, lrs: &mut [f64]) -> Result<()> {
         self.progress = Progress::start(lrs);
-        self.best = if self.maximize {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        };
+        self.best = if self.maximize { f64::NEG_INFINITY } else { f64::INFINITY };
         self.num_bad_epochs = 0;
         self.cooldown_counter = 0;
         Ok(())
@@ -52,9 +48,8 @@ impl Scheduler for ReduceOnPlateau {
     }
 
     fn step(&mut self, lrs: &mut [f64], metric: Option<f64>) -> Result<()> {
-        let current = metric.ok_or_else(|| {
-            Error::input("reduce_on_plateau needs the monitored metric at every step")
-        })?;
+        let current =
+            metric.ok_or_else(|| Error::input("reduce_on_plateau needs the monitored metric at every step"))?;
         self.progress.last_epoch += 1;
         if self.is_better(current) {
             self.best = current;
@@ -83,10 +78,8 @@ impl Scheduler for ReduceOnPlateau {
         let mut s = State::new();
         self.progress.save(&mut s);
         s.scalars.insert("best".into(), self.best);
-        s.scalars
-            .insert("num_bad_epochs".into(), self.num_bad_epochs as f64);
-        s.scalars
-            .insert("cooldown_counter".into(), self.cooldown_counter as f64);
+        s.scalars.insert("num_bad_epochs".into(), self.num_bad_epochs as f64);
+        s.scalars.insert("cooldown_counter".into(), self.cooldown_counter as f64);
         s
     }
 

@@ -54,23 +54,15 @@ impl CpuFloat for f64 {
 }
 
 fn range(layout: &Layout) -> candle_core::Result<(usize, usize)> {
-    layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("fused kernel: tensor is not contiguous".into()))
+    layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("fused kernel: tensor is not contiguous".into()))
 }
 
-fn data_mut<'a, T: CpuFloat>(
-    s: &'a mut CpuStorage,
-    l: &Layout,
-) -> candle_core::Result<&'a mut [T]> {
+fn data_mut<'a, T: CpuFloat>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [T]> {
     let (a, b) = range(l)?;
     let dtype = s.dtype_name();
-    T::slice_mut(s).map(|v| &mut v[a..b]).ok_or_else(|| {
-        candle_core::Error::Msg(format!(
-            "fused kernel: expected {:?}, got {dtype}",
-            T::DTYPE
-        ))
-    })
+    T::slice_mut(s)
+        .map(|v| &mut v[a..b])
+        .ok_or_else(|| candle_core::Error::Msg(format!("fused kernel: expected {:?}, got {dtype}", T::DTYPE)))
 }
 
 fn data<'a, T: CpuFloat>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
@@ -109,44 +101,25 @@ impl<F: FnMut(&mut CpuStorage, &Layout) -> candle_core::Result<()>> InplaceOp1 f
 
 struct Lock2<F>(RefCell<F>);
 
-impl<F: FnMut(&mut CpuStorage, &Layout, &CpuStorage, &Layout) -> candle_core::Result<()>> InplaceOp2
-    for Lock2<F>
-{
+impl<F: FnMut(&mut CpuStorage, &Layout, &CpuStorage, &Layout) -> candle_core::Result<()>> InplaceOp2 for Lock2<F> {
     fn name(&self) -> &'static str {
         "fused-lock"
     }
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<()> {
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
         (self.0.borrow_mut())(s1, l1, s2, l2)
     }
 }
 
-fn lock<T: CpuFloat>(
-    t: &Tensor,
-    mut f: impl FnMut(&mut [T]) -> candle_core::Result<()>,
-) -> candle_core::Result<()> {
-    t.inplace_op1(&Lock1(RefCell::new(|s: &mut CpuStorage, l: &Layout| {
-        f(data_mut(s, l)?)
-    })))
+fn lock<T: CpuFloat>(t: &Tensor, mut f: impl FnMut(&mut [T]) -> candle_core::Result<()>) -> candle_core::Result<()> {
+    t.inplace_op1(&Lock1(RefCell::new(|s: &mut CpuStorage, l: &Layout| f(data_mut(s, l)?))))
 }
 
 /// Whether the fused kernels can run on these tensors: CPU, contiguous, dtype `T`, one
 /// element count.
 pub fn fusable<T: CpuFloat>(param: &Tensor, grad: &Tensor, states: &[&Tensor]) -> bool {
-    std::iter::once(param)
-        .chain(std::iter::once(grad))
-        .chain(states.iter().copied())
-        .all(|t| {
-            t.device().is_cpu()
-                && t.is_contiguous()
-                && t.dtype() == T::DTYPE
-                && t.elem_count() == param.elem_count()
-        })
+    std::iter::once(param).chain(std::iter::once(grad)).chain(states.iter().copied()).all(|t| {
+        t.device().is_cpu() && t.is_contiguous() && t.dtype() == T::DTYPE && t.elem_count() == param.elem_count()
+    })
 }
 
 /// What [`with_cpu_data`] calls: `(param, grad, states)`.
@@ -173,26 +146,19 @@ pub fn with_cpu_data<T: CpuFloat>(
         f(p, g, s);
         Ok(())
     };
-    let mut run =
-        |p: &mut CpuStorage, pl: &Layout, g: &CpuStorage, gl: &Layout| -> candle_core::Result<()> {
-            let (p, g) = (data_mut::<T>(p, pl)?, data::<T>(g, gl)?);
-            match states {
-                [] => go(p, g, &mut []),
-                [a] => lock(a, |a| go(p, g, &mut [a])),
-                [a, b] => lock(a, |a| lock(b, |b| go(p, g, &mut [&mut *a, b]))),
-                [a, b, c] => lock(a, |a| {
-                    lock(b, |b| lock(c, |c| go(p, g, &mut [&mut *a, &mut *b, c])))
-                }),
-                [a, b, c, d] => lock(a, |a| {
-                    lock(b, |b| {
-                        lock(c, |c| {
-                            lock(d, |d| go(p, g, &mut [&mut *a, &mut *b, &mut *c, d]))
-                        })
-                    })
-                }),
-                _ => candle_core::bail!("fused kernel: at most four state tensors"),
+    let mut run = |p: &mut CpuStorage, pl: &Layout, g: &CpuStorage, gl: &Layout| -> candle_core::Result<()> {
+        let (p, g) = (data_mut::<T>(p, pl)?, data::<T>(g, gl)?);
+        match states {
+            [] => go(p, g, &mut []),
+            [a] => lock(a, |a| go(p, g, &mut [a])),
+            [a, b] => lock(a, |a| lock(b, |b| go(p, g, &mut [&mut *a, b]))),
+            [a, b, c] => lock(a, |a| lock(b, |b| lock(c, |c| go(p, g, &mut [&mut *a, &mut *b, c])))),
+            [a, b, c, d] => {
+                lock(a, |a| lock(b, |b| lock(c, |c| lock(d, |d| go(p, g, &mut [&mut *a, &mut *b, &mut *c, d])))))
             }
-        };
+            _ => candle_core::bail!("fused kernel: at most four state tensors"),
+        }
+    };
     param.inplace_op2(grad, &Lock2(RefCell::new(&mut run)))?;
     Ok(())
 }
@@ -220,12 +186,7 @@ impl<T, F: Fn(&mut [T], &[T], &mut [&mut [T]]) + Sync> ChunkKernel<T> for F {
 
 /// Runs `kernel` over matching chunks of `p`, `g` and each state, in parallel on the
 /// rayon pool (one chunk for small tensors), with the widest vector unit available.
-pub fn par_chunks<T: CpuFloat, K: ChunkKernel<T>>(
-    p: &mut [T],
-    g: &[T],
-    states: &mut [&mut [T]],
-    kernel: &K,
-) {
+pub fn par_chunks<T: CpuFloat, K: ChunkKernel<T>>(p: &mut [T], g: &[T], states: &mut [&mut [T]], kernel: &K) {
     let threads = rayon::current_num_threads().max(1);
     if p.len() <= CHUNK || threads == 1 {
         run_vectorized(kernel, p, g, states);
@@ -233,24 +194,13 @@ pub fn par_chunks<T: CpuFloat, K: ChunkKernel<T>>(
     }
     // One contiguous stretch per thread: each core streams through its own memory.
     let chunk = CHUNK;
-    let mut state_chunks: Vec<std::slice::ChunksMut<'_, T>> =
-        states.iter_mut().map(|s| s.chunks_mut(chunk)).collect();
+    let mut state_chunks: Vec<std::slice::ChunksMut<'_, T>> = states.iter_mut().map(|s| s.chunks_mut(chunk)).collect();
     let work: Vec<Work<'_, T>> = p
         .chunks_mut(chunk)
         .zip(g.chunks(chunk))
-        .map(|(pc, gc)| {
-            (
-                pc,
-                gc,
-                state_chunks
-                    .iter_mut()
-                    .map(|it| it.next().expect("same length"))
-                    .collect(),
-            )
-        })
+        .map(|(pc, gc)| (pc, gc, state_chunks.iter_mut().map(|it| it.next().expect("same length")).collect()))
         .collect();
-    work.into_par_iter()
-        .for_each(|(pc, gc, mut sc)| run_vectorized(kernel, pc, gc, &mut sc));
+    work.into_par_iter().for_each(|(pc, gc, mut sc)| run_vectorized(kernel, pc, gc, &mut sc));
 }
 
 fn run_vectorized<T, K: ChunkKernel<T>>(kernel: &K, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
@@ -258,11 +208,7 @@ fn run_vectorized<T, K: ChunkKernel<T>>(kernel: &K, p: &mut [T], g: &[T], s: &mu
     // peeling the elements before p's first 64-byte boundary aligns every stream, so no
     // vector load straddles two cache lines.
     let misaligned = (p.as_ptr() as usize) % 64;
-    let head = if misaligned == 0 {
-        0
-    } else {
-        ((64 - misaligned) / std::mem::size_of::<T>()).min(p.len())
-    };
+    let head = if misaligned == 0 { 0 } else { ((64 - misaligned) / std::mem::size_of::<T>()).min(p.len()) };
     if head > 0 && head < p.len() {
         let (p0, p1) = p.split_at_mut(head);
         let (g0, g1) = g.split_at(head);

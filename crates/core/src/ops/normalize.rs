@@ -3,9 +3,7 @@
 //! ±1000 stay finite), with its backward.
 
 use crate::{Error, Result};
-use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor,
-};
+use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use half::{bf16, f16};
 
 use crate::ops::pointwise::{check_float, on_cpu, Real};
@@ -61,28 +59,14 @@ pub fn apply(norm: Norm, dim: Option<i64>, x: &Tensor) -> Result<Tensor> {
         (1, 1, 1)
     } else {
         let dims = x.dims();
-        (
-            dims[..dim].iter().product(),
-            dims[dim],
-            dims[dim + 1..].iter().product(),
-        )
+        (dims[..dim].iter().product(), dims[dim], dims[dim + 1..].iter().product())
     };
-    let op = Normalize {
-        norm,
-        outer,
-        size,
-        inner,
-    };
+    let op = Normalize { norm, outer, size, inner };
     on_cpu(x, |x| Ok(x.contiguous()?.apply_op1(op)?))
 }
 
 /// Walks the `outer * inner` lines of length `size` in a contiguous [outer, size, inner] buffer.
-fn for_each_line(
-    outer: usize,
-    size: usize,
-    inner: usize,
-    mut f: impl FnMut(&dyn Fn(usize) -> usize),
-) {
+fn for_each_line(outer: usize, size: usize, inner: usize, mut f: impl FnMut(&dyn Fn(usize) -> usize)) {
     for o in 0..outer {
         for i in 0..inner {
             let base = o * size * inner + i;
@@ -94,13 +78,7 @@ fn for_each_line(
 fn forward<T: Real>(norm: Norm, x: &[T], outer: usize, size: usize, inner: usize) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
     for_each_line(outer, size, inner, |at| {
-        let max = (0..size).map(|k| x[at(k)]).fold(T::neg_infinity(), |m, v| {
-            if v > m || v.is_nan() {
-                v
-            } else {
-                m
-            }
-        });
+        let max = (0..size).map(|k| x[at(k)]).fold(T::neg_infinity(), |m, v| if v > m || v.is_nan() { v } else { m });
         let mut sum = T::zero();
         for k in 0..size {
             let e = (x[at(k)] - max).exp();
@@ -121,14 +99,7 @@ fn forward<T: Real>(norm: Norm, x: &[T], outer: usize, size: usize, inner: usize
 }
 
 /// softmax: g_in = y * (g - sum(g * y)); log_softmax: g_in = g - exp(y) * sum(g).
-fn backward<T: Real>(
-    norm: Norm,
-    y: &[T],
-    g: &[T],
-    outer: usize,
-    size: usize,
-    inner: usize,
-) -> Vec<T> {
+fn backward<T: Real>(norm: Norm, y: &[T], g: &[T], outer: usize, size: usize, inner: usize) -> Vec<T> {
     let mut out = vec![T::zero(); y.len()];
     for_each_line(outer, size, inner, |at| match norm {
         Norm::Softmax => {
@@ -168,37 +139,16 @@ impl CustomOp1 for Normalize {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Normalize {
-            norm,
-            outer,
-            size,
-            inner,
-        } = *self;
+        let Normalize { norm, outer, size, inner } = *self;
         let out = match s {
-            CpuStorage::F32(v) => {
-                CpuStorage::F32(forward(norm, contiguous(v, l)?, outer, size, inner))
-            }
-            CpuStorage::F64(v) => {
-                CpuStorage::F64(forward(norm, contiguous(v, l)?, outer, size, inner))
-            }
+            CpuStorage::F32(v) => CpuStorage::F32(forward(norm, contiguous(v, l)?, outer, size, inner)),
+            CpuStorage::F64(v) => CpuStorage::F64(forward(norm, contiguous(v, l)?, outer, size, inner)),
             CpuStorage::F16(v) => {
-                let y = forward(
-                    norm,
-                    &to_f32(contiguous(v, l)?, f16::to_f32),
-                    outer,
-                    size,
-                    inner,
-                );
+                let y = forward(norm, &to_f32(contiguous(v, l)?, f16::to_f32), outer, size, inner);
                 CpuStorage::F16(y.into_iter().map(f16::from_f32).collect())
             }
             CpuStorage::BF16(v) => {
-                let y = forward(
-                    norm,
-                    &to_f32(contiguous(v, l)?, bf16::to_f32),
-                    outer,
-                    size,
-                    inner,
-                );
+                let y = forward(norm, &to_f32(contiguous(v, l)?, bf16::to_f32), outer, size, inner);
                 CpuStorage::BF16(y.into_iter().map(bf16::from_f32).collect())
             }
             other => candle_core::bail!("{}: unsupported dtype {:?}", norm.name(), other.dtype()),
@@ -206,16 +156,8 @@ impl CustomOp1 for Normalize {
         Ok((out, l.shape().clone()))
     }
 
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(
-            res.contiguous()?
-                .apply_op2_no_bwd(&grad_res.contiguous()?, self)?,
-        ))
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(res.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, self)?))
     }
 }
 
@@ -231,52 +173,21 @@ impl CustomOp2 for Normalize {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Normalize {
-            norm,
-            outer,
-            size,
-            inner,
-        } = *self;
+        let Normalize { norm, outer, size, inner } = *self;
         let out = match (ys, gs) {
-            (CpuStorage::F32(y), CpuStorage::F32(g)) => CpuStorage::F32(backward(
-                norm,
-                contiguous(y, yl)?,
-                contiguous(g, gl)?,
-                outer,
-                size,
-                inner,
-            )),
-            (CpuStorage::F64(y), CpuStorage::F64(g)) => CpuStorage::F64(backward(
-                norm,
-                contiguous(y, yl)?,
-                contiguous(g, gl)?,
-                outer,
-                size,
-                inner,
-            )),
+            (CpuStorage::F32(y), CpuStorage::F32(g)) => {
+                CpuStorage::F32(backward(norm, contiguous(y, yl)?, contiguous(g, gl)?, outer, size, inner))
+            }
+            (CpuStorage::F64(y), CpuStorage::F64(g)) => {
+                CpuStorage::F64(backward(norm, contiguous(y, yl)?, contiguous(g, gl)?, outer, size, inner))
+            }
             (CpuStorage::F16(y), CpuStorage::F16(g)) => {
-                let (y, g) = (
-                    to_f32(contiguous(y, yl)?, f16::to_f32),
-                    to_f32(contiguous(g, gl)?, f16::to_f32),
-                );
-                CpuStorage::F16(
-                    backward(norm, &y, &g, outer, size, inner)
-                        .into_iter()
-                        .map(f16::from_f32)
-                        .collect(),
-                )
+                let (y, g) = (to_f32(contiguous(y, yl)?, f16::to_f32), to_f32(contiguous(g, gl)?, f16::to_f32));
+                CpuStorage::F16(backward(norm, &y, &g, outer, size, inner).into_iter().map(f16::from_f32).collect())
             }
             (CpuStorage::BF16(y), CpuStorage::BF16(g)) => {
-                let (y, g) = (
-                    to_f32(contiguous(y, yl)?, bf16::to_f32),
-                    to_f32(contiguous(g, gl)?, bf16::to_f32),
-                );
-                CpuStorage::BF16(
-                    backward(norm, &y, &g, outer, size, inner)
-                        .into_iter()
-                        .map(bf16::from_f32)
-                        .collect(),
-                )
+                let (y, g) = (to_f32(contiguous(y, yl)?, bf16::to_f32), to_f32(contiguous(g, gl)?, bf16::to_f32));
+                CpuStorage::BF16(backward(norm, &y, &g, outer, size, inner).into_iter().map(bf16::from_f32).collect())
             }
             _ => candle_core::bail!("{} backward: mismatched dtypes", norm.name()),
         };

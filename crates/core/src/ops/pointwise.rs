@@ -9,9 +9,7 @@
 use std::fmt::Debug;
 
 use crate::{Error, Result};
-use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Shape, Tensor,
-};
+use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use half::{bf16, f16};
 
 /// Scalar types the kernels compute in: f32 and f64 (f16 and bf16 compute in f32, as
@@ -141,21 +139,12 @@ impl<P: Pointwise> CustomOp1 for Forward<P> {
         P::NAME
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let out = map_float!(P::NAME, layout, storage, |x: T| self.0.fwd::<T>(x));
         Ok((out, layout.shape().clone()))
     }
 
-    fn bwd(
-        &self,
-        arg: &Tensor,
-        res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let grad = arg.contiguous()?.apply_op3_no_bwd(
             &res.contiguous()?,
             &grad_res.contiguous()?,
@@ -207,37 +196,25 @@ pub(crate) fn map3<F: Fn3>(
     (c, cl): (&CpuStorage, &Layout),
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     fn zip3<T: Copy, R>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> R) -> Vec<R> {
-        a.iter()
-            .zip(b)
-            .zip(c)
-            .map(|((&a, &b), &c)| f(a, b, c))
-            .collect()
+        a.iter().zip(b).zip(c).map(|((&a, &b), &c)| f(a, b, c)).collect()
     }
     let out = match (a, b, c) {
-        (CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c)) => CpuStorage::F32(zip3(
-            slice(a, al)?,
-            slice(b, bl)?,
-            slice(c, cl)?,
-            |a, b, c| f.call(a, b, c),
-        )),
-        (CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c)) => CpuStorage::F64(zip3(
-            slice(a, al)?,
-            slice(b, bl)?,
-            slice(c, cl)?,
-            |a, b, c| f.call(a, b, c),
-        )),
-        (CpuStorage::F16(a), CpuStorage::F16(b), CpuStorage::F16(c)) => CpuStorage::F16(zip3(
-            slice(a, al)?,
-            slice(b, bl)?,
-            slice(c, cl)?,
-            |a, b, c| f16::from_f32(f.call(a.to_f32(), b.to_f32(), c.to_f32())),
-        )),
-        (CpuStorage::BF16(a), CpuStorage::BF16(b), CpuStorage::BF16(c)) => CpuStorage::BF16(zip3(
-            slice(a, al)?,
-            slice(b, bl)?,
-            slice(c, cl)?,
-            |a, b, c| bf16::from_f32(f.call(a.to_f32(), b.to_f32(), c.to_f32())),
-        )),
+        (CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c)) => {
+            CpuStorage::F32(zip3(slice(a, al)?, slice(b, bl)?, slice(c, cl)?, |a, b, c| f.call(a, b, c)))
+        }
+        (CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c)) => {
+            CpuStorage::F64(zip3(slice(a, al)?, slice(b, bl)?, slice(c, cl)?, |a, b, c| f.call(a, b, c)))
+        }
+        (CpuStorage::F16(a), CpuStorage::F16(b), CpuStorage::F16(c)) => {
+            CpuStorage::F16(zip3(slice(a, al)?, slice(b, bl)?, slice(c, cl)?, |a, b, c| {
+                f16::from_f32(f.call(a.to_f32(), b.to_f32(), c.to_f32()))
+            }))
+        }
+        (CpuStorage::BF16(a), CpuStorage::BF16(b), CpuStorage::BF16(c)) => {
+            CpuStorage::BF16(zip3(slice(a, al)?, slice(b, bl)?, slice(c, cl)?, |a, b, c| {
+                bf16::from_f32(f.call(a.to_f32(), b.to_f32(), c.to_f32()))
+            }))
+        }
         _ => candle_core::bail!(
             "{name}: arguments of mismatched or unsupported dtypes {:?}, {:?}, {:?}",
             a.dtype(),

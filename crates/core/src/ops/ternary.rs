@@ -25,10 +25,7 @@ pub trait Ternary: Clone + Debug + Send + Sync + 'static {
 pub fn apply<P: Ternary>(op: &P, x: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     check_float(P::NAME, x)?;
     let prepare = |t: &Tensor| -> Result<Tensor> {
-        let t = t
-            .detach()
-            .to_dtype(x.dtype())?
-            .to_device(&candle_core::Device::Cpu)?;
+        let t = t.detach().to_dtype(x.dtype())?.to_device(&candle_core::Device::Cpu)?;
         t.broadcast_as(x.shape())
             .map_err(|_| {
                 Error::input(format!(
@@ -42,9 +39,7 @@ pub fn apply<P: Ternary>(op: &P, x: &Tensor, a: &Tensor, b: &Tensor) -> Result<T
             .map_err(Error::from)
     };
     let (a, b) = (prepare(a)?, prepare(b)?);
-    on_cpu(x, |x| {
-        Ok(x.contiguous()?.apply_op3(&a, &b, Forward(op.clone()))?)
-    })
+    on_cpu(x, |x| Ok(x.contiguous()?.apply_op3(&a, &b, Forward(op.clone()))?))
 }
 
 /// [`apply`] for functions of x and one other tensor.
@@ -86,11 +81,7 @@ impl<P: Ternary> CustomOp3 for Forward<P> {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d = x.contiguous()?.apply_op3_no_bwd(
-            &a.contiguous()?,
-            &b.contiguous()?,
-            &Derivative(self.0.clone()),
-        )?;
+        let d = x.contiguous()?.apply_op3_no_bwd(&a.contiguous()?, &b.contiguous()?, &Derivative(self.0.clone()))?;
         Ok((Some(d.mul(grad)?), None, None))
     }
 }
