@@ -125,6 +125,20 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
     s.parse::<Kind>().map_err(|e| e.to_string())
 }
 
+/// The whole `ember` command line: parses the process arguments, runs, and exits. A
+/// binary that links extra plugin crates is the full CLI with those plugins registered:
+///
+/// ```no_run
+/// // use my_optimizer as _;   // link the plugin crate, so its registrations exist
+/// fn main() {
+///     ember::cli::main()
+/// }
+/// ```
+pub fn main() -> ! {
+    let code = run(std::env::args_os(), &mut std::io::stdout(), &mut std::io::stderr());
+    std::process::exit(code)
+}
+
 /// Runs the CLI with `args` (the first is the program name); returns the exit status.
 pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> i32
 where

@@ -1,0 +1,9 @@
+//! `ember-lion`: Ember's full command line with the Lion optimizer linked in, so
+//! `ember-lion plugins --kind optimizer` lists `lion` and `ember-lion train run.toml`
+//! can train with `[optimizer] name = "lion"`.
+
+use ember_lion as _;
+
+fn main() {
+    ember::cli::main()
+}
