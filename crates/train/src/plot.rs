@@ -1,7 +1,7 @@
 //! The run's figures, redrawn after each epoch: `loss.{png,svg}` (train and eval loss)
 //! and `accuracy.{png,svg}` (train and eval accuracy) per epoch, like the seed's plots.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ember_core::{Error, Result};
@@ -115,5 +115,118 @@ where
         .label_font(("sans-serif", 14))
         .draw()
         .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// One line of a [`figure`].
+#[derive(Clone, Debug)]
+pub struct Line {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    /// Draw a dot at every point (paths of iterates).
+    pub markers: bool,
+    /// A thin grey background line without a legend entry (contours, the function).
+    pub background: bool,
+}
+
+impl Line {
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Line { name: name.into(), points, markers: false, background: false }
+    }
+
+    pub fn with_markers(mut self) -> Self {
+        self.markers = true;
+        self
+    }
+
+    pub fn background(mut self) -> Self {
+        self.background = true;
+        self
+    }
+}
+
+const PALETTE: [RGBColor; 6] = [BLUE, RED, GREEN, MAGENTA, RGBColor(230, 140, 0), CYAN];
+
+/// Draws `lines` into `{stem}.png` and `{stem}.svg`, with the given axis labels.
+pub fn figure(stem: &Path, x_desc: &str, y_desc: &str, lines: &[Line]) -> Result<()> {
+    register_font()?;
+    if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::input(format!("{}: cannot create: {e}", dir.display())))?;
+    }
+    let pts: Vec<(f64, f64)> =
+        lines.iter().flat_map(|l| l.points.iter().copied()).filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+    if pts.is_empty() {
+        return Err(Error::input(format!("{}: nothing to plot", stem.display())));
+    }
+    let range = |f: fn(&(f64, f64)) -> f64| {
+        let (lo, hi) = pts.iter().map(f).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        let pad = if hi > lo { (hi - lo) * 0.05 } else { 0.5 };
+        (lo - pad)..(hi + pad)
+    };
+    let (xr, yr) = (range(|p| p.0), range(|p| p.1));
+    let draw = |root: DrawingArea<_, Shift>| -> std::result::Result<(), String> {
+        general(&root, xr.clone(), yr.clone(), x_desc, y_desc, lines)
+    };
+    // Appended, not `with_extension`: a stem such as `eta0.2` has no extension.
+    let svg = PathBuf::from(format!("{}.svg", stem.display()));
+    let png = PathBuf::from(format!("{}.png", stem.display()));
+    draw(SVGBackend::new(&svg, (640, 480)).into_drawing_area())
+        .map_err(|e| Error::input(format!("{}: {e}", svg.display())))?;
+    let bitmap = BitMapBackend::new(&png, (640, 480)).into_drawing_area();
+    general(&bitmap, xr, yr, x_desc, y_desc, lines).map_err(|e| Error::input(format!("{}: {e}", png.display())))?;
+    bitmap.present().map_err(|e| Error::input(format!("{}: {e}", png.display())))?;
+    Ok(())
+}
+
+fn general<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    xr: std::ops::Range<f64>,
+    yr: std::ops::Range<f64>,
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[Line],
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut c = ChartBuilder::on(root)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(xr, yr)
+        .map_err(|e| e.to_string())?;
+    c.configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let mut color = 0;
+    for line in lines {
+        let finite: Vec<(f64, f64)> =
+            line.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+        if line.background {
+            c.draw_series(LineSeries::new(finite, RGBColor(170, 170, 170).stroke_width(1)))
+                .map_err(|e| e.to_string())?;
+            continue;
+        }
+        let col = PALETTE[color % PALETTE.len()];
+        color += 1;
+        c.draw_series(LineSeries::new(finite.clone(), col.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(line.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));
+        if line.markers {
+            c.draw_series(finite.iter().map(|&p| Circle::new(p, 3, col.filled()))).map_err(|e| e.to_string())?;
+        }
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())?;
     Ok(())
 }
