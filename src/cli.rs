@@ -128,8 +128,9 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
 /// The whole `ember` command line: parses the process arguments, runs, and exits. A
 /// binary that links extra plugin crates is the full CLI with those plugins registered:
 ///
-/// ```no_run
-/// // use my_optimizer as _;   // link the plugin crate, so its registrations exist
+/// ```text
+/// use my_optimizer as _;   // link the plugin crate, so its registrations exist
+///
 /// fn main() {
 ///     ember::cli::main()
 /// }
