@@ -81,6 +81,20 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Generate a new plugin crate (compiles and passes its tests as generated).
+    NewPlugin {
+        /// activation, loss, optimizer, scheduler or regularizer.
+        #[arg(value_parser = parse_kind)]
+        kind: Kind,
+        /// The plugin's registry name and crate name (snake_case).
+        name: String,
+        /// Where to create the crate (default ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Ember's source directory, for the path dependencies (default: this Ember's).
+        #[arg(long)]
+        ember_path: Option<PathBuf>,
+    },
     /// Time a component; the last line printed is a JSON object.
     Bench {
         #[command(subcommand)]
@@ -162,6 +176,17 @@ where
                 crate::commands::TrainArgs { config, device, epochs, out: dir, resume, seed, quiet, dataset, data_dir },
                 out,
             )
+        }
+        Command::NewPlugin { kind, name, dir, ember_path } => {
+            crate::scaffold::new_plugin(kind, &name, dir.as_deref(), ember_path.as_deref()).and_then(|root| {
+                writeln!(
+                    out,
+                    "created {} ({kind} plugin `{name}`); next: cd {} && cargo test",
+                    root.display(),
+                    root.display()
+                )?;
+                Ok(())
+            })
         }
         Command::Export { checkpoint, out: dest } => crate::commands::export(&checkpoint, &dest, out),
         Command::Inspect { file } => crate::commands::inspect(&file, out),

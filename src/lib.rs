@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod device;
 pub mod parity;
+pub mod scaffold;
 
 pub use ember_core as core;
 pub use ember_data as data;
