@@ -152,24 +152,19 @@ impl Learner {
             .enumerate()
             .map(|(i, g)| ParamGroupSpec::from_table(i, g))
             .collect::<Result<Vec<_>>>()?;
-        let optimizer =
+        let mut optimizer =
             OptimizerDriver::new(&config.optimizer.name, &config.optimizer.config, &groups, model.named_parameters())
                 .map_err(|e| Error::input(format!("optimizer: {e}")))?;
         let scheduler = match &config.scheduler {
             Some(s) => {
                 let mut sched = registry::scheduler(&s.name, &s.config, &ctx)
                     .map_err(|e| Error::input(format!("scheduler: {e}")))?;
-                let mut lrs = optimizer.lrs().to_vec();
-                sched.init(&mut lrs)?;
-                Some((sched, lrs))
+                // As PyTorch's constructors do, the schedule sets the starting rates.
+                sched.init(optimizer.lrs_mut())?;
+                Some(sched)
             }
             None => None,
         };
-        let mut optimizer = optimizer;
-        let scheduler = scheduler.map(|(s, lrs)| {
-            optimizer.lrs_mut().copy_from_slice(&lrs);
-            s
-        });
         let specs = config
             .regularizers
             .iter()

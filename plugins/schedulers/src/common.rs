@@ -17,14 +17,16 @@ impl Progress {
     }
 
     /// The state as scalars: `last_epoch`, `base_lr.0`, `base_lr.1`, ...
-    pub fn save(&self, state: &mut State) {
+    pub fn to_state(&self) -> State {
+        let mut state = State::new();
         state.scalars.insert("last_epoch".into(), self.last_epoch as f64);
         for (i, lr) in self.base_lrs.iter().enumerate() {
             state.scalars.insert(format!("base_lr.{i}"), *lr);
         }
+        state
     }
 
-    /// Restores what [`Progress::save`] wrote.
+    /// Restores what [`Progress::to_state`] wrote.
     pub fn load(name: &str, state: &State) -> Result<Self> {
         let last_epoch = scalar(name, state, "last_epoch")? as i64;
         let base_lrs = (0..).map_while(|i| state.scalar(&format!("base_lr.{i}"))).collect();

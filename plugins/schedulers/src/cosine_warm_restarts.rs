@@ -48,8 +48,7 @@ impl Scheduler for CosineWarmRestarts {
     }
 
     fn state(&self) -> State {
-        let mut s = State::new();
-        self.progress.save(&mut s);
+        let mut s = self.progress.to_state();
         s.scalars.insert("T_i".into(), self.t_i as f64);
         s.scalars.insert("T_cur".into(), self.t_cur as f64);
         s

@@ -77,9 +77,7 @@ impl Scheduler for OneCycle {
     }
 
     fn state(&self) -> State {
-        let mut s = State::new();
-        self.progress.save(&mut s);
-        s
+        self.progress.to_state()
     }
 
     fn load_state(&mut self, state: &State) -> Result<()> {

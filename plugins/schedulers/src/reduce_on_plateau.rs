@@ -75,8 +75,7 @@ impl Scheduler for ReduceOnPlateau {
     }
 
     fn state(&self) -> State {
-        let mut s = State::new();
-        self.progress.save(&mut s);
+        let mut s = self.progress.to_state();
         s.scalars.insert("best".into(), self.best);
         s.scalars.insert("num_bad_epochs".into(), self.num_bad_epochs as f64);
         s.scalars.insert("cooldown_counter".into(), self.cooldown_counter as f64);

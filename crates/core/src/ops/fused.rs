@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 
+use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, InplaceOp1, InplaceOp2, Layout, Tensor};
 use rayon::prelude::*;
 
@@ -59,10 +60,10 @@ fn range(layout: &Layout) -> candle_core::Result<(usize, usize)> {
 
 fn data_mut<'a, T: CpuFloat>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [T]> {
     let (a, b) = range(l)?;
-    let dtype = s.dtype_name();
+    let dtype = s.dtype();
     T::slice_mut(s)
         .map(|v| &mut v[a..b])
-        .ok_or_else(|| candle_core::Error::Msg(format!("fused kernel: expected {:?}, got {dtype}", T::DTYPE)))
+        .ok_or_else(|| candle_core::Error::Msg(format!("fused kernel: expected {:?}, got {dtype:?}", T::DTYPE)))
 }
 
 fn data<'a, T: CpuFloat>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
@@ -70,22 +71,6 @@ fn data<'a, T: CpuFloat>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&
     T::slice(s)
         .map(|v| &v[a..b])
         .ok_or_else(|| candle_core::Error::Msg(format!("fused kernel: expected {:?}", T::DTYPE)))
-}
-
-trait DtypeName {
-    fn dtype_name(&self) -> &'static str;
-}
-
-impl DtypeName for CpuStorage {
-    fn dtype_name(&self) -> &'static str {
-        match self {
-            CpuStorage::F32(_) => "f32",
-            CpuStorage::F64(_) => "f64",
-            CpuStorage::F16(_) => "f16",
-            CpuStorage::BF16(_) => "bf16",
-            _ => "a non-float dtype",
-        }
-    }
 }
 
 struct Lock1<F>(RefCell<F>);
