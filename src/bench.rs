@@ -51,3 +51,66 @@ pub fn optimizer(
     writeln!(out, "{summary}")?;
     Ok(())
 }
+
+/// Trains `config` (default: the main job) for `epochs` and prints the median seconds per
+/// epoch after the first, the training steps per second, the final test accuracy and the
+/// mean time per phase (after the first epoch) as the last line.
+pub fn train(
+    config: Option<&std::path::Path>,
+    epochs: usize,
+    data_dir: Option<&std::path::Path>,
+    device: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    use ember_train::config::DataConfig;
+    let mut run = match config {
+        Some(p) => ember_train::RunConfig::from_file(p)?,
+        None => ember_train::RunConfig::from_toml(crate::commands::DEFAULT_CONFIG, "fashion_mnist_dropout.toml")?,
+    };
+    if let Some(d) = data_dir {
+        let dir = Some(d.display().to_string());
+        run.data = match run.data {
+            DataConfig::Mnist { .. } => DataConfig::Mnist { dir },
+            _ => DataConfig::FashionMnist { dir },
+        };
+    }
+    if epochs == 0 {
+        anyhow::bail!("--epochs must be at least 1");
+    }
+    run.train.epochs = epochs;
+    let dir = std::env::temp_dir().join(format!("ember-bench-{}", std::process::id()));
+    let mut learner =
+        ember_train::Learner::new(run, crate::device::parse(device)?, &dir, ember_train::Reporter::Stderr)?;
+    let summary = learner.fit();
+    let phases = learner.phase_history().to_vec();
+    let history = learner.progress().history.clone();
+    let _ = std::fs::remove_dir_all(&dir);
+    let summary = summary?;
+    let steady: Vec<&ember_train::Phases> =
+        if phases.len() > 1 { phases[1..].iter().collect() } else { phases.iter().collect() };
+    let n = steady.len().max(1) as f64;
+    let mean = |f: fn(&ember_train::Phases) -> f64| steady.iter().map(|p| f(p)).sum::<f64>() / n;
+    let mut secs: Vec<f64> = history.iter().skip(if history.len() > 1 { 1 } else { 0 }).map(|r| r.seconds).collect();
+    secs.sort_by(|a, b| a.total_cmp(b));
+    let median = secs.get(secs.len() / 2).copied().unwrap_or(f64::NAN);
+    let train_time = mean(|p| p.data + p.forward + p.loss + p.backward + p.optimizer);
+    let steps = learner.progress().step as f64 / history.len().max(1) as f64;
+    let line = json!({
+        "epochs": summary.epochs,
+        "seconds_per_epoch": median,
+        "steps_per_second": steps / train_time,
+        "eval_acc": summary.last.as_ref().map(|r| r.eval_acc),
+        "data": learner.data_source(),
+        "phases": {
+            "data": mean(|p| p.data),
+            "forward": mean(|p| p.forward),
+            "loss": mean(|p| p.loss),
+            "backward": mean(|p| p.backward),
+            "optimizer": mean(|p| p.optimizer),
+            "eval": mean(|p| p.eval),
+            "output": mean(|p| p.output),
+        },
+    });
+    writeln!(out, "{line}")?;
+    Ok(())
+}

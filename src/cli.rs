@@ -116,6 +116,17 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Train a run config (default: the main job) and report the time per epoch and its
+    /// split into phases.
+    Train {
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Time optimizer steps on one f32 parameter of NUMEL elements.
     Optimizer {
         /// A registered optimizer (`adam`, `sgd`, ...).
@@ -192,6 +203,9 @@ where
         Command::Inspect { file } => crate::commands::inspect(&file, out),
         Command::Predict { weights, config, input, out: dest, device } => {
             crate::commands::predict(&weights, config.as_deref(), &input, &dest, &device, out)
+        }
+        Command::Bench { what: BenchCommand::Train { config, epochs, data_dir, device } } => {
+            crate::bench::train(config.as_deref(), epochs, data_dir.as_deref(), &device, out)
         }
         Command::Bench { what: BenchCommand::Optimizer { name, numel, steps, config, composed } } => {
             crate::bench::optimizer(&name, numel, steps, &config, composed, out)

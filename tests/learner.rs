@@ -392,3 +392,17 @@ fn asking_for_a_device_this_build_lacks_says_how_to_rebuild() {
     assert_eq!(code, 1);
     assert!(err.contains("--device tpu: unknown device; use cpu, cuda[:N], metal[:N] or auto"), "{err}");
 }
+
+#[test]
+fn bench_train_reports_the_time_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), BASE);
+    let (code, out, err) = ember(&["bench", "train", cfg.to_str().unwrap(), "--epochs", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(v["seconds_per_epoch"].as_f64().unwrap() > 0.0 && v["steps_per_second"].as_f64().unwrap() > 0.0, "{v}");
+    for phase in ["data", "forward", "loss", "backward", "optimizer", "eval", "output"] {
+        assert!(v["phases"][phase].as_f64().unwrap() >= 0.0, "{phase} in {v}");
+    }
+    assert!(v["eval_acc"].as_f64().is_some());
+}

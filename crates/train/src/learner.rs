@@ -100,6 +100,23 @@ pub struct Learner {
     reporter: Reporter,
     data_source: String,
     data_notice: Option<String>,
+    phases: Phases,
+    phase_history: Vec<Phases>,
+}
+
+/// Seconds spent per phase in one epoch (`ember bench train` reports them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Phases {
+    /// Gathering batches and moving them to the device.
+    pub data: f64,
+    pub forward: f64,
+    pub loss: f64,
+    pub backward: f64,
+    /// Clipping, the optimizer step, constraints, per-step scheduling.
+    pub optimizer: f64,
+    pub eval: f64,
+    /// metrics.csv, plots, checkpoints.
+    pub output: f64,
 }
 
 /// The model a run config describes (weights initialised from its seed).
@@ -196,6 +213,8 @@ impl Learner {
             reporter,
             data_source: source,
             data_notice: notice,
+            phases: Phases::default(),
+            phase_history: Vec::new(),
         })
     }
 
@@ -258,6 +277,11 @@ impl Learner {
         &self.out
     }
 
+    /// The time split of each epoch trained by this Learner (not restored on resume).
+    pub fn phase_history(&self) -> &[Phases] {
+        &self.phase_history
+    }
+
     /// Where the data came from (a directory, "synthetic", or the embedded subset).
     pub fn data_source(&self) -> &str {
         &self.data_source
@@ -279,7 +303,9 @@ impl Learner {
             self.progress.history.push(record.clone());
             self.progress.epoch += 1;
             self.write_metrics()?;
+            let t = Instant::now();
             crate::plot::draw(&self.out, &self.progress.history)?;
+            self.phases.output += t.elapsed().as_secs_f64();
             self.report(&format!(
                 "epoch {}/{}  train_loss {:.4}  train_acc {:.4}  eval_loss {:.4}  eval_acc {:.4}  lr {:.4e}  {:.2}s",
                 record.epoch,
@@ -293,7 +319,10 @@ impl Learner {
             ));
             let improved = self.track_best(&record);
             self.early_stopping(&record);
+            let t = Instant::now();
             last_ckpt = Some(self.save_checkpoint(improved)?);
+            self.phases.output += t.elapsed().as_secs_f64();
+            self.phase_history.push(std::mem::take(&mut self.phases));
         }
         let secs: Vec<f64> = self.progress.history.iter().map(|r| r.seconds).collect();
         Ok(Summary {
@@ -340,11 +369,17 @@ impl Learner {
         let params: Vec<candle_core::Var> = self.model.named_parameters().into_iter().map(|(_, v)| v).collect();
         let bar = self.progress_bar(batches, epoch + 1);
         for b in 0..batches {
+            let t = Instant::now();
             let (x, y) = self.loader.batch(&self.train, &order, b)?;
+            self.phases.data += t.elapsed().as_secs_f64();
             let seed = rng::at(self.config.seed ^ DROPOUT_STREAM, self.progress.batches);
             self.progress.batches += 1;
+            let t = Instant::now();
             let out = self.model.forward(&x, &mut Context::train(seed))?;
+            self.phases.forward += t.elapsed().as_secs_f64();
+            let t = Instant::now();
             let loss = self.loss.forward(&out, &y)?;
+            self.phases.loss += t.elapsed().as_secs_f64();
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !value.is_finite() {
                 return Err(Error::input(format!(
@@ -372,7 +407,9 @@ impl Learner {
             if accumulate > 1 {
                 total = total.affine(1.0 / accumulate as f64, 0.0)?;
             }
+            let t = Instant::now();
             let grads = total.backward()?;
+            self.phases.backward += t.elapsed().as_secs_f64();
             acc = Some(match acc.take() {
                 None => grads,
                 Some(mut a) => {
@@ -390,7 +427,9 @@ impl Learner {
             });
             if (b + 1) % accumulate == 0 || b + 1 == batches {
                 let mut grads = acc.take().expect("gradients accumulated");
+                let t = Instant::now();
                 self.optimizer_step(&mut grads, &params)?;
+                self.phases.optimizer += t.elapsed().as_secs_f64();
             }
             if let Some(bar) = &bar {
                 bar.inc(1);
@@ -401,7 +440,9 @@ impl Learner {
             bar.finish_and_clear();
         }
         let lr = self.optimizer.lrs()[0];
+        let t = Instant::now();
         let (eval_loss, eval_acc) = self.evaluate()?;
+        self.phases.eval += t.elapsed().as_secs_f64();
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: loss_sum / seen as f64,

@@ -15,6 +15,6 @@ pub mod regularize;
 
 pub use clip::{clip_grad_norm, clip_grad_value, NormType};
 pub use config::RunConfig;
-pub use learner::{build_model, EpochRecord, Learner, Progress, Reporter, Summary};
+pub use learner::{build_model, EpochRecord, Learner, Phases, Progress, Reporter, Summary};
 pub use optim::{load_scheduler_state, scheduler_state_dict, OptimizerDriver, ParamGroupSpec};
 pub use regularize::{Regularization, RegularizerSpec};
