@@ -59,6 +59,10 @@ enum Command {
         /// A folder with the four IDX files (train-images-idx3-ubyte[.gz], ...).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// CPU threads for tensor operations (default: every core). On small models one
+        /// thread can be faster than several.
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Write a checkpoint's weights (PyTorch names) as a safetensors file.
     Export {
@@ -126,6 +130,9 @@ enum BenchCommand {
         data_dir: Option<PathBuf>,
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// CPU threads for tensor operations (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Time optimizer steps on one f32 parameter of NUMEL elements.
     Optimizer {
@@ -144,6 +151,14 @@ enum BenchCommand {
         #[arg(long)]
         composed: bool,
     },
+}
+
+/// Sets the CPU thread count for tensor operations; must run before any of them (the
+/// thread pool and candle both read `RAYON_NUM_THREADS` when first used).
+fn set_threads(threads: Option<usize>) {
+    if let Some(n) = threads {
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
@@ -182,7 +197,8 @@ where
     };
     let result = match cli.command {
         Command::Plugins { kind, json } => list_plugins(kind, json, out).map_err(anyhow::Error::from),
-        Command::Train { config, device, epochs, out: dir, resume, seed, quiet, dataset, data_dir } => {
+        Command::Train { config, device, epochs, out: dir, resume, seed, quiet, dataset, data_dir, threads } => {
+            set_threads(threads);
             crate::commands::train(
                 crate::commands::TrainArgs { config, device, epochs, out: dir, resume, seed, quiet, dataset, data_dir },
                 out,
@@ -204,7 +220,8 @@ where
         Command::Predict { weights, config, input, out: dest, device } => {
             crate::commands::predict(&weights, config.as_deref(), &input, &dest, &device, out)
         }
-        Command::Bench { what: BenchCommand::Train { config, epochs, data_dir, device } } => {
+        Command::Bench { what: BenchCommand::Train { config, epochs, data_dir, device, threads } } => {
+            set_threads(threads);
             crate::bench::train(config.as_deref(), epochs, data_dir.as_deref(), &device, out)
         }
         Command::Bench { what: BenchCommand::Optimizer { name, numel, steps, config, composed } } => {

@@ -406,3 +406,18 @@ fn bench_train_reports_the_time_split() {
     }
     assert!(v["eval_acc"].as_f64().is_some());
 }
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), BASE);
+    let mut runs = Vec::new();
+    for threads in ["1", "2"] {
+        let dir = tmp.path().join(format!("t{threads}"));
+        let (code, _, err) =
+            ember(&["train", cfg.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--threads", threads, "--quiet"]);
+        assert_eq!(code, 0, "{err}");
+        runs.push((weights(&dir), metrics_without_seconds(&dir)));
+    }
+    assert_eq!(runs[0], runs[1]);
+}
