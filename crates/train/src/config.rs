@@ -305,7 +305,8 @@ impl RunConfig {
         serde_json::from_str(text).map_err(|e| Error::input(format!("the checkpoint's run config is unreadable: {e}")))
     }
 
-    /// The names the warnings and the model use for the final activation, if any.
+    /// Warnings for a final activation that does not fit the loss (the seed's pairing
+    /// table), each naming the right pairing.
     pub fn pairing_warnings(&self) -> Vec<String> {
         let out = self.model.output_activation.as_deref();
         let loss = self.loss.name.as_str();

@@ -82,7 +82,6 @@ ember_core::inventory::submit! {
 #[cfg(test)]
 mod tests {
     use candle_core::Device;
-    use ember_core::Config;
 
     use super::*;
 
@@ -94,6 +93,5 @@ mod tests {
         let mut s = lion.init_state(p.as_tensor()).unwrap();
         lion.step(&p, &g, &mut s, &StepContext::new(0.1)).unwrap();
         assert_eq!(p.as_tensor().to_vec1::<f64>().unwrap(), [0.9, -1.9, 0.5]);
-        let _ = Config::new();
     }
 }
