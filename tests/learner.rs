@@ -421,3 +421,17 @@ fn results_do_not_depend_on_the_thread_count() {
     }
     assert_eq!(runs[0], runs[1]);
 }
+
+#[test]
+fn an_unwritable_run_directory_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), BASE);
+    // A path below a regular file cannot be created, even by root.
+    let blocker = tmp.path().join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let out = blocker.join("run");
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("{}: cannot create the run directory", out.display())), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
