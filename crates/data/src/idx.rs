@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use ember_core::{Error, Result};
 
-/// Reads an IDX file of unsigned bytes (images: [N, rows, cols]; labels: [N]) as a u8
+/// Reads an IDX file of unsigned bytes (images: `[N, rows, cols]`; labels: `[N]`) as a u8
 /// tensor. `.gz` files are decompressed. A bad magic number, an unsupported element
 /// type or a truncated file is an error naming the file.
 pub fn read_u8(path: impl AsRef<Path>) -> Result<Tensor> {

@@ -32,7 +32,7 @@ pub const FILES: [&str; 4] =
 /// Where Debian's `dataset-fashion-mnist` installs Fashion-MNIST.
 pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 
-/// The train and test splits as (images [N, 28, 28] u8, labels [N] u8), and where they
+/// The train and test splits as (images `[N, 28, 28]` u8, labels `[N]` u8), and where they
 /// came from.
 #[derive(Debug)]
 pub struct Splits {

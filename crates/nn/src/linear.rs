@@ -15,7 +15,7 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// A layer from existing tensors: `weight` [out, in], `bias` [out].
+    /// A layer from existing tensors: `weight` `[out, in]`, `bias` `[out]`.
     pub fn new(weight: Var, bias: Option<Var>) -> Result<Self> {
         if weight.rank() != 2 {
             return Err(Error::input(format!("Linear: weight must be [out, in], got shape {:?}", weight.dims())));

@@ -8,7 +8,7 @@ use crate::layers::{ActivationLayer, DropoutLayer, Flatten};
 use crate::linear::Linear;
 use crate::sequential::Sequential;
 
-/// A multilayer perceptron: [Flatten,] then for each hidden layer Linear, activation
+/// A multilayer perceptron: (a Flatten, if `flatten`) then for each hidden layer Linear, activation
 /// and (when its p > 0) Dropout, then a final Linear. Layers are numbered as in the
 /// equivalent `torch.nn.Sequential`, so `sizes = [784, 256, 256, 10]` with dropout gives
 /// parameters `1.weight`, `1.bias`, `4.weight`, `4.bias`, `7.weight`, `7.bias`.

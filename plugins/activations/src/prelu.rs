@@ -24,12 +24,12 @@ impl Prelu {
         Ok(Self { weight })
     }
 
-    /// A PReLU with the given slopes (shape [num_parameters]).
+    /// A PReLU with the given slopes (shape `[num_parameters]`).
     pub fn from_weight(weight: Var) -> Self {
         Self { weight }
     }
 
-    /// The learnable slopes, shape [num_parameters].
+    /// The learnable slopes, shape `[num_parameters]`.
     pub fn weight(&self) -> &Var {
         &self.weight
     }

@@ -8,8 +8,8 @@ use crate::class_index::{divide, pick, Picked};
 use crate::reduction::{Reduction, REDUCTION};
 
 /// For log-probabilities x of shape (N, C), (N, C, d1, ...) or (C) and integer targets of
-/// shape (N), (N, d1, ...) or (): l = -w[y] x[y] per element, 0 where y = ignore_index.
-/// `mean` is Σ l / Σ w[y] over the kept elements (NaN if every target is ignored).
+/// shape (N), (N, d1, ...) or (): `l = -w[y] x[y]` per element, 0 where y = ignore_index.
+/// `mean` is `Σ l / Σ w[y]` over the kept elements (NaN if every target is ignored).
 /// Pair it with `log_softmax`; `cross_entropy` does both in one step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Nll {
