@@ -11,12 +11,10 @@ Cases cover every activation and option in f32 and f64: kink points, tiny inputs
 (where expm1/log1p matter), large and extreme inputs (±20, ±100, ±1000), non-finite
 inputs, several shapes and dims, and random output gradients.
 """
-import json
-import math
 import os
 
 import torch
-import torch.nn.functional as F
+from parity_common import enc, write
 
 torch.manual_seed(0)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,19 +25,6 @@ SPECIAL = [0.0, 1e-12, -1e-12, 1e-7, -1e-7, 1e-3, -1e-3, 0.25, -0.25, 0.5, -0.5,
            30.0, -30.0, 88.0, -88.0, 100.0, -100.0, 710.0, -710.0, 1000.0, -1000.0, -0.0]
 NONFINITE = [float("nan"), float("inf"), float("-inf"), 0.0, 1.0, -1.0]
 
-
-def enc(v):
-    """A tensor as nested lists, non-finite values as strings."""
-    if isinstance(v, torch.Tensor):
-        v = v.detach().tolist()
-    if isinstance(v, list):
-        return [enc(x) for x in v]
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-    return v
 
 
 def module(name, cfg, dtype):
@@ -141,12 +126,4 @@ for dname in DTYPES:
         case("implicit/4d", name, {}, torch.randn(2, 3, 2, 2, dtype=torch.float64), dname)
         case("dim0/scalar", name, {"dim": 0}, torch.tensor(3.0, dtype=torch.float64), dname)
 
-doc = {
-    "format": "ember-parity/1",
-    "source": f"torch {torch.__version__}, tests/parity/gen_activations.py",
-    "cases": cases,
-}
-with open(os.path.join(HERE, "activations.json"), "w") as f:
-    json.dump(doc, f, separators=(",", ":"))
-    f.write("\n")
-print(f"wrote {len(cases)} cases to tests/parity/activations.json")
+write(HERE, "activations.json", "gen_activations.py", cases)

@@ -11,30 +11,17 @@ cases: exact zeros at the l1/smooth_l1/huber kinks, all targets ignored, ignore_
 inside the class range, +-100 logits, probabilities of exactly 0 and 1, 3-D inputs,
 unbatched inputs, soft and one-hot labels.
 """
-import json
-import math
 import os
 
 import torch
 import torch.nn.functional as F
+from parity_common import enc, write
 
 torch.manual_seed(1)
 HERE = os.path.dirname(os.path.abspath(__file__))
 DTYPES = {"f32": torch.float32, "f64": torch.float64}
 REDUCTIONS = ["none", "mean", "sum"]
 
-
-def enc(v):
-    if isinstance(v, torch.Tensor):
-        v = v.detach().tolist()
-    if isinstance(v, list):
-        return [enc(x) for x in v]
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-    return v
 
 
 def torch_loss(name, cfg, dtype):
@@ -183,12 +170,4 @@ for cfg in [{}, {"log_target": True}]:
          torch.log(F.softmax(randn(2, 3, 4), dim=1)) if cfg else F.softmax(randn(2, 3, 4), dim=1),
          REDUCTIONS + ["batchmean"])
 
-doc = {
-    "format": "ember-parity/1",
-    "source": f"torch {torch.__version__}, tests/parity/gen_losses.py",
-    "cases": cases,
-}
-with open(os.path.join(HERE, "losses.json"), "w") as f:
-    json.dump(doc, f, separators=(",", ":"))
-    f.write("\n")
-print(f"wrote {len(cases)} cases to tests/parity/losses.json")
+write(HERE, "losses.json", "gen_losses.py", cases)

@@ -12,10 +12,10 @@ f64 (f64 cases run with torch's default dtype set to f64, so optimizer scalars s
 NAdam's mu_product are kept in f64), plus the seed's 2-D problem f = 0.1 x1^2 + 2 x2^2
 from (-5, -2).
 """
-import json
 import os
 
 import torch
+from parity_common import write
 
 torch.manual_seed(2)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -98,8 +98,4 @@ for name, cfgs in SEED.items():
         tag = "-".join(f"{k}{v}" for k, v in cfg.items())
         case(f"seed2d/{tag}", name, cfg, [-5.0, -2.0], [0.1, 2.0], [0.0, 0.0], steps=20)
 
-doc = {"format": "ember-parity/1", "source": f"torch {torch.__version__}, tests/parity/gen_optimizers.py", "cases": cases}
-with open(os.path.join(HERE, "optimizers.json"), "w") as f:
-    json.dump(doc, f, separators=(",", ":"))
-    f.write("\n")
-print(f"wrote {len(cases)} cases to tests/parity/optimizers.json")
+write(HERE, "optimizers.json", "gen_optimizers.py", cases)

@@ -9,10 +9,10 @@ Format `ember-parity/1` (PARITY.md). Definitions: l1 = lambda*sum(|w|);
 l2 = lambda/2*sum(w^2); elastic_net = lambda*(l1_ratio*sum(|w|) + (1-l1_ratio)/2*sum(w^2));
 max_norm = torch.renorm(w, 2, dim, max_norm).
 """
-import json
 import os
 
 import torch
+from parity_common import write
 
 torch.manual_seed(4)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -61,8 +61,4 @@ for cfg in [{"max_norm": 1.0}, {"max_norm": 2.0, "dim": 0}, {"max_norm": 1.5, "d
     add(tag, "max_norm", cfg, rows)
 add("3d", "max_norm", {"max_norm": 1.0, "dim": 1}, torch.randn(2, 3, 4, dtype=torch.float64))
 
-doc = {"format": "ember-parity/1", "source": f"torch {torch.__version__}, tests/parity/gen_regularizers.py", "cases": cases}
-with open(os.path.join(HERE, "regularizers.json"), "w") as f:
-    json.dump(doc, f, separators=(",", ":"))
-    f.write("\n")
-print(f"wrote {len(cases)} cases to tests/parity/regularizers.json")
+write(HERE, "regularizers.json", "gen_regularizers.py", cases)

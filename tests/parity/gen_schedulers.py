@@ -9,10 +9,10 @@ Format `ember-parity/1` (PARITY.md). The loop is PyTorch's: record the learning 
 effect, take an optimizer step, advance the scheduler (with the step's metric for
 reduce_on_plateau).
 """
-import json
 import os
 
 import torch
+from parity_common import write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCHEDULERS = {
@@ -70,8 +70,4 @@ case("max-abs-cooldown", "reduce_on_plateau", {"mode": "max", "patience": 1, "th
                                                "cooldown": 2, "factor": 0.5}, 0.1, 20, flat)
 case("min-lr", "reduce_on_plateau", {"patience": 0, "factor": 0.5, "min_lr": 0.02}, 0.1, 20, flat)
 
-doc = {"format": "ember-parity/1", "source": f"torch {torch.__version__}, tests/parity/gen_schedulers.py", "cases": cases}
-with open(os.path.join(HERE, "schedulers.json"), "w") as f:
-    json.dump(doc, f, separators=(",", ":"))
-    f.write("\n")
-print(f"wrote {len(cases)} cases to tests/parity/schedulers.json")
+write(HERE, "schedulers.json", "gen_schedulers.py", cases)
