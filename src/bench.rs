@@ -78,6 +78,7 @@ pub fn train(
         anyhow::bail!("--epochs must be at least 1");
     }
     run.train.epochs = epochs;
+    crate::commands::auto_threads(&run, device, std::env::var_os("RAYON_NUM_THREADS").is_some());
     let dir = std::env::temp_dir().join(format!("ember-bench-{}", std::process::id()));
     let mut learner =
         ember_train::Learner::new(run, crate::device::parse(device)?, &dir, ember_train::Reporter::Stderr)?;
@@ -101,6 +102,7 @@ pub fn train(
         "steps_per_second": steps / train_time,
         "eval_acc": summary.last.as_ref().map(|r| r.eval_acc),
         "data": learner.data_source(),
+        "threads": crate::commands::ember_core_threads(),
         "phases": {
             "data": mean(|p| p.data),
             "forward": mean(|p| p.forward),

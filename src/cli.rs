@@ -59,8 +59,8 @@ enum Command {
         /// A folder with the four IDX files (train-images-idx3-ubyte[.gz], ...).
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// CPU threads for tensor operations (default: every core). On small models one
-        /// thread can be faster than several.
+        /// CPU threads for tensor operations (default: one for small models, whose
+        /// operations are too small to split profitably; every core otherwise).
         #[arg(long)]
         threads: Option<usize>,
     },
@@ -200,7 +200,18 @@ where
         Command::Train { config, device, epochs, out: dir, resume, seed, quiet, dataset, data_dir, threads } => {
             set_threads(threads);
             crate::commands::train(
-                crate::commands::TrainArgs { config, device, epochs, out: dir, resume, seed, quiet, dataset, data_dir },
+                crate::commands::TrainArgs {
+                    config,
+                    device,
+                    epochs,
+                    out: dir,
+                    resume,
+                    seed,
+                    quiet,
+                    dataset,
+                    data_dir,
+                    threads,
+                },
                 out,
             )
         }

@@ -435,3 +435,22 @@ fn an_unwritable_run_directory_is_a_clear_error() {
     assert!(err.contains(&format!("{}: cannot create the run directory", out.display())), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn small_models_default_to_one_thread_unless_told_otherwise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), BASE);
+    let threads = |extra: &[&str]| -> u64 {
+        let dir = tmp.path().join(format!("r{}", extra.len()));
+        let mut args = vec!["train", cfg.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--epochs", "1", "--quiet"];
+        args.extend_from_slice(extra);
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_ember")).args(&args).env_remove("RAYON_NUM_THREADS").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value =
+            serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap();
+        v["threads"].as_u64().unwrap()
+    };
+    assert_eq!(threads(&[]), 1);
+    assert_eq!(threads(&["--threads", "2"]), 2);
+}

@@ -80,6 +80,29 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
     Ok(Checkpoint { path: path.to_path_buf(), tensors, metadata })
 }
 
+/// Only the metadata of a safetensors file (its header), without reading the tensors.
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    use std::io::Read;
+    let fail =
+        |e: &dyn std::fmt::Display| Error::input(format!("{}: not a readable safetensors file: {e}", path.display()));
+    let mut f = File::open(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+    let size = f.metadata().map_err(|e| fail(&e))?.len();
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).map_err(|e| fail(&e))?;
+    let n = u64::from_le_bytes(n);
+    if n > size.saturating_sub(8) || n > 100 << 20 {
+        return Err(fail(&format!("the header claims {n} bytes but the file has {size}")));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|e| fail(&e))?;
+    let json: serde_json::Value = serde_json::from_slice(&header).map_err(|e| fail(&e))?;
+    Ok(json
+        .get("__metadata__")
+        .and_then(|m| m.as_object())
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+        .unwrap_or_default())
+}
+
 /// The checkpoint to resume from: `path` itself, or in a run directory the newest
 /// `checkpoints/epoch-*.safetensors`.
 pub fn resolve(path: &Path) -> Result<PathBuf> {
