@@ -148,7 +148,7 @@ impl<P: Pointwise> CustomOp1 for Forward<P> {
         let grad = arg.contiguous()?.apply_op3_no_bwd(
             &res.contiguous()?,
             &grad_res.contiguous()?,
-            &Backward(self.0.clone()),
+            &Map3(Backward(self.0.clone())),
         )?;
         Ok(Some(grad))
     }
@@ -158,31 +158,40 @@ impl<P: Pointwise> CustomOp1 for Forward<P> {
 struct Backward<P>(P);
 
 impl<P: Pointwise> Fn3 for Backward<P> {
+    const NAME: &'static str = P::NAME;
+
     fn call<T: Real>(&self, x: T, y: T, g: T) -> T {
         self.0.bwd(x, y, g)
     }
 }
 
-impl<P: Pointwise> CustomOp3 for Backward<P> {
+/// An [`Fn3`] as a candle op without backward: the backward kernels of the elementwise
+/// activations and losses.
+#[derive(Debug)]
+pub(crate) struct Map3<F>(pub F);
+
+impl<F: Fn3> CustomOp3 for Map3<F> {
     fn name(&self) -> &'static str {
-        P::NAME
+        F::NAME
     }
 
     fn cpu_fwd(
         &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ys: &CpuStorage,
-        yl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+        c: &CpuStorage,
+        cl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        map3(P::NAME, self, (xs, xl), (ys, yl), (gs, gl))
+        map3(F::NAME, &self.0, (a, al), (b, bl), (c, cl))
     }
 }
 
 /// A scalar function of three arguments, generic over the compute type.
 pub(crate) trait Fn3 {
+    /// The plugin name, for error messages.
+    const NAME: &'static str;
     fn call<T: Real>(&self, a: T, b: T, c: T) -> T;
 }
 

@@ -7,7 +7,7 @@ use std::fmt::Debug;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use crate::ops::pointwise::{check_float, map3, on_cpu, Fn3, Real};
+use crate::ops::pointwise::{check_float, map3, on_cpu, Fn3, Map3, Real};
 use crate::{Error, Result};
 
 /// f(x, a, b), differentiable in x only (a and b are targets or weights).
@@ -51,6 +51,8 @@ pub fn apply2<P: Ternary>(op: &P, x: &Tensor, a: &Tensor) -> Result<Tensor> {
 struct Forward<P>(P);
 
 impl<P: Ternary> Fn3 for Forward<P> {
+    const NAME: &'static str = P::NAME;
+
     fn call<T: Real>(&self, x: T, a: T, b: T) -> T {
         self.0.fwd(x, a, b)
     }
@@ -81,7 +83,8 @@ impl<P: Ternary> CustomOp3 for Forward<P> {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d = x.contiguous()?.apply_op3_no_bwd(&a.contiguous()?, &b.contiguous()?, &Derivative(self.0.clone()))?;
+        let d =
+            x.contiguous()?.apply_op3_no_bwd(&a.contiguous()?, &b.contiguous()?, &Map3(Derivative(self.0.clone())))?;
         Ok((Some(d.mul(grad)?), None, None))
     }
 }
@@ -90,25 +93,9 @@ impl<P: Ternary> CustomOp3 for Forward<P> {
 struct Derivative<P>(P);
 
 impl<P: Ternary> Fn3 for Derivative<P> {
+    const NAME: &'static str = P::NAME;
+
     fn call<T: Real>(&self, x: T, a: T, b: T) -> T {
         self.0.dfdx(x, a, b)
-    }
-}
-
-impl<P: Ternary> CustomOp3 for Derivative<P> {
-    fn name(&self) -> &'static str {
-        P::NAME
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        as_: &CpuStorage,
-        al: &Layout,
-        bs: &CpuStorage,
-        bl: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        map3(P::NAME, self, (xs, xl), (as_, al), (bs, bl))
     }
 }
