@@ -1,5 +1,6 @@
 //! Fashion-MNIST and MNIST: the four IDX files, found in a given directory or where
-//! Debian's `dataset-fashion-mnist` package installs them, with an embedded subset of
+//! Debian's `dataset-fashion-mnist` package installs them, or in the Hugging Face cache or
+//! hub ([`crate::hub`]), with an embedded subset of
 //! real Fashion-MNIST as the last resort so a fresh machine can train offline.
 
 use std::path::{Path, PathBuf};
@@ -75,38 +76,100 @@ pub fn read_dir(dir: &Path) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
     Ok((x, y, xt, yt))
 }
 
-/// Loads `which`: from `dir` if given (it must hold the files), else from Debian's
-/// folder, else (Fashion-MNIST only) from the embedded subset, with a notice.
+/// Where [`load_from`] looks, in order: `dir` (when given, the only place), Debian's
+/// folder (Fashion-MNIST), the Hugging Face cache, the Hugging Face hub, then the embedded
+/// subset (Fashion-MNIST).
+#[derive(Clone, Debug)]
+pub struct Sources {
+    pub dir: Option<PathBuf>,
+    pub debian: PathBuf,
+    #[cfg(feature = "hub")]
+    pub hub: Option<crate::hub::Hub>,
+    pub embedded: bool,
+}
+
+impl Sources {
+    /// The standard places: `dir`, Debian's folder, the Hugging Face cache and hub as the
+    /// environment configures them (`HF_HUB_CACHE`, `HF_HOME`, `HF_ENDPOINT`,
+    /// `HF_HUB_OFFLINE`), and the embedded subset.
+    pub fn standard(dir: Option<&Path>) -> Sources {
+        Sources {
+            dir: dir.map(Path::to_path_buf),
+            debian: PathBuf::from(DEBIAN_FASHION_MNIST),
+            #[cfg(feature = "hub")]
+            hub: Some(crate::hub::Hub::from_env()),
+            embedded: true,
+        }
+    }
+}
+
+/// Loads `which` from the standard places ([`Sources::standard`]).
 pub fn load(which: Which, dir: Option<&Path>) -> Result<Splits> {
-    if let Some(dir) = dir {
+    load_from(which, &Sources::standard(dir))
+}
+
+/// Loads `which` from the first of `sources` that has it. A directory that was named
+/// must hold the files. When nothing has the full data, Fashion-MNIST falls back to the
+/// embedded subset with a notice listing the places tried; MNIST is an error listing them.
+pub fn load_from(which: Which, sources: &Sources) -> Result<Splits> {
+    if let Some(dir) = &sources.dir {
         let (x, y, xt, yt) = read_dir(dir)?;
         return Ok(Splits { train: (x, y), test: (xt, yt), source: dir.display().to_string(), notice: None });
     }
-    let mut tried = Vec::new();
+    let mut tried = vec!["no --data-dir or data.dir was given".to_string()];
     if which == Which::FashionMnist {
-        let debian = Path::new(DEBIAN_FASHION_MNIST);
+        let debian = &sources.debian;
         match files_in(debian) {
             Ok(_) => {
                 let (x, y, xt, yt) = read_dir(debian)?;
-                return Ok(Splits { train: (x, y), test: (xt, yt), source: DEBIAN_FASHION_MNIST.into(), notice: None });
+                let source = debian.display().to_string();
+                return Ok(Splits { train: (x, y), test: (xt, yt), source, notice: None });
             }
-            Err(_) => tried.push(format!("{DEBIAN_FASHION_MNIST} (Debian's dataset-fashion-mnist): not installed")),
+            Err(_) => tried.push(format!("{} (Debian's dataset-fashion-mnist): not installed", debian.display())),
         }
+    }
+    #[cfg(feature = "hub")]
+    if let Some(hub) = &sources.hub {
+        let f = crate::hub::files(which);
+        let from = |(train, test): (PathBuf, PathBuf), source: String| -> Result<Splits> {
+            Ok(Splits {
+                train: crate::hub::read_parquet(&train)?,
+                test: crate::hub::read_parquet(&test)?,
+                source,
+                notice: None,
+            })
+        };
+        match hub.cached(which) {
+            Ok(paths) => return from(paths, format!("Hugging Face cache ({}, {})", f.repo, hub.cache_dir.display())),
+            Err(why) => tried.push(format!("Hugging Face cache {}: {} {why}", hub.cache_dir.display(), f.repo)),
+        }
+        let at = format!("{}/datasets/{}", hub.endpoint.trim_end_matches('/'), f.repo);
+        if hub.offline {
+            tried.push(format!("Hugging Face hub {at}: skipped, HF_HUB_OFFLINE is set"));
+        } else {
+            match hub.download(which) {
+                Ok(paths) => {
+                    return from(paths, format!("Hugging Face hub ({at}), cached in {}", hub.cache_dir.display()))
+                }
+                Err(why) => tried.push(format!("Hugging Face hub {at}: {why}")),
+            }
+        }
+    }
+    if which == Which::FashionMnist && sources.embedded {
         let (train, test) = embedded_fashion_mnist()?;
         return Ok(Splits {
             train,
             test,
             source: "embedded Fashion-MNIST subset".into(),
             notice: Some(format!(
-                "note: the full Fashion-MNIST was not found ({}); training on the embedded Fashion-MNIST subset (2,000 training and 1,000 test images). For the full set: `apt install dataset-fashion-mnist`, or pass --data-dir DIR with {}",
+                "note: the full Fashion-MNIST was not found (tried: {}); training on the embedded Fashion-MNIST subset (2,000 training and 1,000 test images). For the full set: `apt install dataset-fashion-mnist`, connect to the Hugging Face hub, or pass --data-dir DIR with {}",
                 tried.join("; "),
                 FILES.join(", ")
             )),
         });
     }
-    tried.push("no --data-dir or data.dir was given".into());
     Err(Error::input(format!(
-        "{} not found: {}. Pass --data-dir DIR (or data.dir in the config) naming a folder with {} (raw or .gz)",
+        "{} not found. Tried: {}. Pass --data-dir DIR (or data.dir in the config) naming a folder with {} (raw or .gz), or connect to the Hugging Face hub",
         which.name(),
         tried.join("; "),
         FILES.join(", ")
