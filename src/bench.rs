@@ -78,7 +78,6 @@ pub fn train(
         anyhow::bail!("--epochs must be at least 1");
     }
     run.train.epochs = epochs;
-    crate::commands::auto_threads(&run, device, std::env::var_os("RAYON_NUM_THREADS").is_some());
     let dir = std::env::temp_dir().join(format!("ember-bench-{}", std::process::id()));
     let mut learner =
         ember_train::Learner::new(run, crate::device::parse(device)?, &dir, ember_train::Reporter::Stderr)?;

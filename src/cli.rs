@@ -59,8 +59,7 @@ enum Command {
         /// A folder with the four IDX files (train-images-idx3-ubyte[.gz], ...).
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// CPU threads for tensor operations (default: one for small models, whose
-        /// operations are too small to split profitably; every core otherwise).
+        /// CPU threads for tensor operations (default: every core).
         #[arg(long)]
         threads: Option<usize>,
     },
@@ -186,6 +185,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    ember_core::threads::configure();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

@@ -54,26 +54,6 @@ fn override_data(config: &mut RunConfig, dataset: Option<&str>, dir: Option<&Pat
 }
 
 /// Trains; the last stdout line is a JSON summary.
-/// Largest weight matrix (in × out elements) for which one CPU thread is the default:
-/// below it, splitting each operation across threads costs more than it saves
-/// (measured on the 784-256-256-10 MLP: 1.44 s/epoch on one thread, 1.98 on two; a
-/// 784-1024-1024-10 MLP gains from two: 10.3 -> 7.2 s).
-pub const SMALL_MODEL: usize = 1 << 18;
-
-/// One thread for small models on the CPU, unless the user chose (`--threads` or
-/// `RAYON_NUM_THREADS`). Must run before any tensor operation. Returns the choice.
-pub(crate) fn auto_threads(config: &RunConfig, device: &str, explicit: bool) -> Option<usize> {
-    if explicit || std::env::var_os("RAYON_NUM_THREADS").is_some() || device != "cpu" {
-        return None;
-    }
-    let largest = config.model.sizes.windows(2).map(|w| w[0] * w[1]).max().unwrap_or(0);
-    if largest <= SMALL_MODEL {
-        std::env::set_var("RAYON_NUM_THREADS", "1");
-        return Some(1);
-    }
-    None
-}
-
 pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     // A fresh run's config (a resumed run's comes from its checkpoint).
     let fresh = match (&args.resume, &args.config) {
@@ -83,17 +63,6 @@ pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             Some((RunConfig::from_toml(DEFAULT_CONFIG, "fashion_mnist_dropout.toml")?, "fashion_mnist_dropout".into()))
         }
     };
-    let for_threads = match (&fresh, &args.resume) {
-        (Some((c, _)), _) => Some(c.clone()),
-        (None, Some(path)) => {
-            let meta = checkpoint::read_metadata(&checkpoint::resolve(path)?)?;
-            meta.get("config").map(|c| RunConfig::from_json(c)).transpose()?
-        }
-        (None, None) => None,
-    };
-    if let Some(c) = &for_threads {
-        auto_threads(c, &args.device, args.threads.is_some());
-    }
     let device = crate::device::parse(&args.device)?;
     let reporter = if args.quiet { Reporter::Quiet } else { Reporter::Stderr };
     let mut learner = match &args.resume {

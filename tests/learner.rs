@@ -437,7 +437,7 @@ fn an_unwritable_run_directory_is_a_clear_error() {
 }
 
 #[test]
-fn small_models_default_to_one_thread_unless_told_otherwise() {
+fn tensor_operations_use_every_core_unless_told_otherwise() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path(), BASE);
     let threads = |extra: &[&str]| -> u64 {
@@ -451,6 +451,7 @@ fn small_models_default_to_one_thread_unless_told_otherwise() {
             serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap();
         v["threads"].as_u64().unwrap()
     };
-    assert_eq!(threads(&[]), 1);
-    assert_eq!(threads(&["--threads", "2"]), 2);
+    let cores = std::thread::available_parallelism().unwrap().get() as u64;
+    assert_eq!(threads(&[]), cores);
+    assert_eq!(threads(&["--threads", "1"]), 1);
 }

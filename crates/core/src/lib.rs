@@ -47,6 +47,7 @@ mod plugins;
 pub mod registry;
 pub mod rng;
 mod state;
+pub mod threads;
 mod value;
 
 pub use error::{Error, Result};

@@ -78,18 +78,8 @@ impl Module for Linear {
                 x.dims()
             )));
         }
-        let w = self.weight.as_tensor();
-        let y = if x.rank() == 2 {
-            x.matmul(&w.t()?)?
-        } else {
-            let lead: Vec<usize> = x.dims()[..x.rank() - 1].to_vec();
-            let flat = x.reshape(((), in_features))?.matmul(&w.t()?)?;
-            flat.reshape([lead, vec![w.dim(0)?]].concat())?
-        };
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b.as_tensor())?,
-            None => y,
-        })
+        let bias = self.bias.as_ref().map(|b| b.as_tensor());
+        ember_core::ops::linear::linear(x, self.weight.as_tensor(), bias)
     }
 
     fn named_parameters(&self) -> Vec<(String, Var)> {

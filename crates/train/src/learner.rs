@@ -152,6 +152,7 @@ pub fn dtype_of(config: &RunConfig) -> DType {
 impl Learner {
     /// Builds every part of the run; `out` is the run directory.
     pub fn new(config: RunConfig, device: Device, out: impl Into<PathBuf>, reporter: Reporter) -> Result<Self> {
+        ember_core::threads::configure();
         config.validate()?;
         let dtype = dtype_of(&config);
         let crate::data::Loaded { train, eval, source, notice } =

@@ -11,7 +11,6 @@ use std::cell::RefCell;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, InplaceOp1, InplaceOp2, Layout, Tensor};
-use rayon::prelude::*;
 
 use crate::{Error, Result};
 
@@ -110,9 +109,6 @@ pub fn fusable<T: CpuFloat>(param: &Tensor, grad: &Tensor, states: &[&Tensor]) -
 /// What [`with_cpu_data`] calls: `(param, grad, states)`.
 pub type DataFn<'a, T> = dyn FnMut(&mut [T], &[T], &mut [&mut [T]]) + 'a;
 
-/// One parallel work item: a chunk of the parameter, of the gradient, of each state.
-type Work<'a, T> = (&'a mut [T], &'a [T], Vec<&'a mut [T]>);
-
 /// Calls `f(param, grad, states)` on the CPU data of the tensors: `param` and every
 /// state writable, `grad` read-only. Up to four state tensors.
 pub fn with_cpu_data<T: CpuFloat>(
@@ -169,23 +165,45 @@ impl<T, F: Fn(&mut [T], &[T], &mut [&mut [T]]) + Sync> ChunkKernel<T> for F {
     }
 }
 
-/// Runs `kernel` over matching chunks of `p`, `g` and each state, in parallel on the
-/// rayon pool (one chunk for small tensors), with the widest vector unit available.
+/// Runs `kernel` over matching chunks of `p`, `g` and each state, in parallel on candle's
+/// barrier pool (the caller works too; one chunk for small tensors), with the widest
+/// vector unit available.
 pub fn par_chunks<T: CpuFloat, K: ChunkKernel<T>>(p: &mut [T], g: &[T], states: &mut [&mut [T]], kernel: &K) {
-    let threads = rayon::current_num_threads().max(1);
+    let threads = candle_core::utils::get_num_threads().max(1);
     if p.len() <= CHUNK || threads == 1 {
         run_vectorized(kernel, p, g, states);
         return;
     }
-    // One contiguous stretch per thread: each core streams through its own memory.
-    let chunk = CHUNK;
-    let mut state_chunks: Vec<std::slice::ChunksMut<'_, T>> = states.iter_mut().map(|s| s.chunks_mut(chunk)).collect();
-    let work: Vec<Work<'_, T>> = p
-        .chunks_mut(chunk)
-        .zip(g.chunks(chunk))
-        .map(|(pc, gc)| (pc, gc, state_chunks.iter_mut().map(|it| it.next().expect("same length")).collect()))
-        .collect();
-    work.into_par_iter().for_each(|(pc, gc, mut sc)| run_vectorized(kernel, pc, gc, &mut sc));
+    let len = p.len();
+    let chunks = len.div_ceil(CHUNK);
+    let p_ptr = SendPtr(p.as_mut_ptr());
+    let s_ptrs: Vec<SendPtr<T>> = states.iter_mut().map(|s| SendPtr(s.as_mut_ptr())).collect();
+    crate::threads::configure();
+    candle_core::utils::barrier_pool().execute_chunked(chunks, |range| {
+        for i in range {
+            let start = i * CHUNK;
+            let size = CHUNK.min(len - start);
+            // Safety: chunk i covers elements [start, start + size) of each buffer, within
+            // their common length; chunks are disjoint, and the buffers stay borrowed
+            // (mutably, by this function) until every chunk is done.
+            let pc = unsafe { std::slice::from_raw_parts_mut(p_ptr.get().add(start), size) };
+            let mut sc: Vec<&mut [T]> =
+                s_ptrs.iter().map(|s| unsafe { std::slice::from_raw_parts_mut(s.get().add(start), size) }).collect();
+            run_vectorized(kernel, pc, &g[start..start + size], &mut sc);
+        }
+    });
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// Safety: the chunks that share a pointer touch disjoint elements.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
 }
 
 fn run_vectorized<T, K: ChunkKernel<T>>(kernel: &K, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {

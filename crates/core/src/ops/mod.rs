@@ -3,6 +3,7 @@
 //! softmax / log-softmax normalisation, both as CPU kernels wired into candle's autograd.
 
 pub mod fused;
+pub mod linear;
 pub mod normalize;
 pub mod pointwise;
 pub mod ternary;
