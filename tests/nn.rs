@@ -115,6 +115,16 @@ fn dropout_layers_act_only_in_training_and_pass_gradients_through_the_mask() {
     let y = d.noise(v.as_tensor(), true, 9).unwrap();
     let g = y.sum_all().unwrap().backward().unwrap();
     assert_eq!(flat(g.get(v.as_tensor()).unwrap()), flat(&y), "d(sum(x * mask))/dx = mask");
+    // The mask follows the logical element order, whatever the memory layout; a weighted
+    // upstream gradient comes back multiplied by the mask.
+    let m = Tensor::arange(0f64, 600.0, &Device::Cpu).unwrap().reshape((20, 30)).unwrap();
+    let mt = Var::from_tensor(&m.t().unwrap()).unwrap();
+    let yt = d.noise(mt.as_tensor(), true, 5).unwrap();
+    assert_eq!(flat(&yt), flat(&d.noise(&mt.as_tensor().contiguous().unwrap(), true, 5).unwrap()));
+    let w = Tensor::arange(1f64, 601.0, &Device::Cpu).unwrap().reshape((30, 20)).unwrap();
+    let g = yt.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+    let mask = d.noise(&Tensor::ones((30, 20), DType::F64, &Device::Cpu).unwrap(), true, 5).unwrap();
+    assert_eq!(flat(g.get(mt.as_tensor()).unwrap()), flat(&w.mul(&mask).unwrap()));
 }
 
 #[test]

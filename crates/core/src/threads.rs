@@ -9,18 +9,28 @@
 /// `CANDLE_BARRIER_POOL_SPIN_LIMIT` is already set.
 pub const SPIN_LIMIT: &str = "100";
 
-/// Configures candle's barrier pool for Ember's use. Call it before the first tensor
-/// operation (the pool reads its settings when it starts); later calls do nothing.
+/// Configures candle's barrier pool for Ember's use, and pins the thread count: candle
+/// asks for it on every operation, and without `RAYON_NUM_THREADS` each ask parses
+/// `/proc/cpuinfo` (46 reads in a one-epoch run on the embedded subset). Call it before
+/// the first tensor operation (the pool reads its settings when it starts); later calls
+/// do nothing.
 pub fn configure() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
             std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", SPIN_LIMIT);
         }
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            std::env::set_var("RAYON_NUM_THREADS", candle_core::utils::get_num_threads().to_string());
+        }
     });
 }
 
-/// The number of threads tensor operations use.
+/// The number of threads tensor operations use (read once).
 pub fn count() -> usize {
-    candle_core::utils::get_num_threads()
+    static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| {
+        configure();
+        candle_core::utils::get_num_threads()
+    })
 }

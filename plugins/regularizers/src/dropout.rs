@@ -1,6 +1,8 @@
 //! `dropout`: inverted dropout with reproducible masks.
 
-use candle_core::{DType, Tensor};
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use ember_core::rng::{at, unit_f32};
 use ember_core::{Error, ParamSpec, ParamType, Regularizer, RegularizerEntry, RegularizerRole, Result};
 
@@ -38,9 +40,56 @@ impl Regularizer for Dropout {
             // input * 0, as PyTorch (a gradient of zeros flows back).
             return Ok(input.affine(0.0, 0.0)?);
         }
-        let mask = Tensor::from_vec(self.mask(input.elem_count(), seed), input.shape(), input.device())?
-            .to_dtype(input.dtype())?;
+        let mask = self.mask(input.elem_count(), seed);
+        if input.device().is_cpu() && matches!(input.dtype(), DType::F32 | DType::F64) {
+            // One op that remembers its mask: the backward pass multiplies the gradient
+            // by it, where a composed `input * mask` would also compute (and accumulate
+            // into zeros) a gradient for the mask itself.
+            return Ok(input.contiguous()?.apply_op1(MaskMul { mask: Arc::new(mask) })?);
+        }
+        let mask = Tensor::from_vec(mask, input.shape(), input.device())?.to_dtype(input.dtype())?;
         Ok(input.mul(&mask)?)
+    }
+}
+
+/// `x * mask` elementwise for a contiguous CPU tensor; its gradient is `grad * mask`.
+#[derive(Clone, Debug)]
+struct MaskMul {
+    mask: Arc<Vec<f32>>,
+}
+
+impl MaskMul {
+    fn apply<T: Copy + std::ops::Mul<Output = T>>(&self, x: &[T], cast: impl Fn(f32) -> T) -> Vec<T> {
+        x.iter().zip(self.mask.iter()).map(|(&v, &m)| v * cast(m)).collect()
+    }
+}
+
+impl CustomOp1 for MaskMul {
+    fn name(&self) -> &'static str {
+        "ember-dropout"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("dropout: expected a contiguous tensor".into()))?;
+        if end - start != self.mask.len() {
+            return Err(candle_core::Error::Msg(format!(
+                "dropout: mask of {} elements for a tensor of {}",
+                self.mask.len(),
+                end - start
+            )));
+        }
+        let out = match storage {
+            CpuStorage::F32(v) => CpuStorage::F32(self.apply(&v[start..end], |m| m)),
+            CpuStorage::F64(v) => CpuStorage::F64(self.apply(&v[start..end], f64::from)),
+            _ => return Err(candle_core::Error::Msg("dropout: expected f32 or f64".into())),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(self)?))
     }
 }
 

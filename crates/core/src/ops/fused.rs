@@ -169,7 +169,7 @@ impl<T, F: Fn(&mut [T], &[T], &mut [&mut [T]]) + Sync> ChunkKernel<T> for F {
 /// barrier pool (the caller works too; one chunk for small tensors), with the widest
 /// vector unit available.
 pub fn par_chunks<T: CpuFloat, K: ChunkKernel<T>>(p: &mut [T], g: &[T], states: &mut [&mut [T]], kernel: &K) {
-    let threads = candle_core::utils::get_num_threads().max(1);
+    let threads = crate::threads::count().max(1);
     if p.len() <= CHUNK || threads == 1 {
         run_vectorized(kernel, p, g, states);
         return;
