@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod device;
+pub mod fuzzing;
 pub mod parity;
 pub mod scaffold;
 

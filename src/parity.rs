@@ -41,8 +41,14 @@ pub struct ParityFile {
 
 /// Reads and checks the outer structure of a parity file.
 pub fn load(path: &Path) -> Result<ParityFile, FileError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| FileError { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
+    parse(&text, path)
+}
+
+/// Checks the outer structure of a parity file's text; `path` names it in errors.
+pub fn parse(text: &str, path: &Path) -> Result<ParityFile, FileError> {
     let fail = |message: String| FileError { path: path.to_path_buf(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     let doc: Json = serde_json::from_str(&text)
         .map_err(|e| fail(format!("malformed JSON at line {}, column {}: {e}", e.line(), e.column())))?;
     let obj = doc.as_object().ok_or_else(|| fail("not a parity file: the top level must be a JSON object".into()))?;

@@ -71,12 +71,17 @@ pub fn write_atomic(path: &Path, tensors: &HashMap<String, Tensor>, metadata: Ha
 /// Reads a checkpoint (or any safetensors file) with its metadata. A truncated or
 /// corrupted file is an error naming the file, never a panic.
 pub fn read(path: &Path) -> Result<Checkpoint> {
+    let bytes = fs::read(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+    read_bytes(&bytes, path)
+}
+
+/// [`read`] on the bytes of a file; `path` names it in errors.
+pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
     let fail =
         |e: &dyn std::fmt::Display| Error::input(format!("{}: not a readable safetensors file: {e}", path.display()));
-    let bytes = fs::read(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| fail(&e))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| fail(&e))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| fail(&Error::from(e)))?;
+    let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| fail(&Error::from(e)))?;
     Ok(Checkpoint { path: path.to_path_buf(), tensors, metadata })
 }
 
