@@ -8,8 +8,11 @@ use std::path::Path;
 
 use ember_train::config::RunConfig;
 
+/// A fuzz target's body.
+pub type Body = fn(&[u8]);
+
 /// The targets by name, as `cargo fuzz` and the corpus folders know them.
-pub const TARGETS: [(&str, fn(&[u8])); 4] =
+pub const TARGETS: [(&str, Body); 4] =
     [("config", config), ("parity", parity), ("idx", idx), ("checkpoint", checkpoint)];
 
 /// A run config, as TOML (`ember train CONFIG`) and as the JSON a checkpoint stores; a

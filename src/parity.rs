@@ -49,7 +49,7 @@ pub fn load(path: &Path) -> Result<ParityFile, FileError> {
 /// Checks the outer structure of a parity file's text; `path` names it in errors.
 pub fn parse(text: &str, path: &Path) -> Result<ParityFile, FileError> {
     let fail = |message: String| FileError { path: path.to_path_buf(), message };
-    let doc: Json = serde_json::from_str(&text)
+    let doc: Json = serde_json::from_str(text)
         .map_err(|e| fail(format!("malformed JSON at line {}, column {}: {e}", e.line(), e.column())))?;
     let obj = doc.as_object().ok_or_else(|| fail("not a parity file: the top level must be a JSON object".into()))?;
     match obj.get("format").and_then(Json::as_str) {

@@ -90,7 +90,14 @@ fn a_data_dir_with_the_four_files_is_used_and_a_missing_file_is_named() {
 #[test]
 fn mnist_not_found_fails_fast_listing_the_places_tried() {
     let start = Instant::now();
-    let e = mnist::load(Which::Mnist, None).unwrap_err().to_string();
+    // The standard places, with the hub pointed at a port that refuses connections and
+    // an empty cache (a test never reaches the network).
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sources = mnist::Sources::standard(None);
+    let hub = sources.hub.as_mut().unwrap();
+    hub.endpoint = "http://127.0.0.1:9".into();
+    hub.cache_dir = tmp.path().to_path_buf();
+    let e = mnist::load_from(Which::Mnist, &sources).unwrap_err().to_string();
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(e.starts_with("MNIST not found. Tried:") && e.contains("--data-dir DIR"), "{e}");
 }
@@ -196,4 +203,23 @@ fn data_dir_and_dataset_flags_select_other_data() {
     let (code, _, stderr) = ember(&["train", "--dataset", "mnist", "--quiet", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(stderr.contains("MNIST not found"), "{stderr}");
+}
+
+#[test]
+fn an_empty_dataset_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_mnist_dir(tmp.path(), 0, false);
+    let (code, _, stderr) = ember(&[
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        tmp.path().to_str().unwrap(),
+        "--quiet",
+        "--out",
+        tmp.path().join("r").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("data: the training set is empty"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

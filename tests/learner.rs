@@ -122,7 +122,7 @@ fn the_cli_trains_resumes_and_summarises_in_json() {
 }
 
 #[test]
-fn a_run_killed_mid_training_resumes_from_its_last_checkpoint() {
+fn a_run_killed_mid_training_resumes_to_the_same_weights_as_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let text = edited("data", "n_train = 20000").replace("epochs = 3", "epochs = 400");
     let cfg = write_config(tmp.path(), &text);
@@ -138,7 +138,7 @@ fn a_run_killed_mid_training_resumes_from_its_last_checkpoint() {
     {
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap(); // SIGKILL
+    child.kill().unwrap(); // SIGKILL, somewhere in an epoch (or a checkpoint write)
     child.wait().unwrap();
     let files = ember::train::checkpoint::epoch_files(&ckpts).unwrap();
     assert!(!files.is_empty(), "no checkpoint was written");
@@ -146,11 +146,70 @@ fn a_run_killed_mid_training_resumes_from_its_last_checkpoint() {
     for (_, f) in &files {
         ember::train::checkpoint::read(f).unwrap();
     }
-    let done = files.last().unwrap().0;
-    let (code, out, err) =
-        ember(&["train", "--resume", dir.to_str().unwrap(), "--epochs", &(done + 1).to_string(), "--quiet"]);
+    let target = (files.last().unwrap().0 + 1).to_string();
+    let (code, out, err) = ember(&["train", "--resume", dir.to_str().unwrap(), "--epochs", &target, "--quiet"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains(&format!("\"epochs\":{}", done + 1)), "{out}");
+    assert!(out.contains(&format!("\"epochs\":{target}")), "{out}");
+    let straight = tmp.path().join("straight");
+    let (code, _, err) =
+        ember(&["train", cfg.to_str().unwrap(), "--out", straight.to_str().unwrap(), "--epochs", &target, "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(weights(&dir), weights(&straight), "killed + resumed == uninterrupted");
+    assert_eq!(metrics_without_seconds(&dir), metrics_without_seconds(&straight));
+}
+
+#[test]
+fn a_run_killed_during_a_checkpoint_write_keeps_the_previous_one_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &BASE.replace("epochs = 3", "epochs = 4"));
+    let straight = tmp.path().join("straight");
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--out", straight.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+
+    let dir = tmp.path().join("run");
+    let ckpts = dir.join("checkpoints");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["train", cfg.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--quiet"])
+        .env("EMBER_FAILPOINT_CHECKPOINT_WRITE", "epoch-0003.safetensors")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let paused = ckpts.join("epoch-0003.safetensors.paused");
+    let start = Instant::now();
+    while !paused.exists() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(paused.exists(), "the run never reached the third checkpoint");
+    child.kill().unwrap(); // SIGKILL halfway through writing epoch 3's checkpoint
+    child.wait().unwrap();
+    std::fs::remove_file(&paused).unwrap();
+
+    // The half-written temporary is all there is of epoch 3; epoch 2's checkpoint is whole.
+    let files = ember::train::checkpoint::epoch_files(&ckpts).unwrap();
+    assert_eq!(files.iter().map(|(e, _)| *e).collect::<Vec<_>>(), [1, 2]);
+    let temporaries = || {
+        std::fs::read_dir(&ckpts)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".epoch-0003.safetensors.tmp-"))
+            .count()
+    };
+    assert_eq!(temporaries(), 1);
+    let kept = ember::train::checkpoint::read(&files[1].1).unwrap().section("model/");
+    let reference =
+        ember::train::checkpoint::read(&straight.join("checkpoints/epoch-0002.safetensors")).unwrap().section("model/");
+    for (name, t) in &reference {
+        assert_eq!(
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            kept[name].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            "{name}"
+        );
+    }
+
+    let (code, _, err) = ember(&["train", "--resume", dir.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(temporaries(), 0, "resume clears the dead write's temporary");
+    assert_eq!(weights(&dir), weights(&straight), "killed mid-write + resumed == uninterrupted");
+    assert_eq!(metrics_without_seconds(&dir), metrics_without_seconds(&straight));
 }
 
 #[test]
@@ -454,4 +513,104 @@ fn tensor_operations_use_every_core_unless_told_otherwise() {
     let cores = std::thread::available_parallelism().unwrap().get() as u64;
     assert_eq!(threads(&[]), cores);
     assert_eq!(threads(&["--threads", "1"]), 1);
+}
+
+#[test]
+fn a_loss_that_blows_up_later_names_the_last_good_checkpoint_and_keeps_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Epoch 1 trains normally (lr 0.01); the step schedule then multiplies lr by 1e30.
+    let text =
+        BASE.replace("name = \"adam\"\nlr = 0.01", "name = \"sgd\"\nlr = 0.01").replace("gamma = 0.9", "gamma = 1e30");
+    let cfg = write_config(tmp.path(), &text);
+    let run = tmp.path().join("r");
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    let first = run.join("checkpoints/epoch-0001.safetensors");
+    assert!(err.contains("at epoch 2, step") && err.contains("training stopped"), "{err}");
+    assert!(err.contains(&format!("The last good checkpoint is {}", first.display())), "{err}");
+    assert_eq!(ember::train::checkpoint::epoch_files(&run.join("checkpoints")).unwrap().len(), 1);
+    ember::train::checkpoint::read(&first).unwrap();
+}
+
+#[test]
+fn malformed_toml_and_wrong_types_name_the_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &BASE.replace("[train]\nepochs = 3", "[train\nepochs = 3"));
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("run.toml: TOML parse error at line 24, column 7"), "{err}");
+    let cfg = write_config(tmp.path(), &BASE.replace("batch_size = 32", "batch_size = \"32\""));
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("run.toml: TOML parse error at line 26, column 14"), "{err}");
+    assert!(err.contains("invalid type: string \"32\", expected usize"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_full_disk_at_save_is_an_error_and_the_previous_checkpoint_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), BASE);
+    let run = tmp.path().join("r");
+    let out = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["train", cfg.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet"])
+        .env("EMBER_FAILPOINT_CHECKPOINT_WRITE", "epoch-0002.safetensors:enospc")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let second = run.join("checkpoints/epoch-0002.safetensors");
+    assert!(
+        err.contains(&format!(
+            "{}: cannot write: No space left on device (os error 28); the previous checkpoint is unchanged",
+            second.display()
+        )),
+        "{err}"
+    );
+    let ckpts = run.join("checkpoints");
+    assert_eq!(ember::train::checkpoint::epoch_files(&ckpts).unwrap().len(), 1);
+    ember::train::checkpoint::read(&ckpts.join("epoch-0001.safetensors")).unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(&ckpts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The run goes on from there once there is space.
+    let (code, _, err) = ember(&["train", "--resume", run.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn damaged_checkpoints_say_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    Learner::new(config(""), Device::Cpu, &run, Reporter::Quiet).unwrap().fit().unwrap();
+    let good = std::fs::read(ember::train::checkpoint::resolve(&run).unwrap()).unwrap();
+    let bad = tmp.path().join("bad.safetensors");
+    let inspect = |bytes: &[u8]| {
+        std::fs::write(&bad, bytes).unwrap();
+        let (code, _, err) = ember(&["inspect", bad.to_str().unwrap()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+        err
+    };
+    // A header longer than the file.
+    let header = u64::from_le_bytes(good[..8].try_into().unwrap());
+    let err = inspect(&good[..(8 + header as usize - 10)]);
+    assert!(err.contains(&format!("the header claims {header} bytes but the file has {}", header - 10)), "{err}");
+    // A flipped bit in the tensor data: the checksum catches it.
+    let mut flipped = good.clone();
+    let last = flipped.len() - 3;
+    flipped[last] ^= 0x10;
+    let err = inspect(&flipped);
+    assert!(err.contains("bad.safetensors: corrupted: the tensor data's CRC-32 is"), "{err}");
+    assert!(err.contains("use an earlier checkpoint"), "{err}");
+    // A safetensors file that is not an Ember checkpoint cannot be resumed.
+    let plain = tmp.path().join("plain.safetensors");
+    let t = candle_core::Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap();
+    candle_core::safetensors::save(&std::collections::HashMap::from([("w".to_string(), t)]), &plain).unwrap();
+    let (code, _, err) = ember(&["train", "--resume", plain.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("plain.safetensors: not an Ember checkpoint (no 'format' in its metadata)"), "{err}");
 }

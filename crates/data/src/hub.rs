@@ -82,7 +82,7 @@ impl Hub {
         });
         let offline = var("HF_HUB_OFFLINE")
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
-        let timeout = var("EMBER_HUB_TIMEOUT").and_then(|v| v.parse::<f64>().ok()).filter(|s| *s > 0.0).unwrap_or(10.0);
+        let timeout = var("EMBER_HUB_TIMEOUT").and_then(|v| v.parse::<f64>().ok()).filter(|s| *s > 0.0).unwrap_or(5.0);
         Hub {
             cache_dir,
             endpoint: var("HF_ENDPOINT").unwrap_or_else(|| "https://huggingface.co".into()),

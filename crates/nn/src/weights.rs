@@ -42,6 +42,12 @@ pub fn load_state_dict(model: &dyn Module, dict: &HashMap<String, Tensor>) -> Re
                 t.dims(),
                 var.dims()
             )),
+            // Floating-point weights convert to the model's dtype (as PyTorch's
+            // load_state_dict copies them); integer or boolean data is not weights.
+            Some(t) if !t.dtype().is_float() => problems.push(format!(
+                "wrong dtype: {name} is {:?} in the file; weights must be floating point (f16, bf16, f32 or f64)",
+                t.dtype()
+            )),
             Some(_) => {}
         }
     }

@@ -2,7 +2,17 @@
 //! `model/`), the optimizer and scheduler state, and in its metadata the run's config
 //! (JSON), the epoch and step counters and the metric history. Written atomically: a
 //! temporary file in the same directory, fsync, rename, fsync of the directory; a crash
-//! at any moment leaves the previous checkpoint intact.
+//! at any moment leaves the previous checkpoint intact. A crash mid-write leaves a
+//! `.NAME.tmp-PID` file beside the checkpoints; [`remove_stale_temporaries`] clears them
+//! when a run resumes.
+//!
+//! Each checkpoint stores a CRC-32 of its tensor data in its metadata (`checksum`); a
+//! file whose data no longer matches is rejected as corrupted.
+//!
+//! Test hook: with `EMBER_FAILPOINT_CHECKPOINT_WRITE=NAME` set, writing the checkpoint
+//! file NAME stops halfway through the temporary file, creates `NAME.paused` in the
+//! directory and waits forever, so a test can kill the process in the middle of a write;
+//! with `NAME:enospc` the write fails there as on a full disk.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -37,6 +47,26 @@ impl Checkpoint {
     }
 }
 
+/// The failpoint action for the checkpoint file `name`, if the test hook names it.
+fn failpoint(name: &str) -> Option<String> {
+    let v = std::env::var("EMBER_FAILPOINT_CHECKPOINT_WRITE").ok()?;
+    match v.split_once(':') {
+        Some((n, action)) if n == name => Some(action.to_string()),
+        None if v == name => Some("pause".into()),
+        _ => None,
+    }
+}
+
+/// The metadata key holding the CRC-32 of a checkpoint's tensor data.
+pub const CHECKSUM: &str = "checksum";
+
+/// CRC-32 (hex) of the data section of serialized safetensors `bytes` (after the header).
+fn data_checksum(bytes: &[u8]) -> Option<String> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let start = 8usize.checked_add(usize::try_from(n).ok()?)?;
+    Some(format!("{:08x}", crc32fast::hash(bytes.get(start..)?)))
+}
+
 /// Writes `tensors` and `metadata` to `path` atomically.
 pub fn write_atomic(path: &Path, tensors: &HashMap<String, Tensor>, metadata: HashMap<String, String>) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -49,12 +79,35 @@ pub fn write_atomic(path: &Path, tensors: &HashMap<String, Tensor>, metadata: Ha
         data.push((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?));
     }
     data.sort_by(|a, b| a.0.cmp(&b.0));
-    let bytes = safetensors::serialize(data.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
-        .map_err(|e| fail("serialize", &e))?;
+    let serialize = |metadata: HashMap<String, String>| {
+        safetensors::serialize(data.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
+            .map_err(|e| fail("serialize", &e))
+    };
+    // The data section does not depend on the metadata: serialize, checksum the data,
+    // then serialize again with the checksum in the header.
+    let mut metadata = metadata;
+    let first = serialize(metadata.clone())?;
+    metadata.insert(CHECKSUM.into(), data_checksum(&first).expect("a serialized file has a header"));
+    let bytes = serialize(metadata)?;
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "checkpoint".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
+        match failpoint(&name).as_deref() {
+            Some("pause") => {
+                f.write_all(&bytes[..bytes.len() / 2])?;
+                f.sync_all()?;
+                File::create(dir.join(format!("{name}.paused")))?;
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            }
+            Some("enospc") => {
+                f.write_all(&bytes[..bytes.len() / 2])?;
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            _ => {}
+        }
         f.write_all(&bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -79,33 +132,29 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
 pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
     let fail =
         |e: &dyn std::fmt::Display| Error::input(format!("{}: not a readable safetensors file: {e}", path.display()));
+    if bytes.len() < 8 {
+        return Err(fail(&format!("{} bytes, shorter than the 8-byte header length (truncated?)", bytes.len())));
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    if n > bytes.len() as u64 - 8 {
+        return Err(fail(&format!(
+            "the header claims {n} bytes but the file has {} after the length (truncated or corrupted)",
+            bytes.len() - 8
+        )));
+    }
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| fail(&e))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
+    if let Some(stored) = metadata.get(CHECKSUM) {
+        let computed = data_checksum(bytes).unwrap_or_default();
+        if *stored != computed {
+            return Err(Error::input(format!(
+                "{}: corrupted: the tensor data's CRC-32 is {computed}, the checkpoint recorded {stored}; use an earlier checkpoint",
+                path.display()
+            )));
+        }
+    }
     let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| fail(&Error::from(e)))?;
     Ok(Checkpoint { path: path.to_path_buf(), tensors, metadata })
-}
-
-/// Only the metadata of a safetensors file (its header), without reading the tensors.
-pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    use std::io::Read;
-    let fail =
-        |e: &dyn std::fmt::Display| Error::input(format!("{}: not a readable safetensors file: {e}", path.display()));
-    let mut f = File::open(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
-    let size = f.metadata().map_err(|e| fail(&e))?.len();
-    let mut n = [0u8; 8];
-    f.read_exact(&mut n).map_err(|e| fail(&e))?;
-    let n = u64::from_le_bytes(n);
-    if n > size.saturating_sub(8) || n > 100 << 20 {
-        return Err(fail(&format!("the header claims {n} bytes but the file has {size}")));
-    }
-    let mut header = vec![0u8; n as usize];
-    f.read_exact(&mut header).map_err(|e| fail(&e))?;
-    let json: serde_json::Value = serde_json::from_slice(&header).map_err(|e| fail(&e))?;
-    Ok(json
-        .get("__metadata__")
-        .and_then(|m| m.as_object())
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
-        .unwrap_or_default())
 }
 
 /// The checkpoint to resume from: `path` itself, or in a run directory the newest
@@ -122,6 +171,20 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
             path.display()
         ))
     })
+}
+
+/// Removes the temporaries (`.NAME.tmp-PID`) that writes cut short by a crash left in
+/// `dir`; returns how many. Call it only when no other process writes to `dir`.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.starts_with('.') && name.contains(".safetensors.tmp-")
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
 }
 
 /// `(epoch, path)` of every `epoch-NNNN.safetensors` in `dir`.

@@ -237,13 +237,15 @@ impl Learner {
                 ckpt.meta("format")?
             )));
         }
-        let mut config = RunConfig::from_json(ckpt.meta("config")?)?;
+        let mut config =
+            RunConfig::from_json(ckpt.meta("config")?).map_err(|e| Error::input(format!("{}: {e}", file.display())))?;
         if let Some(e) = epochs {
             config.train.epochs = e;
         }
         let out = out.unwrap_or_else(|| run_dir_of(&file));
         let mut learner = Learner::new(config, device, out, reporter)?;
         learner.load(&ckpt)?;
+        checkpoint::remove_stale_temporaries(&learner.out.join("checkpoints"));
         Ok(learner)
     }
 

@@ -227,7 +227,9 @@ impl OptimizerDriver {
             };
             let var = &self.params[i].1;
             let state = states[i].get_or_insert_with(State::new);
-            if kind == "scalar" {
+            if !t.dtype().is_float() {
+                problems.push(format!("{key}: dtype {:?}; optimizer state must be floating point", t.dtype()));
+            } else if kind == "scalar" {
                 state.scalars.insert(field.to_string(), scalar(key, t)?);
             } else if t.dims() != var.dims() {
                 problems.push(format!(
@@ -236,7 +238,8 @@ impl OptimizerDriver {
                     var.dims()
                 ));
             } else {
-                state.tensors.insert(field.to_string(), t.to_device(var.device())?.contiguous()?.copy()?);
+                let t = t.to_device(var.device())?.to_dtype(var.dtype())?;
+                state.tensors.insert(field.to_string(), t.contiguous()?.copy()?);
             }
         }
         if !problems.is_empty() {
