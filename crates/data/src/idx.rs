@@ -55,7 +55,11 @@ fn parse_u8(bytes: &[u8]) -> std::result::Result<Tensor, String> {
     let dims: Vec<usize> = (0..rank)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
-    let count: usize = dims.iter().product();
+    let count = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| {
+        format!(
+            "the header's dimensions {dims:?} multiply to more elements than this machine can address (corrupt header)"
+        )
+    })?;
     let data = &bytes[header..];
     if data.len() != count {
         return Err(format!(
@@ -110,6 +114,8 @@ mod tests {
         let t = parse_u8(&idx(&[2, 2], &[1, 2, 3, 4])).unwrap();
         assert_eq!(t.dims(), [2, 2]);
         assert!(parse_u8(&idx(&[2, 2], &[1, 2, 3])).unwrap_err().contains("truncated"));
+        let huge = parse_u8(&idx(&[u32::MAX, u32::MAX, u32::MAX], &[])).unwrap_err();
+        assert!(huge.contains("multiply to more elements than this machine can address"), "{huge}");
         assert!(parse_u8(&[1, 2, 3, 4, 5]).unwrap_err().contains("bad magic number"));
         let mut f = idx(&[1], &[0]);
         f[2] = 0x0d;
