@@ -55,11 +55,14 @@ fn parse_u8(bytes: &[u8]) -> std::result::Result<Tensor, String> {
     let dims: Vec<usize> = (0..rank)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
-    let count = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| {
+    // Every stride (a product of trailing dimensions) must fit in usize too, even when
+    // another dimension is 0: so multiply the non-zero ones.
+    dims.iter().filter(|&&d| d > 0).try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| {
         format!(
             "the header's dimensions {dims:?} multiply to more elements than this machine can address (corrupt header)"
         )
     })?;
+    let count: usize = dims.iter().product();
     let data = &bytes[header..];
     if data.len() != count {
         return Err(format!(
@@ -114,8 +117,10 @@ mod tests {
         let t = parse_u8(&idx(&[2, 2], &[1, 2, 3, 4])).unwrap();
         assert_eq!(t.dims(), [2, 2]);
         assert!(parse_u8(&idx(&[2, 2], &[1, 2, 3])).unwrap_err().contains("truncated"));
-        let huge = parse_u8(&idx(&[u32::MAX, u32::MAX, u32::MAX], &[])).unwrap_err();
-        assert!(huge.contains("multiply to more elements than this machine can address"), "{huge}");
+        for dims in [[u32::MAX; 4], [0, u32::MAX, u32::MAX, u32::MAX]] {
+            let huge = parse_u8(&idx(&dims, &[])).unwrap_err();
+            assert!(huge.contains("multiply to more elements than this machine can address"), "{huge}");
+        }
         assert!(parse_u8(&[1, 2, 3, 4, 5]).unwrap_err().contains("bad magic number"));
         let mut f = idx(&[1], &[0]);
         f[2] = 0x0d;
