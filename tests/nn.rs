@@ -307,15 +307,18 @@ fn penalties_and_constraints_apply_to_the_selected_parameters() {
 #[test]
 fn integer_weights_are_refused_and_float_weights_convert() {
     let model = mlp(&MlpConfig::new(&[2, 2]), 1, DType::F32, &Device::Cpu).unwrap();
+    let names = names(&model);
+    assert_eq!(names.len(), 2, "{names:?}");
+    let (w, b) = (&names[0], &names[1]);
     let mut dict = HashMap::new();
-    dict.insert("0.weight".to_string(), Tensor::ones((2, 2), DType::U8, &Device::Cpu).unwrap());
-    dict.insert("0.bias".to_string(), Tensor::ones(2, DType::F64, &Device::Cpu).unwrap());
+    dict.insert(w.clone(), Tensor::ones((2, 2), DType::U8, &Device::Cpu).unwrap());
+    dict.insert(b.clone(), Tensor::ones(2, DType::F64, &Device::Cpu).unwrap());
     let e = ember::nn::load_state_dict(&model, &dict).unwrap_err().to_string();
     assert_eq!(
         e,
-        "the weights do not fit the model:\n  wrong dtype: 0.weight is U8 in the file; weights must be floating point (f16, bf16, f32 or f64)"
+        format!("the weights do not fit the model:\n  wrong dtype: {w} is U8 in the file; weights must be floating point (f16, bf16, f32 or f64)")
     );
-    dict.insert("0.weight".to_string(), Tensor::ones((2, 2), DType::F64, &Device::Cpu).unwrap());
+    dict.insert(w.clone(), Tensor::ones((2, 2), DType::F64, &Device::Cpu).unwrap());
     ember::nn::load_state_dict(&model, &dict).unwrap();
     assert_eq!(model.named_parameters()[0].1.dtype(), DType::F32, "f64 weights convert to the model's f32");
 }
