@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, InplaceOp1, InplaceOp2, Layout, Tensor};
 
+use super::SendPtr;
 use crate::{Error, Result};
 
 /// A float type whose CPU buffers the fused kernels work on.
@@ -192,18 +193,6 @@ pub fn par_chunks<T: CpuFloat, K: ChunkKernel<T>>(p: &mut [T], g: &[T], states: 
             run_vectorized(kernel, pc, &g[start..start + size], &mut sc);
         }
     });
-}
-
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// Safety: the chunks that share a pointer touch disjoint elements.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    fn get(&self) -> *mut T {
-        self.0
-    }
 }
 
 fn run_vectorized<T, K: ChunkKernel<T>>(kernel: &K, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {

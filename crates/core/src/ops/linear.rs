@@ -15,6 +15,9 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Storage, Tensor};
 use gemm::Parallelism;
 
+use super::fused::CpuFloat;
+use super::SendPtr;
+
 use crate::Result;
 
 /// Products with at least this many multiply-adds (rows x columns x depth) are split across
@@ -128,7 +131,7 @@ fn matmul_into<T: Gemm>(dst: &mut [T], a: &Mat<T>, b: &Mat<T>, accumulate: bool)
     }
     if k == 0 {
         if !accumulate {
-            dst.fill(T::ZERO);
+            dst.fill(T::zero());
         }
         return;
     }
@@ -142,7 +145,7 @@ fn matmul_into<T: Gemm>(dst: &mut [T], a: &Mat<T>, b: &Mat<T>, accumulate: bool)
                 rows,
                 cols,
                 k,
-                dst.0.add(i0 * n + j0),
+                dst.get().add(i0 * n + j0),
                 1,
                 n as isize,
                 accumulate,
@@ -152,8 +155,8 @@ fn matmul_into<T: Gemm>(dst: &mut [T], a: &Mat<T>, b: &Mat<T>, accumulate: bool)
                 b.ptr().offset(j0 as isize * b.cs),
                 b.cs,
                 b.rs,
-                if accumulate { T::ONE } else { T::ZERO },
-                T::ONE,
+                if accumulate { T::one() } else { T::zero() },
+                T::one(),
                 false,
                 false,
                 false,
@@ -184,47 +187,12 @@ fn matmul_into<T: Gemm>(dst: &mut [T], a: &Mat<T>, b: &Mat<T>, accumulate: bool)
     });
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// Safety: the blocks that share the pointer write disjoint elements.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
+/// The element types the fast path serves: the fused kernels' floats (their CPU
+/// buffers) that candle can also build tensors of.
+pub trait Gemm: CpuFloat + candle_core::WithDType {}
 
-/// The element types the fast path serves.
-pub trait Gemm: candle_core::WithDType + std::ops::AddAssign {
-    const ZERO: Self;
-    const ONE: Self;
-    fn slice(s: &CpuStorage) -> Option<&[Self]>;
-    fn storage(v: Vec<Self>) -> CpuStorage;
-}
-
-impl Gemm for f32 {
-    const ZERO: f32 = 0.0;
-    const ONE: f32 = 1.0;
-    fn slice(s: &CpuStorage) -> Option<&[f32]> {
-        match s {
-            CpuStorage::F32(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn storage(v: Vec<f32>) -> CpuStorage {
-        CpuStorage::F32(v)
-    }
-}
-
-impl Gemm for f64 {
-    const ZERO: f64 = 0.0;
-    const ONE: f64 = 1.0;
-    fn slice(s: &CpuStorage) -> Option<&[f64]> {
-        match s {
-            CpuStorage::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn storage(v: Vec<f64>) -> CpuStorage {
-        CpuStorage::F64(v)
-    }
-}
+impl Gemm for f32 {}
+impl Gemm for f64 {}
 
 fn wrong_dtype() -> candle_core::Error {
     candle_core::Error::Msg("linear: operands must share one float dtype (f32 or f64)".into())
@@ -239,7 +207,7 @@ fn forward<T: Gemm>(
     let xm = Mat::new(T::slice(x.0).ok_or_else(wrong_dtype)?, x.1);
     let wm = Mat::new(T::slice(w.0).ok_or_else(wrong_dtype)?, w.1);
     let (n, out) = (xm.rows, wm.rows);
-    let mut dst = vec![T::ZERO; n * out];
+    let mut dst = vec![T::zero(); n * out];
     let accumulate = match b {
         Some((bs, bl)) => {
             let bv = T::slice(bs).ok_or_else(wrong_dtype)?;
@@ -253,7 +221,7 @@ fn forward<T: Gemm>(
         None => false,
     };
     matmul_into(&mut dst, &xm, &wm.t(), accumulate);
-    Ok((T::storage(dst), Shape::from((n, out))))
+    Ok((T::to_cpu_storage_owned(dst), Shape::from((n, out))))
 }
 
 /// Reads a tensor's CPU data and layout.
@@ -280,7 +248,7 @@ fn backward<T: Gemm>(
         let (n, out) = (gm.rows, gm.cols);
         let (dw, in_features) = read(x, |xs, xl| {
             let xm = Mat::new(T::slice(xs).ok_or_else(wrong_dtype)?, xl);
-            let mut dw = vec![T::ZERO; out * xm.cols];
+            let mut dw = vec![T::zero(); out * xm.cols];
             matmul_into(&mut dw, &gm.t(), &xm, false);
             Ok((dw, xm.cols))
         })?;
@@ -288,7 +256,7 @@ fn backward<T: Gemm>(
         let dx = if input_grad {
             let dx = read(w, |ws, wl| {
                 let wm = Mat::new(T::slice(ws).ok_or_else(wrong_dtype)?, wl);
-                let mut dx = vec![T::ZERO; n * in_features];
+                let mut dx = vec![T::zero(); n * in_features];
                 matmul_into(&mut dx, &gm, &wm, false);
                 Ok(dx)
             })?;
@@ -297,7 +265,7 @@ fn backward<T: Gemm>(
             None
         };
         let db = if with_bias {
-            let mut db = vec![T::ZERO; out];
+            let mut db = vec![T::zero(); out];
             for i in 0..n {
                 for (j, d) in db.iter_mut().enumerate() {
                     *d += gm.at(i, j);
