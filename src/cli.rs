@@ -114,6 +114,10 @@ enum Command {
         /// Print one JSON object per case and a summary object.
         #[arg(long)]
         json: bool,
+        /// Where the cases run: cpu, cuda[:N], metal[:N] or auto. With
+        /// EMBER_KERNELS=composed the CPU runs the device-generic path too.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
 }
 
@@ -186,6 +190,10 @@ where
     T: Into<OsString> + Clone,
 {
     ember_core::threads::configure();
+    if let Err(e) = ember_core::ops::Kernels::from_env() {
+        let _ = writeln!(err, "error: {e}");
+        return 2;
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -238,9 +246,10 @@ where
         Command::Bench { what: BenchCommand::Optimizer { name, numel, steps, config, composed } } => {
             crate::bench::optimizer(&name, numel, steps, &config, composed, out)
         }
-        Command::Parity { files, filter, json } => {
-            return parity::run_files(&files, filter.as_deref(), json, out, err);
-        }
+        Command::Parity { files, filter, json, device } => match crate::device::parse(&device) {
+            Ok(device) => return parity::run_files(&files, filter.as_deref(), json, &device, out, err),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => 0,

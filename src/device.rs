@@ -18,18 +18,31 @@ pub fn parse(spec: &str) -> anyhow::Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "cuda" => {
             if !cfg!(feature = "cuda") {
-                anyhow::bail!("--device {spec}: this ember was built without CUDA support; rebuild with `cargo build --release --features cuda`");
+                anyhow::bail!(
+                    "--device {spec}: this ember was built without CUDA support; rebuild with `cargo build --release --features cuda` \
+                     (it needs the CUDA toolkit: `source .ci/cuda-toolkit.sh` assembles one from PyPI), or use --device cpu"
+                );
             }
             Device::new_cuda(index).map_err(|e| {
-                anyhow::anyhow!("--device {spec}: no usable CUDA device {index}: {}", ember_core::Error::from(e))
+                anyhow::anyhow!(
+                    "--device {spec}: no usable CUDA device {index} (the CUDA driver says: {}); check `nvidia-smi` \
+                     (candle's CUDA 13 kernels need an R580 or newer driver), pick another index, or use --device cpu",
+                    ember_core::Error::from(e)
+                )
             })
         }
         "metal" => {
             if !cfg!(feature = "metal") {
-                anyhow::bail!("--device {spec}: this ember was built without Metal support; rebuild on macOS with `cargo build --release --features metal`");
+                anyhow::bail!(
+                    "--device {spec}: this ember was built without Metal support; rebuild on macOS with \
+                     `cargo build --release --features metal`, or use --device cpu"
+                );
             }
             Device::new_metal(index).map_err(|e| {
-                anyhow::anyhow!("--device {spec}: no usable Metal device {index}: {}", ember_core::Error::from(e))
+                anyhow::anyhow!(
+                    "--device {spec}: no usable Metal device {index} ({}); pick another index, or use --device cpu",
+                    ember_core::Error::from(e)
+                )
             })
         }
         "auto" => Ok(if cfg!(feature = "cuda") {

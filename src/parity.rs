@@ -92,8 +92,13 @@ impl CaseResult {
     }
 }
 
-/// Runs one case.
+/// Runs one case on the CPU.
 pub fn run_case(case: &Json, index: usize) -> CaseResult {
+    run_case_on(case, index, &Device::Cpu)
+}
+
+/// Runs one case with its tensors on `device`.
+pub fn run_case_on(case: &Json, index: usize, device: &Device) -> CaseResult {
     let field = |k: &str| case.get(k).and_then(Json::as_str).map(str::to_string);
     let mut result = CaseResult {
         id: field("id").unwrap_or_else(|| format!("<case {index}>")),
@@ -102,16 +107,23 @@ pub fn run_case(case: &Json, index: usize) -> CaseResult {
         dtype: field("dtype").unwrap_or_else(|| "f32".into()),
         outcome: Outcome::Pass { max_abs: 0.0, max_rel: 0.0 },
     };
-    result.outcome = match check_case(case) {
+    result.outcome = match check_case(case, device) {
         Ok(diff) => Outcome::Pass { max_abs: diff.max_abs, max_rel: diff.max_rel },
         Err(reason) => Outcome::Fail { reason: reason.replace('\n', " ") },
     };
     result
 }
 
-/// Runs `ember parity` over `files`; writes the report to `out` and returns the exit
-/// status (0 all passed, 1 some failed, 2 a file could not be used).
-pub fn run_files(files: &[PathBuf], filter: Option<&str>, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// Runs `ember parity` over `files` with tensors on `device`; writes the report to `out`
+/// and returns the exit status (0 all passed, 1 some failed, 2 a file could not be used).
+pub fn run_files(
+    files: &[PathBuf],
+    filter: Option<&str>,
+    json: bool,
+    device: &Device,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let mut loaded = Vec::new();
     for path in files {
         match load(path) {
@@ -126,7 +138,7 @@ pub fn run_files(files: &[PathBuf], filter: Option<&str>, json: bool, out: &mut 
         .iter()
         .flat_map(|f| f.cases.iter().enumerate())
         .filter(|(_, c)| filter.is_none_or(|s| c.get("id").and_then(Json::as_str).unwrap_or("").contains(s)))
-        .map(|(i, c)| run_case(c, i))
+        .map(|(i, c)| run_case_on(c, i, device))
         .collect();
     let passed = results.iter().filter(|r| r.passed()).count();
     let failed = results.len() - passed;
@@ -199,9 +211,10 @@ struct Case<'a> {
     expected: &'a Map<String, Json>,
     rtol: f64,
     atol: f64,
+    device: &'a Device,
 }
 
-fn check_case(case: &Json) -> CaseResultInner<Diff> {
+fn check_case(case: &Json, device: &Device) -> CaseResultInner<Diff> {
     let obj = case.as_object().ok_or("a case must be a JSON object")?;
     let text = |k: &str| -> CaseResultInner<&str> {
         obj.get(k).and_then(Json::as_str).ok_or_else(|| format!("the case has no \"{k}\" string"))
@@ -239,6 +252,7 @@ fn check_case(case: &Json) -> CaseResultInner<Diff> {
         expected: table("expected")?,
         rtol: tol("rtol", default_rtol)?,
         atol: tol("atol", default_atol)?,
+        device,
     };
     if c.expected.is_empty() {
         return Err("the case has no \"expected\" values".into());
@@ -269,7 +283,7 @@ fn err_str(e: impl fmt::Display) -> String {
 
 impl Case<'_> {
     fn ctx(&self) -> BuildContext {
-        BuildContext::new(Device::Cpu, self.dtype)
+        BuildContext::new(self.device.clone(), self.dtype)
     }
 
     fn check_expected_keys(&self, allowed: &[&str]) -> CaseResultInner<()> {
@@ -299,7 +313,7 @@ impl Case<'_> {
 
     fn tensor(&self, key: &str) -> CaseResultInner<Tensor> {
         let d = self.input(key)?;
-        to_tensor(&d, self.dtype)
+        to_tensor(&d, self.dtype, self.device)
     }
 
     fn number(&self, key: &str) -> CaseResultInner<f64> {
@@ -361,7 +375,7 @@ fn loss_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
     c.require("output")?;
     let loss = ember_core::loss(c.name, &c.config, &c.ctx()).map_err(err_str)?;
     let x = Var::from_tensor(&c.tensor("input")?).map_err(err_str)?;
-    let target = to_tensor(&c.input("target")?, c.dtype)?;
+    let target = to_tensor(&c.input("target")?, c.dtype, c.device)?;
     let y = loss.forward(x.as_tensor(), &target).map_err(err_str)?;
     c.compare("output", &y, diff)?;
     if c.expected.contains_key("grad_input") {
@@ -451,10 +465,11 @@ fn regularizer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
 
 /// Gradients of sum(y * grad_output) (grad_output defaults to ones).
 fn backward(y: &Tensor, grad_output: Option<Data>, dtype: DType) -> CaseResultInner<candle_core::backprop::GradStore> {
+    let device = y.device();
     let weighted = match grad_output {
         None => y.clone(),
         Some(g) => {
-            let g = to_tensor(&g, dtype)?;
+            let g = to_tensor(&g, dtype, device)?;
             if g.dims() != y.dims() {
                 return Err(format!(
                     "inputs.grad_output has shape {:?} but the output has shape {:?}",
@@ -538,11 +553,12 @@ fn flatten(v: &Json, shape: &[usize], out: &mut Vec<f64>) -> Result<(), String> 
     }
 }
 
-fn to_tensor(d: &Data, dtype: DType) -> CaseResultInner<Tensor> {
+fn to_tensor(d: &Data, dtype: DType, device: &Device) -> CaseResultInner<Tensor> {
     let t = match &d.int {
         Some(ints) => Tensor::from_vec(ints.clone(), d.shape.clone(), &Device::Cpu),
         None => Tensor::from_vec(d.values.clone(), d.shape.clone(), &Device::Cpu).and_then(|t| t.to_dtype(dtype)),
-    };
+    }
+    .and_then(|t| t.to_device(device));
     t.map_err(err_str)
 }
 

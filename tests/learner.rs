@@ -438,21 +438,6 @@ fn truncated_or_corrupted_checkpoints_are_clear_errors() {
 }
 
 #[test]
-fn asking_for_a_device_this_build_lacks_says_how_to_rebuild() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(tmp.path(), BASE);
-    let (code, _, err) =
-        ember(&["train", cfg.to_str().unwrap(), "--device", "cuda", "--out", tmp.path().join("r").to_str().unwrap()]);
-    if !cfg!(feature = "cuda") {
-        assert_eq!(code, 1);
-        assert!(err.contains("--device cuda: this ember was built without CUDA support; rebuild with `cargo build --release --features cuda`"), "{err}");
-    }
-    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--device", "tpu"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("--device tpu: unknown device; use cpu, cuda[:N], metal[:N] or auto"), "{err}");
-}
-
-#[test]
 fn bench_train_reports_the_time_split() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path(), BASE);

@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
 
+use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// PyTorch's ELU family (`torch.nn.functional.elu`, also behind SELU):
@@ -49,6 +50,16 @@ impl Pointwise for Elu {
         } else {
             g * T::of(self.scale)
         }
+    }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let neg = x.affine(self.input_scale, 0.0)?.exp()?.affine(1.0, -1.0)?.affine(self.alpha * self.scale, 0.0)?;
+        pick(&x.le(0.0)?, &neg, &x.affine(self.scale, 0.0)?)
+    }
+
+    fn bwd_composed(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        let slope = x.affine(self.input_scale, 0.0)?.exp()?.affine(self.input_scale * self.alpha * self.scale, 0.0)?;
+        pick(&x.le(0.0)?, &g.mul(&slope)?, &g.affine(self.scale, 0.0)?)
     }
 }
 

@@ -65,6 +65,38 @@ impl Pointwise for Gelu {
             }
         }
     }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self.approximate {
+            Approximate::None => x.affine(0.5, 0.0)?.mul(&x.affine(SQRT1_2, 0.0)?.erf()?.affine(1.0, 1.0)?),
+            Approximate::Tanh => {
+                let inner = x.add(&x.sqr()?.mul(x)?.affine(KAPPA, 0.0)?)?.affine(SQRT2 * TWO_SQRTPI * 0.5, 0.0)?;
+                x.affine(0.5, 0.0)?.mul(&inner.tanh()?.affine(1.0, 1.0)?)
+            }
+        }
+    }
+
+    fn bwd_composed(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        match self.approximate {
+            Approximate::None => {
+                let cdf = x.affine(SQRT1_2, 0.0)?.erf()?.affine(0.5, 0.5)?;
+                let pdf = x.sqr()?.affine(-0.5, 0.0)?.exp()?.affine(TWO_SQRTPI * SQRT1_2 * 0.5, 0.0)?;
+                g.mul(&cdf.add(&x.mul(&pdf)?)?)
+            }
+            Approximate::Tanh => {
+                let beta = SQRT2 * TWO_SQRTPI * 0.5;
+                let x_sq = x.sqr()?;
+                let inner = x.add(&x_sq.mul(x)?.affine(KAPPA, 0.0)?)?.affine(beta, 0.0)?;
+                let tanh_inner = inner.tanh()?;
+                let right = tanh_inner.affine(1.0, 1.0)?;
+                let left_derivative = right.affine(0.5, 0.0)?;
+                let right_derivative = tanh_inner.sqr()?.affine(-1.0, 1.0)?;
+                let inner_derivative = x_sq.affine(3.0 * KAPPA, 1.0)?.affine(beta, 0.0)?;
+                let slope = x.affine(0.5, 0.0)?.mul(&right_derivative)?.mul(&inner_derivative)?;
+                g.mul(&left_derivative.add(&slope)?)
+            }
+        }
+    }
 }
 
 impl Activation for Gelu {

@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
 
+use ember_core::ops::composed::{full_like, pick};
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// clamp(x, min_val, max_val), NaN passed through; gradient 1 strictly inside the range
@@ -39,6 +40,16 @@ impl Pointwise for Hardtanh {
         } else {
             g
         }
+    }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (lo, hi) = (full_like(x, self.min_val)?, full_like(x, self.max_val)?);
+        pick(&x.lt(self.min_val)?, &lo, &pick(&x.gt(self.max_val)?, &hi, x)?)
+    }
+
+    fn bwd_composed(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        let zero = g.zeros_like()?;
+        pick(&x.le(self.min_val)?, &zero, &pick(&x.ge(self.max_val)?, &zero, g)?)
     }
 }
 

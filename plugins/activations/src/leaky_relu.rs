@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
 
+use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// x if x > 0, else `negative_slope * x`; gradient 1 or `negative_slope` (the latter at
@@ -35,6 +36,14 @@ impl Pointwise for LeakyRelu {
         } else {
             g * T::of(self.negative_slope)
         }
+    }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        pick(&x.gt(0.0)?, x, &x.affine(self.negative_slope, 0.0)?)
+    }
+
+    fn bwd_composed(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        pick(&x.gt(0.0)?, g, &g.affine(self.negative_slope, 0.0)?)
     }
 }
 

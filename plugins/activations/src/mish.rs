@@ -22,6 +22,17 @@ impl Pointwise for Mish {
         let sigmoid = T::one() / (T::one() + (-x).exp());
         g * (tanh_softplus + x * sigmoid * (T::one() - tanh_softplus * tanh_softplus))
     }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.mul(&x.exp()?.affine(1.0, 1.0)?.log()?.tanh()?)
+    }
+
+    fn bwd_composed(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        let tanh_softplus = x.exp()?.affine(1.0, 1.0)?.log()?.tanh()?;
+        let sigmoid = x.neg()?.exp()?.affine(1.0, 1.0)?.recip()?;
+        let slope = x.mul(&sigmoid)?.mul(&tanh_softplus.sqr()?.affine(-1.0, 1.0)?)?;
+        g.mul(&tanh_softplus.add(&slope)?)
+    }
 }
 
 impl Activation for Mish {

@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, Result};
 
+use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// max(x, 0), with NaN passed through; gradient 1 where the output is > 0, else 0
@@ -27,6 +28,14 @@ impl Pointwise for Relu {
         } else {
             g
         }
+    }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        pick(&x.le(0.0)?, &x.zeros_like()?, x)
+    }
+
+    fn bwd_composed(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        pick(&y.le(0.0)?, &g.zeros_like()?, g)
     }
 }
 

@@ -32,6 +32,14 @@ impl Pointwise for Selu {
     fn bwd<T: Real>(&self, x: T, y: T, g: T) -> T {
         Self::elu().bwd(x, y, g)
     }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        Self::elu().fwd_composed(x)
+    }
+
+    fn bwd_composed(&self, x: &Tensor, y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        Self::elu().bwd_composed(x, y, g)
+    }
 }
 
 impl Activation for Selu {

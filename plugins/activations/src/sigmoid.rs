@@ -28,6 +28,14 @@ impl Pointwise for Sigmoid {
     fn bwd<T: Real>(&self, _x: T, y: T, g: T) -> T {
         g * (T::one() - y) * y
     }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.neg()?.exp()?.affine(1.0, 1.0)?.recip()
+    }
+
+    fn bwd_composed(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        g.mul(&y.affine(-1.0, 1.0)?)?.mul(y)
+    }
 }
 
 impl Activation for Sigmoid {

@@ -20,6 +20,15 @@ impl Pointwise for Silu {
         let sigmoid = T::one() / (T::one() + (-x).exp());
         g * sigmoid * (T::one() + x * (T::one() - sigmoid))
     }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.div(&x.neg()?.exp()?.affine(1.0, 1.0)?)
+    }
+
+    fn bwd_composed(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        let sigmoid = x.neg()?.exp()?.affine(1.0, 1.0)?.recip()?;
+        g.mul(&sigmoid)?.mul(&x.mul(&sigmoid.affine(-1.0, 1.0)?)?.affine(1.0, 1.0)?)
+    }
 }
 
 impl Activation for Silu {

@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
 
+use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// log1p(exp(beta * x)) / beta, and x itself where beta * x > threshold (so softplus(1000)
@@ -41,6 +42,18 @@ impl Pointwise for Softplus {
         } else {
             g * z / (z + T::one())
         }
+    }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let z = x.affine(self.beta, 0.0)?;
+        let soft = z.exp()?.affine(1.0, 1.0)?.log()?.affine(1.0 / self.beta, 0.0)?;
+        pick(&z.gt(self.threshold)?, x, &soft)
+    }
+
+    fn bwd_composed(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        let bx = x.affine(self.beta, 0.0)?;
+        let z = bx.exp()?;
+        pick(&bx.gt(self.threshold)?, g, &g.mul(&z)?.div(&z.affine(1.0, 1.0)?)?)
     }
 }
 

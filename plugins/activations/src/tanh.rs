@@ -19,6 +19,14 @@ impl Pointwise for Tanh {
     fn bwd<T: Real>(&self, _x: T, y: T, g: T) -> T {
         g * (T::one() - y * y)
     }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.tanh()
+    }
+
+    fn bwd_composed(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        g.mul(&y.sqr()?.affine(-1.0, 1.0)?)
+    }
 }
 
 impl Activation for Tanh {

@@ -35,6 +35,16 @@ impl Ternary for Kernel {
         // PyTorch's EPSILON is the f32 nearest 1e-12, in every dtype.
         (x - y) / ((T::one() - x) * x).max(T::of(EPSILON as f64))
     }
+
+    fn fwd_composed(&self, x: &Tensor, y: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        let log_1mx = x.affine(-1.0, 1.0)?.log()?.maximum(-100.0)?;
+        let log_x = x.log()?.maximum(-100.0)?;
+        y.affine(1.0, -1.0)?.mul(&log_1mx)?.sub(&y.mul(&log_x)?)
+    }
+
+    fn dfdx_composed(&self, x: &Tensor, y: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        x.sub(y)?.div(&x.affine(-1.0, 1.0)?.mul(x)?.maximum(EPSILON as f64)?)
+    }
 }
 
 /// Errors unless every element of `t` lies in [0, 1].

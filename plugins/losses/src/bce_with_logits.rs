@@ -44,6 +44,26 @@ impl Ternary for Kernel {
             sigmoid - y
         }
     }
+
+    fn fwd_composed(&self, x: &Tensor, y: &Tensor, pw: &Tensor) -> candle_core::Result<Tensor> {
+        let log_sigmoid = x.minimum(0.0)?.sub(&x.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?)?;
+        let weighted = if self.pos_weighted {
+            pw.affine(1.0, -1.0)?.mul(y)?.affine(1.0, 1.0)?.mul(&log_sigmoid)?
+        } else {
+            log_sigmoid
+        };
+        y.affine(-1.0, 1.0)?.mul(x)?.sub(&weighted)
+    }
+
+    fn dfdx_composed(&self, x: &Tensor, y: &Tensor, pw: &Tensor) -> candle_core::Result<Tensor> {
+        let sigmoid = x.neg()?.exp()?.affine(1.0, 1.0)?.recip()?;
+        if self.pos_weighted {
+            let t = pw.mul(y)?;
+            t.add(&y.affine(-1.0, 1.0)?)?.mul(&sigmoid)?.sub(&t)
+        } else {
+            sigmoid.sub(y)
+        }
+    }
 }
 
 impl Loss for BceWithLogits {

@@ -1,6 +1,7 @@
 //! `huber`: quadratic below `delta`, linear (slope delta) above (PyTorch `nn.HuberLoss`).
 
 use candle_core::Tensor;
+use ember_core::ops::composed::{full_like, pick};
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
 use ember_core::{Loss, LossEntry, ParamSpec, Result};
@@ -44,6 +45,19 @@ impl Ternary for Kernel {
         } else {
             d
         }
+    }
+
+    fn fwd_composed(&self, x: &Tensor, t: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        let delta = self.delta;
+        let z = x.sub(t)?.abs()?;
+        pick(&z.lt(delta)?, &z.sqr()?.affine(0.5, 0.0)?, &z.affine(1.0, -0.5 * delta)?.affine(delta, 0.0)?)
+    }
+
+    fn dfdx_composed(&self, x: &Tensor, t: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        let delta = self.delta;
+        let d = x.sub(t)?;
+        let inner = pick(&d.ge(delta)?, &full_like(&d, delta)?, &d)?;
+        pick(&d.le(-delta)?, &full_like(&d, -delta)?, &inner)
     }
 }
 

@@ -2,6 +2,7 @@
 //! (PyTorch `nn.KLDivLoss`).
 
 use candle_core::Tensor;
+use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
 use ember_core::{Loss, LossEntry, ParamSpec, Result};
@@ -42,6 +43,23 @@ impl Ternary for Kernel {
             -y.exp()
         } else {
             -y
+        }
+    }
+
+    fn fwd_composed(&self, x: &Tensor, y: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        if self.log_target {
+            y.exp()?.mul(&y.sub(x)?)
+        } else {
+            let y_log_y = pick(&y.eq(0.0)?, &y.zeros_like()?, &y.mul(&y.log()?)?)?;
+            y_log_y.sub(&y.mul(x)?)
+        }
+    }
+
+    fn dfdx_composed(&self, _x: &Tensor, y: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        if self.log_target {
+            y.exp()?.neg()
+        } else {
+            y.neg()
         }
     }
 }

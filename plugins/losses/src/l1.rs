@@ -1,6 +1,7 @@
 //! `l1`: |input - target| (PyTorch `nn.L1Loss`).
 
 use candle_core::Tensor;
+use ember_core::ops::composed::{full_like, pick};
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
 use ember_core::{Loss, LossEntry, Result};
@@ -45,6 +46,16 @@ impl Ternary for AbsDiff {
         } else {
             T::zero()
         }
+    }
+
+    fn fwd_composed(&self, x: &Tensor, t: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        x.sub(t)?.abs()
+    }
+
+    fn dfdx_composed(&self, x: &Tensor, t: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        let d = x.sub(t)?;
+        let zero = d.zeros_like()?;
+        pick(&d.gt(0.0)?, &full_like(&d, 1.0)?, &pick(&d.lt(0.0)?, &full_like(&d, -1.0)?, &zero)?)
     }
 }
 

@@ -28,6 +28,14 @@ impl Ternary for SquaredDiff {
     fn dfdx<T: Real>(&self, x: T, t: T, _: T) -> T {
         T::of(2.0) * (x - t)
     }
+
+    fn fwd_composed(&self, x: &Tensor, t: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        x.sub(t)?.sqr()
+    }
+
+    fn dfdx_composed(&self, x: &Tensor, t: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        x.sub(t)?.affine(2.0, 0.0)
+    }
 }
 
 impl Loss for Mse {

@@ -2,6 +2,7 @@
 //! `nn.MultiLabelSoftMarginLoss`).
 
 use candle_core::Tensor;
+use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
 use ember_core::{Error, Loss, LossEntry, ParamSpec, ParamType, Result};
@@ -21,6 +22,18 @@ pub struct MultilabelSoftMargin {
 /// PyTorch's log_sigmoid and its derivative.
 fn log_sigmoid<T: Real>(x: T) -> T {
     x.min(T::zero()) - (-x.abs()).exp().ln_1p()
+}
+
+/// [`log_sigmoid`] in candle ops.
+fn log_sigmoid_composed(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.minimum(0.0)?.sub(&x.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?)
+}
+
+/// [`log_sigmoid_grad`] in candle ops.
+fn log_sigmoid_grad_composed(x: &Tensor) -> candle_core::Result<Tensor> {
+    let z = x.abs()?.neg()?.exp()?;
+    let s = z.div(&z.affine(1.0, 1.0)?)?;
+    pick(&x.lt(0.0)?, &s.affine(-1.0, 1.0)?, &s)
 }
 
 fn log_sigmoid_grad<T: Real>(x: T) -> T {
@@ -44,6 +57,18 @@ impl Ternary for Kernel {
 
     fn dfdx<T: Real>(&self, x: T, y: T, _: T) -> T {
         -(y * log_sigmoid_grad(x) - (T::one() - y) * log_sigmoid_grad(-x))
+    }
+
+    fn fwd_composed(&self, x: &Tensor, y: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        let pos = y.mul(&log_sigmoid_composed(x)?)?;
+        let neg = y.affine(-1.0, 1.0)?.mul(&log_sigmoid_composed(&x.neg()?)?)?;
+        pos.add(&neg)?.neg()
+    }
+
+    fn dfdx_composed(&self, x: &Tensor, y: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        let pos = y.mul(&log_sigmoid_grad_composed(x)?)?;
+        let neg = y.affine(-1.0, 1.0)?.mul(&log_sigmoid_grad_composed(&x.neg()?)?)?;
+        pos.sub(&neg)?.neg()
     }
 }
 

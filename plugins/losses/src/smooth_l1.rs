@@ -1,6 +1,7 @@
 //! `smooth_l1`: quadratic below `beta`, linear above (PyTorch `nn.SmoothL1Loss`).
 
 use candle_core::Tensor;
+use ember_core::ops::composed::{full_like, pick};
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
 use ember_core::{Loss, LossEntry, ParamSpec, Result};
@@ -45,6 +46,18 @@ impl Ternary for Kernel {
         } else {
             d / beta
         }
+    }
+
+    fn fwd_composed(&self, x: &Tensor, t: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        let z = x.sub(t)?.abs()?;
+        let quadratic = z.sqr()?.affine(0.5, 0.0)?.affine(1.0 / self.beta, 0.0)?;
+        pick(&z.lt(self.beta)?, &quadratic, &z.affine(1.0, -0.5 * self.beta)?)
+    }
+
+    fn dfdx_composed(&self, x: &Tensor, t: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        let d = x.sub(t)?;
+        let inner = pick(&d.ge(self.beta)?, &full_like(&d, 1.0)?, &d.affine(1.0 / self.beta, 0.0)?)?;
+        pick(&d.le(-self.beta)?, &full_like(&d, -1.0)?, &inner)
     }
 }
 

@@ -29,6 +29,15 @@ impl Ternary for Kernel {
         let z = (-y * x).exp();
         -y * z / (T::one() + z)
     }
+
+    fn fwd_composed(&self, x: &Tensor, y: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        x.neg()?.mul(y)?.exp()?.affine(1.0, 1.0)?.log()
+    }
+
+    fn dfdx_composed(&self, x: &Tensor, y: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        let z = y.neg()?.mul(x)?.exp()?;
+        y.neg()?.mul(&z)?.div(&z.affine(1.0, 1.0)?)
+    }
 }
 
 impl Loss for SoftMargin {

@@ -41,7 +41,7 @@ impl Regularizer for Dropout {
             return Ok(input.affine(0.0, 0.0)?);
         }
         let mask = self.mask(input.elem_count(), seed);
-        if input.device().is_cpu() && matches!(input.dtype(), DType::F32 | DType::F64) {
+        if ember_core::ops::fused_on(input.device()) && matches!(input.dtype(), DType::F32 | DType::F64) {
             // One op that remembers its mask: the backward pass multiplies the gradient
             // by it, where a composed `input * mask` would also compute (and accumulate
             // into zeros) a gradient for the mask itself.

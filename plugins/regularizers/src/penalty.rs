@@ -1,6 +1,7 @@
 //! The shared pieces of the penalties: |w| with PyTorch's gradient (0 at 0).
 
 use candle_core::Tensor;
+use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 use ember_core::Result;
 
@@ -23,6 +24,14 @@ impl Pointwise for Abs {
         } else {
             T::zero()
         }
+    }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.abs()
+    }
+
+    fn bwd_composed(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        pick(&x.gt(0.0)?, g, &pick(&x.lt(0.0)?, &g.neg()?, &g.zeros_like()?)?)
     }
 }
 

@@ -102,9 +102,10 @@ fn lock<T: CpuFloat>(t: &Tensor, mut f: impl FnMut(&mut [T]) -> candle_core::Res
 /// Whether the fused kernels can run on these tensors: CPU, contiguous, dtype `T`, one
 /// element count.
 pub fn fusable<T: CpuFloat>(param: &Tensor, grad: &Tensor, states: &[&Tensor]) -> bool {
-    std::iter::once(param).chain(std::iter::once(grad)).chain(states.iter().copied()).all(|t| {
-        t.device().is_cpu() && t.is_contiguous() && t.dtype() == T::DTYPE && t.elem_count() == param.elem_count()
-    })
+    crate::ops::fused_on(param.device())
+        && std::iter::once(param).chain(std::iter::once(grad)).chain(states.iter().copied()).all(|t| {
+            t.device().is_cpu() && t.is_contiguous() && t.dtype() == T::DTYPE && t.elem_count() == param.elem_count()
+        })
 }
 
 /// What [`with_cpu_data`] calls: `(param, grad, states)`.

@@ -39,7 +39,7 @@ fn threads_for(m: usize, n: usize, k: usize) -> usize {
 
 /// `y = x W^T + b` for `x: [..., in]`, `weight: [out, in]` (PyTorch's layout), `bias: [out]`.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let fast = x.device().is_cpu()
+    let fast = crate::ops::fused_on(x.device())
         && x.rank() == 2
         && weight.rank() == 2
         && matches!(x.dtype(), DType::F32 | DType::F64)

@@ -2,7 +2,18 @@
 //! other): elementwise functions given by a scalar formula and its derivative, and the
 //! softmax / log-softmax normalisation, both as CPU kernels wired into candle's autograd;
 //! the fused linear layer and the fused optimizer loops.
+//!
+//! Every op with a fused CPU kernel also has a device-generic path built from composed
+//! candle ops ([`composed`]): CUDA and Metal tensors take it automatically, and
+//! [`Kernels::Composed`] makes CPU tensors take it too, which is how the tests keep it
+//! correct on machines without a GPU.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use candle_core::Device;
+
+pub mod composed;
 pub mod fused;
 pub mod linear;
 pub mod normalize;
@@ -23,4 +34,88 @@ impl<T> SendPtr<T> {
     pub(crate) fn get(&self) -> *mut T {
         self.0
     }
+}
+
+/// Which implementation the ops with a fused CPU kernel use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// Fused kernels for CPU tensors, composed candle ops on other devices (the default).
+    Auto,
+    /// Composed candle ops on every device: the path CUDA and Metal take, run on the CPU.
+    Composed,
+}
+
+impl Kernels {
+    /// The environment variable that selects the kernels for a whole process.
+    pub const ENV: &'static str = "EMBER_KERNELS";
+
+    /// Parses `auto` or `composed`.
+    pub fn parse(s: &str) -> crate::Result<Self> {
+        match s.trim() {
+            "auto" | "" => Ok(Kernels::Auto),
+            "composed" => Ok(Kernels::Composed),
+            other => Err(crate::Error::input(format!(
+                "{}={other:?} is not a kernel choice; use auto (fused CPU kernels where they apply) or composed (the device-generic path)",
+                Self::ENV
+            ))),
+        }
+    }
+
+    /// The choice `EMBER_KERNELS` makes (`auto` when unset); an unknown value is an error.
+    pub fn from_env() -> crate::Result<Self> {
+        match std::env::var(Self::ENV) {
+            Ok(v) => Self::parse(&v),
+            Err(_) => Ok(Kernels::Auto),
+        }
+    }
+}
+
+// 0: not yet read from the environment; 1: auto; 2: composed.
+static PROCESS_KERNELS: AtomicU8 = AtomicU8::new(0);
+
+thread_local! {
+    static THREAD_KERNELS: Cell<Option<Kernels>> = const { Cell::new(None) };
+}
+
+/// The kernels in effect on this thread: a [`with_kernels`] scope, else the process-wide
+/// choice ([`set_kernels`], else `EMBER_KERNELS`, else [`Kernels::Auto`]; an unknown
+/// `EMBER_KERNELS` value counts as auto here; the CLI rejects it up front).
+pub fn kernels() -> Kernels {
+    if let Some(k) = THREAD_KERNELS.with(Cell::get) {
+        return k;
+    }
+    match PROCESS_KERNELS.load(Ordering::Relaxed) {
+        1 => Kernels::Auto,
+        2 => Kernels::Composed,
+        _ => {
+            let k = Kernels::from_env().unwrap_or(Kernels::Auto);
+            set_kernels(k);
+            k
+        }
+    }
+}
+
+/// Sets the kernels for the whole process (threads inside a [`with_kernels`] scope keep
+/// theirs).
+pub fn set_kernels(k: Kernels) {
+    PROCESS_KERNELS.store(if k == Kernels::Auto { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+/// Runs `f` with `k` in effect on this thread only (tests use it to run the composed path
+/// beside the fused one).
+pub fn with_kernels<R>(k: Kernels, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Kernels>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            THREAD_KERNELS.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(THREAD_KERNELS.with(|c| c.replace(Some(k))));
+    f()
+}
+
+/// Whether ops on `device` use their fused CPU kernels: only CPU tensors, and only under
+/// [`Kernels::Auto`].
+pub fn fused_on(device: &Device) -> bool {
+    device.is_cpu() && kernels() == Kernels::Auto
 }

@@ -6,7 +6,8 @@ use crate::{Error, Result};
 use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use half::{bf16, f16};
 
-use crate::ops::pointwise::{check_float, on_cpu, Real};
+use crate::ops::composed::{attach, in_compute_dtype};
+use crate::ops::pointwise::{check_float, Real};
 
 /// Which normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,8 +62,36 @@ pub fn apply(norm: Norm, dim: Option<i64>, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims();
         (dims[..dim].iter().product(), dims[dim], dims[dim + 1..].iter().product())
     };
-    let op = Normalize { norm, outer, size, inner };
-    on_cpu(x, |x| Ok(x.contiguous()?.apply_op1(op)?))
+    if crate::ops::fused_on(x.device()) {
+        let op = Normalize { norm, outer, size, inner };
+        return Ok(x.contiguous()?.apply_op1(op)?);
+    }
+    // The composed path: a 0-d input is normalised as a 1-element line.
+    let x1 = if rank == 0 { x.reshape(1)? } else { x.clone() };
+    let y = in_compute_dtype(&x1, |x| {
+        let y = composed_forward(norm, &x.detach(), dim)?;
+        attach(&y, x, move |_x, y, g| composed_backward(norm, y, g, dim))
+    })?;
+    Ok(if rank == 0 { y.reshape(())? } else { y })
+}
+
+/// The forward pass in candle ops (the device-generic path).
+fn composed_forward(norm: Norm, x: &Tensor, dim: usize) -> candle_core::Result<Tensor> {
+    let shifted = x.broadcast_sub(&x.max_keepdim(dim)?)?;
+    let e = shifted.exp()?;
+    let sum = e.sum_keepdim(dim)?;
+    match norm {
+        Norm::Softmax => e.broadcast_div(&sum),
+        Norm::LogSoftmax => shifted.broadcast_sub(&sum.log()?),
+    }
+}
+
+/// [`backward`] in candle ops.
+fn composed_backward(norm: Norm, y: &Tensor, g: &Tensor, dim: usize) -> candle_core::Result<Tensor> {
+    match norm {
+        Norm::Softmax => y.mul(&g.broadcast_sub(&g.mul(y)?.sum_keepdim(dim)?)?),
+        Norm::LogSoftmax => g.sub(&y.exp()?.broadcast_mul(&g.sum_keepdim(dim)?)?),
+    }
 }
 
 /// Walks the `outer * inner` lines of length `size` in a contiguous [outer, size, inner] buffer.

@@ -3,13 +3,17 @@
 //! last bits) and a backward kernel that applies its derivative, hooked into candle's
 //! autograd as a custom op.
 //!
-//! Tensors on other devices take a round trip through the CPU kernel, so every device
-//! gets the same numbers.
+//! Tensors on other devices (and every tensor under
+//! [`Kernels::Composed`](crate::ops::Kernels)) take the composed path:
+//! [`Pointwise::fwd_composed`] and [`Pointwise::bwd_composed`] in candle ops. Their
+//! defaults run the CPU kernels on a host copy, so an activation that only gives its
+//! scalar formula still works everywhere.
 
 use std::fmt::Debug;
 
+use crate::ops::composed::{attach, in_compute_dtype, via_cpu};
 use crate::{Error, Result};
-use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Shape, Tensor};
+use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor};
 use half::{bf16, f16};
 
 /// Scalar types the kernels compute in: f32 and f64 (f16 and bf16 compute in f32, as
@@ -47,22 +51,33 @@ pub trait Pointwise: Clone + Debug + Send + Sync + 'static {
     fn fwd<T: Real>(&self, x: T) -> T;
     /// The gradient with respect to x, given x, y = f(x) and the output gradient g.
     fn bwd<T: Real>(&self, x: T, y: T, g: T) -> T;
+
+    /// f(x) in candle ops, for the device-generic path. `x` is f32 or f64 and tracks no
+    /// graph. The default runs [`fwd`](Self::fwd) on a host copy.
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        via_cpu(&[x], |t| t[0].apply_op1_no_bwd(&Forward(self.clone())))
+    }
+
+    /// [`bwd`](Self::bwd) in candle ops, for the device-generic path: the input gradient
+    /// given x, y and g (one shape and dtype, none tracking a graph). The default runs
+    /// `bwd` on host copies.
+    fn bwd_composed(&self, x: &Tensor, y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        via_cpu(&[x, y, g], |t| t[0].apply_op3_no_bwd(&t[1], &t[2], &Map3(Backward(self.clone()))))
+    }
 }
 
-/// Applies `op` to `x`, differentiably.
+/// Applies `op` to `x`, differentiably: the fused CPU kernel where
+/// [`fused_on`](crate::ops::fused_on) says so, else the composed path.
 pub fn apply<P: Pointwise>(op: &P, x: &Tensor) -> Result<Tensor> {
     check_float(P::NAME, x)?;
-    on_cpu(x, |x| Ok(x.contiguous()?.apply_op1(Forward(op.clone()))?))
-}
-
-/// Runs `f` on a CPU copy of `x` when `x` lives elsewhere, moving the result back; the
-/// moves are differentiable.
-pub fn on_cpu(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
-    if x.device().is_cpu() {
-        f(x)
-    } else {
-        Ok(f(&x.to_device(&Device::Cpu)?)?.to_device(x.device())?)
+    if crate::ops::fused_on(x.device()) {
+        return Ok(x.contiguous()?.apply_op1(Forward(op.clone()))?);
     }
+    Ok(in_compute_dtype(x, |x| {
+        let y = op.fwd_composed(&x.detach())?;
+        let op = op.clone();
+        attach(&y, x, move |x, y, g| op.bwd_composed(x, y, g))
+    })?)
 }
 
 /// The clear error for integer inputs.
