@@ -48,16 +48,17 @@ _ember_cuda() {
     if [ ! -f "$t/lib64/stubs/libcuda.so" ]; then
         # The driver API cudarc declares, from its source (fetched by cargo).
         local src
-        src=$(cargo metadata --format-version 1 2>/dev/null | python3 -c '
+        # (`--features cuda` makes cargo resolve, and download, candle's CUDA dependencies.)
+        src=$(cargo metadata --format-version 1 --features cuda 2>/dev/null | python3 -c '
 import json, sys
 pkgs = json.load(sys.stdin)["packages"]
-print(next(p["manifest_path"] for p in pkgs if p["name"] == "cudarc").rsplit("/", 1)[0])' 2>/dev/null)
-        if [ -z "$src" ]; then
-            cargo fetch --quiet >/dev/null 2>&1
-            src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.* 2>/dev/null | tail -1)
+print(next(p["manifest_path"] for p in pkgs if p["name"] == "cudarc").rsplit("/", 1)[0])' 2>/dev/null) || src=
+        if [ ! -f "$src/src/driver/sys/mod.rs" ]; then
+            # Outside Ember's source directory: the newest cudarc 0.19 in cargo's cache.
+            src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.* 2>/dev/null | tail -1) || src=
         fi
         if [ ! -f "$src/src/driver/sys/mod.rs" ]; then
-            echo "cuda-toolkit: cudarc's source not found; run \`cargo fetch --features cuda\` first" >&2
+            echo "cuda-toolkit: cudarc's source not found; source this script from Ember's source directory" >&2
             return 1
         fi
         grep -ohE 'pub unsafe fn cu[A-Za-z0-9_]+\(' "$src/src/driver/sys/mod.rs" | sort -u |
