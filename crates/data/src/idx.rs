@@ -16,14 +16,28 @@ pub fn read_u8(path: impl AsRef<Path>) -> Result<Tensor> {
     read_u8_bytes(&raw, &path.display().to_string())
 }
 
-/// [`read_u8`] on bytes in memory (raw or gzip); `origin` names them in errors.
+/// [`read_u8`] on bytes in memory (raw or gzip); `origin` names them in errors. A gzip
+/// stream is decompressed only as far as its header promises (plus one byte, to notice
+/// extra data), so a small file cannot expand into memory beyond what it declares.
 pub fn read_u8_bytes(raw: &[u8], origin: &str) -> Result<Tensor> {
     let fail = |msg: String| Error::input(format!("{origin}: {msg}"));
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut gz = flate2::read::GzDecoder::new(raw);
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw)
-            .read_to_end(&mut out)
-            .map_err(|e| fail(format!("cannot decompress (corrupt or truncated gzip): {e}")))?;
+        let mut take = |n: u64, out: &mut Vec<u8>| {
+            (&mut gz)
+                .take(n)
+                .read_to_end(out)
+                .map_err(|e| fail(format!("cannot decompress (corrupt or truncated gzip): {e}")))
+        };
+        // The magic number, then the dimensions it announces, then the data they promise.
+        take(4, &mut out)?;
+        if out.len() == 4 {
+            take(4 * u64::from(out[3].min(4)), &mut out)?;
+            if let Ok((_, _, count)) = header(&out) {
+                take(count as u64 + 1, &mut out)?;
+            }
+        }
         out
     } else {
         raw.to_vec()
@@ -31,7 +45,9 @@ pub fn read_u8_bytes(raw: &[u8], origin: &str) -> Result<Tensor> {
     parse_u8(&bytes).map_err(fail)
 }
 
-fn parse_u8(bytes: &[u8]) -> std::result::Result<Tensor, String> {
+/// The header's length, dimensions and element count; an error for a header that is not
+/// IDX bytes, or is cut short, or promises more elements than the machine can address.
+fn header(bytes: &[u8]) -> std::result::Result<(usize, Vec<usize>, usize), String> {
     if bytes.len() < 4 {
         return Err(format!("not an IDX file: {} bytes, shorter than the 4-byte magic number", bytes.len()));
     }
@@ -48,9 +64,9 @@ fn parse_u8(bytes: &[u8]) -> std::result::Result<Tensor, String> {
     if rank == 0 || rank > 4 {
         return Err(format!("IDX rank {rank} is not supported (1 to 4)"));
     }
-    let header = 4 + 4 * rank;
-    if bytes.len() < header {
-        return Err(format!("truncated: the header needs {header} bytes, the file has {}", bytes.len()));
+    let len = 4 + 4 * rank;
+    if bytes.len() < len {
+        return Err(format!("truncated: the header needs {len} bytes, the file has {}", bytes.len()));
     }
     let dims: Vec<usize> = (0..rank)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
@@ -62,14 +78,19 @@ fn parse_u8(bytes: &[u8]) -> std::result::Result<Tensor, String> {
             "the header's dimensions {dims:?} multiply to more elements than this machine can address (corrupt header)"
         )
     })?;
-    let count: usize = dims.iter().product();
-    let data = &bytes[header..];
-    if data.len() != count {
+    let count = dims.iter().product();
+    Ok((len, dims, count))
+}
+
+fn parse_u8(bytes: &[u8]) -> std::result::Result<Tensor, String> {
+    let (len, dims, count) = header(bytes)?;
+    let data = &bytes[len..];
+    if data.len() < count {
+        return Err(format!("{} data bytes where the header {dims:?} promises {count} (truncated file)", data.len()));
+    }
+    if data.len() > count {
         return Err(format!(
-            "{} data bytes where the header {:?} promises {count}{}",
-            data.len(),
-            dims,
-            if data.len() < count { " (truncated file)" } else { "" }
+            "more data than the header {dims:?} promises ({count} bytes): not an IDX file of that shape"
         ));
     }
     Tensor::from_slice(data, dims, &Device::Cpu).map_err(|e| e.to_string())
@@ -101,7 +122,8 @@ pub fn read_pair(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_u8;
+    use super::{parse_u8, read_u8_bytes};
+    use std::io::Write;
 
     fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
         let mut b = vec![0, 0, 8, dims.len() as u8];
@@ -122,8 +144,35 @@ mod tests {
             assert!(huge.contains("multiply to more elements than this machine can address"), "{huge}");
         }
         assert!(parse_u8(&[1, 2, 3, 4, 5]).unwrap_err().contains("bad magic number"));
+        assert!(parse_u8(&idx(&[2], &[1, 2, 3]))
+            .unwrap_err()
+            .contains("more data than the header [2] promises (2 bytes)"));
         let mut f = idx(&[1], &[0]);
         f[2] = 0x0d;
         assert!(parse_u8(&f).unwrap_err().contains("element type 0x0d"));
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_is_decompressed_only_as_far_as_the_header_promises() {
+        let t = read_u8_bytes(&gzip(&idx(&[2, 3], &[1, 2, 3, 4, 5, 6])), "ok.gz").unwrap();
+        assert_eq!(t.flatten_all().unwrap().to_vec1::<u8>().unwrap(), [1, 2, 3, 4, 5, 6]);
+        // 64 MiB of zeros behind a header that promises 4 bytes, with the second half of
+        // the compressed stream cut off: a reader that inflated everything would fail on
+        // the cut; this one stops after 5 data bytes and names the real problem.
+        let bomb = gzip(&idx(&[4], &vec![0u8; 64 << 20]));
+        assert!(bomb.len() < 1 << 20);
+        let cut = &bomb[..bomb.len() / 2];
+        let e = read_u8_bytes(cut, "bomb.gz").unwrap_err().to_string();
+        assert!(e.contains("bomb.gz: more data than the header [4] promises (4 bytes)"), "{e}");
+        let e = read_u8_bytes(&gzip(&idx(&[4], &[1, 2])), "short.gz").unwrap_err().to_string();
+        assert!(e.contains("short.gz: 2 data bytes where the header [4] promises 4 (truncated file)"), "{e}");
+        let e = read_u8_bytes(&gzip(&[0, 0, 8, 9]), "rank.gz").unwrap_err().to_string();
+        assert!(e.contains("IDX rank 9 is not supported"), "{e}");
     }
 }
