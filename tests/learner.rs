@@ -319,6 +319,19 @@ fn a_nan_loss_stops_the_run_naming_epoch_and_step() {
 }
 
 #[test]
+fn a_penalty_that_overflows_stops_the_run_naming_it() {
+    // lambda 3e38 makes lambda / 2 * sum(w^2) overflow f32 while the loss stays finite.
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!("{BASE}\n[[regularizers]]\nname = \"l2\"\nlambda = 3e38\n");
+    let cfg = write_config(tmp.path(), &text);
+    let (code, _, err) =
+        ember(&["train", cfg.to_str().unwrap(), "--out", tmp.path().join("r").to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the regularizers' penalty is inf (the loss is "), "{err}");
+    assert!(err.contains("at epoch 1, step 1 (batch 1 of 7); training stopped. No checkpoint was written"), "{err}");
+}
+
+#[test]
 fn early_stopping_ends_the_run_after_patience() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = config("");

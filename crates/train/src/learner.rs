@@ -385,16 +385,7 @@ impl Learner {
             self.phases.loss += t.elapsed().as_secs_f64();
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !value.is_finite() {
-                return Err(Error::input(format!(
-                    "the loss is {value} at epoch {}, step {} (batch {} of {batches}); training stopped. {}",
-                    epoch + 1,
-                    self.progress.step + 1,
-                    b + 1,
-                    match checkpoint::epoch_files(&self.out.join("checkpoints"))?.last() {
-                        Some((_, p)) => format!("The last good checkpoint is {}", p.display()),
-                        None => "No checkpoint was written before this point".to_string(),
-                    }
-                )));
+                return Err(self.diverged(&format!("the loss is {value}"), b, batches)?);
             }
             let rows = y.dim(0)?;
             loss_sum += value * rows as f64;
@@ -405,6 +396,11 @@ impl Learner {
             }
             let mut total = loss;
             if let Some(p) = self.regularization.penalty()? {
+                let penalty = p.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                if !penalty.is_finite() {
+                    let what = format!("the regularizers' penalty is {penalty} (the loss is {value})");
+                    return Err(self.diverged(&what, b, batches)?);
+                }
                 total = total.add(&p.to_dtype(total.dtype())?)?;
             }
             if accumulate > 1 {
@@ -463,6 +459,21 @@ impl Learner {
             }
         }
         Ok(record)
+    }
+
+    /// The error that stops a run whose loss or penalty is not finite, naming where and
+    /// the last good checkpoint.
+    fn diverged(&self, what: &str, batch: usize, batches: usize) -> Result<Error> {
+        Ok(Error::input(format!(
+            "{what} at epoch {}, step {} (batch {} of {batches}); training stopped. {}",
+            self.progress.epoch + 1,
+            self.progress.step + 1,
+            batch + 1,
+            match checkpoint::epoch_files(&self.out.join("checkpoints"))?.last() {
+                Some((_, p)) => format!("The last good checkpoint is {}", p.display()),
+                None => "No checkpoint was written before this point".to_string(),
+            }
+        )))
     }
 
     fn optimizer_step(&mut self, grads: &mut GradStore, params: &[candle_core::Var]) -> Result<()> {
