@@ -4,7 +4,9 @@
 //!
 //! Each elementwise activation is its PyTorch scalar formula and derivative
 //! ([`ember_core::ops::pointwise`]), run by a CPU kernel and wired into candle's autograd, so values
-//! and gradients (including at kinks and for inputs of ±1000) are PyTorch's.
+//! and gradients (including at kinks and for inputs of ±1000) are PyTorch's. On CUDA and
+//! Metal (and on the CPU under `EMBER_KERNELS=composed`) the same formulas run as composed
+//! candle ops, with the same backward formulas attached.
 //!
 //! A program gets these registrations by linking the crate: the `ember` facade does;
 //! otherwise write `use ember_activations as _;`.
