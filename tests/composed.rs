@@ -3,26 +3,16 @@
 //! built-in plugins never fall back to a host round trip, half floats agree with the fused
 //! kernels, and training on it matches training on the fused kernels.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use ember::core::ops::composed::host_round_trips;
 use ember::core::ops::{fused_on, kernels, with_kernels, Kernels};
 use ember::core::{BuildContext, Kind};
-use ember::nn::Module;
 use ember::parity::{load, run_case, Outcome};
 use ember::train::{Learner, Reporter, RunConfig};
-
-fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-}
 
 #[test]
 fn the_kernel_choice_is_scoped_to_the_thread() {
@@ -45,7 +35,7 @@ fn every_committed_fixture_passes_on_the_composed_path_without_host_round_trips(
         let before = host_round_trips();
         let mut failures = Vec::new();
         let mut total = 0;
-        for path in fixtures() {
+        for path in common::parity_fixtures() {
             for (i, case) in load(&path).unwrap().cases.iter().enumerate() {
                 total += 1;
                 if let Outcome::Fail { reason } = run_case(case, i).outcome {
@@ -166,14 +156,7 @@ fn final_weights(k: Kernels, dir: &Path) -> (Vec<(String, Vec<f32>)>, f64) {
         let config = RunConfig::from_toml(RUN, "composed.toml").unwrap();
         let mut learner = Learner::new(config, Device::Cpu, dir, Reporter::Quiet).unwrap();
         let summary = learner.fit().unwrap();
-        let mut w: Vec<(String, Vec<f32>)> = learner
-            .model()
-            .named_parameters()
-            .into_iter()
-            .map(|(n, v)| (n, v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-            .collect();
-        w.sort_by(|a, b| a.0.cmp(&b.0));
-        (w, summary.last.unwrap().eval_loss)
+        (common::checkpoint_weights(dir), summary.last.unwrap().eval_loss)
     })
 }
 

@@ -14,6 +14,8 @@
 //! - a checkpoint saved on CUDA resumes on the CPU and the reverse, ending where an
 //!   all-CPU run ends.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -133,18 +135,6 @@ epochs = 2
 batch_size = 32
 "#;
 
-fn final_weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let file = ember::train::checkpoint::resolve(dir).unwrap();
-    let ckpt = ember::train::checkpoint::read(&file).unwrap();
-    let mut w: Vec<(String, Vec<f32>)> = ckpt
-        .section("model/")
-        .into_iter()
-        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-        .collect();
-    w.sort_by(|a, b| a.0.cmp(&b.0));
-    w
-}
-
 #[test]
 fn checkpoints_move_between_cuda_and_the_cpu() {
     if cuda().is_none() {
@@ -162,7 +152,8 @@ fn checkpoints_move_between_cuda_and_the_cpu() {
         ember(&["train", cfg.to_str().unwrap(), "--quiet", "--device", first, "--out", &dir]);
         let s = ember(&["train", "--resume", &dir, "--epochs", "3", "--quiet", "--device", then]);
         assert_eq!(s["epochs"], 3);
-        let (got, want) = (final_weights(Path::new(&dir)), final_weights(&tmp.path().join("cpu")));
+        let (got, want) =
+            (common::checkpoint_weights(Path::new(&dir)), common::checkpoint_weights(&tmp.path().join("cpu")));
         assert_eq!(got.len(), want.len());
         for ((n, a), (_, b)) in got.iter().zip(&want) {
             let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);

@@ -2,6 +2,8 @@
 //! plots, checkpoints, config errors with key paths, activation/loss pairing warnings,
 //! NaN guard, early stopping, gradient accumulation, export / inspect / predict.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -50,18 +52,6 @@ fn edited(section: &str, lines: &str) -> String {
     toml::to_string(&table).unwrap()
 }
 
-fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let file = ember::train::checkpoint::resolve(dir).unwrap();
-    let ckpt = ember::train::checkpoint::read(&file).unwrap();
-    let mut w: Vec<(String, Vec<f32>)> = ckpt
-        .section("model/")
-        .into_iter()
-        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-        .collect();
-    w.sort_by(|a, b| a.0.cmp(&b.0));
-    w
-}
-
 fn metrics_without_seconds(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("metrics.csv"))
         .unwrap()
@@ -82,7 +72,7 @@ fn resume_is_bit_exact() {
     let mut resumed = Learner::resume(&b, Device::Cpu, None, Some(3), Reporter::Quiet).unwrap();
     assert_eq!(resumed.progress().epoch, 1);
     resumed.fit().unwrap();
-    assert_eq!(weights(&a), weights(&b));
+    assert_eq!(common::checkpoint_weights(&a), common::checkpoint_weights(&b));
     assert_eq!(metrics_without_seconds(&a), metrics_without_seconds(&b));
     assert_eq!(metrics_without_seconds(&a).len(), 4);
 }
@@ -117,7 +107,7 @@ fn the_cli_trains_resumes_and_summarises_in_json() {
     assert!(err.contains("epoch 1/1  train_loss"), "a summary line per epoch: {err}");
     let (code, _, err) = ember(&["train", "--resume", b.to_str().unwrap(), "--epochs", "2", "--quiet"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(weights(&a), weights(&b));
+    assert_eq!(common::checkpoint_weights(&a), common::checkpoint_weights(&b));
     assert_eq!(metrics_without_seconds(&a), metrics_without_seconds(&b));
 }
 
@@ -154,7 +144,11 @@ fn a_run_killed_mid_training_resumes_to_the_same_weights_as_an_uninterrupted_run
     let (code, _, err) =
         ember(&["train", cfg.to_str().unwrap(), "--out", straight.to_str().unwrap(), "--epochs", &target, "--quiet"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(weights(&dir), weights(&straight), "killed + resumed == uninterrupted");
+    assert_eq!(
+        common::checkpoint_weights(&dir),
+        common::checkpoint_weights(&straight),
+        "killed + resumed == uninterrupted"
+    );
     assert_eq!(metrics_without_seconds(&dir), metrics_without_seconds(&straight));
 }
 
@@ -208,7 +202,11 @@ fn a_run_killed_during_a_checkpoint_write_keeps_the_previous_one_and_resumes_exa
     let (code, _, err) = ember(&["train", "--resume", dir.to_str().unwrap(), "--quiet"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(temporaries(), 0, "resume clears the dead write's temporary");
-    assert_eq!(weights(&dir), weights(&straight), "killed mid-write + resumed == uninterrupted");
+    assert_eq!(
+        common::checkpoint_weights(&dir),
+        common::checkpoint_weights(&straight),
+        "killed mid-write + resumed == uninterrupted"
+    );
     assert_eq!(metrics_without_seconds(&dir), metrics_without_seconds(&straight));
 }
 
@@ -360,7 +358,7 @@ fn accumulating_two_half_batches_equals_one_full_batch() {
         c.data =
             ember::train::config::DataConfig::Synthetic { n_train: 256, n_eval: 32, features: 8, classes: 3, seed: 0 };
         Learner::new(c, Device::Cpu, tmp.path(), Reporter::Quiet).unwrap().fit().unwrap();
-        weights(tmp.path())
+        common::checkpoint_weights(tmp.path())
     };
     let (full, halves) = (run(64, 1), run(32, 2));
     for ((n, a), (_, b)) in full.iter().zip(&halves) {
@@ -474,7 +472,7 @@ fn results_do_not_depend_on_the_thread_count() {
         let (code, _, err) =
             ember(&["train", cfg.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--threads", threads, "--quiet"]);
         assert_eq!(code, 0, "{err}");
-        runs.push((weights(&dir), metrics_without_seconds(&dir)));
+        runs.push((common::checkpoint_weights(&dir), metrics_without_seconds(&dir)));
     }
     assert_eq!(runs[0], runs[1]);
 }

@@ -2,26 +2,16 @@
 //! output lines, exit statuses, --filter, --json, and a FAIL line (never a crash) for
 //! every problem inside a case.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod common;
 
 use ember::parity::{load, run_case, Outcome};
 use serde_json::{json, Value};
 
-fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn every_committed_fixture_passes() {
-    let files = fixtures();
+    let files = common::parity_fixtures();
     assert!(!files.is_empty(), "no fixtures found");
     let mut failures = Vec::new();
     let mut total = 0;
@@ -43,7 +33,7 @@ fn every_committed_fixture_passes() {
 #[test]
 fn fixtures_cover_every_builtin_activation_in_both_dtypes() {
     let mut covered = std::collections::BTreeSet::new();
-    for path in fixtures() {
+    for path in common::parity_fixtures() {
         for case in load(&path).unwrap().cases {
             if case["kind"] == "activation" {
                 covered
@@ -83,7 +73,7 @@ fn leaky(id: &str, name: &str, expected_output: Value) -> Value {
 
 #[test]
 fn the_binary_checks_the_committed_fixtures_and_exits_0() {
-    let files = fixtures();
+    let files = common::parity_fixtures();
     let args: Vec<&str> = std::iter::once("parity").chain(files.iter().map(|p| p.to_str().unwrap())).collect();
     let (code, out, err) = ember(&args);
     assert_eq!(code, 0, "{out}{err}");
