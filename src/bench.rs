@@ -27,6 +27,12 @@ pub fn optimizer(
     if numel == 0 || steps == 0 {
         anyhow::bail!("--numel and --steps must be at least 1");
     }
+    // The parameter, its gradient and up to two state buffers, f32.
+    ember_core::memory::check(
+        &format!("--numel {numel} (an f32 parameter, its gradient and two optimizer buffers)"),
+        ember_core::memory::product(&[numel as u64, 4, 4]),
+        "use a smaller --numel",
+    )?;
     let param = Var::from_tensor(&Tensor::randn(0f32, 1.0, numel, &Device::Cpu)?)?;
     let grad = Tensor::randn(0f32, 1.0, numel, &Device::Cpu)?.to_dtype(DType::F32)?;
     let mut state = opt.init_state(param.as_tensor())?;

@@ -62,12 +62,19 @@ enum Command {
         /// CPU threads for tensor operations (default: every core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Replace the run that the run directory already holds (its checkpoints,
+        /// metrics and plots); without it such a directory is refused.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Write a checkpoint's weights (PyTorch names) as a safetensors file.
     Export {
         checkpoint: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// Replace FILE even if it is an Ember checkpoint.
+        #[arg(long)]
+        force: bool,
     },
     /// List a safetensors file's tensors (name, dtype, shape) and metadata.
     Inspect { file: PathBuf },
@@ -190,7 +197,7 @@ where
     T: Into<OsString> + Clone,
 {
     ember_core::threads::configure();
-    if let Err(e) = ember_core::ops::Kernels::from_env() {
+    if let Err(e) = ember_core::ops::Kernels::from_env().and_then(|_| ember_core::env::check()) {
         let _ = writeln!(err, "error: {e}");
         return 2;
     }
@@ -205,7 +212,19 @@ where
     };
     let result = match cli.command {
         Command::Plugins { kind, json } => list_plugins(kind, json, out).map_err(anyhow::Error::from),
-        Command::Train { config, device, epochs, out: dir, resume, seed, quiet, dataset, data_dir, threads } => {
+        Command::Train {
+            config,
+            device,
+            epochs,
+            out: dir,
+            resume,
+            seed,
+            quiet,
+            dataset,
+            data_dir,
+            threads,
+            overwrite,
+        } => {
             set_threads(threads);
             crate::commands::train(
                 crate::commands::TrainArgs {
@@ -219,6 +238,7 @@ where
                     dataset,
                     data_dir,
                     threads,
+                    overwrite,
                 },
                 out,
             )
@@ -234,7 +254,7 @@ where
                 Ok(())
             })
         }
-        Command::Export { checkpoint, out: dest } => crate::commands::export(&checkpoint, &dest, out),
+        Command::Export { checkpoint, out: dest, force } => crate::commands::export(&checkpoint, &dest, force, out),
         Command::Inspect { file } => crate::commands::inspect(&file, out),
         Command::Predict { weights, config, input, out: dest, device } => {
             crate::commands::predict(&weights, config.as_deref(), &input, &dest, &device, out)

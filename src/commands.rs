@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use ember_nn::{load_state_dict, Context, Module};
+use ember_train::rundir::{self, Existing};
 use ember_train::{build_model, checkpoint, learner::dtype_of, Learner, Reporter, RunConfig};
 use serde_json::json;
 
@@ -24,6 +25,8 @@ pub struct TrainArgs {
     pub data_dir: Option<PathBuf>,
     /// The thread count the user chose with --threads (already applied).
     pub threads: Option<usize>,
+    /// Replace a run that the run directory already holds.
+    pub overwrite: bool,
 }
 
 /// The main job's run: the seed's dropout MLP on Fashion-MNIST.
@@ -55,27 +58,30 @@ fn override_data(config: &mut RunConfig, dataset: Option<&str>, dir: Option<&Pat
 
 /// Trains; the last stdout line is a JSON summary.
 pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    // A fresh run's config (a resumed run's comes from its checkpoint).
-    let fresh = match (&args.resume, &args.config) {
-        (Some(_), _) => None,
-        (None, Some(path)) => Some((RunConfig::from_file(path)?, stem(path))),
-        (None, None) => {
-            Some((RunConfig::from_toml(DEFAULT_CONFIG, "fashion_mnist_dropout.toml")?, "fashion_mnist_dropout".into()))
-        }
-    };
     let device = crate::device::parse(&args.device)?;
     let reporter = if args.quiet { Reporter::Quiet } else { Reporter::Stderr };
     let mut learner = match &args.resume {
         Some(path) => {
-            if args.seed.is_some() {
-                anyhow::bail!(
-                    "--seed cannot change a resumed run: the checkpoint's seed fixes its data order and dropout masks"
-                );
+            if args.overwrite {
+                anyhow::bail!("--overwrite starts a new run; it does not combine with --resume, which continues one");
             }
-            Learner::resume(path, device, args.out.clone(), args.epochs, reporter)?
+            // A CONFIG given beside --resume must be the run's own config.
+            let given = match &args.config {
+                Some(p) => Some((RunConfig::from_file(p)?, p.clone())),
+                None => None,
+            };
+            Learner::resume_with(path, device, args.out.clone(), reporter, |stored| {
+                edit_resumed(stored, &args, given, path).map_err(|e| ember_core::Error::input(e.to_string()))
+            })?
         }
         None => {
-            let (mut config, name) = fresh.expect("a fresh run has a config");
+            let (mut config, name) = match &args.config {
+                Some(path) => (RunConfig::from_file(path)?, stem(path)),
+                None => (
+                    RunConfig::from_toml(DEFAULT_CONFIG, "fashion_mnist_dropout.toml")?,
+                    "fashion_mnist_dropout".into(),
+                ),
+            };
             override_data(&mut config, args.dataset.as_deref(), args.data_dir.as_deref())?;
             if let Some(e) = args.epochs {
                 config.train.epochs = e;
@@ -84,8 +90,26 @@ pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 config.seed = s;
             }
             config.validate()?;
-            let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(name));
-            Learner::new(config, device, dir, reporter)?
+            let existing = if args.overwrite { Existing::Overwrite } else { Existing::Refuse };
+            let dir = match &args.out {
+                Some(d) => d.clone(),
+                None if args.overwrite => PathBuf::from("runs").join(&name),
+                None => {
+                    // Never into an earlier run: the next free runs/NAME-2, runs/NAME-3, ...
+                    let base = PathBuf::from("runs").join(&name);
+                    let dir = rundir::next_free(&base);
+                    if dir != base && !args.quiet {
+                        eprintln!(
+                            "note: {} holds an earlier run; this run goes to {} (to continue the earlier one: ember train --resume {}; to replace it: --overwrite)",
+                            base.display(),
+                            dir.display(),
+                            base.display()
+                        );
+                    }
+                    dir
+                }
+            };
+            Learner::start(config, device, dir, existing, reporter)?
         }
     };
     let summary = learner.fit()?;
@@ -108,6 +132,91 @@ pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Applies the command line to a resumed run's stored config: `--epochs`, a CONFIG that
+/// must match the stored one, `--seed` that must match, `--dataset` that must match, and
+/// `--data-dir` for data that moved.
+fn edit_resumed(
+    stored: &mut RunConfig,
+    args: &TrainArgs,
+    given: Option<(RunConfig, PathBuf)>,
+    file: &Path,
+) -> anyhow::Result<()> {
+    if let Some(s) = args.seed.filter(|s| *s != stored.seed) {
+        anyhow::bail!(
+            "--seed {s} differs from the seed of the run in {} ({}): a resumed run keeps its seed, which fixes its data order and dropout masks; drop --seed, or start a new run with it",
+            file.display(),
+            stored.seed
+        );
+    }
+    if let Some((mut config, path)) = given {
+        config.data.make_absolute();
+        let (a, b) = (serde_json::to_value(&config)?, serde_json::to_value(&*stored)?);
+        let mut diffs = Vec::new();
+        differences("", &a, &b, &mut diffs);
+        diffs.retain(|d| !d.starts_with("train.epochs "));
+        if !diffs.is_empty() {
+            anyhow::bail!(
+                "{} differs from the config of the run in {}:\n  {}\nA resumed run continues with its own config: drop {} to continue it as saved, or train {} as a new run (--out NEW_DIR)",
+                path.display(),
+                file.display(),
+                diffs.join("\n  "),
+                path.display(),
+                path.display()
+            );
+        }
+        stored.train.epochs = config.train.epochs;
+    }
+    if let Some(d) = &args.dataset {
+        use ember_train::config::DataConfig;
+        let stored_name = match &stored.data {
+            DataConfig::FashionMnist { .. } => "fashion_mnist",
+            DataConfig::Mnist { .. } => "mnist",
+            DataConfig::Idx { .. } => "idx",
+            DataConfig::Synthetic { .. } => "synthetic",
+        };
+        if d.replace('-', "_") != stored_name {
+            anyhow::bail!(
+                "--dataset {d}: the run in {} trains on {stored_name}, and a resumed run keeps its data; drop --dataset, or start a new run with it",
+                file.display()
+            );
+        }
+    }
+    if let Some(dir) = &args.data_dir {
+        let Some(slot) = stored.data.dir_mut() else {
+            anyhow::bail!(
+                "--data-dir applies to fashion_mnist and mnist runs; the run in {} reads {:?}",
+                file.display(),
+                stored.data
+            );
+        };
+        *slot = Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()).display().to_string());
+    }
+    if let Some(e) = args.epochs {
+        stored.train.epochs = e;
+    }
+    Ok(())
+}
+
+/// The dotted keys where JSON values `a` (given) and `b` (stored) differ, with both values.
+fn differences(at: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    let key = |k: &str| if at.is_empty() { k.to_string() } else { format!("{at}.{k}") };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let null = Value::Null;
+                differences(&key(k), x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), out);
+            }
+        }
+        _ if a == b => {}
+        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
+        _ => out.push(format!("{at} = {a} in the config, {b} in the checkpoint")),
+    }
+}
+
 /// The CPU thread count tensor operations use.
 pub(crate) fn ember_core_threads() -> usize {
     candle_core::utils::get_num_threads()
@@ -117,9 +226,28 @@ fn stem(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into())
 }
 
-/// Weights only, PyTorch names, from a checkpoint.
-pub fn export(checkpoint_path: &Path, dest: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
-    let ckpt = checkpoint::read(&checkpoint::resolve(checkpoint_path)?)?;
+/// Weights only, PyTorch names, from a checkpoint. Never over the checkpoint itself, nor
+/// (without `force`) over any other Ember checkpoint.
+pub fn export(checkpoint_path: &Path, dest: &Path, force: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let src = checkpoint::resolve(checkpoint_path)?;
+    if std::fs::canonicalize(dest).ok().is_some_and(|d| std::fs::canonicalize(&src).ok() == Some(d)) {
+        anyhow::bail!(
+            "--out {} is the checkpoint being exported: exporting over it would replace the checkpoint (optimizer state, progress) with bare weights; choose another --out",
+            dest.display()
+        );
+    }
+    if dest.is_file() && !force {
+        if let Ok(meta) = checkpoint::read_metadata(dest) {
+            if meta.get("format").is_some_and(|f| f.starts_with("ember-checkpoint")) {
+                anyhow::bail!(
+                    "--out {} is an Ember checkpoint{}: exporting over it would replace it with bare weights; choose another --out, or pass --force to replace it",
+                    dest.display(),
+                    meta.get("epoch").map(|e| format!(" (epoch {e})")).unwrap_or_default()
+                );
+            }
+        }
+    }
+    let ckpt = checkpoint::read(&src)?;
     let weights = ckpt.section("model/");
     if weights.is_empty() {
         anyhow::bail!(
@@ -127,8 +255,17 @@ pub fn export(checkpoint_path: &Path, dest: &Path, out: &mut dyn Write) -> anyho
             ckpt.path.display()
         );
     }
-    candle_core::safetensors::save(&weights, dest)
-        .map_err(|e| anyhow::anyhow!("{}: cannot write: {}", dest.display(), ember_core::Error::from(e)))?;
+    // Through a temporary beside the destination, so a failed write leaves it as it was.
+    let name = dest.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "weights".into());
+    let tmp = dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let written = candle_core::safetensors::save(&weights, &tmp)
+        .map_err(ember_core::Error::from)
+        .map_err(|e| e.to_string())
+        .and_then(|()| std::fs::rename(&tmp, dest).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::bail!("{}: cannot write: {e}", dest.display());
+    }
     writeln!(out, "wrote {} tensors to {}", weights.len(), dest.display())?;
     Ok(())
 }

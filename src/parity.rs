@@ -39,10 +39,17 @@ pub struct ParityFile {
     pub cases: Vec<Json>,
 }
 
+/// The largest parity file read (a device such as `/dev/zero` is read only this far).
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
 /// Reads and checks the outer structure of a parity file.
 pub fn load(path: &Path) -> Result<ParityFile, FileError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| FileError { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
+    let bytes = ember_core::memory::read_capped(path, MAX_FILE_BYTES, "a parity file").map_err(|e| FileError {
+        path: path.to_path_buf(),
+        message: e.to_string().strip_prefix(&format!("{}: ", path.display())).unwrap_or(&e.to_string()).to_string(),
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| FileError { path: path.to_path_buf(), message: format!("not UTF-8 text: {e}") })?;
     parse(&text, path)
 }
 
@@ -64,6 +71,19 @@ pub fn parse(text: &str, path: &Path) -> Result<ParityFile, FileError> {
         .and_then(Json::as_array)
         .ok_or_else(|| fail("not a parity file: \"cases\" must be an array".into()))?
         .clone();
+    if cases.is_empty() {
+        return Err(fail("holds no cases: \"cases\" is an empty array, so nothing would be checked".into()));
+    }
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, c) in cases.iter().enumerate() {
+        if let Some(id) = c.get("id").and_then(Json::as_str) {
+            if let Some(first) = seen.insert(id, i) {
+                return Err(fail(format!(
+                    "duplicate case id {id:?} (cases {first} and {i}); every case needs its own id"
+                )));
+            }
+        }
+    }
     let source = obj.get("source").and_then(Json::as_str).unwrap_or_default().to_string();
     Ok(ParityFile { path: path.to_path_buf(), source, cases })
 }
@@ -140,6 +160,15 @@ pub fn run_files(
         .filter(|(_, c)| filter.is_none_or(|s| c.get("id").and_then(Json::as_str).unwrap_or("").contains(s)))
         .map(|(i, c)| run_case_on(c, i, device))
         .collect();
+    if results.is_empty() {
+        let total: usize = loaded.iter().map(|f| f.cases.len()).sum();
+        let _ = writeln!(
+            err,
+            "error: --filter {:?} matches none of the {total} case ids; nothing was checked (list them with --json, or drop --filter)",
+            filter.unwrap_or_default()
+        );
+        return 2;
+    }
     let passed = results.iter().filter(|r| r.passed()).count();
     let failed = results.len() - passed;
     let _ = write_report(&results, json, out);

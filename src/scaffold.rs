@@ -10,11 +10,7 @@ pub const EMBER_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Generates the crate `name` of `kind` in `dir` (default `./NAME`); returns its path.
 pub fn new_plugin(kind: Kind, name: &str, dir: Option<&Path>, ember_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !valid {
-        anyhow::bail!("plugin name {name:?} is invalid: use snake_case starting with a letter, e.g. my_opt");
-    }
+    check_name(kind, name)?;
     let root = dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(name));
     if root.exists() && std::fs::read_dir(&root)?.next().is_some() {
         anyhow::bail!("{}: the directory exists and is not empty; choose another --dir", root.display());
@@ -45,6 +41,59 @@ pub fn new_plugin(kind: Kind, name: &str, dir: Option<&Path>, ember_dir: Option<
         std::fs::copy(lock, root.join("Cargo.lock"))?;
     }
     Ok(root)
+}
+
+/// Rust's keywords (strict and reserved, every edition): none can name a module.
+const KEYWORDS: [&str; 50] = [
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in",
+    "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static", "struct", "super", "trait",
+    "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract", "become", "box", "do",
+    "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try",
+];
+
+/// Crate names the generated crate cannot take: the built-in crates and its dependencies.
+const TAKEN: [&str; 8] = ["std", "core", "alloc", "test", "proc_macro", "ember", "ember_core", "candle_core"];
+
+/// A name is usable when it is a snake_case identifier, not a keyword, not a crate the
+/// generated one depends on, and its CamelCase struct name does not shadow a name the
+/// template imports (`tensor` would make a struct `Tensor`).
+fn check_name(kind: Kind, name: &str) -> anyhow::Result<()> {
+    let snake = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.contains("__")
+        && !name.ends_with('_');
+    if !snake {
+        anyhow::bail!(
+            "plugin name {name:?} is invalid: use snake_case (lowercase letters, digits, single underscores between words) starting with a letter, e.g. my_opt"
+        );
+    }
+    if KEYWORDS.contains(&name) || name == "gen" {
+        anyhow::bail!(
+            "plugin name {name:?} is a Rust keyword and cannot name a crate's module; choose another, e.g. my_{name}"
+        );
+    }
+    if TAKEN.contains(&name) || name.starts_with("ember_") {
+        anyhow::bail!(
+            "plugin name {name:?} is taken by a crate the generated one uses or by Rust itself; choose another, e.g. my_{name}"
+        );
+    }
+    let camel = camel_case(name);
+    let (module, _) = template(kind, name);
+    let imported = module
+        .lines()
+        .filter(|l| l.starts_with("use "))
+        .any(|l| l.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| word == camel));
+    if imported {
+        anyhow::bail!(
+            "plugin name {name:?} would make a struct `{camel}`, which clashes with `{camel}` that the plugin imports; choose another, e.g. my_{name}"
+        );
+    }
+    Ok(())
+}
+
+/// `my_opt` -> `MyOpt`.
+fn camel_case(name: &str) -> String {
+    name.split('_').filter(|w| !w.is_empty()).map(|w| w[..1].to_uppercase() + &w[1..]).collect()
 }
 
 fn cargo_toml(name: &str, ember: &Path) -> String {
@@ -128,7 +177,7 @@ fn is_registered_by_name() {{
 
 /// (module source, parity fixture) for the placeholder of each kind.
 fn template(kind: Kind, name: &str) -> (String, String) {
-    let camel: String = name.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect();
+    let camel = camel_case(name);
     match kind {
         Kind::Optimizer => {
             // Plain gradient descent: p <- p - lr * g. Fixture computed with the same rule.

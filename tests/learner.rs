@@ -268,7 +268,7 @@ fn config_errors_name_the_key_and_the_choices() {
     );
     assert_eq!(
         learner_err(&BASE.replace("sizes = [8, 16, 3]", "sizes = [8, 16, 2]")),
-        "the data has labels 0..=2 but the model outputs 2 classes; set the last model.sizes entry to 3"
+        "the synthetic training set: the data has labels 0..=2 but the model outputs 2 classes; set the last model.sizes entry to 3 (or fix the labels)"
     );
     assert!(learner_err(&BASE.replace("name = \"step\"", "name = \"steplr\""))
         .starts_with("scheduler: unknown scheduler 'steplr'; did you mean 'step'?"));
@@ -609,4 +609,386 @@ fn damaged_checkpoints_say_what_is_wrong() {
     let (code, _, err) = ember(&["train", "--resume", plain.to_str().unwrap(), "--quiet"]);
     assert_eq!(code, 1);
     assert!(err.contains("plain.safetensors: not an Ember checkpoint (no 'format' in its metadata)"), "{err}");
+}
+
+// ---- Run directories, locks, resume edge cases (RELIABILITY.md, "Run directories") ----
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| r.map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn epochs_of(run: &Path) -> Vec<usize> {
+    ember::train::checkpoint::epoch_files(&run.join("checkpoints")).unwrap().into_iter().map(|(e, _)| e).collect()
+}
+
+fn ember_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ember")).args(args).current_dir(dir).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn a_new_run_never_overwrites_an_existing_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &edited("train", "keep_last = 10"));
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--out", r, "--epochs", "3", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let before = common::checkpoint_weights(&run);
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+
+    // Same directory, edited run: refused, nothing touched.
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--out", r, "--epochs", "1", "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("{r}: already holds a run (checkpoints up to epoch 3)")), "{err}");
+    assert!(err.contains(&format!("ember train --resume {r}")) && err.contains("--overwrite"), "{err}");
+    assert_eq!(epochs_of(&run), [1, 2, 3]);
+    assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap(), metrics);
+    assert_eq!(common::checkpoint_weights(&run), before);
+
+    // --overwrite: the old run's files are gone, the new run's are whole, the summary
+    // names a file that exists; other files in the directory stay.
+    std::fs::write(run.join("notes.txt"), "mine").unwrap();
+    let (code, out, err) =
+        ember(&["train", cfg.to_str().unwrap(), "--out", r, "--epochs", "1", "--overwrite", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(epochs_of(&run), [1]);
+    assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().count(), 2);
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(Path::new(summary["checkpoint"].as_str().unwrap()).is_file(), "{summary}");
+    assert_eq!(std::fs::read_to_string(run.join("notes.txt")).unwrap(), "mine");
+
+    // Without --out: runs/NAME, then runs/NAME-2, each run whole.
+    let (code, out1, err) = ember_in(tmp.path(), &["train", "run.toml", "--epochs", "2", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out2, err) = ember_in(tmp.path(), &["train", "run.toml", "--epochs", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("note: runs/run holds an earlier run; this run goes to runs/run-2"), "{err}");
+    let out_of = |o: &str| serde_json::from_str::<serde_json::Value>(o.lines().last().unwrap()).unwrap()["out"].clone();
+    assert_eq!((out_of(&out1), out_of(&out2)), ("runs/run".into(), "runs/run-2".into()));
+    assert_eq!(epochs_of(&tmp.path().join("runs/run")), [1, 2]);
+    assert_eq!(epochs_of(&tmp.path().join("runs/run-2")), [1]);
+}
+
+#[test]
+fn a_second_trainer_is_refused_and_a_killed_trainers_lock_is_taken_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = edited("data", "n_train = 20000").replace("epochs = 3", "epochs = 400");
+    let cfg = write_config(tmp.path(), &text);
+    let dir = tmp.path().join("run");
+    let d = dir.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["train", cfg.to_str().unwrap(), "--out", d, "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while epochs_of(&dir).is_empty() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let holder = format!("in use by process {}", child.id());
+    // A new run and a resume of the same directory are both refused while it trains.
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--out", d, "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("{d}: {holder}")), "{err}");
+    let (code, _, err) = ember(&["train", "--resume", d, "--epochs", "500", "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&holder), "{err}");
+    child.kill().unwrap(); // SIGKILL: the lock dies with the process
+    child.wait().unwrap();
+    let target = (epochs_of(&dir).last().unwrap() + 1).to_string();
+    let (code, _, err) = ember(&["train", "--resume", d, "--epochs", &target]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("was last held by process {}, which ended without releasing it", child.id())),
+        "{err}"
+    );
+    // A process that ended normally leaves nothing to take over.
+    let (code, _, err) =
+        ember(&["train", "--resume", d, "--epochs", &(target.parse::<usize>().unwrap() + 1).to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("was last held"), "{err}");
+}
+
+#[test]
+fn an_empty_evaluation_set_warns_once_and_its_nan_metrics_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = edited("data", "n_eval = 0")
+        .replace("name = \"step\"\nstep_size = 1\ngamma = 0.9", "name = \"reduce_on_plateau\"\npatience = 0");
+    let cfg = write_config(tmp.path(), &text);
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--out", r, "--epochs", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err.matches("warning: the evaluation set is empty: eval_loss and eval_acc are not computed; best.safetensors follows train_loss; a metric-driven scheduler watches train_loss").count(),
+        1,
+        "{err}"
+    );
+    assert!(run.join("checkpoints/best.safetensors").is_file());
+    // NaN metrics round-trip through the checkpoint: the run resumes.
+    let (code, out, err) = ember(&["train", "--resume", r, "--epochs", "3", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"epochs\":3") && out.contains("\"eval_loss\":null"), "{out}");
+    let progress = ember::train::checkpoint::read(&ember::train::checkpoint::resolve(&run).unwrap()).unwrap();
+    let p: ember::train::Progress = serde_json::from_str(progress.meta("progress").unwrap()).unwrap();
+    assert!(p.history.iter().all(|h| h.eval_loss.is_nan() && h.train_loss.is_finite()));
+    // An evaluation metric asked for by name is an error at start.
+    let asks =
+        write_config(tmp.path(), &format!("{text}\n").replace("[train]\n", "[train]\nbest_metric = \"eval_acc\"\n"));
+    let (code, _, err) = ember(&["train", asks.to_str().unwrap(), "--out", tmp.path().join("x").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("train.best_metric = \"eval_acc\", but the evaluation set is empty"), "{err}");
+}
+
+#[test]
+fn progress_keeps_non_finite_numbers_and_reads_older_nulls() {
+    let rec = |x: f64| ember::train::EpochRecord {
+        epoch: 1,
+        train_loss: x,
+        train_acc: f64::NAN,
+        eval_loss: f64::NEG_INFINITY,
+        eval_acc: 0.5,
+        lr: 0.1,
+        seconds: 1.0,
+    };
+    let p =
+        ember::train::Progress { history: vec![rec(f64::INFINITY)], best: Some(f64::INFINITY), ..Default::default() };
+    let back: ember::train::Progress = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+    let h = &back.history[0];
+    assert!(h.train_loss == f64::INFINITY && h.train_acc.is_nan() && h.eval_loss == f64::NEG_INFINITY);
+    assert_eq!(back.best, Some(f64::INFINITY));
+    let old = r#"{"epoch":1,"step":7,"batches":7,"history":[{"epoch":1,"train_loss":1.0,"train_acc":null,"eval_loss":null,"eval_acc":null,"lr":0.1,"seconds":0.5}],"best":null,"bad_epochs":0,"stopped_early":false}"#;
+    let back: ember::train::Progress = serde_json::from_str(old).unwrap();
+    assert!(back.history[0].eval_loss.is_nan() && back.best.is_none() && back.best_epoch.is_none());
+}
+
+#[test]
+fn export_never_replaces_a_checkpoint_unasked_and_resume_skips_one_that_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &edited("train", "keep_last = 5"));
+    let (run, straight) = (tmp.path().join("run"), tmp.path().join("straight"));
+    let r = run.to_str().unwrap();
+    for (dir, epochs) in [(&run, "3"), (&straight, "4")] {
+        let (code, _, err) =
+            ember(&["train", cfg.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--epochs", epochs, "--quiet"]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let e = |n: usize| run.join(format!("checkpoints/epoch-{n:04}.safetensors"));
+    let (e1, e3) = (e(1), e(3));
+    let original = std::fs::read(&e3).unwrap();
+    let (code, _, err) = ember(&["export", r, "--out", e3.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is the checkpoint being exported"), "{err}");
+    let (code, _, err) = ember(&["export", e1.to_str().unwrap(), "--out", e3.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("--out {} is an Ember checkpoint (epoch 3)", e3.display())), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(&e3).unwrap(), original);
+    // Forced: epoch 3 becomes bare weights. A resume skips it, naming it, and continues
+    // from epoch 2 to the weights of an uninterrupted 4-epoch run.
+    let (code, _, err) = ember(&["export", e1.to_str().unwrap(), "--out", e3.to_str().unwrap(), "--force"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ember(&["train", "--resume", r, "--epochs", "4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("warning: skipped {}: not an Ember checkpoint", e3.display())), "{err}");
+    assert!(err.contains(&format!("resuming from {}", e(2).display())), "{err}");
+    assert_eq!(common::checkpoint_weights(&run), common::checkpoint_weights(&straight));
+}
+
+#[test]
+fn a_crash_between_the_epoch_checkpoint_and_best_is_repaired_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &edited("train", "best_metric = \"train_loss\""));
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--out", r, "--epochs", "1", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    // Epoch 2 improves train_loss; writing best.safetensors fails after epoch-0002 is saved.
+    let out = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["train", "--resume", r, "--epochs", "2", "--quiet"])
+        .env("EMBER_FAILPOINT_CHECKPOINT_WRITE", "best.safetensors:enospc")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let best = run.join("checkpoints/best.safetensors");
+    let epoch_of = |p: &Path| ember::train::checkpoint::read_metadata(p).unwrap()["epoch"].clone();
+    assert_eq!(epoch_of(&best), "1", "best is one improvement behind");
+    let (code, _, err) = ember(&["train", "--resume", r, "--epochs", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("held epoch 1, but the best train_loss was reached at epoch 2; rewrote it from"), "{err}");
+    assert!(err.contains("nothing to do: the run has already trained 2 of 2 epochs"), "{err}");
+    assert_eq!(epoch_of(&best), "2");
+    let second = ember::train::checkpoint::read(&run.join("checkpoints/epoch-0002.safetensors")).unwrap();
+    let repaired = ember::train::checkpoint::read(&best).unwrap();
+    assert_eq!(
+        format!("{:?}", second.section("model/").keys().collect::<std::collections::BTreeSet<_>>()),
+        format!("{:?}", repaired.section("model/").keys().collect::<std::collections::BTreeSet<_>>())
+    );
+    for (k, t) in second.section("model/") {
+        let u = &repaired.section("model/")[&k];
+        assert_eq!(
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            u.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+    }
+}
+
+#[test]
+fn resume_checks_what_the_command_line_says_against_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), BASE);
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    let (code, _, err) = ember(&["train", cfg.to_str().unwrap(), "--out", r, "--epochs", "1", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    // The same CONFIG (its epochs may differ) and the same seed are accepted.
+    let (code, out, err) =
+        ember(&["train", cfg.to_str().unwrap(), "--resume", r, "--seed", "7", "--epochs", "2", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"epochs\":2"), "{out}");
+    // A different CONFIG names each differing key; another seed and dataset are refused.
+    let other = tmp.path().join("other.toml");
+    std::fs::write(&other, BASE.replace("lr = 0.01", "lr = 0.02").replace("sizes = [8, 16, 3]", "sizes = [8, 32, 3]"))
+        .unwrap();
+    let (code, _, err) = ember(&["train", other.to_str().unwrap(), "--resume", r, "--epochs", "3", "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("model.sizes = [8,32,3] in the config, [8,16,3] in the checkpoint"), "{err}");
+    assert!(err.contains("optimizer.lr = 0.02 in the config, 0.01 in the checkpoint"), "{err}");
+    let (code, _, err) = ember(&["train", "--resume", r, "--seed", "8", "--epochs", "3", "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--seed 8 differs from the seed of the run") && err.contains("(7)"), "{err}");
+    let (code, _, err) = ember(&["train", "--resume", r, "--dataset", "mnist", "--epochs", "3", "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("trains on synthetic"), "{err}");
+    // Nothing left to do is said, and the summary names the checkpoint.
+    let (code, out, err) = ember(&["train", "--resume", r]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("nothing to do: the run has already trained 2 of 2 epochs"), "{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(summary["checkpoint"].as_str().unwrap().ends_with("epoch-0002.safetensors"), "{summary}");
+}
+
+/// An IDX file of unsigned bytes.
+fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(data);
+    b
+}
+
+#[test]
+fn data_paths_are_stored_absolute_and_both_splits_are_checked_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: Vec<u8>| std::fs::write(tmp.path().join(name), bytes).unwrap();
+    write("tr-x", idx(&[6, 2, 2], &[9; 24]));
+    write("tr-y", idx(&[6], &[0, 1, 2, 0, 1, 2]));
+    write("te-x", idx(&[2, 2, 2], &[9; 8]));
+    write("te-y", idx(&[2], &[0, 1]));
+    write("te-y-bad", idx(&[2], &[0, 200]));
+    write("te-x-bad", idx(&[2, 3, 3], &[9; 18]));
+    let run_cfg = |test_x: &str, test_y: &str| {
+        let text = BASE.replace("sizes = [8, 16, 3]", "sizes = [4, 16, 3]").replace(
+            "kind = \"synthetic\"\nn_train = 200\nn_eval = 60\nfeatures = 8\nclasses = 3",
+            &format!("kind = \"idx\"\ntrain_images = \"tr-x\"\ntrain_labels = \"tr-y\"\ntest_images = \"{test_x}\"\ntest_labels = \"{test_y}\""),
+        );
+        write_config(tmp.path(), &text)
+    };
+    run_cfg("te-x", "te-y-bad");
+    let (code, _, err) = ember_in(tmp.path(), &["train", "run.toml", "--out", "a", "--epochs", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("te-y-bad: the data has labels 0..=200 but the model outputs 3 classes"), "{err}");
+    assert!(!err.contains("epoch 1/1"), "checked before training: {err}");
+    run_cfg("te-x-bad", "te-y");
+    let (code, _, err) = ember_in(tmp.path(), &["train", "run.toml", "--out", "b", "--epochs", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("te-x-bad: its examples have shape [3, 3], but the training examples"), "{err}");
+    run_cfg("te-x", "te-y");
+    let (code, _, err) = ember_in(tmp.path(), &["train", "run.toml", "--out", "c", "--epochs", "1", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let ckpt = ember::train::checkpoint::read(&tmp.path().join("c/checkpoints/epoch-0001.safetensors")).unwrap();
+    let stored = RunConfig::from_json(ckpt.meta("config").unwrap()).unwrap();
+    let want = std::path::absolute(tmp.path().join("te-y")).unwrap().display().to_string();
+    assert!(
+        matches!(&stored.data, ember::train::config::DataConfig::Idx { test_labels, .. } if *test_labels == want),
+        "{:?}",
+        stored.data
+    );
+}
+
+#[test]
+fn settings_that_would_silently_do_nothing_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = |text: &str| RunConfig::from_toml(text, "run.toml").map(|_| ()).unwrap_err().to_string();
+    assert!(
+        err(&edited("loss", "reduction = \"none\"")).contains("loss.reduction = \"none\" gives one loss per example")
+    );
+    assert!(err(&BASE.replace("sizes = [8, 16, 3]", "sizes = []"))
+        .contains("model.sizes = [] is invalid: give at least the input and output sizes"));
+    assert!(err(&edited("train", "keep_last = 0")).contains("train.keep_last = 0 is invalid: must be >= 1"));
+    let e = err(&edited("train", "early_stopping = { metric = \"eval_loss\", patience = 2, min_delta = nan }"));
+    assert!(e.contains("train.early_stopping.min_delta = NaN is invalid"), "{e}");
+    let c = RunConfig::from_toml(&edited("scheduler", "monitor = \"eval_acc\""), "run.toml").unwrap();
+    let e = Learner::new(c, Device::Cpu, tmp.path().join("m"), Reporter::Quiet).err().unwrap().to_string();
+    assert!(
+        e.contains("scheduler.monitor = \"eval_acc\" has no effect: scheduler 'step' does not watch a metric"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sizes_that_cannot_fit_in_memory_are_errors_naming_the_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = write_config(tmp.path(), &BASE.replace("sizes = [8, 16, 3]", "sizes = [8, 100000000, 100000000, 3]"));
+    let (code, _, err) = ember(&["train", big.to_str().unwrap(), "--out", tmp.path().join("a").to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("model.sizes = [8, 100000000, 100000000, 3] (10000001300000003 parameters as F32"), "{err}");
+    assert!(err.contains("more than this machine's") && err.contains("use smaller layers"), "{err}");
+    let many = write_config(tmp.path(), &edited("data", "n_train = 99999999999999"));
+    let (code, _, err) = ember(&["train", many.to_str().unwrap(), "--out", tmp.path().join("b").to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("synthetic data with n_train = 99999999999999") && err.contains("use fewer examples"),
+        "{err}"
+    );
+    let (code, _, err) = ember(&["bench", "optimizer", "adam", "--numel", "100000000000000"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--numel 100000000000000") && err.contains("more than this machine's"), "{err}");
+    for (var, value) in
+        [("RAYON_NUM_THREADS", "abc"), ("RAYON_NUM_THREADS", "0"), ("CANDLE_BARRIER_POOL_SPIN_LIMIT", "-5")]
+    {
+        let out = Command::new(env!("CARGO_BIN_EXE_ember")).args(["plugins"]).env(var, value).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("{var}={value:?} is invalid")), "{err}");
+    }
+}
+
+#[test]
+fn a_full_disk_while_drawing_plots_is_a_plain_error_and_leaves_no_temporaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), BASE);
+    let run = tmp.path().join("r");
+    let out = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["train", cfg.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet"])
+        .env("EMBER_FAILPOINT_CHECKPOINT_WRITE", "loss.png:enospc")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: cannot write: No space left on device (os error 28)",
+            run.join("loss.png").display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("ImageError") && !err.contains("Custom {"), "{err}");
+    assert!(files_in(&run).iter().all(|f| !f.contains("tmp")), "{:?}", files_in(&run));
 }

@@ -28,6 +28,22 @@ fn every_kind_generates_a_crate_and_bad_names_are_refused() {
     let (code, _, err) = ember(&["new-plugin", "optimizer", "My-Opt", "--dir", tmp.path().join("x").to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("plugin name \"My-Opt\" is invalid: use snake_case"), "{err}");
+    for (kind, name, says) in [
+        ("optimizer", "fn", "is a Rust keyword"),
+        ("loss", "self", "is a Rust keyword"),
+        ("optimizer", "my__opt", "is invalid: use snake_case"),
+        ("optimizer", "opt_", "is invalid: use snake_case"),
+        ("activation", "std", "is taken by a crate"),
+        ("optimizer", "ember_core", "is taken by a crate"),
+        ("optimizer", "tensor", "would make a struct `Tensor`, which clashes"),
+        ("scheduler", "state", "would make a struct `State`, which clashes"),
+    ] {
+        let dir = tmp.path().join(format!("bad-{name}"));
+        let (code, _, err) = ember(&["new-plugin", kind, name, "--dir", dir.to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(&format!("plugin name {name:?} ")) && err.contains(says), "{name}: {err}");
+        assert!(!dir.exists(), "{name}: nothing generated");
+    }
     let (code, _, err) =
         ember(&["new-plugin", "optimizer", "again", "--dir", tmp.path().join("loss").to_str().unwrap()]);
     assert_eq!(code, 1);

@@ -378,3 +378,29 @@ fn loading_state_for_another_model_lists_every_problem() {
     assert!(e.contains("optimizer/state/1.weight/exp_avg: the model has no parameter '1.weight'"), "{e}");
     assert!(e.contains("optimizer/state/0.bias/exp_avg: shape [5], but parameter '0.bias' has shape [2]"), "{e}");
 }
+
+#[test]
+fn resumed_state_with_missing_or_extra_entries_is_refused() {
+    let mut a = OptimizerDriver::new("adam", &Config::new(), &[], model()).unwrap();
+    a.step(&grads(a.params(), 0)).unwrap();
+    let full = a.state_dict().unwrap();
+    let mut b = OptimizerDriver::new("adam", &Config::new(), &[], model()).unwrap();
+    b.load_state_dict(&full).unwrap();
+    let mut dict = full.clone();
+    dict.remove("optimizer/state/0.weight/exp_avg_sq").unwrap();
+    dict.insert("optimizer/state/0.bias/momentum_buffer".into(), Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap());
+    let e = b.load_state_dict(&dict).unwrap_err().to_string();
+    assert!(e.contains("optimizer/state/0.weight/exp_avg_sq: missing; adam keeps it for every parameter"), "{e}");
+    assert!(
+        e.contains("optimizer/state/0.bias/momentum_buffer: unexpected; adam with this config keeps no such entry"),
+        "{e}"
+    );
+    // SGD without momentum keeps no buffer; one from a momentum run is refused.
+    let mut sgd = OptimizerDriver::new("sgd", &Config::new(), &[], model()).unwrap();
+    let mut m = Config::new();
+    m.insert("momentum".into(), ember::core::Value::Float(0.9));
+    let mut with_momentum = OptimizerDriver::new("sgd", &m, &[], model()).unwrap();
+    with_momentum.step(&grads(with_momentum.params(), 0)).unwrap();
+    let e = sgd.load_state_dict(&with_momentum.state_dict().unwrap()).unwrap_err().to_string();
+    assert!(e.contains("optimizer/state/0.weight/momentum_buffer: unexpected"), "{e}");
+}

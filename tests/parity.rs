@@ -204,3 +204,29 @@ fn filter_and_json_output() {
     assert!(objs[1]["reason"].as_str().unwrap().starts_with("unknown activation 'nope'"));
     assert_eq!(objs[2], json!({ "summary": true, "passed": 1, "failed": 1 }));
 }
+
+#[test]
+fn parity_runs_that_would_check_nothing_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(&dir, "empty.json", r#"{"format": "ember-parity/1", "cases": []}"#);
+    let (code, out, err) = ember(&["parity", &empty]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("empty.json: holds no cases"), "{err}");
+
+    let cases =
+        json!([leaky("same", "leaky_relu", json!([-0.2, 0.0, 2.0])), leaky("same", "leaky_relu", json!([0.0]))]);
+    let dup = write(&dir, "dup.json", &parity_file(cases));
+    let (code, _, err) = ember(&["parity", &dup]);
+    assert_eq!(code, 2);
+    assert!(err.contains("dup.json: duplicate case id \"same\" (cases 0 and 1)"), "{err}");
+
+    let one = write(&dir, "one.json", &parity_file(json!([leaky("keep/a", "leaky_relu", json!([-0.2, 0.0, 2.0]))])));
+    let (code, out, err) = ember(&["parity", &one, "--filter", "nomatch"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("--filter \"nomatch\" matches none of the 1 case ids"), "{err}");
+
+    // A device that never ends is read only up to the cap.
+    let (code, _, err) = ember(&["parity", "/dev/zero"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/dev/zero: larger than 256.0 MiB, the limit for a parity file"), "{err}");
+}

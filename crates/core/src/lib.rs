@@ -40,7 +40,9 @@
 //! test that wants a plugin crate's plugins must name that crate in code
 //! (`use my_plugins as _;`). The `ember` facade names every built-in plugin crate.
 
+pub mod env;
 mod error;
+pub mod memory;
 pub mod ops;
 mod params;
 mod plugins;

@@ -62,7 +62,8 @@ impl MlpConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the sizes and dropout values.
+    pub fn validate(&self) -> Result<()> {
         if self.sizes.len() < 2 {
             return Err(Error::input(format!(
                 "model.sizes = {:?} is invalid: give at least the input and output sizes, e.g. [784, 256, 10]",
@@ -87,12 +88,32 @@ impl MlpConfig {
         }
         Ok(())
     }
+
+    /// The number of parameters (`None` if it overflows a 64-bit count).
+    pub fn parameter_count(&self) -> Option<u64> {
+        self.sizes.windows(2).try_fold(0u64, |n, w| {
+            let (i, o) = (w[0] as u64, w[1] as u64);
+            n.checked_add(i.checked_mul(o)?.checked_add(if self.bias { o } else { 0 })?)
+        })
+    }
+
+    /// Checks that the weights and their gradients fit in this machine's memory.
+    fn check_memory(&self, dtype: DType) -> Result<()> {
+        let count = self.parameter_count();
+        let what = match count {
+            Some(n) => format!("model.sizes = {:?} ({n} parameters as {dtype:?}, weights and gradients)", self.sizes),
+            None => format!("model.sizes = {:?}", self.sizes),
+        };
+        let bytes = count.and_then(|n| ember_core::memory::product(&[n, dtype.size_in_bytes() as u64, 2]));
+        ember_core::memory::check(&what, bytes, "use smaller layers")
+    }
 }
 
 /// Builds the MLP, initialising every Linear as PyTorch does from the generator seeded
 /// with `seed` (the same seed gives the same weights).
 pub fn mlp(config: &MlpConfig, seed: u64, dtype: DType, device: &Device) -> Result<Sequential> {
     config.validate()?;
+    config.check_memory(dtype)?;
     let mut rng = Rng::new(seed);
     let ctx = BuildContext::new(device.clone(), dtype);
     let mut model = Sequential::new();

@@ -89,7 +89,15 @@ pub fn write_atomic(path: &Path, tensors: &HashMap<String, Tensor>, metadata: Ha
     let first = serialize(metadata.clone())?;
     metadata.insert(CHECKSUM.into(), data_checksum(&first).expect("a serialized file has a header"));
     let bytes = serialize(metadata)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "checkpoint".into());
+    write_file_atomic(path, &bytes).map_err(|e| fail("write", &e))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary `.NAME.tmp-PID` beside it, fsync,
+/// rename, fsync of the directory. On any error the temporary is removed and `path` is
+/// as it was. The test hook (see the module docs) applies to every file written here.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "file".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
@@ -108,24 +116,96 @@ pub fn write_atomic(path: &Path, tensors: &HashMap<String, Tensor>, metadata: Ha
             }
             _ => {}
         }
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         // Make the rename itself durable.
         File::open(dir)?.sync_all()
     })();
-    if let Err(e) = result {
+    if result.is_err() {
         let _ = fs::remove_file(&tmp);
-        return Err(fail("write", &e));
     }
-    Ok(())
+    result
 }
 
 /// Reads a checkpoint (or any safetensors file) with its metadata. A truncated or
 /// corrupted file is an error naming the file, never a panic.
 pub fn read(path: &Path) -> Result<Checkpoint> {
-    let bytes = fs::read(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+    // A regular file may be as large as memory; a device or pipe is read only so far.
+    let regular = path.metadata().is_ok_and(|m| m.is_file());
+    let cap = if regular { ember_core::memory::budget().unwrap_or(u64::MAX) } else { 1 << 30 };
+    let bytes = ember_core::memory::read_capped(path, cap, "a safetensors file")?;
     read_bytes(&bytes, path)
+}
+
+/// The metadata of a safetensors file, reading only its header.
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    use std::io::Read;
+    let fail =
+        |e: &dyn std::fmt::Display| Error::input(format!("{}: not a readable safetensors file: {e}", path.display()));
+    let mut f = File::open(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|e| fail(&e))?;
+    let n = u64::from_le_bytes(len);
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if n > size.saturating_sub(8) || n > 100 << 20 {
+        return Err(fail(&format!("the header claims {n} bytes (truncated or corrupted)")));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|e| fail(&e))?;
+    let json: serde_json::Value = serde_json::from_slice(&header).map_err(|e| fail(&e))?;
+    let meta = json.get("__metadata__").and_then(|m| m.as_object()).cloned().unwrap_or_default();
+    Ok(meta.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect())
+}
+
+/// Copies a checkpoint file atomically (temporary, fsync, rename, fsync of the
+/// directory), after checking that it reads whole.
+pub fn copy_atomic(src: &Path, dest: &Path) -> Result<()> {
+    let bytes = fs::read(src).map_err(|e| Error::input(format!("{}: cannot read: {e}", src.display())))?;
+    read_bytes(&bytes, src)?;
+    if let Some(dir) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|e| Error::input(format!("{}: cannot create: {e}", dir.display())))?;
+    }
+    write_file_atomic(dest, &bytes).map_err(|e| Error::input(format!("{}: cannot write: {e}", dest.display())))
+}
+
+/// Whether `ckpt` is an Ember checkpoint a run can continue from: the format, the
+/// config and the progress are all there.
+fn resumable(ckpt: &Checkpoint) -> Result<()> {
+    let format = ckpt.meta("format")?;
+    if format != FORMAT {
+        return Err(Error::input(format!("{}: format {format:?} is not {FORMAT:?}", ckpt.path.display())));
+    }
+    ckpt.meta("config")?;
+    ckpt.meta("progress")?;
+    Ok(())
+}
+
+/// The checkpoint a run continues from: `path` itself when it is a file; in a run
+/// directory the newest epoch checkpoint that reads whole and is an Ember checkpoint,
+/// with a note for each newer one skipped and why (a crash, a disk error, or weights
+/// exported over it).
+pub fn open_for_resume(path: &Path) -> Result<(Checkpoint, Vec<String>)> {
+    if path.is_file() {
+        let ckpt = read(path)?;
+        resumable(&ckpt)?;
+        return Ok((ckpt, Vec::new()));
+    }
+    resolve(path)?; // the error for a directory without checkpoints
+    let dir = if path.join("checkpoints").is_dir() { path.join("checkpoints") } else { path.to_path_buf() };
+    let mut problems = Vec::new();
+    for (_, file) in epoch_files(&dir)?.into_iter().rev() {
+        match read(&file).and_then(|c| resumable(&c).map(|()| c)) {
+            Ok(ckpt) => {
+                let notes =
+                    problems.iter().map(|p| format!("warning: skipped {p}; resuming from {}", ckpt.path.display()));
+                let notes = notes.collect();
+                return Ok((ckpt, notes));
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    Err(Error::input(format!("{}: no checkpoint there can be resumed:\n  {}", path.display(), problems.join("\n  "))))
 }
 
 /// [`read`] on the bytes of a file; `path` names it in errors.
@@ -181,7 +261,7 @@ pub fn remove_stale_temporaries(dir: &Path) -> usize {
         .flatten()
         .filter(|e| {
             let name = e.file_name().to_string_lossy().to_string();
-            name.starts_with('.') && name.contains(".safetensors.tmp-")
+            name.starts_with('.') && name.contains(".tmp-")
         })
         .filter(|e| fs::remove_file(e.path()).is_ok())
         .count()

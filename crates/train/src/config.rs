@@ -52,6 +52,20 @@ pub struct ModelConfig {
     pub output_activation: Option<String>,
 }
 
+impl ModelConfig {
+    /// The MLP these settings describe.
+    pub fn mlp_config(&self) -> ember_nn::MlpConfig {
+        ember_nn::MlpConfig {
+            sizes: self.sizes.clone(),
+            activation: self.activation.clone(),
+            activation_config: self.activation_config.clone(),
+            dropout: self.dropout.clone(),
+            flatten: self.flatten,
+            bias: self.bias,
+        }
+    }
+}
+
 fn relu() -> String {
     "relu".into()
 }
@@ -129,6 +143,33 @@ pub enum DataConfig {
         #[serde(default)]
         seed: u64,
     },
+}
+
+impl DataConfig {
+    /// Makes every file and folder path absolute (relative to the working directory), so
+    /// a checkpoint's stored config still finds its data when resumed from elsewhere.
+    pub fn make_absolute(&mut self) {
+        let abs = |p: &mut String| {
+            if let Ok(a) = std::path::absolute(&*p) {
+                *p = a.display().to_string();
+            }
+        };
+        match self {
+            DataConfig::Idx { train_images, train_labels, test_images, test_labels } => {
+                [train_images, train_labels, test_images, test_labels].into_iter().for_each(abs)
+            }
+            DataConfig::FashionMnist { dir } | DataConfig::Mnist { dir } => dir.iter_mut().for_each(abs),
+            DataConfig::Synthetic { .. } => {}
+        }
+    }
+
+    /// The folder the MNIST-family data is read from, if one is set.
+    pub fn dir_mut(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            DataConfig::FashionMnist { dir } | DataConfig::Mnist { dir } => Some(dir),
+            _ => None,
+        }
+    }
 }
 
 fn n_train() -> usize {
@@ -242,7 +283,21 @@ impl RunConfig {
 
     /// Checks settings that are consistent only together.
     pub fn validate(&self) -> Result<()> {
+        self.model.mlp_config().validate()?;
+        if let Some(ember_core::Value::Str(r)) = self.loss.config.get("reduction") {
+            if r == "none" {
+                return Err(Error::input(format!(
+                    "loss.reduction = \"none\" gives one loss per example, but training needs one number to minimise; use \"mean\" (the default) or \"sum\" for loss {:?}",
+                    self.loss.name
+                )));
+            }
+        }
         let t = &self.train;
+        if t.keep_last == 0 {
+            return Err(Error::input(
+                "train.keep_last = 0 is invalid: must be >= 1 (the newest checkpoint is the one --resume continues from)",
+            ));
+        }
         if t.epochs == 0 {
             return Err(Error::input("train.epochs = 0 is invalid: must be >= 1"));
         }
@@ -270,6 +325,12 @@ impl RunConfig {
         }
         if let Some(es) = &t.early_stopping {
             check_metric("train.early_stopping.metric", &es.metric)?;
+            if !es.min_delta.is_finite() || es.min_delta < 0.0 {
+                return Err(Error::input(format!(
+                    "train.early_stopping.min_delta = {} is invalid: must be a finite number >= 0",
+                    es.min_delta
+                )));
+            }
             if !["min", "max"].contains(&es.mode.as_str()) {
                 return Err(Error::input(format!(
                     "train.early_stopping.mode = {:?} is invalid: must be \"min\" or \"max\"",

@@ -21,17 +21,41 @@ pub struct Loaded {
     pub eval: TensorDataset,
     pub source: String,
     pub notice: Option<String>,
+    /// Where each split came from, for errors about it.
+    pub origins: Origins,
+}
+
+/// The files (or descriptions) each split was read from: errors about a split name them.
+#[derive(Clone, Debug, Default)]
+pub struct Origins {
+    pub train_inputs: String,
+    pub train_targets: String,
+    pub eval_inputs: String,
+    pub eval_targets: String,
+}
+
+impl Origins {
+    fn same(train: &str, eval: &str) -> Origins {
+        Origins {
+            train_inputs: train.to_string(),
+            train_targets: train.to_string(),
+            eval_inputs: eval.to_string(),
+            eval_targets: eval.to_string(),
+        }
+    }
 }
 
 /// The training and evaluation sets a run config names.
 pub fn load(config: &DataConfig) -> Result<Loaded> {
     let mnist = |which: mnist::Which, dir: &Option<String>| -> Result<Loaded> {
         let s = mnist::load(which, dir.as_deref().map(Path::new))?;
+        let origins = Origins::same(&format!("{} (training split)", s.source), &format!("{} (test split)", s.source));
         Ok(Loaded {
             train: images(s.train.0, s.train.1)?,
             eval: images(s.test.0, s.test.1)?,
             source: s.source,
             notice: s.notice,
+            origins,
         })
     };
     match config {
@@ -40,9 +64,32 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
         DataConfig::Idx { train_images, train_labels, test_images, test_labels } => {
             let (x, y) = idx::read_pair(train_images, train_labels)?;
             let (xt, yt) = idx::read_pair(test_images, test_labels)?;
-            Ok(Loaded { train: images(x, y)?, eval: images(xt, yt)?, source: train_images.clone(), notice: None })
+            let origins = Origins {
+                train_inputs: train_images.clone(),
+                train_targets: train_labels.clone(),
+                eval_inputs: test_images.clone(),
+                eval_targets: test_labels.clone(),
+            };
+            Ok(Loaded {
+                train: images(x, y)?,
+                eval: images(xt, yt)?,
+                source: train_images.clone(),
+                notice: None,
+                origins,
+            })
         }
         DataConfig::Synthetic { n_train, n_eval, features, classes, seed } => {
+            // Inputs (f32) and labels (i64) of both splits, checked before allocating.
+            let rows = n_train.checked_add(*n_eval).map(|n| n as u64);
+            let bytes = rows.and_then(|n| {
+                ember_core::memory::product(&[n, *features as u64, 4])?
+                    .checked_add(ember_core::memory::product(&[n, 8])?)
+            });
+            ember_core::memory::check(
+                &format!("synthetic data with n_train = {n_train}, n_eval = {n_eval} and features = {features}"),
+                bytes,
+                "use fewer examples or features",
+            )?;
             let mut rng = Rng::new(*seed);
             let centers: Vec<f64> = (0..classes * features).map(|_| rng.uniform_in(-2.0, 2.0)).collect();
             let mut make = |n: usize| -> Result<TensorDataset> {
@@ -64,17 +111,26 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 )
             };
             let (train, eval) = (make(*n_train)?, make(*n_eval)?);
-            Ok(Loaded { train, eval, source: "synthetic".into(), notice: None })
+            let origins = Origins::same("the synthetic training set", "the synthetic evaluation set");
+            Ok(Loaded { train, eval, source: "synthetic".into(), notice: None, origins })
         }
     }
 }
 
-/// Checks that a model with `sizes` fits the data: input features and class count.
-pub fn check_fits(sizes: &[usize], flatten: bool, data: &TensorDataset, class_targets: bool) -> Result<()> {
-    if data.is_empty() {
+/// Checks that a model with `sizes` fits the data, both splits, before any training:
+/// the input features and the class count. Errors name the split's file.
+pub fn check_fits(
+    sizes: &[usize],
+    flatten: bool,
+    train: &TensorDataset,
+    eval: &TensorDataset,
+    origins: &Origins,
+    class_targets: bool,
+) -> Result<()> {
+    if train.is_empty() {
         return Err(Error::input("data: the training set is empty"));
     }
-    let dims = data.inputs().dims();
+    let dims = train.inputs().dims();
     let features: usize = if flatten { dims[1..].iter().product() } else { *dims.last().unwrap_or(&0) };
     if sizes.first() != Some(&features) {
         return Err(Error::input(format!(
@@ -83,15 +139,29 @@ pub fn check_fits(sizes: &[usize], flatten: bool, data: &TensorDataset, class_ta
             &dims[1..]
         )));
     }
-    if class_targets && data.targets().dtype() == DType::I64 {
-        let max = data.targets().max_all()?.to_scalar::<i64>()?;
-        let min = data.targets().min_all()?.to_scalar::<i64>()?;
+    if !eval.is_empty() && eval.inputs().dims()[1..] != dims[1..] {
+        return Err(Error::input(format!(
+            "{}: its examples have shape {:?}, but the training examples ({}) have shape {:?}; both splits must have the same shape",
+            origins.eval_inputs,
+            &eval.inputs().dims()[1..],
+            origins.train_inputs,
+            &dims[1..]
+        )));
+    }
+    if class_targets {
         let classes = *sizes.last().unwrap_or(&0) as i64;
-        if min < 0 || max >= classes {
-            return Err(Error::input(format!(
-                "the data has labels {min}..={max} but the model outputs {classes} classes; set the last model.sizes entry to {}",
-                max + 1
-            )));
+        for (data, origin) in [(train, &origins.train_targets), (eval, &origins.eval_targets)] {
+            if data.is_empty() || data.targets().dtype() != DType::I64 {
+                continue;
+            }
+            let max = data.targets().max_all()?.to_scalar::<i64>()?;
+            let min = data.targets().min_all()?.to_scalar::<i64>()?;
+            if min < 0 || max >= classes {
+                return Err(Error::input(format!(
+                    "{origin}: the data has labels {min}..={max} but the model outputs {classes} classes; set the last model.sizes entry to {} (or fix the labels)",
+                    max + 1
+                )));
+            }
         }
     }
     Ok(())

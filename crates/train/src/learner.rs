@@ -8,7 +8,6 @@
 //! its whole random state.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -17,7 +16,7 @@ use candle_core::{DType, Device, Tensor};
 use ember_core::rng;
 use ember_core::{registry, BuildContext, Config, Error, Loss, Result, Scheduler};
 use ember_data::{DataLoader, Dataset, TensorDataset};
-use ember_nn::{load_state_dict, mlp, state_dict, ActivationLayer, Context, MlpConfig, Module, Sequential};
+use ember_nn::{load_state_dict, mlp, state_dict, ActivationLayer, Context, Module, Sequential};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, FORMAT};
@@ -25,6 +24,7 @@ use crate::clip::{clip_grad_norm, clip_grad_value, NormType};
 use crate::config::{Interval, RunConfig};
 use crate::optim::{load_scheduler_state, scheduler_state_dict, OptimizerDriver, ParamGroupSpec};
 use crate::regularize::{Regularization, RegularizerSpec};
+use crate::rundir::{self, Existing, RunLock};
 
 /// Separates the dropout stream from the other streams drawn from the run seed.
 const DROPOUT_STREAM: u64 = 0xD0_D0_D0_D0;
@@ -33,12 +33,79 @@ const DROPOUT_STREAM: u64 = 0xD0_D0_D0_D0;
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct EpochRecord {
     pub epoch: usize,
+    #[serde(with = "nonfinite")]
     pub train_loss: f64,
+    #[serde(with = "nonfinite")]
     pub train_acc: f64,
+    #[serde(with = "nonfinite")]
     pub eval_loss: f64,
+    #[serde(with = "nonfinite")]
     pub eval_acc: f64,
+    #[serde(with = "nonfinite")]
     pub lr: f64,
+    #[serde(with = "nonfinite")]
     pub seconds: f64,
+}
+
+/// JSON has no NaN or infinity (serde_json writes them as `null` and refuses `null` back
+/// as a number): these are stored as the strings `"NaN"`, `"inf"` and `"-inf"`, and a
+/// `null` from an older checkpoint reads as NaN.
+mod nonfinite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Num(f64),
+        Text(String),
+        Null(()),
+    }
+
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *x {
+            x if x.is_finite() => s.serialize_f64(x),
+            x if x.is_nan() => s.serialize_str("NaN"),
+            x if x > 0.0 => s.serialize_str("inf"),
+            _ => s.serialize_str("-inf"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Option::<Repr>::deserialize(d)? {
+            Some(Repr::Num(x)) => Ok(x),
+            Some(Repr::Text(t)) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected a number, \"NaN\", \"inf\" or \"-inf\", got {other:?}"
+                ))),
+            },
+            Some(Repr::Null(())) | None => Ok(f64::NAN),
+        }
+    }
+
+    /// The same for `Option<f64>` (`null` is `None`).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+            match x {
+                Some(x) => super::serialize(x, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+            match Option::<super::Repr>::deserialize(d)? {
+                None | Some(super::Repr::Null(())) => Ok(None),
+                Some(super::Repr::Num(x)) => Ok(Some(x)),
+                Some(super::Repr::Text(t)) => {
+                    super::deserialize(serde_json::Value::String(t)).map(Some).map_err(serde::de::Error::custom)
+                }
+            }
+        }
+    }
 }
 
 impl EpochRecord {
@@ -62,7 +129,12 @@ pub struct Progress {
     /// Mini-batches seen (drives the dropout seeds).
     pub batches: u64,
     pub history: Vec<EpochRecord>,
+    /// The best value of the best metric so far.
+    #[serde(default, with = "nonfinite::option")]
     pub best: Option<f64>,
+    /// The epoch that reached [`Progress::best`]: the one `best.safetensors` holds.
+    #[serde(default)]
+    pub best_epoch: Option<usize>,
     pub bad_epochs: usize,
     pub stopped_early: bool,
 }
@@ -102,6 +174,12 @@ pub struct Learner {
     data_notice: Option<String>,
     phases: Phases,
     phase_history: Vec<Phases>,
+    /// The run directory's lock, held while the Learner lives.
+    _lock: Option<RunLock>,
+    /// Warnings and notes to print once when training starts.
+    notes: Vec<String>,
+    /// The checkpoint a resumed run continues.
+    resumed_from: Option<PathBuf>,
 }
 
 /// Seconds spent per phase in one epoch (`ember bench train` reports them).
@@ -122,15 +200,8 @@ pub struct Phases {
 /// The model a run config describes (weights initialised from its seed).
 pub fn build_model(config: &RunConfig, dtype: DType, device: &Device) -> Result<Sequential> {
     let m = &config.model;
-    let mlp_config = MlpConfig {
-        sizes: m.sizes.clone(),
-        activation: m.activation.clone(),
-        activation_config: m.activation_config.clone(),
-        dropout: m.dropout.clone(),
-        flatten: m.flatten,
-        bias: m.bias,
-    };
-    let mut model = mlp(&mlp_config, config.seed, dtype, device).map_err(|e| Error::input(format!("model: {e}")))?;
+    let mut model =
+        mlp(&m.mlp_config(), config.seed, dtype, device).map_err(|e| Error::input(format!("model: {e}")))?;
     if let Some(name) = &m.output_activation {
         let layer = ActivationLayer::new(name, &Config::new(), &BuildContext::new(device.clone(), dtype))
             .map_err(|e| Error::input(format!("model.output_activation: {e}")))?;
@@ -150,15 +221,49 @@ pub fn dtype_of(config: &RunConfig) -> DType {
 }
 
 impl Learner {
-    /// Builds every part of the run; `out` is the run directory.
+    /// A new run in the directory `out`, refused if `out` already holds a run (see
+    /// [`crate::rundir`]). The directory is locked for this process while the Learner
+    /// lives.
     pub fn new(config: RunConfig, device: Device, out: impl Into<PathBuf>, reporter: Reporter) -> Result<Self> {
+        Self::start(config, device, out, Existing::Refuse, reporter)
+    }
+
+    /// [`Learner::new`], with `existing` saying what to do when `out` already holds a run:
+    /// refuse, or remove the old run's files (only after every part of the new run was
+    /// built, so a config error does not cost the old run).
+    pub fn start(
+        mut config: RunConfig,
+        device: Device,
+        out: impl Into<PathBuf>,
+        existing: Existing,
+        reporter: Reporter,
+    ) -> Result<Self> {
+        let out = out.into();
+        // A quick refusal before the data is loaded; the check under the lock decides.
+        if existing == Existing::Refuse && rundir::existing_run(&out).is_some() {
+            rundir::prepare_new(&rundir::lock(&out)?, Existing::Refuse)?;
+        }
+        config.data.make_absolute();
+        let mut learner = Self::build(config, device, out, reporter)?;
+        let lock = rundir::lock(&learner.out)?;
+        rundir::prepare_new(&lock, existing)?;
+        learner.adopt(lock);
+        Ok(learner)
+    }
+
+    /// Builds every part of the run; `out` is the run directory (not touched here).
+    fn build(config: RunConfig, device: Device, out: PathBuf, reporter: Reporter) -> Result<Self> {
         ember_core::threads::configure();
         config.validate()?;
         let dtype = dtype_of(&config);
-        let crate::data::Loaded { train, eval, source, notice } =
+        let crate::data::Loaded { train, eval, source, notice, origins } =
             crate::data::load(&config.data).map_err(|e| Error::input(format!("data: {e}")))?;
         let class_targets = ["cross_entropy", "nll"].contains(&config.loss.name.as_str());
-        crate::data::check_fits(&config.model.sizes, config.model.flatten, &train, class_targets)?;
+        crate::data::check_fits(&config.model.sizes, config.model.flatten, &train, &eval, &origins, class_targets)?;
+        let mut notes = Vec::new();
+        if eval.is_empty() {
+            notes.push(no_evaluation(&config)?);
+        }
         let model = build_model(&config, dtype, &device)?;
         let ctx = BuildContext::new(device.clone(), dtype);
         let loss = registry::loss(&config.loss.name, &config.loss.config, &ctx)
@@ -177,6 +282,12 @@ impl Learner {
             Some(s) => {
                 let mut sched = registry::scheduler(&s.name, &s.config, &ctx)
                     .map_err(|e| Error::input(format!("scheduler: {e}")))?;
+                if let (Some(m), false) = (&s.monitor, sched.needs_metric()) {
+                    return Err(Error::input(format!(
+                        "scheduler.monitor = {m:?} has no effect: scheduler '{}' does not watch a metric; remove `monitor` (it applies to metric-driven schedulers such as reduce_on_plateau)",
+                        s.name
+                    )));
+                }
                 // As PyTorch's constructors do, the schedule sets the starting rates.
                 sched.init(optimizer.lrs_mut())?;
                 Some(sched)
@@ -209,18 +320,34 @@ impl Learner {
             train,
             eval,
             loader,
-            out: out.into(),
+            out,
             progress: Progress::default(),
             reporter,
             data_source: source,
             data_notice: notice,
             phases: Phases::default(),
             phase_history: Vec::new(),
+            _lock: None,
+            notes,
+            resumed_from: None,
         })
     }
 
-    /// Continues the run saved in `checkpoint` (a file, or a run directory meaning its
-    /// latest checkpoint). The checkpoint's config is used; `epochs` overrides the total.
+    /// Keeps the run directory's lock for the Learner's lifetime.
+    fn adopt(&mut self, lock: RunLock) {
+        if let Some(pid) = lock.taken_over_from {
+            self.notes.push(format!(
+                "note: {} was last held by process {pid}, which ended without releasing it (killed?); this run took it over",
+                self.out.display()
+            ));
+        }
+        self._lock = Some(lock);
+    }
+
+    /// Continues the run saved in `path` (a checkpoint file, or a run directory meaning
+    /// its newest readable checkpoint). The checkpoint's config is used; `epochs`
+    /// overrides the total; `out` (default: the checkpoint's run directory) receives the
+    /// continued run.
     pub fn resume(
         path: &Path,
         device: Device,
@@ -228,24 +355,44 @@ impl Learner {
         epochs: Option<usize>,
         reporter: Reporter,
     ) -> Result<Self> {
-        let file = checkpoint::resolve(path)?;
-        let ckpt = checkpoint::read(&file)?;
-        if ckpt.meta("format")? != FORMAT {
-            return Err(Error::input(format!(
-                "{}: format {:?} is not {FORMAT:?}",
-                file.display(),
-                ckpt.meta("format")?
-            )));
-        }
+        Self::resume_with(path, device, out, reporter, |config| {
+            if let Some(e) = epochs {
+                config.train.epochs = e;
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Learner::resume`] where `edit` sees the checkpoint's config before the run is
+    /// rebuilt from it, and may change it (the total epochs, a data folder that moved) or
+    /// refuse the resume with an error.
+    pub fn resume_with(
+        path: &Path,
+        device: Device,
+        out: Option<PathBuf>,
+        reporter: Reporter,
+        edit: impl FnOnce(&mut RunConfig) -> Result<()>,
+    ) -> Result<Self> {
+        let (ckpt, skipped) = checkpoint::open_for_resume(path)?;
+        let file = ckpt.path.clone();
         let mut config =
             RunConfig::from_json(ckpt.meta("config")?).map_err(|e| Error::input(format!("{}: {e}", file.display())))?;
-        if let Some(e) = epochs {
-            config.train.epochs = e;
+        edit(&mut config)?;
+        let home = run_dir_of(&file);
+        let out = out.unwrap_or_else(|| home.clone());
+        let lock = rundir::lock(&out)?;
+        if !same_dir(&out, &home) {
+            // Continuing into another directory is a new run there.
+            rundir::prepare_new(&lock, Existing::Refuse)?;
         }
-        let out = out.unwrap_or_else(|| run_dir_of(&file));
-        let mut learner = Learner::new(config, device, out, reporter)?;
+        checkpoint::remove_stale_temporaries(&out.join("checkpoints"));
+        checkpoint::remove_stale_temporaries(&out);
+        let mut learner = Learner::build(config, device, out, reporter)?;
+        learner.adopt(lock);
+        learner.notes.extend(skipped);
         learner.load(&ckpt)?;
-        checkpoint::remove_stale_temporaries(&learner.out.join("checkpoints"));
+        learner.resumed_from = Some(file);
+        learner.reconcile_best()?;
         Ok(learner)
     }
 
@@ -265,6 +412,44 @@ impl Learner {
         }
         self.progress = serde_json::from_str(ckpt.meta("progress")?)
             .map_err(|e| Error::input(format!("{}: unreadable progress: {e}", ckpt.path.display())))?;
+        Ok(())
+    }
+
+    /// Makes `best.safetensors` hold the epoch the progress records as best: a crash
+    /// between writing `epoch-N` and `best` leaves `best` one improvement behind. It is
+    /// rewritten from the epoch checkpoint when that is still kept; otherwise a warning
+    /// says which epoch `best.safetensors` holds.
+    fn reconcile_best(&mut self) -> Result<()> {
+        let Some(want) = self.progress.best_epoch else { return Ok(()) };
+        let dir = self.out.join("checkpoints");
+        let best = dir.join("best.safetensors");
+        let holds = checkpoint::read_metadata(&best).ok().and_then(|m| m.get("epoch")?.parse::<usize>().ok());
+        if holds == Some(want) {
+            return Ok(());
+        }
+        let name = format!("epoch-{want:04}.safetensors");
+        let source =
+            [self.resumed_from.as_deref().and_then(Path::parent).map(|d| d.join(&name)), Some(dir.join(&name))]
+                .into_iter()
+                .flatten()
+                .find(|p| p.is_file());
+        let was = holds.map_or_else(|| "was missing".to_string(), |e| format!("held epoch {e}"));
+        match source {
+            Some(src) => {
+                checkpoint::copy_atomic(&src, &best)?;
+                self.notes.push(format!(
+                    "note: {} {was}, but the best {} was reached at epoch {want}; rewrote it from {}",
+                    best.display(),
+                    self.best_metric().0,
+                    src.display()
+                ));
+            }
+            None => self.notes.push(format!(
+                "warning: {} {was}, but the best {} was reached at epoch {want}, whose checkpoint is no longer kept; best.safetensors is left as it is",
+                best.display(),
+                self.best_metric().0
+            )),
+        }
         Ok(())
     }
 
@@ -292,15 +477,36 @@ impl Learner {
 
     /// Trains until `config.train.epochs` epochs are complete (or early stopping).
     pub fn fit(&mut self) -> Result<Summary> {
-        std::fs::create_dir_all(&self.out)
-            .map_err(|e| Error::input(format!("{}: cannot create the run directory: {e}", self.out.display())))?;
+        if self._lock.is_none() {
+            let lock = rundir::lock(&self.out)?;
+            self.adopt(lock);
+        }
         for w in self.config.pairing_warnings() {
             self.report(&format!("warning: {w}"));
         }
         if let Some(n) = &self.data_notice {
             self.report(n);
         }
+        for n in std::mem::take(&mut self.notes) {
+            self.report(&n);
+        }
         let mut last_ckpt = None;
+        if let Some(from) = &self.resumed_from {
+            let p = &self.progress;
+            if p.stopped_early || p.epoch >= self.config.train.epochs {
+                let why = if p.stopped_early {
+                    format!("the run stopped early at epoch {} (early stopping)", p.epoch)
+                } else {
+                    format!("the run has already trained {} of {} epochs", p.epoch, self.config.train.epochs)
+                };
+                self.report(&format!(
+                    "nothing to do: {why}; {} is unchanged. To train further, pass a larger --epochs{}",
+                    from.display(),
+                    if p.stopped_early { " (early stopping will stop it again unless the config changes)" } else { "" }
+                ));
+                last_ckpt = Some(from.clone());
+            }
+        }
         while self.progress.epoch < self.config.train.epochs && !self.progress.stopped_early {
             let record = self.epoch()?;
             self.progress.history.push(record.clone());
@@ -451,10 +657,10 @@ impl Learner {
             lr,
             seconds: start.elapsed().as_secs_f64(),
         };
+        let monitor = self.monitor().to_string();
         if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.config.scheduler) {
             if cfg.interval == Interval::Epoch {
-                let monitor = cfg.monitor.as_deref().unwrap_or("eval_loss");
-                let metric = s.needs_metric().then(|| record.metric(monitor));
+                let metric = s.needs_metric().then(|| record.metric(&monitor));
                 s.step(self.optimizer.lrs_mut(), metric)?;
             }
         }
@@ -517,10 +723,23 @@ impl Learner {
         Ok((loss_sum / n as f64, if counted { correct as f64 / n as f64 } else { f64::NAN }))
     }
 
+    /// The metric that picks `best.safetensors` and whether higher is better: eval_acc by
+    /// default, train_loss when there is no evaluation set.
     fn best_metric(&self) -> (String, bool) {
         match &self.config.train.best_metric {
             Some(m) => (m.clone(), m.ends_with("acc")),
+            None if self.eval.is_empty() => ("train_loss".into(), false),
             None => ("eval_acc".into(), true),
+        }
+    }
+
+    /// The metric a metric-driven scheduler watches: `scheduler.monitor`, by default
+    /// eval_loss (train_loss when there is no evaluation set).
+    fn monitor(&self) -> &str {
+        match self.config.scheduler.as_ref().and_then(|s| s.monitor.as_deref()) {
+            Some(m) => m,
+            None if self.eval.is_empty() => "train_loss",
+            None => "eval_loss",
         }
     }
 
@@ -534,6 +753,7 @@ impl Learner {
         };
         if better {
             self.progress.best = Some(v);
+            self.progress.best_epoch = Some(r.epoch);
         }
         better
     }
@@ -599,9 +819,14 @@ impl Learner {
         if best {
             checkpoint::write_atomic(&dir.join("best.safetensors"), &tensors, metadata)?;
         }
-        let files = checkpoint::epoch_files(&dir)?;
+        // Prune among this run's epochs up to the current one: never the file just
+        // written, never a later epoch (a run resumed from an earlier checkpoint
+        // replaces those as it reaches them).
+        let epoch = self.progress.epoch;
+        let files: Vec<PathBuf> =
+            checkpoint::epoch_files(&dir)?.into_iter().filter(|(e, _)| *e <= epoch).map(|(_, p)| p).collect();
         let keep = self.config.train.keep_last.max(1);
-        for (_, old) in files.iter().take(files.len().saturating_sub(keep)) {
+        for old in files.iter().take(files.len().saturating_sub(keep)).filter(|p| **p != path) {
             let _ = std::fs::remove_file(old);
         }
         Ok(path)
@@ -630,13 +855,41 @@ impl Learner {
                 r.seconds
             );
         }
-        let tmp = self.out.join(".metrics.csv.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(text.as_bytes())?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| Error::input(format!("{}: cannot write: {e}", path.display())))
+        checkpoint::write_file_atomic(&path, text.as_bytes())
+            .map_err(|e| Error::input(format!("{}: cannot write: {e}", path.display())))
+    }
+}
+
+/// The warning for a run without an evaluation set, or an error when the config asks
+/// for an evaluation metric explicitly.
+fn no_evaluation(config: &RunConfig) -> Result<String> {
+    let t = &config.train;
+    let asked = [
+        ("train.best_metric", t.best_metric.as_deref()),
+        ("train.early_stopping.metric", t.early_stopping.as_ref().map(|e| e.metric.as_str())),
+        ("scheduler.monitor", config.scheduler.as_ref().and_then(|s| s.monitor.as_deref())),
+    ];
+    if let Some((key, Some(m))) = asked.iter().find(|(_, m)| m.is_some_and(|m| m.starts_with("eval"))) {
+        return Err(Error::input(format!(
+            "{key} = {m:?}, but the evaluation set is empty; give evaluation data (e.g. data.n_eval > 0, or test files with examples) or watch a training metric such as \"train_loss\""
+        )));
+    }
+    let mut also = String::new();
+    if t.best_metric.is_none() {
+        also += "; best.safetensors follows train_loss";
+    }
+    if config.scheduler.as_ref().is_some_and(|s| s.monitor.is_none()) {
+        also += "; a metric-driven scheduler watches train_loss";
+    }
+    Ok(format!("warning: the evaluation set is empty: eval_loss and eval_acc are not computed{also}"))
+}
+
+/// Whether two paths name the same directory (both made absolute; the same when either
+/// cannot be resolved and they are equal as written).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
     }
 }
 

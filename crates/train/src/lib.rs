@@ -12,6 +12,7 @@ pub mod learner;
 pub mod optim;
 pub mod plot;
 pub mod regularize;
+pub mod rundir;
 
 pub use clip::{clip_grad_norm, clip_grad_value, NormType};
 pub use config::RunConfig;

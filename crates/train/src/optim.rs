@@ -7,7 +7,7 @@
 //! is built per group. A parameter without a gradient is skipped, and its state is
 //! created lazily at its first step, as in PyTorch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use candle_core::backprop::GradStore;
@@ -242,6 +242,25 @@ impl OptimizerDriver {
                 state.tensors.insert(field.to_string(), t.contiguous()?.copy()?);
             }
         }
+        for (i, state) in states.iter().enumerate() {
+            let (Some(state), Some((tensors, scalars))) = (state, self.expected_state(i)) else { continue };
+            let pname = &self.params[i].0;
+            let name = &self.name;
+            for (kind, want, have) in [
+                ("state", &tensors, state.tensors.keys().cloned().collect::<BTreeSet<_>>()),
+                ("scalar", &scalars, state.scalars.keys().cloned().collect()),
+            ] {
+                for k in want.difference(&have) {
+                    problems
+                        .push(format!("optimizer/{kind}/{pname}/{k}: missing; {name} keeps it for every parameter"));
+                }
+                for k in have.difference(want) {
+                    problems.push(format!(
+                        "optimizer/{kind}/{pname}/{k}: unexpected; {name} with this config keeps no such entry"
+                    ));
+                }
+            }
+        }
         if !problems.is_empty() {
             problems.sort();
             return Err(Error::input(format!(
@@ -252,6 +271,20 @@ impl OptimizerDriver {
         self.states = states;
         self.lrs = lrs;
         Ok(())
+    }
+
+    /// The names of the buffers and scalars that parameter `i`'s state holds after a
+    /// step, found by stepping a copy of the parameter with a zero gradient (optimizers
+    /// may create entries lazily, as SGD's momentum buffer). `None` if the probe fails.
+    fn expected_state(&self, i: usize) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+        let var = &self.params[i].1;
+        let g = self.group_of[i];
+        let optimizer = &self.groups[g].optimizer;
+        let probe = Var::from_tensor(&var.as_tensor().copy().ok()?).ok()?;
+        let mut state = optimizer.init_state(probe.as_tensor()).ok()?;
+        let grad = probe.as_tensor().zeros_like().ok()?;
+        optimizer.step(&probe, &grad, &mut state, &StepContext::new(self.lrs[g])).ok()?;
+        Some((state.tensors.into_keys().collect(), state.scalars.into_keys().collect()))
     }
 
     /// Saves [`OptimizerDriver::state_dict`] as a safetensors file.

@@ -48,23 +48,42 @@ pub fn draw(dir: &Path, history: &[EpochRecord]) -> Result<()> {
         }
         let svg = dir.join(format!("{name}.svg"));
         let png = dir.join(format!("{name}.png"));
-        let tmp_svg = dir.join(format!(".{name}.tmp.svg"));
-        let tmp_png = dir.join(format!(".{name}.tmp.png"));
+        // Drawn in memory, then each file written atomically: a failed write (a full
+        // disk) is a plain error naming the file and leaves no temporary behind.
+        let (w, h) = (640u32, 420u32);
+        let mut text = String::new();
         {
-            let root = SVGBackend::new(&tmp_svg, (640, 420)).into_drawing_area();
+            let root = SVGBackend::with_string(&mut text, (w, h)).into_drawing_area();
             chart(&root, data, label, epochs).map_err(|e| Error::input(format!("{}: {e}", svg.display())))?;
             root.present().map_err(|e| Error::input(format!("{}: {e}", svg.display())))?;
         }
+        let mut rgb = vec![0u8; (w * h * 3) as usize];
         {
-            let root = BitMapBackend::new(&tmp_png, (640, 420)).into_drawing_area();
+            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
             chart(&root, data, label, epochs).map_err(|e| Error::input(format!("{}: {e}", png.display())))?;
             root.present().map_err(|e| Error::input(format!("{}: {e}", png.display())))?;
         }
-        for (tmp, dest) in [(&tmp_svg, &svg), (&tmp_png, &png)] {
-            std::fs::rename(tmp, dest).map_err(|e| Error::input(format!("{}: cannot write: {e}", dest.display())))?;
+        let encoded =
+            encode_png(&rgb, w, h).map_err(|e| Error::input(format!("{}: cannot encode: {e}", png.display())))?;
+        for (dest, bytes) in [(&svg, text.as_bytes()), (&png, &encoded[..])] {
+            crate::checkpoint::write_file_atomic(dest, bytes)
+                .map_err(|e| Error::input(format!("{}: cannot write: {e}", dest.display())))?;
         }
     }
     Ok(())
+}
+
+/// An 8-bit RGB image as PNG bytes.
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header()?;
+        writer.write_image_data(rgb)?;
+    }
+    Ok(out)
 }
 
 fn chart<DB: DrawingBackend>(
