@@ -992,3 +992,34 @@ fn a_full_disk_while_drawing_plots_is_a_plain_error_and_leaves_no_temporaries() 
     assert!(!err.contains("ImageError") && !err.contains("Custom {"), "{err}");
     assert!(files_in(&run).iter().all(|f| !f.contains("tmp")), "{:?}", files_in(&run));
 }
+
+#[test]
+fn a_resumed_run_finds_data_that_moved_with_data_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let pixels: Vec<u8> = (0..8 * 784).map(|i| (i * 7 % 256) as u8).collect();
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", idx(&[8, 28, 28], &pixels)),
+        ("train-labels-idx1-ubyte", idx(&[8], &[0, 1, 2, 3, 4, 5, 6, 7])),
+        ("t10k-images-idx3-ubyte", idx(&[4, 28, 28], &pixels[..4 * 784])),
+        ("t10k-labels-idx1-ubyte", idx(&[4], &[0, 1, 2, 3])),
+    ] {
+        std::fs::write(data.join(name), bytes).unwrap();
+    }
+    let text = BASE.replace("sizes = [8, 16, 3]", "sizes = [784, 16, 10]").replace(
+        "kind = \"synthetic\"\nn_train = 200\nn_eval = 60\nfeatures = 8\nclasses = 3",
+        "kind = \"fashion_mnist\"\ndir = \"data\"",
+    );
+    write_config(tmp.path(), &text);
+    let (code, _, err) = ember_in(tmp.path(), &["train", "run.toml", "--out", "run", "--epochs", "1", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::rename(&data, tmp.path().join("moved")).unwrap();
+    let (code, _, err) = ember_in(tmp.path(), &["train", "--resume", "run", "--epochs", "2", "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&data.display().to_string()), "the stored, absolute folder is named: {err}");
+    let (code, out, err) =
+        ember_in(tmp.path(), &["train", "--resume", "run", "--epochs", "2", "--data-dir", "moved", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"epochs\":2") && out.contains("moved"), "{out}");
+}

@@ -276,8 +276,10 @@ impl RunConfig {
     /// Reads and parses a run file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+        let bytes = ember_core::memory::read_capped(path, 16 << 20, "a run config")?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::input(format!("{}: not UTF-8 text: {e}; a run config is a TOML file", path.display()))
+        })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
