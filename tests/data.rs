@@ -71,6 +71,47 @@ fn idx_files_raw_and_gzipped_read_and_bad_ones_are_clear_errors() {
 }
 
 #[test]
+fn a_gzip_idx_file_of_two_members_reads_like_the_raw_file() {
+    // `cat a.gz b.gz`, bgzip and pigz write several gzip members; gunzip reads them as one.
+    let tmp = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..3 * 28 * 28).map(|i| (i % 253) as u8).collect();
+    let raw = idx_bytes(&[3, 28, 28], &data);
+    let (a, b) = raw.split_at(16 + data.len() / 2);
+    let (p, pz) = (tmp.path().join("x-idx3-ubyte"), tmp.path().join("x-idx3-ubyte.gz"));
+    std::fs::write(&p, &raw).unwrap();
+    std::fs::write(&pz, [gz(a), gz(b)].concat()).unwrap();
+    let (t, tz) = (idx::read_u8(&p).unwrap(), idx::read_u8(&pz).unwrap());
+    assert_eq!(tz.dims(), [3, 28, 28]);
+    assert_eq!(tz.flatten_all().unwrap().to_vec1::<u8>().unwrap(), t.flatten_all().unwrap().to_vec1::<u8>().unwrap());
+}
+
+#[test]
+fn a_bad_file_of_the_test_split_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_mnist_dir(dir, 4, false);
+    let images = dir.join("t10k-images-idx3-ubyte");
+    let full = std::fs::read(&images).unwrap();
+    std::fs::write(&images, &full[..full.len() - 10]).unwrap();
+    let e = mnist::load(Which::Mnist, Some(dir)).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("{}: 3126 data bytes where the header [4, 28, 28] promises 3136", images.display())),
+        "{e}"
+    );
+    std::fs::write(&images, &full).unwrap();
+    let labels = dir.join("t10k-labels-idx1-ubyte");
+    std::fs::write(&labels, idx_bytes(&[3], &[0, 1, 2])).unwrap();
+    let e = mnist::load(Which::Mnist, Some(dir)).unwrap_err().to_string();
+    assert!(e.contains(&format!("{} has 4 images but {} has 3 labels", images.display(), labels.display())), "{e}");
+    std::fs::remove_file(&labels).unwrap();
+    let labels = dir.join("t10k-labels-idx1-ubyte.gz");
+    let bytes = gz(&idx_bytes(&[4], &[0, 1, 2, 3]));
+    std::fs::write(&labels, &bytes[..bytes.len() - 6]).unwrap();
+    let e = mnist::load(Which::Mnist, Some(dir)).unwrap_err().to_string();
+    assert!(e.starts_with(&format!("{}: cannot decompress", labels.display())), "{e}");
+}
+
+#[test]
 fn a_data_dir_with_the_four_files_is_used_and_a_missing_file_is_named() {
     for compress in [false, true] {
         let tmp = tempfile::tempdir().unwrap();
@@ -93,10 +134,10 @@ fn mnist_not_found_fails_fast_listing_the_places_tried() {
     // The standard places, with the hub pointed at a port that refuses connections and
     // an empty cache (a test never reaches the network).
     let tmp = tempfile::tempdir().unwrap();
-    let mut sources = mnist::Sources::standard(None);
+    let mut sources = mnist::Sources::standard(None).unwrap();
     let hub = sources.hub.as_mut().unwrap();
     hub.endpoint = "http://127.0.0.1:9".into();
-    hub.cache_dir = tmp.path().to_path_buf();
+    hub.cache_dir = Some(tmp.path().to_path_buf());
     let e = mnist::load_from(Which::Mnist, &sources).unwrap_err().to_string();
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(e.starts_with("MNIST not found. Tried:") && e.contains("--data-dir DIR"), "{e}");
@@ -200,6 +241,7 @@ fn data_dir_and_dataset_flags_select_other_data() {
     let (code, _, stderr) = ember(&["train", "--dataset", "cifar", "--quiet"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("--dataset cifar: unknown dataset; use fashion_mnist or mnist"), "{stderr}");
+    let out = tmp.path().join("run-2");
     let (code, _, stderr) = ember(&["train", "--dataset", "mnist", "--quiet", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(stderr.contains("MNIST not found"), "{stderr}");

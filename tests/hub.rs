@@ -1,7 +1,8 @@
 //! The Hugging Face cache and hub as data sources: parquet files of PNG images read from a
 //! cache laid out as `huggingface_hub` lays it out, a download from a local server that
-//! answers like the hub, and the failures (unreachable, silent, offline, corrupt) that must
-//! come back within seconds naming every place tried. Nothing here reaches the network.
+//! answers like the hub, and the failures (unreachable, silent, trickling, offline, corrupt,
+//! a download cut short, bad environment values) that must come back within seconds naming
+//! every place tried. Nothing here reaches the network.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -13,6 +14,15 @@ use ember::data::hub::{self, Hub};
 use ember::data::mnist::{self, Sources, Which};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// `sha256sum` of the fixture files: the hub's etag (`x-linked-etag`) of an LFS file, which
+/// names its blob in the cache.
+fn sha256(split: &str) -> &'static str {
+    match split {
+        "train" => "34b000c523d74a358302fda076e1febab8754544a5ba96c66d1ade81dd6040bb",
+        _ => "54c780887081426f13ec90d28e16bd175a70a79c6b916082739f7aef29a52f61",
+    }
+}
 
 fn fixture(split: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/hub/fashion_mnist/{split}/0000.parquet"))
@@ -31,9 +41,44 @@ fn fake_cache(root: &Path) {
     }
 }
 
+/// The same cache as hf-hub writes it: the files in `blobs/`, named by their SHA-256, and
+/// the snapshot entries symlinks to them.
+fn fake_blob_cache(root: &Path) {
+    let repo = root.join("datasets--zalando-datasets--fashion_mnist");
+    std::fs::create_dir_all(repo.join("refs/refs/convert")).unwrap();
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    std::fs::write(repo.join("refs/refs/convert/parquet"), COMMIT).unwrap();
+    for split in ["train", "test"] {
+        let dir = repo.join(format!("snapshots/{COMMIT}/fashion_mnist/{split}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(fixture(split), repo.join("blobs").join(sha256(split))).unwrap();
+        std::os::unix::fs::symlink(format!("../../../../blobs/{}", sha256(split)), dir.join("0000.parquet")).unwrap();
+    }
+}
+
+/// The train file's entry in a fake cache's snapshot.
+fn cached_train(root: &Path) -> PathBuf {
+    root.join(format!("datasets--zalando-datasets--fashion_mnist/snapshots/{COMMIT}/fashion_mnist/train/0000.parquet"))
+}
+
+/// Every file under `dir` (symlinks included), recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 fn hub(cache: &Path, endpoint: &str, offline: bool, timeout: f64) -> Hub {
     Hub {
-        cache_dir: cache.to_path_buf(),
+        cache_dir: Some(cache.to_path_buf()),
         endpoint: endpoint.into(),
         offline,
         timeout: Duration::from_secs_f64(timeout),
@@ -44,6 +89,13 @@ fn hub(cache: &Path, endpoint: &str, offline: bool, timeout: f64) -> Hub {
 fn sources(hub: Hub) -> Sources {
     Sources { dir: None, debian: PathBuf::from("/nonexistent/ember-test-debian"), hub: Some(hub), embedded: false }
 }
+
+/// [`sources`] with the embedded subset as the last resort, as `ember train` has it.
+fn with_embedded(hub: Hub) -> Sources {
+    Sources { embedded: true, ..sources(hub) }
+}
+
+const EMBEDDED: &str = "embedded Fashion-MNIST subset";
 
 /// The first `n` images and labels of the embedded subset's split (0 train, 1 test).
 fn embedded_prefix(split: usize, n: usize) -> (Vec<u8>, Vec<u8>) {
@@ -124,9 +176,29 @@ fn a_hub_that_never_answers_is_given_up_on_after_the_timeout() {
     assert!(e.contains("no answer within 1.5 s (set EMBER_HUB_TIMEOUT to wait longer)"), "{e}");
 }
 
+/// How the fake hub answers a GET; HEAD always gives the commit, etag, SHA-256 and size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Get {
+    /// The file.
+    Full,
+    /// Half the file, then the connection closes.
+    DieMidBody,
+    /// `500 Internal Server Error` with an empty body.
+    ServerError,
+    /// As many bytes as the file, some of them wrong.
+    WrongBytes,
+    /// The file's first bytes, one every 100 ms (for 15 s at most).
+    Trickle,
+}
+
 /// Answers like the hub's `resolve` endpoint: HEAD gives the commit, etag and size; GET
 /// the bytes. Returns the endpoint and a log of request lines.
 fn fake_hub() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    fake_hub_answering(Get::Full)
+}
+
+/// [`fake_hub`], answering GET as `get` says.
+fn fake_hub_answering(get: Get) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -156,14 +228,39 @@ fn fake_hub() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
                     let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
                     continue;
                 };
-                let body = std::fs::read(fixture(split)).unwrap();
+                let mut body = std::fs::read(fixture(split)).unwrap();
+                if method == "GET" && get == Get::ServerError {
+                    let _ = stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+                    continue;
+                }
                 let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\netag: \"{split}-etag\"\r\nx-repo-commit: {COMMIT}\r\ncontent-type: application/octet-stream\r\n\r\n",
-                    body.len()
+                    "HTTP/1.1 200 OK\r\ncontent-length: {n}\r\netag: \"{split}-etag\"\r\nx-linked-etag: \"{sha}\"\r\nx-linked-size: {n}\r\nx-repo-commit: {COMMIT}\r\ncontent-type: application/octet-stream\r\n\r\n",
+                    n = body.len(),
+                    sha = sha256(split),
                 );
                 stream.write_all(head.as_bytes()).unwrap();
                 if method == "GET" {
-                    stream.write_all(&body).unwrap();
+                    match get {
+                        Get::Full | Get::ServerError => stream.write_all(&body).unwrap(),
+                        Get::WrongBytes => {
+                            let mid = body.len() / 2;
+                            body[mid..mid + 64].fill(0x55);
+                            stream.write_all(&body).unwrap();
+                        }
+                        Get::DieMidBody => {
+                            let _ = stream.write_all(&body[..body.len() / 2]);
+                            return;
+                        }
+                        Get::Trickle => {
+                            for byte in &body[..150] {
+                                std::thread::sleep(Duration::from_millis(100));
+                                if stream.write_all(&[*byte]).is_err() {
+                                    return;
+                                }
+                            }
+                            return;
+                        }
+                    }
                 }
                 let _ = reader.read(&mut []);
             });
@@ -185,10 +282,211 @@ fn a_download_from_the_hub_lands_in_the_cache_and_is_read_from_there_next_time()
             && r.contains("fashion_mnist/train/0000.parquet")),
         "{requests:?}"
     );
-    // Second time: offline, from the cache the download filled.
+    // Second time: offline, from the cache the download filled (blobs named by the
+    // hub's SHA-256, checked against it).
     let s = mnist::load_from(Which::FashionMnist, &sources(hub(tmp.path(), "http://127.0.0.1:9", true, 2.0))).unwrap();
     assert!(s.source.starts_with("Hugging Face cache"), "{}", s.source);
     assert_eq!(s.train.1.dims(), [48]);
+    let blob = std::fs::canonicalize(cached_train(tmp.path())).unwrap();
+    assert_eq!(blob.file_name().unwrap().to_str().unwrap(), sha256("train"));
+}
+
+#[test]
+fn a_download_that_fails_leaves_nothing_that_a_later_offline_run_trusts() {
+    let sha = format!("where the hub's is {} (corrupt or cut short)", sha256("train"));
+    for (get, why) in [
+        (Get::DieMidBody, ": request failed: "),
+        (Get::ServerError, ": the download was bad and is deleted: "),
+        (Get::WrongBytes, ": the download was bad and is deleted: "),
+    ] {
+        let (endpoint, _) = fake_hub_answering(get);
+        let tmp = tempfile::tempdir().unwrap();
+        let s = mnist::load_from(Which::FashionMnist, &with_embedded(hub(tmp.path(), &endpoint, false, 5.0))).unwrap();
+        assert_eq!(s.source, EMBEDDED, "{get:?}");
+        let notice = s.notice.unwrap();
+        let at = format!("Hugging Face hub {endpoint}/datasets/zalando-datasets/fashion_mnist{why}");
+        assert!(notice.contains(&at), "{get:?}: {notice}");
+        match get {
+            Get::ServerError => assert!(notice.contains("0000.parquet: empty (0 bytes)"), "{notice}"),
+            Get::WrongBytes => assert!(notice.contains(&sha), "{notice}"),
+            _ => {}
+        }
+        // Nothing in the snapshot for a later run to trust: offline, the cache misses.
+        let snapshots = tmp.path().join("datasets--zalando-datasets--fashion_mnist/snapshots");
+        assert_eq!(files_under(&snapshots), Vec::<PathBuf>::new(), "{get:?}");
+        let s = mnist::load_from(Which::FashionMnist, &with_embedded(hub(tmp.path(), "http://127.0.0.1:9", true, 2.0)))
+            .unwrap();
+        assert_eq!(s.source, EMBEDDED, "{get:?}");
+        let notice = s.notice.unwrap();
+        assert!(notice.contains("zalando-datasets/fashion_mnist not cached"), "{get:?}: {notice}");
+    }
+}
+
+#[test]
+fn a_corrupt_file_in_the_cache_is_named_and_passed_over_then_downloaded_again() {
+    for (case, why) in
+        [("empty", "empty (0 bytes)"), ("garbage", "not a readable parquet file"), ("cut short", "its SHA-256 is ")]
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let bad = cached_train(tmp.path());
+        match case {
+            "empty" => {
+                fake_cache(tmp.path());
+                std::fs::write(&bad, b"").unwrap();
+            }
+            "garbage" => {
+                fake_cache(tmp.path());
+                std::fs::write(&bad, b"PAR1 not parquet at all PAR1").unwrap();
+            }
+            _ => {
+                // A blob named by its SHA-256 but cut short: readable as far as it goes.
+                fake_blob_cache(tmp.path());
+                let bytes = std::fs::read(&bad).unwrap();
+                std::fs::write(&bad, &bytes[..bytes.len() - 100]).unwrap();
+            }
+        }
+        // Offline: the embedded subset, with the file named and what to do about it.
+        let s = mnist::load_from(Which::FashionMnist, &with_embedded(hub(tmp.path(), "http://127.0.0.1:9", true, 2.0)))
+            .unwrap();
+        assert_eq!(s.source, EMBEDDED, "{case}");
+        let notice = s.notice.unwrap();
+        let named = format!("Hugging Face cache {}: {}: {why}", tmp.path().display(), bad.display());
+        assert!(notice.contains(&named), "{case}: {notice}");
+        assert!(notice.contains("delete that file, or let Ember download it again"), "{case}: {notice}");
+        assert!(bad.exists(), "{case}: the user's cached file is left to them");
+        // Online: downloaded again over the bad copy, and read from the cache after that.
+        let (endpoint, _) = fake_hub();
+        let s = mnist::load_from(Which::FashionMnist, &sources(hub(tmp.path(), &endpoint, false, 5.0))).unwrap();
+        assert!(s.source.starts_with("Hugging Face hub"), "{case}: {}", s.source);
+        assert!(s.notice.unwrap().starts_with("note: the cached copy was bad ("), "{case}");
+        let s =
+            mnist::load_from(Which::FashionMnist, &sources(hub(tmp.path(), "http://127.0.0.1:9", true, 2.0))).unwrap();
+        assert!(s.source.starts_with("Hugging Face cache"), "{case}: {}", s.source);
+        assert_eq!(s.train.0.flatten_all().unwrap().to_vec1::<u8>().unwrap(), embedded_prefix(0, 48).0);
+    }
+}
+
+#[test]
+fn a_hub_that_trickles_a_download_is_given_up_on_for_the_embedded_subset() {
+    let (endpoint, _) = fake_hub_answering(Get::Trickle);
+    let tmp = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    // t = 1 s: the hub must send 64 KiB (or the rest of the file) every 2 s.
+    let s = mnist::load_from(Which::FashionMnist, &with_embedded(hub(tmp.path(), &endpoint, false, 1.0))).unwrap();
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(8), "took {took:?}");
+    assert_eq!(s.source, EMBEDDED);
+    let notice = s.notice.unwrap();
+    let at = format!("Hugging Face hub {endpoint}/datasets/zalando-datasets/fashion_mnist: the download stalled: ");
+    assert!(notice.contains(&at), "{notice}");
+    assert!(notice.contains("under the 64 KiB the hub must send every 2 s"), "{notice}");
+    assert!(notice.contains("set EMBER_HUB_TIMEOUT higher to allow a slower transfer"), "{notice}");
+    assert_eq!(
+        files_under(&tmp.path().join("datasets--zalando-datasets--fashion_mnist/snapshots")),
+        Vec::<PathBuf>::new()
+    );
+}
+
+/// An environment lookup holding `pairs`.
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+#[test]
+fn hub_environment_values_out_of_range_are_errors_naming_them() {
+    for bad in ["inf", "1e300", "abc", "0", "-5", "nan", "86401"] {
+        let e = Hub::from_vars(env(&[("EMBER_HUB_TIMEOUT", bad)]), None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("EMBER_HUB_TIMEOUT=\"{bad}\" is invalid: must be a number of seconds > 0 and <= 86400 (unset: 5); set a valid value or unset it")
+        );
+    }
+    assert_eq!(
+        Hub::from_vars(env(&[("EMBER_HUB_TIMEOUT", "2.5")]), None).unwrap().timeout,
+        Duration::from_millis(2500)
+    );
+    assert_eq!(Hub::from_vars(env(&[]), None).unwrap().timeout, Duration::from_secs(5));
+    let e = Hub::from_vars(env(&[("HF_HUB_OFFLINE", "maybe")]), None).unwrap_err().to_string();
+    assert!(e.starts_with("HF_HUB_OFFLINE=\"maybe\" is invalid: must be 1, true, yes or on"), "{e}");
+    assert!(Hub::from_vars(env(&[("HF_HUB_OFFLINE", "TRUE")]), None).unwrap().offline);
+    assert!(!Hub::from_vars(env(&[("HF_HUB_OFFLINE", "0")]), None).unwrap().offline);
+
+    // `ember train` says so and stops, even when the data is elsewhere; no panic.
+    let tmp = tempfile::tempdir().unwrap();
+    for bad in ["inf", "abc"] {
+        let run = Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(["train", "--epochs", "1", "--quiet", "--out", tmp.path().join("run").to_str().unwrap()])
+            .env("EMBER_HUB_TIMEOUT", bad)
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("EMBER_HUB_TIMEOUT=\"{bad}\" is invalid: must be a number of seconds")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn without_a_home_the_cache_is_never_a_folder_relative_to_where_ember_runs() {
+    let cache = |pairs: &[(&str, &str)], home: Option<&str>| {
+        Hub::from_vars(env(pairs), home.map(PathBuf::from)).unwrap().cache_dir
+    };
+    assert_eq!(cache(&[("HF_HUB_CACHE", "/c")], None), Some(PathBuf::from("/c")));
+    assert_eq!(cache(&[("HF_HOME", "/h")], None), Some(PathBuf::from("/h/hub")));
+    assert_eq!(cache(&[("XDG_CACHE_HOME", "/x")], None), Some(PathBuf::from("/x/huggingface/hub")));
+    assert_eq!(cache(&[("HOME", "/u")], Some("/os")), Some(PathBuf::from("/u/.cache/huggingface/hub")));
+    assert_eq!(cache(&[], Some("/os")), Some(PathBuf::from("/os/.cache/huggingface/hub")));
+    assert_eq!(cache(&[("XDG_CACHE_HOME", "rel"), ("HOME", ".")], None), None);
+    assert_eq!(cache(&[], None), None);
+
+    // No cache folder: the cache and the hub are skipped, saying why.
+    let mut none = Hub::from_vars(env(&[("HF_ENDPOINT", "http://127.0.0.1:9")]), None).unwrap();
+    none.progress = false;
+    let e = mnist::load_from(Which::Mnist, &sources(none)).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "Hugging Face cache: skipped, no cache folder: none of HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HOME is set"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains(
+            "Hugging Face hub http://127.0.0.1:9/datasets/ylecun/mnist: skipped, no cache folder to download into"
+        ),
+        "{e}"
+    );
+
+    // `ember train` without HOME, in a folder holding `.cache/huggingface/hub`: that folder
+    // is not taken for the cache (the system's home folder is).
+    if Path::new(mnist::DEBIAN_FASHION_MNIST).is_dir() {
+        return; // Debian's copy comes first on this machine.
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    fake_cache(&tmp.path().join(".cache/huggingface/hub"));
+    let run = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["train", "--epochs", "1", "--quiet", "--out", "run"])
+        .current_dir(tmp.path())
+        .env_remove("HOME")
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HF_HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let data = summary["data"].as_str().unwrap();
+    assert!(!data.contains(", .cache/huggingface/hub"), "{data}");
+    assert!(!stderr.contains("Hugging Face cache .cache"), "{stderr}");
 }
 
 #[test]

@@ -12,17 +12,22 @@ use ember_core::{Error, Result};
 /// type or a truncated file is an error naming the file.
 pub fn read_u8(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    let raw = std::fs::read(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+    // A regular file may be as large as memory; a device or pipe is read only so far.
+    let regular = path.metadata().is_ok_and(|m| m.is_file());
+    let cap = if regular { ember_core::memory::budget().unwrap_or(u64::MAX) } else { 1 << 30 };
+    let raw = ember_core::memory::read_capped(path, cap, "an IDX file")?;
     read_u8_bytes(&raw, &path.display().to_string())
 }
 
 /// [`read_u8`] on bytes in memory (raw or gzip); `origin` names them in errors. A gzip
 /// stream is decompressed only as far as its header promises (plus one byte, to notice
-/// extra data), so a small file cannot expand into memory beyond what it declares.
+/// extra data), so a small file cannot expand into memory beyond what it declares. A
+/// gzip file of several members (`cat a.gz b.gz`, bgzip, pigz) reads as their
+/// concatenation, as `gunzip` reads it.
 pub fn read_u8_bytes(raw: &[u8], origin: &str) -> Result<Tensor> {
     let fail = |msg: String| Error::input(format!("{origin}: {msg}"));
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut gz = flate2::read::GzDecoder::new(raw);
+        let mut gz = flate2::read::MultiGzDecoder::new(raw);
         let mut out = Vec::new();
         let mut take = |n: u64, out: &mut Vec<u8>| {
             (&mut gz)
@@ -174,5 +179,19 @@ mod tests {
         assert!(e.contains("short.gz: 2 data bytes where the header [4] promises 4 (truncated file)"), "{e}");
         let e = read_u8_bytes(&gzip(&[0, 0, 8, 9]), "rank.gz").unwrap_err().to_string();
         assert!(e.contains("IDX rank 9 is not supported"), "{e}");
+    }
+
+    #[test]
+    fn a_gzip_file_of_several_members_reads_as_their_concatenation_within_the_bound() {
+        // Split mid-header and mid-data: each member alone is a truncated IDX file.
+        let raw = idx(&[2, 3], &[1, 2, 3, 4, 5, 6]);
+        let members = [gzip(&raw[..6]), gzip(&raw[6..14]), gzip(&raw[14..])].concat();
+        let t = read_u8_bytes(&members, "members.gz").unwrap();
+        assert_eq!(t.to_vec2::<u8>().unwrap(), [[1, 2, 3], [4, 5, 6]]);
+        // A bomb in a later member is bounded as in the first: 64 MiB of zeros behind a
+        // header that promises 4 bytes, cut short, is read only to the fifth data byte.
+        let bomb = [gzip(&idx(&[4], &[])), gzip(&vec![0u8; 64 << 20])].concat();
+        let e = read_u8_bytes(&bomb[..bomb.len() / 2], "bomb.gz").unwrap_err().to_string();
+        assert!(e.contains("bomb.gz: more data than the header [4] promises (4 bytes)"), "{e}");
     }
 }

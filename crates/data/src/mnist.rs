@@ -90,22 +90,24 @@ pub struct Sources {
 
 impl Sources {
     /// The standard places: `dir`, Debian's folder, the Hugging Face cache and hub as the
-    /// environment configures them (`HF_HUB_CACHE`, `HF_HOME`, `HF_ENDPOINT`,
-    /// `HF_HUB_OFFLINE`), and the embedded subset.
-    pub fn standard(dir: Option<&Path>) -> Sources {
-        Sources {
+    /// environment configures them ([`crate::hub::Hub::from_env`]: `HF_HUB_CACHE`,
+    /// `HF_HOME`, `HF_ENDPOINT`, `HF_HUB_OFFLINE`, `EMBER_HUB_TIMEOUT`), and the embedded
+    /// subset. A bad value in one of those variables is an error here, before any place is
+    /// searched, even when `dir` is given.
+    pub fn standard(dir: Option<&Path>) -> Result<Sources> {
+        Ok(Sources {
             dir: dir.map(Path::to_path_buf),
             debian: PathBuf::from(DEBIAN_FASHION_MNIST),
             #[cfg(feature = "hub")]
-            hub: Some(crate::hub::Hub::from_env()),
+            hub: Some(crate::hub::Hub::from_env()?),
             embedded: true,
-        }
+        })
     }
 }
 
 /// Loads `which` from the standard places ([`Sources::standard`]).
 pub fn load(which: Which, dir: Option<&Path>) -> Result<Splits> {
-    load_from(which, &Sources::standard(dir))
+    load_from(which, &Sources::standard(dir)?)
 }
 
 /// Loads `which` from the first of `sources` that has it. A directory that was named
@@ -130,29 +132,8 @@ pub fn load_from(which: Which, sources: &Sources) -> Result<Splits> {
     }
     #[cfg(feature = "hub")]
     if let Some(hub) = &sources.hub {
-        let f = crate::hub::files(which);
-        let from = |(train, test): (PathBuf, PathBuf), source: String| -> Result<Splits> {
-            Ok(Splits {
-                train: crate::hub::read_parquet(&train)?,
-                test: crate::hub::read_parquet(&test)?,
-                source,
-                notice: None,
-            })
-        };
-        match hub.cached(which) {
-            Ok(paths) => return from(paths, format!("Hugging Face cache ({}, {})", f.repo, hub.cache_dir.display())),
-            Err(why) => tried.push(format!("Hugging Face cache {}: {} {why}", hub.cache_dir.display(), f.repo)),
-        }
-        let at = format!("{}/datasets/{}", hub.endpoint.trim_end_matches('/'), f.repo);
-        if hub.offline {
-            tried.push(format!("Hugging Face hub {at}: skipped, HF_HUB_OFFLINE is set"));
-        } else {
-            match hub.download(which) {
-                Ok(paths) => {
-                    return from(paths, format!("Hugging Face hub ({at}), cached in {}", hub.cache_dir.display()))
-                }
-                Err(why) => tried.push(format!("Hugging Face hub {at}: {why}")),
-            }
+        if let Some(splits) = from_hub(which, hub, &mut tried) {
+            return Ok(splits);
         }
     }
     if which == Which::FashionMnist && sources.embedded {
@@ -174,6 +155,74 @@ pub fn load_from(which: Which, sources: &Sources) -> Result<Splits> {
         tried.join("; "),
         FILES.join(", ")
     )))
+}
+
+#[cfg(feature = "hub")]
+type Pair = (Tensor, Tensor);
+
+/// The train and test splits of the parquet files at `paths`, each checked first when
+/// `check` ([`crate::hub::check`]); an error gives the bad file and its problem.
+#[cfg(feature = "hub")]
+fn read_parquet_pair(paths: &(PathBuf, PathBuf), check: bool) -> std::result::Result<(Pair, Pair), (PathBuf, String)> {
+    let read = |path: &PathBuf| {
+        if check {
+            crate::hub::check(path, None).map_err(|why| (path.clone(), format!("{}: {why}", path.display())))?;
+        }
+        crate::hub::read_parquet(path).map_err(|e| (path.clone(), e.to_string()))
+    };
+    Ok((read(&paths.0)?, read(&paths.1)?))
+}
+
+/// `which` from the Hugging Face cache, else the hub; `None` with the reasons added to
+/// `tried`. A bad cached file (empty, the wrong hash, unreadable parquet) is named and
+/// passed over, left for the user to delete, and replaced by the download when the hub is
+/// reachable; a bad download is deleted.
+#[cfg(feature = "hub")]
+fn from_hub(which: Which, hub: &crate::hub::Hub, tried: &mut Vec<String>) -> Option<Splits> {
+    let f = crate::hub::files(which);
+    let at = format!("{}/datasets/{}", hub.endpoint.trim_end_matches('/'), f.repo);
+    let Some(cache) = &hub.cache_dir else {
+        tried.push(format!("Hugging Face cache: skipped, {}", crate::hub::NO_CACHE));
+        tried.push(format!("Hugging Face hub {at}: skipped, no cache folder to download into"));
+        return None;
+    };
+    let splits =
+        |(train, test): (Pair, Pair), source: String, notice: Option<String>| Splits { train, test, source, notice };
+    let mut corrupt = None;
+    match hub.cached(which) {
+        Ok(paths) => match read_parquet_pair(&paths, true) {
+            Ok(data) => {
+                return Some(splits(data, format!("Hugging Face cache ({}, {})", f.repo, cache.display()), None))
+            }
+            Err((_, why)) => {
+                tried.push(format!(
+                    "Hugging Face cache {}: {why}; delete that file, or let Ember download it again (it does when the hub is reachable)",
+                    cache.display()
+                ));
+                corrupt = Some(why);
+            }
+        },
+        Err(why) => tried.push(format!("Hugging Face cache {}: {} {why}", cache.display(), f.repo)),
+    }
+    if hub.offline {
+        tried.push(format!("Hugging Face hub {at}: skipped, HF_HUB_OFFLINE is set"));
+        return None;
+    }
+    match hub.download(which).map(|paths| read_parquet_pair(&paths, false)) {
+        Ok(Ok(data)) => {
+            let notice = corrupt.map(|why| format!("note: the cached copy was bad ({why}); downloaded it again"));
+            Some(splits(data, format!("Hugging Face hub ({at}), cached in {}", cache.display()), notice))
+        }
+        Ok(Err((bad, why))) => {
+            crate::hub::discard(&bad);
+            tried.push(format!("Hugging Face hub {at}: the download was bad and is deleted: {why}"));
+            None
+        }
+        Err(why) => {
+            tried.push(format!("Hugging Face hub {at}: {why}"));
+            None
+        }
+    }
 }
 
 const SUBSET: [&[u8]; 4] = [
