@@ -32,41 +32,7 @@ enum Command {
         json: bool,
     },
     /// Train a model from a run config (TOML); the last line printed is a JSON summary.
-    Train {
-        /// The run config (default: the seed's dropout MLP on Fashion-MNIST).
-        config: Option<PathBuf>,
-        /// cpu, cuda[:N], metal[:N] or auto.
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// Total epochs of the run (a resumed run trains up to this many).
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// The run directory (default runs/CONFIG_NAME).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Continue from a checkpoint file or a run directory (its latest checkpoint).
-        #[arg(long)]
-        resume: Option<PathBuf>,
-        /// Override the config's seed.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// No progress lines on stderr.
-        #[arg(long)]
-        quiet: bool,
-        /// Train on fashion_mnist or mnist instead of the config's data.
-        #[arg(long)]
-        dataset: Option<String>,
-        /// A folder with the four IDX files (train-images-idx3-ubyte[.gz], ...).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// CPU threads for tensor operations (default: every core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Replace the run that the run directory already holds (its checkpoints,
-        /// metrics and plots); without it such a directory is refused.
-        #[arg(long)]
-        overwrite: bool,
-    },
+    Train(crate::commands::TrainArgs),
     /// Write a checkpoint's weights (PyTorch names) as a safetensors file.
     Export {
         checkpoint: PathBuf,
@@ -212,36 +178,9 @@ where
     };
     let result = match cli.command {
         Command::Plugins { kind, json } => list_plugins(kind, json, out).map_err(anyhow::Error::from),
-        Command::Train {
-            config,
-            device,
-            epochs,
-            out: dir,
-            resume,
-            seed,
-            quiet,
-            dataset,
-            data_dir,
-            threads,
-            overwrite,
-        } => {
-            set_threads(threads);
-            crate::commands::train(
-                crate::commands::TrainArgs {
-                    config,
-                    device,
-                    epochs,
-                    out: dir,
-                    resume,
-                    seed,
-                    quiet,
-                    dataset,
-                    data_dir,
-                    threads,
-                    overwrite,
-                },
-                out,
-            )
+        Command::Train(args) => {
+            set_threads(args.threads);
+            crate::commands::train(args, out)
         }
         Command::NewPlugin { kind, name, dir, ember_path } => {
             crate::scaffold::new_plugin(kind, &name, dir.as_deref(), ember_path.as_deref()).and_then(|root| {

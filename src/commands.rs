@@ -10,22 +10,42 @@ use ember_train::rundir::{self, Existing};
 use ember_train::{build_model, checkpoint, learner::dtype_of, Learner, Reporter, RunConfig};
 use serde_json::json;
 
-/// Options of `ember train`.
+/// Options of `ember train` (parsed by clap; the doc comments are the `--help` text).
+#[derive(Debug, clap::Args)]
 pub struct TrainArgs {
+    /// The run config (default: the seed's dropout MLP on Fashion-MNIST).
     pub config: Option<PathBuf>,
+    /// cpu, cuda[:N], metal[:N] or auto.
+    #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Total epochs of the run (a resumed run trains up to this many).
+    #[arg(long)]
     pub epochs: Option<usize>,
+    /// The run directory (default runs/CONFIG_NAME, or the next free runs/CONFIG_NAME-N).
+    #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Continue from a checkpoint file or a run directory (its newest readable checkpoint).
+    #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Override the config's seed (with --resume: must equal the run's).
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// No progress lines on stderr.
+    #[arg(long)]
     pub quiet: bool,
-    /// `fashion_mnist` or `mnist`: replaces the config's data source.
+    /// Train on fashion_mnist or mnist instead of the config's data.
+    #[arg(long)]
     pub dataset: Option<String>,
-    /// A folder with the four IDX files.
+    /// A folder with the four IDX files (train-images-idx3-ubyte[.gz], ...); with
+    /// --resume, where the run's data is now.
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// The thread count the user chose with --threads (already applied).
+    /// CPU threads for tensor operations (default: every core).
+    #[arg(long)]
     pub threads: Option<usize>,
-    /// Replace a run that the run directory already holds.
+    /// Replace the run that the run directory already holds (its checkpoints, metrics
+    /// and plots); without it such a directory is refused.
+    #[arg(long)]
     pub overwrite: bool,
 }
 

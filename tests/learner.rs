@@ -797,6 +797,7 @@ fn export_never_replaces_a_checkpoint_unasked_and_resume_skips_one_that_was() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains(&format!("warning: skipped {}: not an Ember checkpoint", e3.display())), "{err}");
     assert!(err.contains(&format!("resuming from {}", e(2).display())), "{err}");
+    assert!(err.contains("warning: resuming from epoch 2 while") && err.contains("epochs 3 to 3"), "{err}");
     assert_eq!(common::checkpoint_weights(&run), common::checkpoint_weights(&straight));
 }
 
@@ -873,26 +874,16 @@ fn resume_checks_what_the_command_line_says_against_the_run() {
     assert!(summary["checkpoint"].as_str().unwrap().ends_with("epoch-0002.safetensors"), "{summary}");
 }
 
-/// An IDX file of unsigned bytes.
-fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut b = vec![0, 0, 8, dims.len() as u8];
-    for d in dims {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(data);
-    b
-}
-
 #[test]
 fn data_paths_are_stored_absolute_and_both_splits_are_checked_before_training() {
     let tmp = tempfile::tempdir().unwrap();
     let write = |name: &str, bytes: Vec<u8>| std::fs::write(tmp.path().join(name), bytes).unwrap();
-    write("tr-x", idx(&[6, 2, 2], &[9; 24]));
-    write("tr-y", idx(&[6], &[0, 1, 2, 0, 1, 2]));
-    write("te-x", idx(&[2, 2, 2], &[9; 8]));
-    write("te-y", idx(&[2], &[0, 1]));
-    write("te-y-bad", idx(&[2], &[0, 200]));
-    write("te-x-bad", idx(&[2, 3, 3], &[9; 18]));
+    write("tr-x", common::idx_bytes(&[6, 2, 2], &[9; 24]));
+    write("tr-y", common::idx_bytes(&[6], &[0, 1, 2, 0, 1, 2]));
+    write("te-x", common::idx_bytes(&[2, 2, 2], &[9; 8]));
+    write("te-y", common::idx_bytes(&[2], &[0, 1]));
+    write("te-y-bad", common::idx_bytes(&[2], &[0, 200]));
+    write("te-x-bad", common::idx_bytes(&[2, 3, 3], &[9; 18]));
     let run_cfg = |test_x: &str, test_y: &str| {
         let text = BASE.replace("sizes = [8, 16, 3]", "sizes = [4, 16, 3]").replace(
             "kind = \"synthetic\"\nn_train = 200\nn_eval = 60\nfeatures = 8\nclasses = 3",
@@ -998,15 +989,7 @@ fn a_resumed_run_finds_data_that_moved_with_data_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let pixels: Vec<u8> = (0..8 * 784).map(|i| (i * 7 % 256) as u8).collect();
-    for (name, bytes) in [
-        ("train-images-idx3-ubyte", idx(&[8, 28, 28], &pixels)),
-        ("train-labels-idx1-ubyte", idx(&[8], &[0, 1, 2, 3, 4, 5, 6, 7])),
-        ("t10k-images-idx3-ubyte", idx(&[4, 28, 28], &pixels[..4 * 784])),
-        ("t10k-labels-idx1-ubyte", idx(&[4], &[0, 1, 2, 3])),
-    ] {
-        std::fs::write(data.join(name), bytes).unwrap();
-    }
+    common::write_mnist_dir(&data, 8, false);
     let text = BASE.replace("sizes = [8, 16, 3]", "sizes = [784, 16, 10]").replace(
         "kind = \"synthetic\"\nn_train = 200\nn_eval = 60\nfeatures = 8\nclasses = 3",
         "kind = \"fashion_mnist\"\ndir = \"data\"",

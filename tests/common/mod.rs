@@ -28,3 +28,39 @@ pub fn checkpoint_weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
     w.sort_by(|a, b| a.0.cmp(&b.0));
     w
 }
+
+/// An IDX file of unsigned bytes.
+pub fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(data);
+    b
+}
+
+/// `bytes` gzip-compressed.
+pub fn gz(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// A tiny dataset in the MNIST layout: `n` 28x28 images per split, labels i % 10.
+pub fn write_mnist_dir(dir: &Path, n: u32, compress: bool) {
+    let images: Vec<u8> = (0..n * 784).map(|i| (i % 251) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", idx_bytes(&[n, 28, 28], &images)),
+        ("train-labels-idx1-ubyte", idx_bytes(&[n], &labels)),
+        ("t10k-images-idx3-ubyte", idx_bytes(&[n, 28, 28], &images)),
+        ("t10k-labels-idx1-ubyte", idx_bytes(&[n], &labels)),
+    ] {
+        if compress {
+            std::fs::write(dir.join(format!("{name}.gz")), gz(&bytes)).unwrap();
+        } else {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+}

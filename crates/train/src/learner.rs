@@ -391,6 +391,19 @@ impl Learner {
         learner.adopt(lock);
         learner.notes.extend(skipped);
         learner.load(&ckpt)?;
+        let later: Vec<usize> = checkpoint::epoch_files(&learner.out.join("checkpoints"))?
+            .into_iter()
+            .map(|(e, _)| e)
+            .filter(|&e| e > learner.progress.epoch)
+            .collect();
+        if let (Some(first), Some(last)) = (later.first(), later.last()) {
+            learner.notes.push(format!(
+                "warning: resuming from epoch {} while {} holds checkpoints of epochs {first} to {last}; this run replaces them as it reaches those epochs (until then `--resume {}` would pick the newest of the old ones)",
+                learner.progress.epoch,
+                learner.out.display(),
+                learner.out.display()
+            ));
+        }
         learner.resumed_from = Some(file);
         learner.reconcile_best()?;
         Ok(learner)
