@@ -15,8 +15,8 @@ use serde_json::json;
 pub struct TrainArgs {
     /// The run config (default: the seed's dropout MLP on Fashion-MNIST).
     pub config: Option<PathBuf>,
-    /// cpu, cuda[:N], metal[:N] or auto.
-    #[arg(long, default_value = "cpu")]
+    /// The device: `cpu`, `cuda` or `cuda:N`, `metal` or `metal:N`, or `auto`.
+    #[arg(long, default_value = "cpu", help = "cpu, cuda[:N], metal[:N] or auto")]
     pub device: String,
     /// Total epochs of the run (a resumed run trains up to this many).
     #[arg(long)]
@@ -36,9 +36,12 @@ pub struct TrainArgs {
     /// Train on fashion_mnist or mnist instead of the config's data.
     #[arg(long)]
     pub dataset: Option<String>,
-    /// A folder with the four IDX files (train-images-idx3-ubyte[.gz], ...); with
-    /// --resume, where the run's data is now.
-    #[arg(long)]
+    /// A folder with the four IDX files, raw or `.gz`; with `--resume`, where the run's
+    /// data is now.
+    #[arg(
+        long,
+        help = "A folder with the four IDX files (train-images-idx3-ubyte[.gz], ...); with --resume, where the run's data is now"
+    )]
     pub data_dir: Option<PathBuf>,
     /// CPU threads for tensor operations (default: every core).
     #[arg(long)]
