@@ -5,7 +5,7 @@
 use crate::{Error, Result};
 
 /// The value of `name`, or `None` when it is unset or empty.
-pub fn var(name: &str) -> Option<String> {
+fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
@@ -16,20 +16,6 @@ pub fn integer(name: &str, min: u64, max: u64) -> Result<Option<u64>> {
         Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
         _ => Err(Error::input(format!(
             "{name}={text:?} is invalid: must be a whole number from {min} to {max}; set a valid value or unset it"
-        ))),
-    }
-}
-
-/// `name` as a finite number in `min..=max` (`None` when unset). `min_exclusive` makes
-/// the lower bound exclusive (a timeout of 0 s is no timeout).
-pub fn number(name: &str, min: f64, min_exclusive: bool, max: f64) -> Result<Option<f64>> {
-    let Some(text) = var(name) else { return Ok(None) };
-    let ok = |x: f64| x.is_finite() && x <= max && if min_exclusive { x > min } else { x >= min };
-    match text.trim().parse::<f64>() {
-        Ok(x) if ok(x) => Ok(Some(x)),
-        _ => Err(Error::input(format!(
-            "{name}={text:?} is invalid: must be a number {} {min} and <= {max}; set a valid value or unset it",
-            if min_exclusive { ">" } else { ">=" }
         ))),
     }
 }

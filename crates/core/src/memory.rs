@@ -85,6 +85,14 @@ pub fn read_capped(path: &std::path::Path, cap: u64, kind: &str) -> Result<Vec<u
     Ok(bytes)
 }
 
+/// Reads a whole file of `kind` whose size only memory bounds (checkpoints, datasets): a
+/// regular file up to [`budget`], a device or pipe up to 1 GiB.
+pub fn read_file(path: &std::path::Path, kind: &str) -> Result<Vec<u8>> {
+    let regular = path.metadata().is_ok_and(|m| m.is_file());
+    let cap = if regular { budget().unwrap_or(u64::MAX) } else { 1 << 30 };
+    read_capped(path, cap, kind)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,7 @@ use ember_core::{Error, Result};
 /// type or a truncated file is an error naming the file.
 pub fn read_u8(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    // A regular file may be as large as memory; a device or pipe is read only so far.
-    let regular = path.metadata().is_ok_and(|m| m.is_file());
-    let cap = if regular { ember_core::memory::budget().unwrap_or(u64::MAX) } else { 1 << 30 };
-    let raw = ember_core::memory::read_capped(path, cap, "an IDX file")?;
+    let raw = ember_core::memory::read_file(path, "an IDX file")?;
     read_u8_bytes(&raw, &path.display().to_string())
 }
 

@@ -131,10 +131,7 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Reads a checkpoint (or any safetensors file) with its metadata. A truncated or
 /// corrupted file is an error naming the file, never a panic.
 pub fn read(path: &Path) -> Result<Checkpoint> {
-    // A regular file may be as large as memory; a device or pipe is read only so far.
-    let regular = path.metadata().is_ok_and(|m| m.is_file());
-    let cap = if regular { ember_core::memory::budget().unwrap_or(u64::MAX) } else { 1 << 30 };
-    let bytes = ember_core::memory::read_capped(path, cap, "a safetensors file")?;
+    let bytes = ember_core::memory::read_file(path, "a safetensors file")?;
     read_bytes(&bytes, path)
 }
 

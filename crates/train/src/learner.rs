@@ -73,15 +73,17 @@ mod nonfinite {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         match Option::<Repr>::deserialize(d)? {
             Some(Repr::Num(x)) => Ok(x),
-            Some(Repr::Text(t)) => match t.as_str() {
-                "NaN" => Ok(f64::NAN),
-                "inf" => Ok(f64::INFINITY),
-                "-inf" => Ok(f64::NEG_INFINITY),
-                other => Err(serde::de::Error::custom(format!(
-                    "expected a number, \"NaN\", \"inf\" or \"-inf\", got {other:?}"
-                ))),
-            },
+            Some(Repr::Text(t)) => from_text(&t).map_err(serde::de::Error::custom),
             Some(Repr::Null(())) | None => Ok(f64::NAN),
+        }
+    }
+
+    fn from_text(t: &str) -> Result<f64, String> {
+        match t {
+            "NaN" => Ok(f64::NAN),
+            "inf" => Ok(f64::INFINITY),
+            "-inf" => Ok(f64::NEG_INFINITY),
+            other => Err(format!("expected a number, \"NaN\", \"inf\" or \"-inf\", got {other:?}")),
         }
     }
 
@@ -100,9 +102,7 @@ mod nonfinite {
             match Option::<super::Repr>::deserialize(d)? {
                 None | Some(super::Repr::Null(())) => Ok(None),
                 Some(super::Repr::Num(x)) => Ok(Some(x)),
-                Some(super::Repr::Text(t)) => {
-                    super::deserialize(serde_json::Value::String(t)).map(Some).map_err(serde::de::Error::custom)
-                }
+                Some(super::Repr::Text(t)) => super::from_text(&t).map(Some).map_err(serde::de::Error::custom),
             }
         }
     }
