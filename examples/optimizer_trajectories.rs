@@ -57,14 +57,14 @@ fn main() -> anyhow::Result<()> {
         let (name, json) = spec.split_once(':').unwrap_or((spec.as_str(), "{}"));
         let config: Config =
             serde_json::from_str(json).map_err(|e| anyhow::anyhow!("{spec}: the config must be a JSON object: {e}"))?;
-        let opt = ember::core::optimizer(name, &config, &BuildContext::default())?;
+        let (opt, lr) = ember::core::registry::optimizer_with_lr(name, &config, &BuildContext::default())?;
         let x = Var::from_tensor(&Tensor::new(&[-5f64, -2.0], &device)?)?;
         let a = Tensor::new(&[0.1f64, 2.0], &device)?;
         let mut state = opt.init_state(x.as_tensor())?;
         let mut path = vec![(-5.0, -2.0)];
         for _ in 0..args.steps {
             let grads = x.as_tensor().sqr()?.mul(&a)?.sum_all()?.backward()?;
-            opt.step(&x, grads.get(x.as_tensor()).expect("gradient"), &mut state, &StepContext::new(opt.lr()))?;
+            opt.step(&x, grads.get(x.as_tensor()).expect("gradient"), &mut state, &StepContext::new(lr))?;
             let v = x.as_tensor().to_vec1::<f64>()?;
             path.push((v[0], v[1]));
         }

@@ -12,15 +12,11 @@
 //!
 //! [candle]: https://github.com/huggingface/candle
 
-pub mod bench;
-pub mod cli;
-pub mod commands;
-pub mod device;
-pub mod fuzzing;
-pub mod parity;
-pub mod scaffold;
+//! The command line (`ember train`, `ember parity`, ...) lives in `ember-cli`, the parity
+//! checker in `ember-parity`; this crate is the library.
 
 pub use ember_core as core;
+pub use ember_core::device;
 pub use ember_data as data;
 pub use ember_nn as nn;
 pub use ember_train as train;

@@ -1,5 +1,6 @@
 //! The `ember` command line: `ember train`, `ember plugins`, `ember parity`, ...
+//! (the `ember-cli` crate; this binary links the built-in plugins through it).
 
 fn main() {
-    ember::cli::main()
+    ember_cli::main()
 }

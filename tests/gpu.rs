@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::Device;
-use ember::parity::{load, run_case_on, Outcome};
+use ember_parity::{load, run_case_on, Outcome};
 use serde_json::Value;
 
 fn cuda() -> Option<Device> {

@@ -243,6 +243,6 @@ fn plugins_accepts_plural_kinds_and_rejects_unknown_ones() {
 
 fn run_cli(args: &[&str]) -> (i32, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = ember::cli::run(std::iter::once("ember").chain(args.iter().copied()), &mut out, &mut err);
+    let code = ember_cli::run(std::iter::once("ember").chain(args.iter().copied()), &mut out, &mut err);
     (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
 }

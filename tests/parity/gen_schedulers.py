@@ -7,7 +7,8 @@ Run from the repository root with torch installed (CI never needs it):
 
 Format `ember-parity/1` (PARITY.md). The loop is PyTorch's: record the learning rate in
 effect, take an optimizer step, advance the scheduler (with the step's metric for
-reduce_on_plateau).
+reduce_on_plateau). A one_cycle case that cycles the momentum (cycle_momentum, PyTorch's
+default) also records `expected.momentum`: the SGD group's `momentum` read beside the lr.
 """
 import os
 
@@ -29,9 +30,11 @@ def case(cid, name, cfg, lr, steps, metrics=None):
     p = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([p], lr=lr)
     sched = SCHEDULERS[name](opt, **cfg)
-    lrs = []
+    lrs, momenta = [], []
+    cycles_momentum = name == "one_cycle" and cfg.get("cycle_momentum", True)
     for k in range(steps):
         lrs.append(opt.param_groups[0]["lr"])
+        momenta.append(opt.param_groups[0]["momentum"])
         p.grad = torch.zeros(1)
         opt.step()
         if metrics is not None:
@@ -41,9 +44,12 @@ def case(cid, name, cfg, lr, steps, metrics=None):
     inputs = {"lr": lr, "steps": steps}
     if metrics is not None:
         inputs["metrics"] = metrics
+    expected = {"lr": lrs}
+    if cycles_momentum:
+        expected["momentum"] = momenta
     for dtype in ("f32", "f64"):
         cases.append({"id": f"{name}/{cid}/{dtype}", "kind": "scheduler", "name": name, "config": cfg,
-                      "dtype": dtype, "inputs": inputs, "expected": {"lr": lrs}})
+                      "dtype": dtype, "inputs": inputs, "expected": expected})
 
 
 case("size3", "step", {"step_size": 3}, 0.1, 12)
@@ -64,6 +70,13 @@ case("linear", "one_cycle", {"max_lr": 0.5, "total_steps": 15, "anneal_strategy"
 case("three-phase", "one_cycle", {"max_lr": 0.3, "total_steps": 24, "three_phase": True, "div_factor": 10.0,
                                   "final_div_factor": 100.0, "cycle_momentum": False}, 0.1, 24)
 case("epochs", "one_cycle", {"max_lr": 0.2, "epochs": 3, "steps_per_epoch": 4, "cycle_momentum": False}, 0.1, 12)
+case("momentum-cos", "one_cycle", {"max_lr": 1.0, "total_steps": 20}, 0.1, 20)
+case("momentum-linear", "one_cycle", {"max_lr": 0.5, "total_steps": 15, "anneal_strategy": "linear", "pct_start": 0.4,
+                                      "cycle_momentum": True}, 0.1, 15)
+case("momentum-three-phase", "one_cycle", {"max_lr": 0.3, "total_steps": 24, "three_phase": True, "div_factor": 10.0,
+                                           "final_div_factor": 100.0}, 0.1, 24)
+case("momentum-custom", "one_cycle", {"max_lr": 0.2, "epochs": 3, "steps_per_epoch": 4, "base_momentum": 0.7,
+                                      "max_momentum": 0.99}, 0.1, 12)
 flat = [1.0, 0.9, 0.95, 0.92, 0.91, 0.93, 0.94, 0.92, 0.95, 0.96, 0.97, 0.91, 0.92, 0.95, 0.96, 0.99, 0.93, 0.94, 0.96, 0.97]
 case("min", "reduce_on_plateau", {"patience": 2}, 0.1, 20, flat)
 case("max-abs-cooldown", "reduce_on_plateau", {"mode": "max", "patience": 1, "threshold": 0.01, "threshold_mode": "abs",

@@ -2,36 +2,36 @@
 //! hyperparameters and the library error.
 //!
 //! A plugin crate implements one of the traits ([`Activation`], [`Loss`], [`Optimizer`],
-//! [`Scheduler`], [`Regularizer`]) and registers a constructor under a name:
+//! [`Scheduler`], [`Regularizer`]) on a struct whose fields are its hyperparameters, and
+//! registers it under a name with one derive: each hyperparameter is stated once, with
+//! PyTorch's name, default and a doc line (see [`Hyperparams`] for every attribute).
 //!
 //! ```
 //! use candle_core::Tensor;
-//! use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
+//! use ember_core::{check, Activation, Hyperparams, Result};
 //!
-//! /// `x * x`: a toy activation.
-//! #[derive(Debug)]
-//! struct Square;
-//!
-//! impl Activation for Square {
-//!     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-//!         Ok(x.sqr()?)
-//!     }
+//! /// `x * scale`: a toy activation.
+//! #[derive(Debug, Hyperparams)]
+//! #[plugin(activation = "scaled_doc", summary = "x * scale")]
+//! struct Scaled {
+//!     /// the factor; > 0
+//!     #[param(default = 2.0, check = check::positive)]
+//!     scale: f64,
 //! }
 //!
-//! ember_core::inventory::submit! {
-//!     ActivationEntry {
-//!         name: "square_doc",
-//!         summary: "x * x",
-//!         params: &[],
-//!         module: module_path!(),
-//!         build: |_params, _ctx| Ok(Box::new(Square)),
+//! impl Activation for Scaled {
+//!     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+//!         Ok(x.affine(self.scale, 0.0)?)
 //!     }
 //! }
 //!
 //! # fn main() -> ember_core::Result<()> {
-//! let act = ember_core::activation("square_doc", &Default::default(), &Default::default())?;
+//! let act = ember_core::activation("scaled_doc", &Default::default(), &Default::default())?;
 //! let y = act.forward(&Tensor::new(&[3f32], &candle_core::Device::Cpu)?)?;
-//! assert_eq!(y.to_vec1::<f32>()?, [9.0]);
+//! assert_eq!(y.to_vec1::<f32>()?, [6.0]);
+//! let bad = [("scale".to_string(), ember_core::Value::Float(-1.0))].into();
+//! let e = ember_core::activation("scaled_doc", &bad, &Default::default()).unwrap_err();
+//! assert_eq!(e.to_string(), "scaled_doc.scale = -1.0 is invalid: must be > 0");
 //! # Ok(())
 //! # }
 //! ```
@@ -40,11 +40,14 @@
 //! test that wants a plugin crate's plugins must name that crate in code
 //! (`use my_plugins as _;`). The `ember` facade names every built-in plugin crate.
 
+pub mod check;
+pub mod device;
 pub mod env;
 mod error;
 pub mod memory;
 pub mod ops;
-mod params;
+pub mod optim;
+pub mod params;
 mod plugins;
 pub mod registry;
 pub mod rng;
@@ -52,9 +55,11 @@ mod state;
 pub mod threads;
 mod value;
 
+pub use ember_macros::{Hyperparams, OptimizerState, ParamEnum};
 pub use error::{Error, Result};
-pub use params::{DefaultValue, ParamSpec, ParamType, Params};
-pub use plugins::{Activation, Loss, Optimizer, Regularizer, RegularizerRole, Scheduler, StepContext};
+pub use optim::{AnyState, DynOptimizer, Optimizer, OptimizerState, StepContext};
+pub use params::{DefaultValue, Hyperparams, ParamEnum, ParamSpec, ParamType, ParamValue, Params};
+pub use plugins::{Activation, Loss, Regularizer, RegularizerRole, Scheduler};
 pub use registry::{
     activation, loss, optimizer, regularizer, scheduler, ActivationEntry, BuildContext, Entry, Kind, LossEntry,
     OptimizerEntry, PluginInfo, RegularizerEntry, SchedulerEntry,

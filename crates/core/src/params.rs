@@ -65,6 +65,23 @@ pub enum DefaultValue {
 }
 
 impl DefaultValue {
+    /// A numeric default for a key of type `ty`: `Int` for integer keys, `Float`
+    /// otherwise (what `#[param(default = 3)]` expands to).
+    pub const fn number(ty: ParamType, x: f64) -> Self {
+        match ty {
+            ParamType::Int => DefaultValue::Int(x as i64),
+            _ => DefaultValue::Float(x),
+        }
+    }
+
+    /// A list default for a key of type `ty` (`#[param(default = [0.9, 0.999])]`).
+    pub const fn list(ty: ParamType, floats: &'static [f64], ints: &'static [i64]) -> Self {
+        match ty {
+            ParamType::IntList => DefaultValue::IntList(ints),
+            _ => DefaultValue::FloatList(floats),
+        }
+    }
+
     fn to_value(self) -> Option<Value> {
         Some(match self {
             DefaultValue::Float(x) => Value::Float(x),
@@ -195,6 +212,11 @@ impl Params {
         self.values.get(key)
     }
 
+    /// Whether `key` has a value (given, or a default other than `None`).
+    pub fn contains(&self, key: &str) -> bool {
+        self.values.contains_key(key)
+    }
+
     fn undeclared(&self, key: &str) -> Error {
         Error::Input(format!(
             "plugin '{}' reads the key '{key}' but does not declare it in its params (a bug in the plugin)",
@@ -304,6 +326,167 @@ impl Params {
         } else {
             Err(self.invalid(key, rule))
         }
+    }
+}
+
+/// A hyperparameter's Rust type: its [`ParamType`] and how to read it from checked
+/// [`Params`]. Implemented for `f64`, `i64`, `usize`, `u64`, `bool`, `String`,
+/// `Vec<f64>`, `Vec<i64>`, `Vec<usize>`, `(f64, f64)` (PyTorch's `betas`), `Option<T>`
+/// (PyTorch's `None` default) and every [`ParamEnum`].
+pub trait ParamValue: Sized {
+    /// The type configs must give.
+    const TYPE: ParamType;
+
+    /// The value of `key` (already type-checked by [`Params::resolve`]).
+    fn read(params: &Params, key: &str) -> Result<Self>;
+}
+
+impl ParamValue for f64 {
+    const TYPE: ParamType = ParamType::Float;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        params.float(key)
+    }
+}
+
+impl ParamValue for i64 {
+    const TYPE: ParamType = ParamType::Int;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        params.int(key)
+    }
+}
+
+impl ParamValue for usize {
+    const TYPE: ParamType = ParamType::Int;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        usize::try_from(params.int(key)?).map_err(|_| params.invalid(key, "must be >= 0"))
+    }
+}
+
+impl ParamValue for u64 {
+    const TYPE: ParamType = ParamType::Int;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        u64::try_from(params.int(key)?).map_err(|_| params.invalid(key, "must be >= 0"))
+    }
+}
+
+impl ParamValue for bool {
+    const TYPE: ParamType = ParamType::Bool;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        params.bool(key)
+    }
+}
+
+impl ParamValue for Vec<f64> {
+    const TYPE: ParamType = ParamType::FloatList;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        params.float_list(key)
+    }
+}
+
+impl ParamValue for Vec<i64> {
+    const TYPE: ParamType = ParamType::IntList;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        params.int_list(key)
+    }
+}
+
+impl ParamValue for Vec<usize> {
+    const TYPE: ParamType = ParamType::IntList;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        params
+            .int_list(key)?
+            .into_iter()
+            .map(|i| usize::try_from(i).map_err(|_| params.invalid(key, "every entry must be >= 0")))
+            .collect()
+    }
+}
+
+/// Two numbers, as PyTorch's `betas`.
+impl ParamValue for (f64, f64) {
+    const TYPE: ParamType = ParamType::FloatList;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        match params.float_list(key)?.as_slice() {
+            [a, b] => Ok((*a, *b)),
+            _ => Err(params.invalid(key, "expected two numbers")),
+        }
+    }
+}
+
+/// Absent (PyTorch's `None`) unless given.
+impl<T: ParamValue> ParamValue for Option<T> {
+    const TYPE: ParamType = T::TYPE;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        if params.contains(key) {
+            T::read(params, key).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// A closed set of string values as a Rust enum: `#[derive(ParamEnum)]` on an enum of
+/// unit variants, each named in snake_case (`#[param(name = "...")]` to rename).
+pub trait ParamEnum: Sized + 'static {
+    /// Every value, in declaration order.
+    const CHOICES: &'static [&'static str];
+    /// The value as configs write it.
+    fn as_str(&self) -> &'static str;
+    /// The variant called `s`, if any.
+    fn from_choice(s: &str) -> Option<Self>;
+}
+
+/// Reads the choice `key` of `params` as the enum `E` (what `#[derive(ParamEnum)]` uses).
+pub fn read_choice<E: ParamEnum>(params: &Params, key: &str) -> Result<E> {
+    let s = params.str(key)?;
+    E::from_choice(s).ok_or_else(|| params.invalid(key, format!("must be one of {}", quoted(E::CHOICES))))
+}
+
+/// Parses `s` as the enum `E`, or an error naming `what` and every valid value.
+pub fn parse_choice<E: ParamEnum>(what: &str, s: &str) -> Result<E> {
+    E::from_choice(s).ok_or_else(|| {
+        let suggestion = closest(s, E::CHOICES.iter().copied())
+            .filter(|c| plausible(s, c))
+            .map(|c| format!(" (did you mean \"{c}\"?)"))
+            .unwrap_or_default();
+        Error::Input(format!("{s:?} is not a valid {what}; expected one of {}{suggestion}", quoted(E::CHOICES)))
+    })
+}
+
+/// A plugin's hyperparameters as a struct: `#[derive(Hyperparams)]` states each one once,
+/// as a field, and generates the [`ParamSpec`] list and the typed constructor.
+///
+/// Field attributes, `#[param(...)]`:
+/// - `default = 0.01` (a number, a string, `true`/`false`, a list of numbers); without
+///   it the key is required, or absent by default when the field is an `Option`;
+/// - `doc = "..."`, or the field's `///` comment: the line `ember plugins` shows;
+/// - `check = ember_core::check::non_negative` (any `Fn(&T) -> Result<(), String>`,
+///   applied to the inner value of an `Option`): the error names the key, the value and
+///   the rule;
+/// - `name = "T_max"`: the config key when it is not the field's name;
+/// - `skip` or `skip = expr`: not a hyperparameter (its `Default`, or `expr`).
+///
+/// Struct attributes, `#[plugin(...)]`, one per registry entry:
+/// - `optimizer = "adam"` (or `activation`, `loss`, `scheduler`, `regularizer`): the
+///   kind and the registry name;
+/// - `summary = "..."`: one line for `ember plugins`;
+/// - `lr = 1e-3` (optimizers, required): the default learning rate, a key the driver
+///   reads and hands to every step, so the optimizer keeps no copy; `lr_doc` rewords it;
+/// - `default(weight_decay = 0.01)`: another default for this entry;
+/// - `set(decoupled = true)`: the value of a skipped field for this entry;
+/// - `build = Self::with_context`: a `fn(Self, &BuildContext) -> Result<Self>` run after
+///   the fields are read, by the registry (for plugins that create tensors, or check
+///   rules across keys); [`Hyperparams::from_params`] alone does not run it.
+pub trait Hyperparams: Sized {
+    /// The hyperparameters, with PyTorch's names, types, defaults and a one-line doc.
+    const PARAMS: &'static [ParamSpec];
+
+    /// The plugin from checked params.
+    fn from_params(params: &Params) -> Result<Self>;
+
+    /// The plugin from a config (absent keys take their defaults), for programs and
+    /// tests that build one directly; `name` is how messages call it.
+    fn from_config(name: &str, config: &Config) -> Result<Self> {
+        Self::from_params(&Params::resolve(name, name, Self::PARAMS, config)?)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The five plugin traits. Each is object safe: the registry hands out `Box<dyn ...>`.
+//! Four of the five plugin traits (the optimizer's is in [`crate::optim`]). Each is
+//! object safe: the registry hands out `Box<dyn ...>`.
 
 use std::fmt::Debug;
 
@@ -25,34 +26,6 @@ pub trait Loss: Send + Sync + Debug {
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor>;
 }
 
-/// What the driver tells an optimizer at each step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct StepContext {
-    /// The learning rate in effect (the scheduler's, or the configured one).
-    pub lr: f64,
-}
-
-impl StepContext {
-    pub fn new(lr: f64) -> Self {
-        Self { lr }
-    }
-}
-
-/// The math of one optimizer, applied to one parameter at a time. A driver walks the
-/// parameters, keeps one [`State`] per parameter, and builds one optimizer per
-/// parameter group (so per-group hyperparameters are just config).
-pub trait Optimizer: Send + Sync + Debug {
-    /// The configured learning rate (`lr`).
-    fn lr(&self) -> f64;
-
-    /// Fresh state for `param` (buffers such as `exp_avg`, and the step count).
-    fn init_state(&self, param: &Tensor) -> Result<State>;
-
-    /// One update of `param` from `grad`, reading and updating its `state`.
-    fn step(&self, param: &Var, grad: &Tensor, state: &mut State, ctx: &StepContext) -> Result<()>;
-}
-
 /// A learning-rate schedule over the optimizer's parameter groups.
 pub trait Scheduler: Send + Sync + Debug {
     /// Called once with the groups' configured learning rates; may change them (as
@@ -66,6 +39,21 @@ pub trait Scheduler: Send + Sync + Debug {
     /// Whether [`Scheduler::step`] needs a `metric` (e.g. `reduce_on_plateau`).
     fn needs_metric(&self) -> bool {
         false
+    }
+
+    /// Whether the schedule also sets each group's momentum (`one_cycle` with
+    /// `cycle_momentum`, as PyTorch's default): the driver then hands
+    /// [`Scheduler::momentum`] to every step as [`crate::StepContext::momentum`], and
+    /// refuses optimizers without a `momentum` or `betas` key, as PyTorch does.
+    fn cycles_momentum(&self) -> bool {
+        false
+    }
+
+    /// The momentum (or `betas[0]`) for `group` at the current step, when the schedule
+    /// sets it; read after [`Scheduler::init`], each [`Scheduler::step`] and
+    /// [`Scheduler::load_state`].
+    fn momentum(&self, _group: usize) -> Option<f64> {
+        None
     }
 
     /// Everything needed to resume the schedule.

@@ -7,8 +7,9 @@ use std::str::FromStr;
 use candle_core::{DType, Device};
 
 use crate::error::{closest, Error, Result};
+use crate::optim::DynOptimizer;
 use crate::params::{ParamSpec, Params};
-use crate::plugins::{Activation, Loss, Optimizer, Regularizer, Scheduler};
+use crate::plugins::{Activation, Loss, Regularizer, Scheduler};
 use crate::value::Config;
 
 /// The five plugin kinds.
@@ -108,7 +109,7 @@ pub struct Entry<P: ?Sized + 'static> {
 
 pub type ActivationEntry = Entry<dyn Activation>;
 pub type LossEntry = Entry<dyn Loss>;
-pub type OptimizerEntry = Entry<dyn Optimizer>;
+pub type OptimizerEntry = Entry<dyn DynOptimizer>;
 pub type SchedulerEntry = Entry<dyn Scheduler>;
 pub type RegularizerEntry = Entry<dyn Regularizer>;
 
@@ -129,7 +130,7 @@ impl PluginKind for dyn Activation {
 impl PluginKind for dyn Loss {
     const KIND: Kind = Kind::Loss;
 }
-impl PluginKind for dyn Optimizer {
+impl PluginKind for dyn DynOptimizer {
     const KIND: Kind = Kind::Optimizer;
 }
 impl PluginKind for dyn Scheduler {
@@ -188,9 +189,29 @@ where
     P: ?Sized + PluginKind,
     Entry<P>: inventory::Collect,
 {
+    build_with_params(name, config, ctx).map(|(plugin, _)| plugin)
+}
+
+/// [`build`], also returning the checked hyperparameters (a driver reads `lr` there).
+pub fn build_with_params<P>(name: &str, config: &Config, ctx: &BuildContext) -> Result<(Box<P>, Params)>
+where
+    P: ?Sized + PluginKind,
+    Entry<P>: inventory::Collect,
+{
+    let params = resolve::<P>(name, config)?;
+    let plugin = (find::<P>(name)?.build)(&params, ctx)?;
+    Ok((plugin, params))
+}
+
+/// Checks `config` against the keys of the plugin of kind `P` called `name`, filling
+/// defaults, without building it.
+pub fn resolve<P>(name: &str, config: &Config) -> Result<Params>
+where
+    P: ?Sized + PluginKind,
+    Entry<P>: inventory::Collect,
+{
     let entry = find::<P>(name)?;
-    let params = Params::resolve(&format!("{} '{}'", P::KIND, entry.name), entry.name, entry.params, config)?;
-    (entry.build)(&params, ctx)
+    Params::resolve(&format!("{} '{}'", P::KIND, entry.name), entry.name, entry.params, config)
 }
 
 /// Builds a registered activation by name.
@@ -204,8 +225,18 @@ pub fn loss(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<dyn L
 }
 
 /// Builds a registered optimizer by name.
-pub fn optimizer(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<dyn Optimizer>> {
-    build::<dyn Optimizer>(name, config, ctx)
+pub fn optimizer(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<dyn DynOptimizer>> {
+    build::<dyn DynOptimizer>(name, config, ctx)
+}
+
+/// Builds a registered optimizer by name, with the learning rate its config sets (or its
+/// default): what a loop that drives the optimizer itself hands to each step.
+pub fn optimizer_with_lr(name: &str, config: &Config, ctx: &BuildContext) -> Result<(Box<dyn DynOptimizer>, f64)> {
+    let (optimizer, params) = build_with_params::<dyn DynOptimizer>(name, config, ctx)?;
+    let lr = params.opt_float("lr")?.ok_or_else(|| {
+        Error::Input(format!("optimizer '{name}' declares no `lr` key (its #[plugin(..)] needs `lr = DEFAULT`)"))
+    })?;
+    Ok((optimizer, lr))
 }
 
 /// Builds a registered learning-rate scheduler by name.
@@ -247,7 +278,7 @@ pub fn plugins(kind: Kind) -> Vec<PluginInfo> {
     match kind {
         Kind::Activation => infos::<dyn Activation>().collect(),
         Kind::Loss => infos::<dyn Loss>().collect(),
-        Kind::Optimizer => infos::<dyn Optimizer>().collect(),
+        Kind::Optimizer => infos::<dyn DynOptimizer>().collect(),
         Kind::Scheduler => infos::<dyn Scheduler>().collect(),
         Kind::Regularizer => infos::<dyn Regularizer>().collect(),
     }

@@ -48,6 +48,9 @@ impl Checkpoint {
 }
 
 /// The failpoint action for the checkpoint file `name`, if the test hook names it.
+/// Only in builds with the `failpoints` feature (the test suite's); release builds have
+/// no hook.
+#[cfg(feature = "failpoints")]
 fn failpoint(name: &str) -> Option<String> {
     let v = std::env::var("EMBER_FAILPOINT_CHECKPOINT_WRITE").ok()?;
     match v.split_once(':') {
@@ -55,6 +58,11 @@ fn failpoint(name: &str) -> Option<String> {
         None if v == name => Some("pause".into()),
         _ => None,
     }
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn failpoint(_name: &str) -> Option<String> {
+    None
 }
 
 /// The metadata key holding the CRC-32 of a checkpoint's tensor data.

@@ -253,7 +253,6 @@ impl Learner {
 
     /// Builds every part of the run; `out` is the run directory (not touched here).
     fn build(config: RunConfig, device: Device, out: PathBuf, reporter: Reporter) -> Result<Self> {
-        ember_core::threads::configure();
         config.validate()?;
         let dtype = dtype_of(&config);
         let crate::data::Loaded { train, eval, source, notice, origins } =
@@ -290,6 +289,7 @@ impl Learner {
                 }
                 // As PyTorch's constructors do, the schedule sets the starting rates.
                 sched.init(optimizer.lrs_mut())?;
+                optimizer.follow(sched.as_ref()).map_err(|e| Error::input(format!("scheduler: {e}")))?;
                 Some(sched)
             }
             None => None,
@@ -419,10 +419,13 @@ impl Learner {
             .filter(|(k, _)| k.starts_with("optimizer/"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        self.optimizer.load_state_dict(&opt).map_err(at)?;
+        // The scheduler first: the momentum it sets decides which buffers the
+        // optimizer's state must hold (SGD's momentum_buffer).
         if let Some(s) = &mut self.scheduler {
             load_scheduler_state(s.as_mut(), &ckpt.tensors).map_err(at)?;
+            self.optimizer.follow(s.as_ref()).map_err(at)?;
         }
+        self.optimizer.load_state_dict(&opt).map_err(at)?;
         self.progress = serde_json::from_str(ckpt.meta("progress")?)
             .map_err(|e| Error::input(format!("{}: unreadable progress: {e}", ckpt.path.display())))?;
         Ok(())
@@ -675,6 +678,7 @@ impl Learner {
             if cfg.interval == Interval::Epoch {
                 let metric = s.needs_metric().then(|| record.metric(&monitor));
                 s.step(self.optimizer.lrs_mut(), metric)?;
+                self.optimizer.follow(s.as_ref())?;
             }
         }
         Ok(record)
@@ -710,6 +714,7 @@ impl Learner {
         if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.config.scheduler) {
             if cfg.interval == Interval::Step {
                 s.step(self.optimizer.lrs_mut(), None)?;
+                self.optimizer.follow(s.as_ref())?;
             }
         }
         Ok(())

@@ -12,7 +12,9 @@ use std::path::Path;
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use ember_core::{registry, BuildContext, Config, Error, Optimizer, Result, Scheduler, State, StepContext, Value};
+use ember_core::{
+    registry, AnyState, BuildContext, Config, DynOptimizer, Error, Result, Scheduler, State, StepContext, Value,
+};
 
 use crate::glob;
 
@@ -51,7 +53,7 @@ impl ParamGroupSpec {
 }
 
 struct Group {
-    optimizer: Box<dyn Optimizer>,
+    optimizer: Box<dyn DynOptimizer>,
     /// The patterns that select it (empty for the default group).
     patterns: Vec<String>,
 }
@@ -60,10 +62,16 @@ struct Group {
 pub struct OptimizerDriver {
     name: String,
     groups: Vec<Group>,
+    /// The learning rate of each group: the configured `lr`, then whatever the
+    /// scheduler sets. The one place it lives: each step is handed its group's rate.
     lrs: Vec<f64>,
+    /// The momentum a scheduler sets for each group (`None`: as configured).
+    momenta: Vec<Option<f64>>,
+    /// Whether the optimizer takes `momentum` or `betas` (what momentum cycling moves).
+    has_momentum: bool,
     params: Vec<(String, Var)>,
     group_of: Vec<usize>,
-    states: Vec<Option<State>>,
+    states: Vec<Option<AnyState>>,
 }
 
 impl std::fmt::Debug for OptimizerDriver {
@@ -77,14 +85,25 @@ impl OptimizerDriver {
     /// (group 0 is the default group; `groups[i]` becomes group i + 1).
     pub fn new(name: &str, config: &Config, groups: &[ParamGroupSpec], params: Vec<(String, Var)>) -> Result<Self> {
         let ctx = BuildContext::default();
-        let mut built = vec![Group { optimizer: registry::optimizer(name, config, &ctx)?, patterns: Vec::new() }];
+        let (optimizer, params0) = registry::build_with_params::<dyn DynOptimizer>(name, config, &ctx)?;
+        let lr_of = |p: &ember_core::Params| {
+            p.opt_float("lr")?.ok_or_else(|| {
+                Error::input(format!(
+                    "optimizer '{name}' declares no `lr` key; an optimizer's #[plugin(..)] needs `lr = DEFAULT`"
+                ))
+            })
+        };
+        let mut lrs = vec![lr_of(&params0)?];
+        let mut built = vec![Group { optimizer, patterns: Vec::new() }];
         for (i, spec) in groups.iter().enumerate() {
             let mut merged = config.clone();
             merged.extend(spec.overrides.clone());
-            let optimizer = registry::optimizer(name, &merged, &ctx)
+            let (optimizer, p) = registry::build_with_params::<dyn DynOptimizer>(name, &merged, &ctx)
                 .map_err(|e| Error::input(format!("optimizer.groups[{i}]: {e}")))?;
+            lrs.push(lr_of(&p)?);
             built.push(Group { optimizer, patterns: spec.params.clone() });
         }
+        let has_momentum = params0.contains("momentum") || params0.contains("betas");
         let mut seen = std::collections::HashSet::new();
         for (pname, _) in &params {
             if !seen.insert(pname.as_str()) {
@@ -122,9 +141,18 @@ impl OptimizerDriver {
                 )));
             }
         }
-        let lrs = built.iter().map(|g| g.optimizer.lr()).collect();
         let states = vec![None; params.len()];
-        Ok(OptimizerDriver { name: name.to_string(), groups: built, lrs, params, group_of, states })
+        let momenta = vec![None; built.len()];
+        Ok(OptimizerDriver {
+            name: name.to_string(),
+            groups: built,
+            lrs,
+            momenta,
+            has_momentum,
+            params,
+            group_of,
+            states,
+        })
     }
 
     /// The optimizer's registry name.
@@ -140,6 +168,32 @@ impl OptimizerDriver {
     /// The learning rates, for a scheduler to update.
     pub fn lrs_mut(&mut self) -> &mut [f64] {
         &mut self.lrs
+    }
+
+    /// Takes the momentum each group's steps use from `scheduler`, when it sets one
+    /// (`one_cycle` with `cycle_momentum`); call after the scheduler's `init`, each
+    /// `step` and `load_state`. An optimizer without `momentum` or `betas` is refused,
+    /// as PyTorch refuses it.
+    pub fn follow(&mut self, scheduler: &dyn Scheduler) -> Result<()> {
+        if !scheduler.cycles_momentum() {
+            self.momenta.iter_mut().for_each(|m| *m = None);
+            return Ok(());
+        }
+        if !self.has_momentum {
+            return Err(Error::input(format!(
+                "the scheduler cycles momentum (cycle_momentum = true, PyTorch's default), but optimizer '{}' has no `momentum` or `betas`; set cycle_momentum = false in [scheduler]",
+                self.name
+            )));
+        }
+        for (g, m) in self.momenta.iter_mut().enumerate() {
+            *m = scheduler.momentum(g);
+        }
+        Ok(())
+    }
+
+    /// The momentum a scheduler sets for each group (`None`: as configured).
+    pub fn momenta(&self) -> &[Option<f64>] {
+        &self.momenta
     }
 
     /// The parameters and their names.
@@ -165,8 +219,9 @@ impl OptimizerDriver {
                 slot => slot.insert(optimizer.init_state(var.as_tensor())?),
             };
             let grad = if grad.dtype() == var.dtype() { grad.clone() } else { grad.to_dtype(var.dtype())? };
+            let ctx = StepContext::new(self.lrs[group]).with_momentum(self.momenta[group]);
             optimizer
-                .step(var, &grad, state, &StepContext::new(self.lrs[group]))
+                .step(var, &grad, state, &ctx)
                 .map_err(|e| Error::input(format!("{} step on parameter '{name}': {e}", self.name)))?;
         }
         Ok(())
@@ -182,6 +237,7 @@ impl OptimizerDriver {
         }
         for ((name, _), state) in self.params.iter().zip(&self.states) {
             let Some(state) = state else { continue };
+            let state = state.save();
             for (k, t) in &state.tensors {
                 out.insert(format!("optimizer/state/{name}/{k}"), t.clone());
             }
@@ -268,7 +324,18 @@ impl OptimizerDriver {
                 problems.join("\n  ")
             )));
         }
-        self.states = states;
+        let mut loaded = Vec::with_capacity(states.len());
+        for (i, state) in states.into_iter().enumerate() {
+            loaded.push(match state {
+                None => None,
+                Some(state) => {
+                    Some(self.groups[self.group_of[i]].optimizer.load_state(&state).map_err(|e| {
+                        Error::input(format!("optimizer state of parameter '{}': {e}", self.params[i].0))
+                    })?)
+                }
+            });
+        }
+        self.states = loaded;
         self.lrs = lrs;
         Ok(())
     }
@@ -283,7 +350,9 @@ impl OptimizerDriver {
         let probe = Var::from_tensor(&var.as_tensor().copy().ok()?).ok()?;
         let mut state = optimizer.init_state(probe.as_tensor()).ok()?;
         let grad = probe.as_tensor().zeros_like().ok()?;
-        optimizer.step(&probe, &grad, &mut state, &StepContext::new(self.lrs[g])).ok()?;
+        let ctx = StepContext::new(self.lrs[g]).with_momentum(self.momenta[g]);
+        optimizer.step(&probe, &grad, &mut state, &ctx).ok()?;
+        let state = state.save();
         Some((state.tensors.into_keys().collect(), state.scalars.into_keys().collect()))
     }
 

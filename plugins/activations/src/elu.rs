@@ -1,7 +1,7 @@
 //! `elu`: x if x > 0, else alpha * (exp(x) - 1) (PyTorch `nn.ELU`).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
+use ember_core::{Activation, Hyperparams, Result};
 
 use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
@@ -10,10 +10,15 @@ use ember_core::ops::pointwise::{apply, Pointwise, Real};
 /// `scale * x` for x > 0, else `scale * alpha * expm1(input_scale * x)`;
 /// gradient at x <= 0 is `input_scale * scale * alpha * exp(input_scale * x)`
 /// (so `alpha` at x = 0, PyTorch's choice).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Hyperparams)]
+#[plugin(activation = "elu", summary = "x if x > 0 else alpha * (exp(x) - 1) (nn.ELU)")]
 pub struct Elu {
+    /// value the negative side saturates to is -alpha
+    #[param(default = 1.0)]
     pub alpha: f64,
+    #[param(skip = 1.0)]
     pub scale: f64,
+    #[param(skip = 1.0)]
     pub input_scale: f64,
 }
 
@@ -66,15 +71,5 @@ impl Pointwise for Elu {
 impl Activation for Elu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         apply(self, x)
-    }
-}
-
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "elu",
-        summary: "x if x > 0 else alpha * (exp(x) - 1) (nn.ELU)",
-        params: &[ParamSpec::float("alpha", 1.0, "value the negative side saturates to is -alpha")],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(Elu::new(p.float("alpha")?))),
     }
 }

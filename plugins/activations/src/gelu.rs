@@ -1,12 +1,12 @@
 //! `gelu`: x * Φ(x), exact or tanh-approximated (PyTorch `nn.GELU`).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, Error, ParamSpec, Result};
+use ember_core::{Activation, Hyperparams, ParamEnum, Result};
 
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// Which GELU formula (PyTorch's `approximate`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ParamEnum)]
 pub enum Approximate {
     /// x * 0.5 * (1 + erf(x / √2)).
     #[default]
@@ -16,8 +16,11 @@ pub enum Approximate {
 }
 
 /// GELU, with the formulas and derivative of PyTorch's CPU kernel.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hyperparams)]
+#[plugin(activation = "gelu", summary = "Gaussian error linear unit x * Phi(x), exact or tanh approximation (nn.GELU)")]
 pub struct Gelu {
+    /// "none": exact erf form; "tanh": tanh approximation
+    #[param(default = "none")]
     pub approximate: Approximate,
 }
 
@@ -102,22 +105,5 @@ impl Pointwise for Gelu {
 impl Activation for Gelu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         apply(self, x)
-    }
-}
-
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "gelu",
-        summary: "Gaussian error linear unit x * Phi(x), exact or tanh approximation (nn.GELU)",
-        params: &[ParamSpec::choice("approximate", &["none", "tanh"], "none", "\"none\": exact erf form; \"tanh\": tanh approximation")],
-        module: module_path!(),
-        build: |p, _| {
-            let approximate = match p.str("approximate")? {
-                "none" => Approximate::None,
-                "tanh" => Approximate::Tanh,
-                other => return Err(Error::input(format!("gelu.approximate: unexpected {other:?}"))),
-            };
-            Ok(Box::new(Gelu { approximate }))
-        },
     }
 }

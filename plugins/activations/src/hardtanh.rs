@@ -1,17 +1,36 @@
 //! `hardtanh`: x clamped to [min_val, max_val] (PyTorch `nn.Hardtanh`).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
+use ember_core::{Activation, BuildContext, Error, Hyperparams, Result, Value};
 
 use ember_core::ops::composed::{full_like, pick};
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// clamp(x, min_val, max_val), NaN passed through; gradient 1 strictly inside the range
 /// and 0 on and beyond its ends (PyTorch's choice at the kinks).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Hyperparams)]
+#[plugin(activation = "hardtanh", summary = "x clamped to [min_val, max_val] (nn.Hardtanh)", build = Hardtanh::validate)]
 pub struct Hardtanh {
+    /// lower end of the linear region
+    #[param(default = -1.0)]
     pub min_val: f64,
+    /// upper end of the linear region; must be > min_val
+    #[param(default = 1.0)]
     pub max_val: f64,
+}
+
+impl Hardtanh {
+    /// The registry's cross-field rule: `max_val` above `min_val`.
+    fn validate(self, _ctx: &BuildContext) -> Result<Self> {
+        if self.min_val >= self.max_val {
+            return Err(Error::InvalidValue {
+                path: "hardtanh.max_val".into(),
+                value: Value::Float(self.max_val).to_string(),
+                rule: format!("must be greater than min_val ({:?})", self.min_val),
+            });
+        }
+        Ok(self)
+    }
 }
 
 impl Default for Hardtanh {
@@ -56,25 +75,5 @@ impl Pointwise for Hardtanh {
 impl Activation for Hardtanh {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         apply(self, x)
-    }
-}
-
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "hardtanh",
-        summary: "x clamped to [min_val, max_val] (nn.Hardtanh)",
-        params: &[
-            ParamSpec::float("min_val", -1.0, "lower end of the linear region"),
-            ParamSpec::float("max_val", 1.0, "upper end of the linear region; must be > min_val"),
-        ],
-        module: module_path!(),
-        build: |p, _| {
-            let min_val = p.float("min_val")?;
-            let max_val = p.float("max_val")?;
-            if min_val >= max_val {
-                return Err(p.invalid("max_val", format!("must be greater than min_val ({min_val:?})")));
-            }
-            Ok(Box::new(Hardtanh { min_val, max_val }))
-        },
     }
 }

@@ -1,15 +1,18 @@
 //! `leaky_relu`: x if x > 0, else negative_slope * x (PyTorch `nn.LeakyReLU`).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
+use ember_core::{Activation, Hyperparams, Result};
 
 use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// x if x > 0, else `negative_slope * x`; gradient 1 or `negative_slope` (the latter at
 /// x = 0, as in PyTorch).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Hyperparams)]
+#[plugin(activation = "leaky_relu", summary = "x if x > 0 else negative_slope * x (nn.LeakyReLU)")]
 pub struct LeakyRelu {
+    /// slope for x <= 0
+    #[param(default = 0.01)]
     pub negative_slope: f64,
 }
 
@@ -50,15 +53,5 @@ impl Pointwise for LeakyRelu {
 impl Activation for LeakyRelu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         apply(self, x)
-    }
-}
-
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "leaky_relu",
-        summary: "x if x > 0 else negative_slope * x (nn.LeakyReLU)",
-        params: &[ParamSpec::float("negative_slope", 0.01, "slope for x <= 0")],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(LeakyRelu { negative_slope: p.float("negative_slope")? })),
     }
 }

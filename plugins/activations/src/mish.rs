@@ -1,13 +1,14 @@
 //! `mish`: x * tanh(softplus(x)) (PyTorch `nn.Mish`).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, Result};
+use ember_core::{Activation, Hyperparams, Result};
 
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// x * tanh(log1p(exp(x))); gradient tanh(sp) + x * σ(x) * (1 - tanh(sp)²), PyTorch's
 /// formulas.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Hyperparams)]
+#[plugin(activation = "mish", summary = "x * tanh(softplus(x)) (nn.Mish)")]
 pub struct Mish;
 
 impl Pointwise for Mish {
@@ -38,15 +39,5 @@ impl Pointwise for Mish {
 impl Activation for Mish {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         apply(self, x)
-    }
-}
-
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "mish",
-        summary: "x * tanh(softplus(x)) (nn.Mish)",
-        params: &[],
-        module: module_path!(),
-        build: |_, _| Ok(Box::new(Mish)),
     }
 }

@@ -1,14 +1,15 @@
 //! `relu`: max(x, 0) (PyTorch `nn.ReLU`).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, Result};
+use ember_core::{Activation, Hyperparams, Result};
 
 use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// max(x, 0), with NaN passed through; gradient 1 where the output is > 0, else 0
 /// (so 0 at x = 0, PyTorch's choice).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Hyperparams)]
+#[plugin(activation = "relu", summary = "rectified linear unit max(x, 0) (nn.ReLU)")]
 pub struct Relu;
 
 impl Pointwise for Relu {
@@ -42,15 +43,5 @@ impl Pointwise for Relu {
 impl Activation for Relu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         apply(self, x)
-    }
-}
-
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "relu",
-        summary: "rectified linear unit max(x, 0) (nn.ReLU)",
-        params: &[],
-        module: module_path!(),
-        build: |_, _| Ok(Box::new(Relu)),
     }
 }

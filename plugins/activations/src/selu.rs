@@ -1,7 +1,7 @@
 //! `selu`: scale * elu(x, alpha) with the self-normalising constants (PyTorch `nn.SELU`).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, Result};
+use ember_core::{Activation, Hyperparams, Result};
 
 use crate::elu::Elu;
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
@@ -13,7 +13,11 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_493_419_334_985_294_6;
 
 /// SELU(x) = λ·x for x > 0, else λ·α·(exp(x) - 1), with PyTorch's α and λ; computed, as in
 /// PyTorch, as an ELU with `scale` = λ.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Hyperparams)]
+#[plugin(
+    activation = "selu",
+    summary = "scale * (x if x > 0 else alpha * (exp(x) - 1)), self-normalising constants (nn.SELU)"
+)]
 pub struct Selu;
 
 impl Selu {
@@ -45,15 +49,5 @@ impl Pointwise for Selu {
 impl Activation for Selu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         apply(self, x)
-    }
-}
-
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "selu",
-        summary: "scale * (x if x > 0 else alpha * (exp(x) - 1)), self-normalising constants (nn.SELU)",
-        params: &[],
-        module: module_path!(),
-        build: |_, _| Ok(Box::new(Selu)),
     }
 }

@@ -1,7 +1,7 @@
 //! `sigmoid`: σ(x) = 1 / (1 + exp(-x)) (PyTorch `nn.Sigmoid`).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, Result};
+use ember_core::{Activation, Hyperparams, Result};
 
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
@@ -15,7 +15,8 @@ use ember_core::ops::pointwise::{apply, Pointwise, Real};
 /// assert_eq!(y.to_vec1::<f64>()?, [0.5, 1.0]);
 /// # Ok::<(), ember_core::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Hyperparams)]
+#[plugin(activation = "sigmoid", summary = "logistic sigmoid 1 / (1 + exp(-x)) (nn.Sigmoid)")]
 pub struct Sigmoid;
 
 impl Pointwise for Sigmoid {
@@ -41,15 +42,5 @@ impl Pointwise for Sigmoid {
 impl Activation for Sigmoid {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         apply(self, x)
-    }
-}
-
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "sigmoid",
-        summary: "logistic sigmoid 1 / (1 + exp(-x)) (nn.Sigmoid)",
-        params: &[],
-        module: module_path!(),
-        build: |_, _| Ok(Box::new(Sigmoid)),
     }
 }

@@ -1,12 +1,13 @@
 //! `silu`: x * σ(x), also called swish (PyTorch `nn.SiLU`).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, Result};
+use ember_core::{Activation, Hyperparams, Result};
 
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// x / (1 + exp(-x)); gradient σ(x) * (1 + x * (1 - σ(x))), PyTorch's formulas.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Hyperparams)]
+#[plugin(activation = "silu", summary = "sigmoid linear unit x * sigmoid(x), a.k.a. swish (nn.SiLU)")]
 pub struct Silu;
 
 impl Pointwise for Silu {
@@ -34,15 +35,5 @@ impl Pointwise for Silu {
 impl Activation for Silu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         apply(self, x)
-    }
-}
-
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "silu",
-        summary: "sigmoid linear unit x * sigmoid(x), a.k.a. swish (nn.SiLU)",
-        params: &[],
-        module: module_path!(),
-        build: |_, _| Ok(Box::new(Silu)),
     }
 }

@@ -1,18 +1,24 @@
 //! `softplus`: log(1 + exp(beta * x)) / beta (PyTorch `nn.Softplus`).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
+use ember_core::{check, Activation, Hyperparams, Result};
 
 use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// log1p(exp(beta * x)) / beta, and x itself where beta * x > threshold (so softplus(1000)
 /// is 1000, not inf); gradient exp(beta x) / (exp(beta x) + 1), or 1 past the threshold.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    activation = "softplus",
+    summary = "smooth ReLU log(1 + exp(beta * x)) / beta, linear above threshold (nn.Softplus)"
+)]
 pub struct Softplus {
-    /// Sharpness, > 0.
+    /// sharpness; must be > 0
+    #[param(default = 1.0, check = check::positive)]
     pub beta: f64,
-    /// Above `beta * x > threshold` the function is linear.
+    /// above beta * x > threshold the output is x
+    #[param(default = 20.0)]
     pub threshold: f64,
 }
 
@@ -60,23 +66,5 @@ impl Pointwise for Softplus {
 impl Activation for Softplus {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         apply(self, x)
-    }
-}
-
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "softplus",
-        summary: "smooth ReLU log(1 + exp(beta * x)) / beta, linear above threshold (nn.Softplus)",
-        params: &[
-            ParamSpec::float("beta", 1.0, "sharpness; must be > 0"),
-            ParamSpec::float("threshold", 20.0, "above beta * x > threshold the output is x"),
-        ],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(Softplus {
-                beta: p.float_where("beta", |b| b > 0.0, "must be > 0")?,
-                threshold: p.float("threshold")?,
-            }))
-        },
     }
 }

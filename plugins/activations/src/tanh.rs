@@ -1,12 +1,13 @@
 //! `tanh`: the hyperbolic tangent (PyTorch `nn.Tanh`).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, Result};
+use ember_core::{Activation, Hyperparams, Result};
 
 use ember_core::ops::pointwise::{apply, Pointwise, Real};
 
 /// tanh(x); gradient 1 - tanh(x)², computed from the output as `torch.tanh` does.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Hyperparams)]
+#[plugin(activation = "tanh", summary = "hyperbolic tangent (nn.Tanh)")]
 pub struct Tanh;
 
 impl Pointwise for Tanh {
@@ -32,15 +33,5 @@ impl Pointwise for Tanh {
 impl Activation for Tanh {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         apply(self, x)
-    }
-}
-
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "tanh",
-        summary: "hyperbolic tangent (nn.Tanh)",
-        params: &[],
-        module: module_path!(),
-        build: |_, _| Ok(Box::new(Tanh)),
     }
 }

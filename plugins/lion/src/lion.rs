@@ -1,7 +1,8 @@
 //! `lion`: the update is the sign of an interpolation of momentum and gradient.
 
 use candle_core::{Tensor, Var};
-use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
+use ember_core::optim::{self, Betas};
+use ember_core::{check, Hyperparams, Optimizer, OptimizerState, Result, StepContext};
 
 /// Lion, step by step (the paper's pseudo-code):
 ///
@@ -12,70 +13,48 @@ use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, St
 /// m ← β2·m + (1 - β2)·g
 /// ```
 ///
-/// State: `exp_avg` (m). Defaults follow the paper's reference: lr 1e-4,
-/// betas (0.9, 0.99), weight_decay 0.
-#[derive(Clone, Debug, PartialEq)]
+/// Defaults follow the paper's reference: lr 1e-4, betas (0.9, 0.99), weight_decay 0.
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    optimizer = "lion",
+    summary = "Lion: sign of interpolated momentum, decoupled weight decay (Chen et al. 2023)",
+    lr = 1e-4,
+    lr_doc = "learning rate; >= 0 (typically 3-10x smaller than AdamW's)"
+)]
 pub struct Lion {
-    pub lr: f64,
-    pub betas: (f64, f64),
+    /// interpolation (beta1) and momentum decay (beta2); in [0, 1)
+    #[param(default = [0.9, 0.99])]
+    pub betas: Betas,
+    /// decoupled weight decay; >= 0
+    #[param(default = 0.0, check = check::non_negative)]
     pub weight_decay: f64,
 }
 
-impl Lion {
-    fn from_params(p: &Params) -> Result<Self> {
-        let betas = p.float_list("betas")?;
-        let betas = match betas.as_slice() {
-            [b1, b2] if (0.0..1.0).contains(b1) && (0.0..1.0).contains(b2) => (*b1, *b2),
-            _ => return Err(p.invalid("betas", "expected two numbers in [0, 1)")),
-        };
-        Ok(Lion {
-            lr: p.float_where("lr", |v| v >= 0.0, "must be >= 0")?,
-            betas,
-            weight_decay: p.float_where("weight_decay", |v| v >= 0.0, "must be >= 0")?,
-        })
-    }
+/// Lion's state per parameter: the momentum `exp_avg` (m).
+#[derive(Clone, Debug, OptimizerState)]
+pub struct LionState {
+    pub exp_avg: Tensor,
 }
 
 impl Optimizer for Lion {
-    fn lr(&self) -> f64 {
-        self.lr
+    type State = LionState;
+
+    fn init_state(&self, param: &Tensor) -> Result<LionState> {
+        Ok(LionState { exp_avg: optim::zeros(param)? })
     }
 
-    fn init_state(&self, param: &Tensor) -> Result<State> {
-        let mut s = State::new();
-        s.tensors.insert("exp_avg".into(), param.zeros_like()?);
-        Ok(s)
-    }
-
-    fn step(&self, param: &Var, grad: &Tensor, state: &mut State, ctx: &StepContext) -> Result<()> {
-        let (b1, b2) = self.betas;
-        let m = state
-            .tensor("exp_avg")
-            .ok_or_else(|| ember_core::Error::input("lion: the optimizer state has no 'exp_avg' buffer"))?;
+    fn step(&self, param: &Var, grad: &Tensor, state: &mut LionState, ctx: &StepContext) -> Result<()> {
+        // A scheduler that cycles momentum (one_cycle) moves beta1, as for Adam.
+        let (b1, b2) = (ctx.momentum_or(self.betas.0), self.betas.1);
+        let m = &state.exp_avg;
         let c = m.affine(b1, 0.0)?.add(&grad.affine(1.0 - b1, 0.0)?)?;
         let mut p = param.as_tensor().clone();
         if self.weight_decay != 0.0 {
             p = p.affine(1.0 - ctx.lr * self.weight_decay, 0.0)?;
         }
-        let p = p.sub(&c.sign()?.affine(ctx.lr, 0.0)?)?;
-        let m = m.affine(b2, 0.0)?.add(&grad.affine(1.0 - b2, 0.0)?)?;
-        param.set(&p)?;
-        state.tensors.insert("exp_avg".into(), m);
+        param.set(&p.sub(&c.sign()?.affine(ctx.lr, 0.0)?)?)?;
+        state.exp_avg = m.affine(b2, 0.0)?.add(&grad.affine(1.0 - b2, 0.0)?)?;
         Ok(())
-    }
-}
-
-ember_core::inventory::submit! {
-    OptimizerEntry {
-        name: "lion",
-        summary: "Lion: sign of interpolated momentum, decoupled weight decay (Chen et al. 2023)",
-        params: &[
-            ParamSpec::float("lr", 1e-4, "learning rate; >= 0 (typically 3-10x smaller than AdamW's)"),
-            ParamSpec::float_list("betas", &[0.9, 0.99], "interpolation (beta1) and momentum decay (beta2); in [0, 1)"),
-            ParamSpec::float("weight_decay", 0.0, "decoupled weight decay; >= 0"),
-        ],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(Lion::from_params(p)?)),
     }
 }
 
@@ -87,7 +66,7 @@ mod tests {
 
     #[test]
     fn one_step_moves_each_coordinate_by_lr_against_the_gradient_sign() {
-        let lion = Lion { lr: 0.1, betas: (0.9, 0.99), weight_decay: 0.0 };
+        let lion = Lion { betas: Betas(0.9, 0.99), weight_decay: 0.0 };
         let p = Var::from_tensor(&Tensor::new(&[1.0f64, -2.0, 0.5], &Device::Cpu).unwrap()).unwrap();
         let g = Tensor::new(&[3.0f64, -0.001, 0.0], &Device::Cpu).unwrap();
         let mut s = lion.init_state(p.as_tensor()).unwrap();

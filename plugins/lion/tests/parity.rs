@@ -1,27 +1,52 @@
 //! The `lion` plugin against the reference trajectories in lion.json, through the same
 //! code as `ember parity`, and the plugin as users meet it: listed and buildable by name.
 
+use ember_core::{registry, DynOptimizer, Kind, StepContext};
 use ember_lion as _;
 
 #[test]
 fn lion_matches_the_reference() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lion.json");
-    let file = ember::parity::load(&path).unwrap();
+    let file = ember_parity::load(&path).unwrap();
     assert!(!file.cases.is_empty());
     for (i, case) in file.cases.iter().enumerate() {
-        let r = ember::parity::run_case(case, i);
+        let r = ember_parity::run_case(case, i);
         assert!(r.passed(), "{}: {:?}", r.id, r.outcome);
     }
 }
 
 #[test]
 fn lion_is_registered_with_its_defaults_and_checks_its_config() {
-    let info = ember::core::registry::plugins(ember::core::Kind::Optimizer);
+    let info = registry::plugins(Kind::Optimizer);
     let lion = info.iter().find(|p| p.name == "lion").expect("lion is registered");
     assert_eq!(lion.module, "ember_lion::lion");
-    let opt = ember::core::optimizer("lion", &Default::default(), &Default::default()).unwrap();
-    assert_eq!(opt.lr(), 1e-4);
-    let bad: ember::core::Config = toml::from_str("betas = [0.9, 1.0]").unwrap();
-    let e = ember::core::optimizer("lion", &bad, &Default::default()).unwrap_err().to_string();
+    let params = registry::resolve::<dyn DynOptimizer>("lion", &Default::default()).unwrap();
+    assert_eq!(params.float("lr").unwrap(), 1e-4);
+    let bad: ember_core::Config = toml::from_str("betas = [0.9, 1.0]").unwrap();
+    let e = ember_core::optimizer("lion", &bad, &Default::default()).unwrap_err().to_string();
     assert_eq!(e, "lion.betas = [0.9, 1.0] is invalid: expected two numbers in [0, 1)");
+    let e = ember_core::optimizer("lion", &toml::from_str("lr = -1.0").unwrap(), &Default::default()).unwrap_err();
+    assert_eq!(e.to_string(), "lion.lr = -1.0 is invalid: must be >= 0");
+}
+
+#[test]
+fn the_state_round_trips_to_a_bit_identical_next_step() {
+    let dev = candle_core::Device::Cpu;
+    let opt = ember_core::optimizer("lion", &Default::default(), &Default::default()).unwrap();
+    let p = candle_core::Var::new(&[1.0f32, -2.0, 0.5], &dev).unwrap();
+    let g = candle_core::Tensor::new(&[0.3f32, -0.1, 0.2], &dev).unwrap();
+    let ctx = StepContext::new(0.01);
+    let mut state = opt.init_state(p.as_tensor()).unwrap();
+    opt.step(&p, &g, &mut state, &ctx).unwrap();
+    let saved = state.save();
+    assert_eq!(saved.tensors.keys().collect::<Vec<_>>(), ["exp_avg"]);
+    let mut loaded = opt.load_state(&saved).unwrap();
+    let q = candle_core::Var::from_tensor(&p.as_tensor().copy().unwrap()).unwrap();
+    opt.step(&p, &g, &mut state, &ctx).unwrap();
+    opt.step(&q, &g, &mut loaded, &ctx).unwrap();
+    assert_eq!(p.as_tensor().to_vec1::<f32>().unwrap(), q.as_tensor().to_vec1::<f32>().unwrap());
+    let mut extra = saved.clone();
+    extra.tensors.insert("exp_avg_sq".into(), g.clone());
+    let e = opt.load_state(&extra).unwrap_err().to_string();
+    assert!(e.contains("unexpected buffer 'exp_avg_sq'"), "{e}");
 }

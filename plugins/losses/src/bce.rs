@@ -3,18 +3,22 @@
 use candle_core::{DType, Tensor};
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
-use ember_core::{Error, Loss, LossEntry, ParamSpec, ParamType, Result};
+use ember_core::{Error, Hyperparams, Loss, Result};
 
 use crate::inputs::{along, class_vector, elementwise_target};
-use crate::reduction::{Reduction, REDUCTION};
+use crate::reduction::Reduction;
 
 /// -w (y log x + (1 - y) log(1 - x)) for probabilities x in [0, 1], with each log
 /// clamped at -100 as PyTorch clamps it (so x = 0 or 1 gives 100, not inf); gradient
 /// w (x - y) / max(x (1 - x), ε) with PyTorch's ε (1e-12 as f32). `weight` scales the last dimension. Pair it with a
 /// `sigmoid` output, or use `bce_with_logits` on raw scores.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Hyperparams)]
+#[plugin(loss = "bce", summary = "binary cross-entropy on probabilities, logs clamped at -100 (nn.BCELoss)")]
 pub struct Bce {
+    /// rescaling weight per entry of the last dimension
     pub weight: Option<Vec<f64>>,
+    /// none: per-element losses; mean; sum
+    #[param(default = "mean")]
     pub reduction: Reduction,
 }
 
@@ -74,18 +78,5 @@ impl Loss for Bce {
             loss = loss.broadcast_mul(&along(&w, last, input.rank())?)?;
         }
         self.reduction.apply(loss)
-    }
-}
-
-ember_core::inventory::submit! {
-    LossEntry {
-        name: "bce",
-        summary: "binary cross-entropy on probabilities, logs clamped at -100 (nn.BCELoss)",
-        params: &[
-            ParamSpec::optional("weight", ParamType::FloatList, "rescaling weight per entry of the last dimension"),
-            REDUCTION,
-        ],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(Bce { weight: p.opt_float_list("weight")?, reduction: Reduction::from_params(p)? })),
     }
 }

@@ -4,19 +4,27 @@
 use candle_core::Tensor;
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply, Ternary};
-use ember_core::{Loss, LossEntry, ParamSpec, ParamType, Result};
+use ember_core::{Hyperparams, Loss, Result};
 
 use crate::inputs::{along, class_vector, elementwise_target};
-use crate::reduction::{Reduction, REDUCTION};
+use crate::reduction::Reduction;
 
 /// With l = (pos_weight - 1) y + 1: (1 - y) x - l · logsigmoid(x), where
 /// logsigmoid(x) = min(x, 0) - log1p(exp(-|x|)); finite and exact for logits of ±100
 /// and beyond. Gradient (pos_weight y + 1 - y) σ(x) - pos_weight y (σ(x) - y without
 /// pos_weight). `weight` and `pos_weight` apply along the last (class) dimension.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Hyperparams)]
+#[plugin(
+    loss = "bce_with_logits",
+    summary = "binary cross-entropy on raw scores (logits), stable for large logits (nn.BCEWithLogitsLoss)"
+)]
 pub struct BceWithLogits {
+    /// rescaling weight per entry of the last dimension
     pub weight: Option<Vec<f64>>,
+    /// weight of positive examples, one per class (last dimension)
     pub pos_weight: Option<Vec<f64>>,
+    /// none: per-element losses; mean; sum
+    #[param(default = "mean")]
     pub reduction: Reduction,
 }
 
@@ -81,25 +89,5 @@ impl Loss for BceWithLogits {
             loss = loss.broadcast_mul(&per_class("weight", w)?)?;
         }
         self.reduction.apply(loss)
-    }
-}
-
-ember_core::inventory::submit! {
-    LossEntry {
-        name: "bce_with_logits",
-        summary: "binary cross-entropy on raw scores (logits), stable for large logits (nn.BCEWithLogitsLoss)",
-        params: &[
-            ParamSpec::optional("weight", ParamType::FloatList, "rescaling weight per entry of the last dimension"),
-            ParamSpec::optional("pos_weight", ParamType::FloatList, "weight of positive examples, one per class (last dimension)"),
-            REDUCTION,
-        ],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(BceWithLogits {
-                weight: p.opt_float_list("weight")?,
-                pos_weight: p.opt_float_list("pos_weight")?,
-                reduction: Reduction::from_params(p)?,
-            }))
-        },
     }
 }

@@ -3,12 +3,12 @@
 
 use candle_core::Tensor;
 use ember_core::ops::normalize::{self, Norm};
-use ember_core::{Loss, LossEntry, ParamSpec, Result};
+use ember_core::{check, Hyperparams, Loss, Result};
 
 use crate::class_index::{class_dim, divide, pick};
 use crate::inputs::{along, class_vector, is_float, same_shape};
-use crate::nll::{reduce_picked, IGNORE_INDEX, WEIGHT};
-use crate::reduction::{Reduction, REDUCTION};
+use crate::nll::reduce_picked;
+use crate::reduction::Reduction;
 
 /// Cross-entropy of raw scores (logits) x of shape (N, C), (N, C, d1, ...) or (C):
 ///
@@ -21,11 +21,22 @@ use crate::reduction::{Reduction, REDUCTION};
 ///   divides by the number of elements (N · d1 · ...).
 ///
 /// Do not put `softmax` before it: it applies log-softmax itself.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    loss = "cross_entropy",
+    summary = "log_softmax + nll over logits; class-index or probability targets (nn.CrossEntropyLoss)"
+)]
 pub struct CrossEntropy {
+    /// rescaling weight per class
     pub weight: Option<Vec<f64>>,
+    /// target value that contributes nothing (class-index targets)
+    #[param(default = -100)]
     pub ignore_index: i64,
+    /// mix each target with the uniform distribution; in [0, 1]
+    #[param(default = 0.0, check = check::probability)]
     pub label_smoothing: f64,
+    /// none: per-element losses; mean; sum
+    #[param(default = "mean")]
     pub reduction: Reduction,
 }
 
@@ -99,27 +110,5 @@ impl Loss for CrossEntropy {
         } else {
             self.class_indices(&logp, target, dim)
         }
-    }
-}
-
-ember_core::inventory::submit! {
-    LossEntry {
-        name: "cross_entropy",
-        summary: "log_softmax + nll over logits; class-index or probability targets (nn.CrossEntropyLoss)",
-        params: &[
-            WEIGHT,
-            IGNORE_INDEX,
-            ParamSpec::float("label_smoothing", 0.0, "mix each target with the uniform distribution; in [0, 1]"),
-            REDUCTION,
-        ],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(CrossEntropy {
-                weight: p.opt_float_list("weight")?,
-                ignore_index: p.int("ignore_index")?,
-                label_smoothing: p.float_where("label_smoothing", |e| (0.0..=1.0).contains(&e), "must be in [0, 1]")?,
-                reduction: Reduction::from_params(p)?,
-            }))
-        },
     }
 }

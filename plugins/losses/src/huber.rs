@@ -4,16 +4,24 @@ use candle_core::Tensor;
 use ember_core::ops::composed::{full_like, pick};
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
-use ember_core::{Loss, LossEntry, ParamSpec, Result};
+use ember_core::{check, Hyperparams, Loss, Result};
 
 use crate::inputs::elementwise_target;
-use crate::reduction::{Reduction, REDUCTION};
+use crate::reduction::Reduction;
 
 /// With z = |x - y|: 0.5 z² if z < delta, else delta (z - 0.5 delta). Equals
 /// delta * smooth_l1 with beta = delta. Gradient x - y inside, ±delta outside.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    loss = "huber",
+    summary = "0.5 d^2 for |d| < delta, else delta (|d| - 0.5 delta), d = input - target (nn.HuberLoss)"
+)]
 pub struct Huber {
+    /// where the loss turns from quadratic to linear; > 0
+    #[param(default = 1.0, check = check::positive)]
     pub delta: f64,
+    /// none: per-element losses; mean; sum
+    #[param(default = "mean")]
     pub reduction: Reduction,
 }
 
@@ -65,20 +73,5 @@ impl Loss for Huber {
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         let target = elementwise_target("huber", input, target)?;
         self.reduction.apply(apply2(&Kernel { delta: self.delta }, input, &target)?)
-    }
-}
-
-ember_core::inventory::submit! {
-    LossEntry {
-        name: "huber",
-        summary: "0.5 d^2 for |d| < delta, else delta (|d| - 0.5 delta), d = input - target (nn.HuberLoss)",
-        params: &[ParamSpec::float("delta", 1.0, "where the loss turns from quadratic to linear; > 0"), REDUCTION],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(Huber {
-                delta: p.float_where("delta", |d| d > 0.0, "must be > 0")?,
-                reduction: Reduction::from_params(p)?,
-            }))
-        },
     }
 }

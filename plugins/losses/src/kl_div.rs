@@ -5,7 +5,7 @@ use candle_core::Tensor;
 use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
-use ember_core::{Loss, LossEntry, ParamSpec, Result};
+use ember_core::{Hyperparams, Loss, ParamEnum, Result};
 
 use crate::inputs::elementwise_target;
 use crate::reduction::Reduction;
@@ -14,10 +14,45 @@ use crate::reduction::Reduction;
 /// or exp(y) (y - x) when `log_target` says y holds log-probabilities too. Gradient -y
 /// (or -exp(y)). `reduction = "batchmean"` divides the sum by the batch size, which is
 /// the true KL divergence; `mean` divides by the element count, as PyTorch does.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Hyperparams)]
+#[plugin(loss = "kl_div", summary = "KL divergence, input log-probabilities vs target probabilities (nn.KLDivLoss)")]
 pub struct KlDiv {
+    /// none; mean (over elements); sum; batchmean (sum / batch size, the true KL divergence)
+    #[param(default = "mean")]
+    pub reduction: KlDivReduction,
+    /// the target holds log-probabilities
+    #[param(default = false)]
     pub log_target: bool,
-    pub reduction: Reduction,
+}
+
+/// `kl_div`'s `reduction`: PyTorch's [`Reduction`] plus `batchmean`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ParamEnum)]
+pub enum KlDivReduction {
+    /// Per-element losses, the input's shape.
+    None,
+    /// The mean over elements.
+    #[default]
+    Mean,
+    /// The sum over elements.
+    Sum,
+    /// The sum divided by the batch size (dim 0).
+    #[param(name = "batchmean")]
+    BatchMean,
+}
+
+impl KlDivReduction {
+    /// Reduces per-element losses as [`Reduction::apply`]; BatchMean divides the sum by dim 0.
+    pub fn apply(self, loss: Tensor) -> Result<Tensor> {
+        match self {
+            KlDivReduction::None => Reduction::None.apply(loss),
+            KlDivReduction::Mean => Reduction::Mean.apply(loss),
+            KlDivReduction::Sum => Reduction::Sum.apply(loss),
+            KlDivReduction::BatchMean => {
+                let n = if loss.rank() == 0 { 1 } else { loss.dim(0)? };
+                Ok(loss.sum_all()?.affine(1.0 / n as f64, 0.0)?)
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -68,23 +103,5 @@ impl Loss for KlDiv {
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         let target = elementwise_target("kl_div", input, target)?;
         self.reduction.apply(apply2(&Kernel { log_target: self.log_target }, input, &target)?)
-    }
-}
-
-ember_core::inventory::submit! {
-    LossEntry {
-        name: "kl_div",
-        summary: "KL divergence, input log-probabilities vs target probabilities (nn.KLDivLoss)",
-        params: &[
-            ParamSpec::choice(
-                "reduction",
-                &["none", "mean", "sum", "batchmean"],
-                "mean",
-                "none; mean (over elements); sum; batchmean (sum / batch size, the true KL divergence)",
-            ),
-            ParamSpec::bool("log_target", false, "the target holds log-probabilities"),
-        ],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(KlDiv { log_target: p.bool("log_target")?, reduction: Reduction::from_params(p)? })),
     }
 }

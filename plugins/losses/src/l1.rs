@@ -4,10 +4,10 @@ use candle_core::Tensor;
 use ember_core::ops::composed::{full_like, pick};
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
-use ember_core::{Loss, LossEntry, Result};
+use ember_core::{Hyperparams, Loss, Result};
 
 use crate::inputs::elementwise_target;
-use crate::reduction::{Reduction, REDUCTION};
+use crate::reduction::Reduction;
 
 /// Mean (or sum, or none) of |x - y|. The gradient is sign(x - y), 0 where x = y, as
 /// PyTorch's.
@@ -21,8 +21,11 @@ use crate::reduction::{Reduction, REDUCTION};
 /// assert_eq!(L1 { reduction: Reduction::Sum }.forward(&x, &y)?.to_scalar::<f64>()?, 3.0);
 /// # Ok::<(), ember_core::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Hyperparams)]
+#[plugin(loss = "l1", summary = "mean absolute error |input - target| (nn.L1Loss)")]
 pub struct L1 {
+    /// none: per-element losses; mean; sum
+    #[param(default = "mean")]
     pub reduction: Reduction,
 }
 
@@ -63,15 +66,5 @@ impl Loss for L1 {
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         let target = elementwise_target("l1", input, target)?;
         self.reduction.apply(apply2(&AbsDiff, input, &target)?)
-    }
-}
-
-ember_core::inventory::submit! {
-    LossEntry {
-        name: "l1",
-        summary: "mean absolute error |input - target| (nn.L1Loss)",
-        params: &[REDUCTION],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(L1 { reduction: Reduction::from_params(p)? })),
     }
 }

@@ -34,7 +34,7 @@ pub use bce::Bce;
 pub use bce_with_logits::BceWithLogits;
 pub use cross_entropy::CrossEntropy;
 pub use huber::Huber;
-pub use kl_div::KlDiv;
+pub use kl_div::{KlDiv, KlDivReduction};
 pub use l1::L1;
 pub use mse::Mse;
 pub use multilabel_soft_margin::MultilabelSoftMargin;

@@ -3,14 +3,17 @@
 use candle_core::Tensor;
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
-use ember_core::{Loss, LossEntry, Result};
+use ember_core::{Hyperparams, Loss, Result};
 
 use crate::inputs::elementwise_target;
-use crate::reduction::{Reduction, REDUCTION};
+use crate::reduction::Reduction;
 
 /// Mean (or sum, or none) of (x - y)²; gradient 2 (x - y).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Hyperparams)]
+#[plugin(loss = "mse", summary = "mean squared error (input - target)^2 (nn.MSELoss)")]
 pub struct Mse {
+    /// none: per-element losses; mean; sum
+    #[param(default = "mean")]
     pub reduction: Reduction,
 }
 
@@ -42,15 +45,5 @@ impl Loss for Mse {
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         let target = elementwise_target("mse", input, target)?;
         self.reduction.apply(apply2(&SquaredDiff, input, &target)?)
-    }
-}
-
-ember_core::inventory::submit! {
-    LossEntry {
-        name: "mse",
-        summary: "mean squared error (input - target)^2 (nn.MSELoss)",
-        params: &[REDUCTION],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(Mse { reduction: Reduction::from_params(p)? })),
     }
 }

@@ -5,17 +5,24 @@ use candle_core::Tensor;
 use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
-use ember_core::{Error, Loss, LossEntry, ParamSpec, ParamType, Result};
+use ember_core::{Error, Hyperparams, Loss, Result};
 
 use crate::inputs::{along, class_vector, elementwise_target};
-use crate::reduction::{Reduction, REDUCTION};
+use crate::reduction::Reduction;
 
 /// For input and 0/1 target of shape (N, C) or (C): per sample,
 /// -(1/C) Σ_c w_c (y_c logσ(x_c) + (1 - y_c) logσ(-x_c)); then `reduction` over the N
 /// samples (`none` gives N values).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Hyperparams)]
+#[plugin(
+    loss = "multilabel_soft_margin",
+    summary = "multi-label one-vs-all logistic loss, averaged over classes (nn.MultiLabelSoftMarginLoss)"
+)]
 pub struct MultilabelSoftMargin {
+    /// rescaling weight per class
     pub weight: Option<Vec<f64>>,
+    /// none: per-element losses; mean; sum
+    #[param(default = "mean")]
     pub reduction: Reduction,
 }
 
@@ -90,17 +97,5 @@ impl Loss for MultilabelSoftMargin {
         let classes = input.dim(class_dim)? as f64;
         let per_sample = loss.sum(class_dim)?.affine(1.0 / classes, 0.0)?;
         self.reduction.apply(per_sample)
-    }
-}
-
-ember_core::inventory::submit! {
-    LossEntry {
-        name: "multilabel_soft_margin",
-        summary: "multi-label one-vs-all logistic loss, averaged over classes (nn.MultiLabelSoftMarginLoss)",
-        params: &[ParamSpec::optional("weight", ParamType::FloatList, "rescaling weight per class"), REDUCTION],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(MultilabelSoftMargin { weight: p.opt_float_list("weight")?, reduction: Reduction::from_params(p)? }))
-        },
     }
 }

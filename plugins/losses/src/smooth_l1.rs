@@ -4,17 +4,25 @@ use candle_core::Tensor;
 use ember_core::ops::composed::{full_like, pick};
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
-use ember_core::{Loss, LossEntry, ParamSpec, Result};
+use ember_core::{check, Hyperparams, Loss, Result};
 
 use crate::inputs::elementwise_target;
 use crate::l1::AbsDiff;
-use crate::reduction::{Reduction, REDUCTION};
+use crate::reduction::Reduction;
 
 /// With z = |x - y|: 0.5 z² / beta if z < beta, else z - 0.5 beta. beta = 0 is the L1
 /// loss (as in PyTorch). Gradient (x - y) / beta inside, ±1 outside, 0 at x = y.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    loss = "smooth_l1",
+    summary = "0.5 d^2 / beta for |d| < beta, else |d| - 0.5 beta, d = input - target (nn.SmoothL1Loss)"
+)]
 pub struct SmoothL1 {
+    /// where the loss turns from quadratic to linear; >= 0
+    #[param(default = 1.0, check = check::non_negative)]
     pub beta: f64,
+    /// none: per-element losses; mean; sum
+    #[param(default = "mean")]
     pub reduction: Reduction,
 }
 
@@ -70,20 +78,5 @@ impl Loss for SmoothL1 {
             apply2(&Kernel { beta: self.beta }, input, &target)?
         };
         self.reduction.apply(loss)
-    }
-}
-
-ember_core::inventory::submit! {
-    LossEntry {
-        name: "smooth_l1",
-        summary: "0.5 d^2 / beta for |d| < beta, else |d| - 0.5 beta, d = input - target (nn.SmoothL1Loss)",
-        params: &[ParamSpec::float("beta", 1.0, "where the loss turns from quadratic to linear; >= 0"), REDUCTION],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(SmoothL1 {
-                beta: p.float_where("beta", |b| b >= 0.0, "must be >= 0")?,
-                reduction: Reduction::from_params(p)?,
-            }))
-        },
     }
 }

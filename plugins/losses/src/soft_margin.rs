@@ -3,15 +3,21 @@
 use candle_core::Tensor;
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
-use ember_core::{Loss, LossEntry, Result};
+use ember_core::{Hyperparams, Loss, Result};
 
 use crate::inputs::elementwise_target;
-use crate::reduction::{Reduction, REDUCTION};
+use crate::reduction::Reduction;
 
 /// Two-class logistic loss log1p(exp(-y x)) with targets ±1; gradient
 /// -y exp(-y x) / (1 + exp(-y x)). PyTorch's formulas.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Hyperparams)]
+#[plugin(
+    loss = "soft_margin",
+    summary = "two-class logistic loss log(1 + exp(-target * input)), targets +1/-1 (nn.SoftMarginLoss)"
+)]
 pub struct SoftMargin {
+    /// none: per-element losses; mean; sum
+    #[param(default = "mean")]
     pub reduction: Reduction,
 }
 
@@ -44,15 +50,5 @@ impl Loss for SoftMargin {
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         let target = elementwise_target("soft_margin", input, target)?;
         self.reduction.apply(apply2(&Kernel, input, &target)?)
-    }
-}
-
-ember_core::inventory::submit! {
-    LossEntry {
-        name: "soft_margin",
-        summary: "two-class logistic loss log(1 + exp(-target * input)), targets +1/-1 (nn.SoftMarginLoss)",
-        params: &[REDUCTION],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(SoftMargin { reduction: Reduction::from_params(p)? })),
     }
 }

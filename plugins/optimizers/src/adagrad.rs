@@ -4,47 +4,51 @@
 use candle_core::{Tensor, Var};
 use ember_core::ops::fused::{par_chunks, with_cpu_data, ChunkKernel, CpuFloat};
 use ember_core::ops::pointwise::Real;
-use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
-
-use crate::common::{
-    addcdiv, addcmul, buffer, effective_grad, fused_kind, next_step, non_negative, Fused, MAXIMIZE, WEIGHT_DECAY,
-};
+use ember_core::optim::{addcdiv, addcmul, effective_grad, fused_kind, Fused};
+use ember_core::{check, Hyperparams, Optimizer, OptimizerState, Result, StepContext};
 
 /// PyTorch's Adagrad, step t: clr = lr / (1 + (t-1)·lr_decay); s ← s + g²;
-/// p ← p - clr · g / (√s + eps). State: `step`, `sum` (starts at
-/// initial_accumulator_value).
-#[derive(Clone, Debug, PartialEq)]
+/// p ← p - clr · g / (√s + eps).
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    optimizer = "adagrad",
+    summary = "Adagrad: learning rate divided by the root of accumulated squared gradients (torch.optim.Adagrad)",
+    lr = 0.01
+)]
 pub struct Adagrad {
-    pub lr: f64,
+    /// learning-rate decay per step; >= 0
+    #[param(default = 0.0, check = check::non_negative)]
     pub lr_decay: f64,
+    /// L2 penalty added to the gradient; >= 0
+    #[param(default = 0.0, check = check::non_negative)]
     pub weight_decay: f64,
+    /// starting value of the squared-gradient sum; >= 0
+    #[param(default = 0.0, check = check::non_negative)]
     pub initial_accumulator_value: f64,
+    /// added to the denominator; >= 0
+    #[param(default = 1e-10, check = check::non_negative)]
     pub eps: f64,
+    /// maximize the objective instead of minimizing
+    #[param(default = false)]
     pub maximize: bool,
-    /// Use the fused CPU kernel when it applies.
-    pub fused: bool,
+}
+
+/// Adagrad's state (PyTorch's names): the step count and the sum of squared gradients
+/// (starting at `initial_accumulator_value`).
+#[derive(Clone, Debug, OptimizerState)]
+pub struct AdagradState {
+    pub step: u64,
+    pub sum: Tensor,
 }
 
 impl Adagrad {
-    pub fn from_params(p: &Params) -> Result<Self> {
-        Ok(Adagrad {
-            lr: non_negative(p, "lr")?,
-            lr_decay: non_negative(p, "lr_decay")?,
-            weight_decay: non_negative(p, "weight_decay")?,
-            initial_accumulator_value: non_negative(p, "initial_accumulator_value")?,
-            eps: non_negative(p, "eps")?,
-            maximize: p.bool("maximize")?,
-            fused: true,
-        })
-    }
-
-    fn composed(&self, param: &Var, grad: &Tensor, state: &mut State, clr: f64) -> Result<()> {
+    fn composed(&self, param: &Var, grad: &Tensor, state: &mut AdagradState, clr: f64) -> Result<()> {
         let p = param.as_tensor();
         let g = effective_grad(p, grad, self.maximize, self.weight_decay)?;
-        let sum = addcmul(buffer("adagrad", state, "sum")?, &g, &g, 1.0)?;
+        let sum = addcmul(&state.sum, &g, &g, 1.0)?;
         let std = sum.sqrt()?.affine(1.0, self.eps)?;
         param.set(&addcdiv(p, &g, &std, -clr)?)?;
-        state.tensors.insert("sum".into(), sum);
+        state.sum = sum;
         Ok(())
     }
 
@@ -96,43 +100,20 @@ impl<T: Real> AdagradKernel<T> {
 }
 
 impl Optimizer for Adagrad {
-    fn lr(&self) -> f64 {
-        self.lr
+    type State = AdagradState;
+
+    fn init_state(&self, param: &Tensor) -> Result<AdagradState> {
+        let sum = param.ones_like()?.affine(self.initial_accumulator_value, 0.0)?.contiguous()?;
+        Ok(AdagradState { step: 0, sum })
     }
 
-    fn init_state(&self, param: &Tensor) -> Result<State> {
-        let mut s = State::new();
-        s.tensors.insert("sum".into(), param.ones_like()?.affine(self.initial_accumulator_value, 0.0)?.contiguous()?);
-        s.scalars.insert("step".into(), 0.0);
-        Ok(s)
-    }
-
-    fn step(&self, param: &Var, grad: &Tensor, state: &mut State, ctx: &StepContext) -> Result<()> {
-        let step = next_step(state);
-        let clr = ctx.lr / (1.0 + (step - 1.0) * self.lr_decay);
-        let sum = buffer("adagrad", state, "sum")?;
-        let kind = if self.fused { fused_kind(param.as_tensor(), grad, &[sum]) } else { None };
-        match kind {
-            Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, sum, clr),
-            Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, sum, clr),
+    fn step(&self, param: &Var, grad: &Tensor, state: &mut AdagradState, ctx: &StepContext) -> Result<()> {
+        state.step += 1;
+        let clr = ctx.lr / (1.0 + (state.step as f64 - 1.0) * self.lr_decay);
+        match fused_kind(param.as_tensor(), grad, &[&state.sum]) {
+            Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, &state.sum, clr),
+            Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, &state.sum, clr),
             None => self.composed(param, grad, state, clr),
         }
-    }
-}
-
-ember_core::inventory::submit! {
-    OptimizerEntry {
-        name: "adagrad",
-        summary: "Adagrad: learning rate divided by the root of accumulated squared gradients (torch.optim.Adagrad)",
-        params: &[
-            ParamSpec::float("lr", 0.01, crate::common::LR_DOC),
-            ParamSpec::float("lr_decay", 0.0, "learning-rate decay per step; >= 0"),
-            WEIGHT_DECAY,
-            ParamSpec::float("initial_accumulator_value", 0.0, "starting value of the squared-gradient sum; >= 0"),
-            ParamSpec::float("eps", 1e-10, "added to the denominator; >= 0"),
-            MAXIMIZE,
-        ],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(Adagrad::from_params(p)?)),
     }
 }

@@ -1,91 +1,96 @@
 //! `adam`: adaptive moment estimation (PyTorch `torch.optim.Adam`); `adamw` is the same
-//! with decoupled weight decay.
+//! with decoupled weight decay (`torch.optim.AdamW`).
 
 use candle_core::{Tensor, Var};
 use ember_core::ops::fused::{par_chunks, with_cpu_data, ChunkKernel, CpuFloat};
 use ember_core::ops::pointwise::Real;
-use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
+use ember_core::optim::{addcdiv, decay_and_grad, div_scalar, fused_kind, nan_max, zeros, Fused};
+use ember_core::{check, Hyperparams, Optimizer, OptimizerState, Result, StepContext};
 
-use crate::common::{
-    adam_moments, addcdiv, betas, buffer, decay_and_grad, fused_kind, nan_max, next_step, non_negative, zero_state,
-    Fused, MAXIMIZE,
-};
+use crate::common::{adam_moments, missing, Betas};
 
 /// PyTorch's Adam (and AdamW when `decoupled_weight_decay`), step t:
 /// m ← lerp(m, g, 1-β1); v ← β2·v + (1-β2)·g²; (amsgrad: v̂ ← max(v̂, v));
 /// p ← p - (lr / (1-β1ᵗ)) · m / (√v / √(1-β2ᵗ) + eps).
 /// Weight decay is added to the gradient (Adam), or applied as p ← p·(1 - lr·wd) before
-/// the update (AdamW). State: `step`, `exp_avg`, `exp_avg_sq`, and `max_exp_avg_sq`
-/// with amsgrad.
-#[derive(Clone, Debug, PartialEq)]
+/// the update (AdamW). β1 is the scheduled momentum when a scheduler cycles it.
+// Both registrations say `lr = 1e-3`, which clippy takes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(optimizer = "adam", summary = "Adam, weight decay added to the gradient (torch.optim.Adam)", lr = 1e-3)]
+#[plugin(
+    optimizer = "adamw",
+    summary = "Adam with decoupled weight decay p <- p (1 - lr wd) (torch.optim.AdamW)",
+    lr = 1e-3,
+    default(weight_decay = 0.01),
+    set(decoupled_weight_decay = true)
+)]
 pub struct Adam {
-    pub lr: f64,
-    pub betas: (f64, f64),
+    /// decay rates of the first and second moment averages; in [0, 1)
+    #[param(default = [0.9, 0.999])]
+    pub betas: Betas,
+    /// added to the denominator; >= 0
+    #[param(default = 1e-8, check = check::non_negative)]
     pub eps: f64,
+    /// weight decay; >= 0
+    #[param(default = 0.0, check = check::non_negative)]
     pub weight_decay: f64,
+    /// use the maximum of past second moments (AMSGrad)
+    #[param(default = false)]
     pub amsgrad: bool,
+    /// maximize the objective instead of minimizing
+    #[param(default = false)]
     pub maximize: bool,
-    /// AdamW's decoupled weight decay.
+    /// AdamW's decoupled weight decay (set by the `adamw` registration).
+    #[param(skip)]
     pub decoupled_weight_decay: bool,
-    /// Use the fused CPU kernel when it applies (the composed path otherwise).
-    pub fused: bool,
+}
+
+/// Adam's state (PyTorch's names): the step count, the moment averages, and the
+/// running maximum of `exp_avg_sq` with amsgrad.
+#[derive(Clone, Debug, OptimizerState)]
+pub struct AdamState {
+    pub step: u64,
+    pub exp_avg: Tensor,
+    pub exp_avg_sq: Tensor,
+    pub max_exp_avg_sq: Option<Tensor>,
 }
 
 /// Per-step scalars, computed in f64 as PyTorch computes them in Python.
 struct Scalars {
+    b1: f64,
     step_size: f64,
     bias_correction2_sqrt: f64,
     decay: f64,
 }
 
 impl Adam {
-    pub fn from_params(p: &Params, decoupled_weight_decay: bool) -> Result<Self> {
-        Ok(Adam {
-            lr: non_negative(p, "lr")?,
-            betas: betas(p)?,
-            eps: non_negative(p, "eps")?,
-            weight_decay: non_negative(p, "weight_decay")?,
-            amsgrad: p.bool("amsgrad")?,
-            maximize: p.bool("maximize")?,
-            decoupled_weight_decay,
-            fused: true,
-        })
-    }
-
-    fn names(&self) -> &'static [&'static str] {
-        if self.amsgrad {
-            &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
-        } else {
-            &["exp_avg", "exp_avg_sq"]
-        }
-    }
-
-    fn scalars(&self, step: f64, lr: f64) -> Scalars {
-        let (b1, b2) = self.betas;
+    fn scalars(&self, step: f64, b1: f64, lr: f64) -> Scalars {
+        let b2 = self.betas.1;
         Scalars {
+            b1,
             step_size: lr / (1.0 - b1.powf(step)),
             bias_correction2_sqrt: (1.0 - b2.powf(step)).sqrt(),
             decay: if self.decoupled_weight_decay { 1.0 - lr * self.weight_decay } else { 1.0 },
         }
     }
 
-    fn composed(&self, param: &Var, grad: &Tensor, state: &mut State, sc: &Scalars, lr: f64) -> Result<()> {
+    fn composed(&self, param: &Var, grad: &Tensor, state: &mut AdamState, sc: &Scalars, lr: f64) -> Result<()> {
         let (p, g) =
             decay_and_grad(param.as_tensor(), grad, self.maximize, self.weight_decay, self.decoupled_weight_decay, lr)?;
-        let (m, v) = adam_moments("adam", state, &g, self.betas)?;
+        let (m, v) = adam_moments(&state.exp_avg, &state.exp_avg_sq, &g, (sc.b1, self.betas.1))?;
         let second = if self.amsgrad {
-            let vmax = buffer("adam", state, "max_exp_avg_sq")?.maximum(&v)?;
-            state.tensors.insert("max_exp_avg_sq".into(), vmax.clone());
+            let vmax = state.max_exp_avg_sq.as_ref().ok_or_else(|| missing("adam", "max_exp_avg_sq"))?.maximum(&v)?;
+            state.max_exp_avg_sq = Some(vmax.clone());
             vmax
         } else {
             v.clone()
         };
         // (√v / √(1-β2ᵗ)) + eps, a true division as in PyTorch.
-        let bc2s = Tensor::new(sc.bias_correction2_sqrt, p.device())?.to_dtype(p.dtype())?;
-        let denom = second.sqrt()?.broadcast_div(&bc2s)?.affine(1.0, self.eps)?;
+        let denom = div_scalar(&second.sqrt()?, sc.bias_correction2_sqrt)?.affine(1.0, self.eps)?;
         param.set(&addcdiv(&p, &m, &denom, -sc.step_size)?)?;
-        state.tensors.insert("exp_avg".into(), m);
-        state.tensors.insert("exp_avg_sq".into(), v);
+        state.exp_avg = m;
+        state.exp_avg_sq = v;
         Ok(())
     }
 
@@ -96,7 +101,7 @@ impl Adam {
         states: &[&Tensor],
         sc: &Scalars,
     ) -> Result<()> {
-        let (b1, b2) = self.betas;
+        let (b1, b2) = (sc.b1, self.betas.1);
         let k = Kernel {
             w: T::of(1.0 - b1),
             w_lt_half: 1.0 - b1 < 0.5,
@@ -195,48 +200,28 @@ impl<T: Real> Kernel<T> {
 }
 
 impl Optimizer for Adam {
-    fn lr(&self) -> f64 {
-        self.lr
+    type State = AdamState;
+
+    fn init_state(&self, param: &Tensor) -> Result<AdamState> {
+        Ok(AdamState {
+            step: 0,
+            exp_avg: zeros(param)?,
+            exp_avg_sq: zeros(param)?,
+            max_exp_avg_sq: if self.amsgrad { Some(zeros(param)?) } else { None },
+        })
     }
 
-    fn init_state(&self, param: &Tensor) -> Result<State> {
-        zero_state(param, self.names())
-    }
-
-    fn step(&self, param: &Var, grad: &Tensor, state: &mut State, ctx: &StepContext) -> Result<()> {
-        let step = next_step(state);
-        let sc = self.scalars(step, ctx.lr);
-        let names = self.names();
-        let states = names.iter().map(|n| buffer("adam", state, n)).collect::<Result<Vec<_>>>()?;
-        let kind = if self.fused { fused_kind(param.as_tensor(), grad, &states) } else { None };
-        match kind {
+    fn step(&self, param: &Var, grad: &Tensor, state: &mut AdamState, ctx: &StepContext) -> Result<()> {
+        state.step += 1;
+        let sc = self.scalars(state.step as f64, ctx.momentum_or(self.betas.0), ctx.lr);
+        let mut states = vec![&state.exp_avg, &state.exp_avg_sq];
+        if self.amsgrad {
+            states.push(state.max_exp_avg_sq.as_ref().ok_or_else(|| missing("adam", "max_exp_avg_sq"))?);
+        }
+        match fused_kind(param.as_tensor(), grad, &states) {
             Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, &states, &sc),
             Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, &states, &sc),
             None => self.composed(param, grad, state, &sc, ctx.lr),
         }
-    }
-}
-
-/// The keys of `adam`; `adamw` has the same with weight_decay = 0.01.
-pub(crate) const fn params(weight_decay: f64, lr: f64) -> [ParamSpec; 6] {
-    [
-        ParamSpec::float("lr", lr, crate::common::LR_DOC),
-        ParamSpec::float_list("betas", &[0.9, 0.999], "decay rates of the first and second moment averages; in [0, 1)"),
-        ParamSpec::float("eps", 1e-8, "added to the denominator; >= 0"),
-        ParamSpec::float("weight_decay", weight_decay, "weight decay; >= 0"),
-        ParamSpec::bool("amsgrad", false, "use the maximum of past second moments (AMSGrad)"),
-        MAXIMIZE,
-    ]
-}
-
-pub(crate) const ADAM_PARAMS: [ParamSpec; 6] = params(0.0, 1e-3);
-
-ember_core::inventory::submit! {
-    OptimizerEntry {
-        name: "adam",
-        summary: "Adam, weight decay added to the gradient (torch.optim.Adam)",
-        params: &ADAM_PARAMS,
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(Adam::from_params(p, false)?)),
     }
 }

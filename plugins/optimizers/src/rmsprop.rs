@@ -3,83 +3,91 @@
 use candle_core::{Tensor, Var};
 use ember_core::ops::fused::{par_chunks, with_cpu_data, ChunkKernel, CpuFloat};
 use ember_core::ops::pointwise::Real;
-use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
+use ember_core::optim::{add_scaled, addcdiv, addcmul, effective_grad, fused_kind, lerp, lerp1, zeros, Fused};
+use ember_core::{check, Hyperparams, Optimizer, OptimizerState, Result, StepContext};
 
-use crate::common::{
-    add_scaled, addcdiv, addcmul, buffer, effective_grad, fused_kind, lerp, lerp1, next_step, non_negative, zero_state,
-    Fused, MAXIMIZE, WEIGHT_DECAY,
-};
+use crate::common::missing;
 
 /// PyTorch's RMSprop: s ← α·s + (1-α)·g²; centered: ḡ ← lerp(ḡ, g, 1-α) and
-/// a = √(s - ḡ²) + eps, else a = √s + eps; with momentum b ← μ·b + g/a and p ← p - lr·b,
-/// else p ← p - lr·g/a. State: `step`, `square_avg`, `momentum_buffer` (momentum > 0),
-/// `grad_avg` (centered).
-#[derive(Clone, Debug, PartialEq)]
+/// a = √(s - ḡ²) + eps, else a = √s + eps; with momentum μ > 0, b ← μ·b + g/a and
+/// p ← p - lr·b, else p ← p - lr·g/a. μ is the scheduled momentum when a scheduler
+/// cycles it.
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    optimizer = "rmsprop",
+    summary = "RMSprop: gradient divided by a running RMS, optional momentum and centering (torch.optim.RMSprop)",
+    lr = 0.01
+)]
 pub struct Rmsprop {
-    pub lr: f64,
+    /// smoothing constant of the squared-gradient average; >= 0
+    #[param(default = 0.99, check = check::non_negative)]
     pub alpha: f64,
+    /// added to the denominator; >= 0
+    #[param(default = 1e-8, check = check::non_negative)]
     pub eps: f64,
+    /// L2 penalty added to the gradient; >= 0
+    #[param(default = 0.0, check = check::non_negative)]
     pub weight_decay: f64,
+    /// momentum factor; >= 0
+    #[param(default = 0.0, check = check::non_negative)]
     pub momentum: f64,
+    /// divide by the centered RMS (variance estimate)
+    #[param(default = false)]
     pub centered: bool,
+    /// maximize the objective instead of minimizing
+    #[param(default = false)]
     pub maximize: bool,
-    /// Use the fused CPU kernel when it applies.
-    pub fused: bool,
+}
+
+/// RMSprop's state (PyTorch's names): the step count, the squared-gradient average,
+/// the momentum buffer (with momentum > 0: from the start when configured, at the
+/// first step with a scheduled momentum > 0 otherwise) and the gradient average
+/// (centered).
+#[derive(Clone, Debug, OptimizerState)]
+pub struct RmspropState {
+    pub step: u64,
+    pub square_avg: Tensor,
+    pub momentum_buffer: Option<Tensor>,
+    pub grad_avg: Option<Tensor>,
 }
 
 impl Rmsprop {
-    pub fn from_params(p: &Params) -> Result<Self> {
-        Ok(Rmsprop {
-            lr: non_negative(p, "lr")?,
-            alpha: non_negative(p, "alpha")?,
-            eps: non_negative(p, "eps")?,
-            weight_decay: non_negative(p, "weight_decay")?,
-            momentum: non_negative(p, "momentum")?,
-            centered: p.bool("centered")?,
-            maximize: p.bool("maximize")?,
-            fused: true,
-        })
-    }
-
-    fn names(&self) -> Vec<&'static str> {
-        let mut names = vec!["square_avg"];
-        if self.momentum > 0.0 {
-            names.push("momentum_buffer");
-        }
-        if self.centered {
-            names.push("grad_avg");
-        }
-        names
-    }
-
-    fn composed(&self, param: &Var, grad: &Tensor, state: &mut State, lr: f64) -> Result<()> {
+    fn composed(&self, param: &Var, grad: &Tensor, state: &mut RmspropState, momentum: f64, lr: f64) -> Result<()> {
         let p = param.as_tensor();
         let g = effective_grad(p, grad, self.maximize, self.weight_decay)?;
-        let sq = addcmul(&buffer("rmsprop", state, "square_avg")?.affine(self.alpha, 0.0)?, &g, &g, 1.0 - self.alpha)?;
+        let sq = addcmul(&state.square_avg.affine(self.alpha, 0.0)?, &g, &g, 1.0 - self.alpha)?;
         let avg = if self.centered {
-            let ga = lerp(buffer("rmsprop", state, "grad_avg")?, &g, 1.0 - self.alpha)?;
+            let ga =
+                lerp(state.grad_avg.as_ref().ok_or_else(|| missing("rmsprop", "grad_avg"))?, &g, 1.0 - self.alpha)?;
             let avg = addcmul(&sq, &ga, &ga, -1.0)?.sqrt()?;
-            state.tensors.insert("grad_avg".into(), ga);
+            state.grad_avg = Some(ga);
             avg
         } else {
             sq.sqrt()?
         };
         let avg = avg.affine(1.0, self.eps)?;
-        let new_p = if self.momentum > 0.0 {
-            let buf =
-                addcdiv(&buffer("rmsprop", state, "momentum_buffer")?.affine(self.momentum, 0.0)?, &g, &avg, 1.0)?;
+        let new_p = if momentum > 0.0 {
+            let buf = state.momentum_buffer.as_ref().ok_or_else(|| missing("rmsprop", "momentum_buffer"))?;
+            let buf = addcdiv(&buf.affine(momentum, 0.0)?, &g, &avg, 1.0)?;
             let new_p = add_scaled(p, &buf, -lr)?;
-            state.tensors.insert("momentum_buffer".into(), buf);
+            state.momentum_buffer = Some(buf);
             new_p
         } else {
             addcdiv(p, &g, &avg, -lr)?
         };
         param.set(&new_p)?;
-        state.tensors.insert("square_avg".into(), sq);
+        state.square_avg = sq;
         Ok(())
     }
 
-    fn fused_step<T: CpuFloat + Real>(&self, param: &Tensor, grad: &Tensor, states: &[&Tensor], lr: f64) -> Result<()> {
+    fn fused_step<T: CpuFloat + Real>(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        states: &[&Tensor],
+        momentum: f64,
+        lr: f64,
+    ) -> Result<()> {
         let w = 1.0 - self.alpha;
         let k = RmspropKernel {
             sign: if self.maximize { -T::one() } else { T::one() },
@@ -89,7 +97,7 @@ impl Rmsprop {
             w: T::of(w),
             w_lt_half: w < 0.5,
             eps: T::of(self.eps),
-            momentum: (self.momentum > 0.0).then(|| T::of(self.momentum)),
+            momentum: (momentum > 0.0).then(|| T::of(momentum)),
             centered: self.centered,
             neg_lr: T::of(-lr),
         };
@@ -185,41 +193,36 @@ impl<T: Real> RmspropKernel<T> {
 }
 
 impl Optimizer for Rmsprop {
-    fn lr(&self) -> f64 {
-        self.lr
+    type State = RmspropState;
+
+    fn init_state(&self, param: &Tensor) -> Result<RmspropState> {
+        Ok(RmspropState {
+            step: 0,
+            square_avg: zeros(param)?,
+            momentum_buffer: if self.momentum > 0.0 { Some(zeros(param)?) } else { None },
+            grad_avg: if self.centered { Some(zeros(param)?) } else { None },
+        })
     }
 
-    fn init_state(&self, param: &Tensor) -> Result<State> {
-        zero_state(param, &self.names())
-    }
-
-    fn step(&self, param: &Var, grad: &Tensor, state: &mut State, ctx: &StepContext) -> Result<()> {
-        next_step(state);
-        let names = self.names();
-        let states = names.iter().map(|n| buffer("rmsprop", state, n)).collect::<Result<Vec<_>>>()?;
-        let kind = if self.fused { fused_kind(param.as_tensor(), grad, &states) } else { None };
-        match kind {
-            Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, &states, ctx.lr),
-            Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, &states, ctx.lr),
-            None => self.composed(param, grad, state, ctx.lr),
+    fn step(&self, param: &Var, grad: &Tensor, state: &mut RmspropState, ctx: &StepContext) -> Result<()> {
+        state.step += 1;
+        let momentum = ctx.momentum_or(self.momentum);
+        // A scheduled momentum > 0 without a configured one: PyTorch's state (made at the
+        // first step, from the group's momentum then) has the buffer, zeros.
+        if momentum > 0.0 && state.momentum_buffer.is_none() {
+            state.momentum_buffer = Some(zeros(param.as_tensor())?);
         }
-    }
-}
-
-ember_core::inventory::submit! {
-    OptimizerEntry {
-        name: "rmsprop",
-        summary: "RMSprop: gradient divided by a running RMS, optional momentum and centering (torch.optim.RMSprop)",
-        params: &[
-            ParamSpec::float("lr", 0.01, crate::common::LR_DOC),
-            ParamSpec::float("alpha", 0.99, "smoothing constant of the squared-gradient average; >= 0"),
-            ParamSpec::float("eps", 1e-8, "added to the denominator; >= 0"),
-            WEIGHT_DECAY,
-            ParamSpec::float("momentum", 0.0, "momentum factor; >= 0"),
-            ParamSpec::bool("centered", false, "divide by the centered RMS (variance estimate)"),
-            MAXIMIZE,
-        ],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(Rmsprop::from_params(p)?)),
+        let mut states = vec![&state.square_avg];
+        if momentum > 0.0 {
+            states.push(state.momentum_buffer.as_ref().ok_or_else(|| missing("rmsprop", "momentum_buffer"))?);
+        }
+        if self.centered {
+            states.push(state.grad_avg.as_ref().ok_or_else(|| missing("rmsprop", "grad_avg"))?);
+        }
+        match fused_kind(param.as_tensor(), grad, &states) {
+            Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, &states, momentum, ctx.lr),
+            Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, &states, momentum, ctx.lr),
+            None => self.composed(param, grad, state, momentum, ctx.lr),
+        }
     }
 }

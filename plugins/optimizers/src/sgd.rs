@@ -4,64 +4,84 @@
 use candle_core::{Tensor, Var};
 use ember_core::ops::fused::{par_chunks, with_cpu_data, ChunkKernel, CpuFloat};
 use ember_core::ops::pointwise::Real;
-use ember_core::{Optimizer, OptimizerEntry, ParamSpec, Params, Result, State, StepContext};
-
-use crate::common::{add_scaled, effective_grad, fused_kind, non_negative, Fused, MAXIMIZE, WEIGHT_DECAY};
+use ember_core::optim::{add_scaled, effective_grad, fused_kind, Fused};
+use ember_core::{check, BuildContext, Error, Hyperparams, Optimizer, OptimizerState, Result, StepContext, Value};
 
 /// PyTorch's SGD: g ← ±grad + weight_decay·p; with momentum, b ← g on the first step, then
 /// b ← momentum·b + (1 - dampening)·g, and g ← g + momentum·b (Nesterov) or g ← b;
-/// finally p ← p - lr·g. State: `momentum_buffer` (after the first step, with momentum).
-#[derive(Clone, Debug, PartialEq)]
+/// finally p ← p - lr·g. The momentum is the scheduled one when a scheduler cycles it.
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    optimizer = "sgd",
+    summary = "stochastic gradient descent with momentum / Nesterov (torch.optim.SGD)",
+    lr = 1e-3,
+    build = Sgd::validate
+)]
 pub struct Sgd {
-    pub lr: f64,
+    /// momentum factor; >= 0
+    #[param(default = 0.0, check = check::non_negative)]
     pub momentum: f64,
+    /// dampening for momentum
+    #[param(default = 0.0)]
     pub dampening: f64,
+    /// L2 penalty added to the gradient; >= 0
+    #[param(default = 0.0, check = check::non_negative)]
     pub weight_decay: f64,
+    /// Nesterov momentum (needs momentum > 0, dampening = 0)
+    #[param(default = false)]
     pub nesterov: bool,
+    /// maximize the objective instead of minimizing
+    #[param(default = false)]
     pub maximize: bool,
-    /// Use the fused CPU kernel when it applies (the composed path otherwise).
-    pub fused: bool,
+}
+
+/// SGD's state: the momentum buffer, created at the first step with momentum (none
+/// without momentum). SGD keeps no step count.
+#[derive(Clone, Debug, OptimizerState)]
+pub struct SgdState {
+    pub momentum_buffer: Option<Tensor>,
 }
 
 impl Sgd {
-    pub fn from_params(p: &Params) -> Result<Self> {
-        let momentum = non_negative(p, "momentum")?;
-        let dampening = p.float("dampening")?;
-        let nesterov = p.bool("nesterov")?;
-        if nesterov && (momentum <= 0.0 || dampening != 0.0) {
-            return Err(p.invalid("nesterov", "Nesterov momentum requires momentum > 0 and dampening = 0"));
+    /// PyTorch's check: Nesterov momentum needs momentum > 0 and no dampening.
+    fn validate(self, _: &BuildContext) -> Result<Self> {
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(Error::InvalidValue {
+                path: "sgd.nesterov".into(),
+                value: Value::Bool(self.nesterov).to_string(),
+                rule: "Nesterov momentum requires momentum > 0 and dampening = 0".into(),
+            });
         }
-        Ok(Sgd {
-            lr: non_negative(p, "lr")?,
-            momentum,
-            dampening,
-            weight_decay: non_negative(p, "weight_decay")?,
-            nesterov,
-            maximize: p.bool("maximize")?,
-            fused: true,
-        })
+        Ok(self)
     }
 
-    fn composed(&self, param: &Var, grad: &Tensor, state: &mut State, lr: f64) -> Result<()> {
+    fn composed(&self, param: &Var, grad: &Tensor, state: &mut SgdState, momentum: f64, lr: f64) -> Result<()> {
         let p = param.as_tensor();
         let mut g = effective_grad(p, grad, self.maximize, self.weight_decay)?;
-        if self.momentum != 0.0 {
-            let buf = match state.tensors.get("momentum_buffer") {
+        if momentum != 0.0 {
+            let buf = match &state.momentum_buffer {
                 None => g.copy()?,
-                Some(b) => add_scaled(&b.affine(self.momentum, 0.0)?, &g, 1.0 - self.dampening)?,
+                Some(b) => add_scaled(&b.affine(momentum, 0.0)?, &g, 1.0 - self.dampening)?,
             };
-            g = if self.nesterov { add_scaled(&g, &buf, self.momentum)? } else { buf.clone() };
-            state.tensors.insert("momentum_buffer".into(), buf);
+            g = if self.nesterov { add_scaled(&g, &buf, momentum)? } else { buf.clone() };
+            state.momentum_buffer = Some(buf);
         }
         param.set(&add_scaled(p, &g, -lr)?)?;
         Ok(())
     }
 
-    fn fused_step<T: CpuFloat + Real>(&self, param: &Tensor, grad: &Tensor, buf: &Tensor, lr: f64) -> Result<()> {
+    fn fused_step<T: CpuFloat + Real>(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        buf: &Tensor,
+        momentum: f64,
+        lr: f64,
+    ) -> Result<()> {
         let k = SgdKernel {
             sign: if self.maximize { -T::one() } else { T::one() },
             wd: (self.weight_decay != 0.0).then(|| T::of(self.weight_decay)),
-            momentum: T::of(self.momentum),
+            momentum: T::of(momentum),
             damp: T::of(1.0 - self.dampening),
             nesterov: self.nesterov,
             neg_lr: T::of(-lr),
@@ -112,43 +132,25 @@ impl<T: Real> SgdKernel<T> {
 }
 
 impl Optimizer for Sgd {
-    fn lr(&self) -> f64 {
-        self.lr
+    type State = SgdState;
+
+    fn init_state(&self, _param: &Tensor) -> Result<SgdState> {
+        Ok(SgdState { momentum_buffer: None })
     }
 
-    fn init_state(&self, _param: &Tensor) -> Result<State> {
-        Ok(State::new())
-    }
-
-    fn step(&self, param: &Var, grad: &Tensor, state: &mut State, ctx: &StepContext) -> Result<()> {
+    fn step(&self, param: &Var, grad: &Tensor, state: &mut SgdState, ctx: &StepContext) -> Result<()> {
+        // PyTorch reads the group's momentum at each step: a scheduled momentum > 0 uses
+        // (and creates) the buffer even when the configured momentum is 0.
+        let momentum = ctx.momentum_or(self.momentum);
         // Plain SGD and the first momentum step (which copies the gradient) are composed.
-        let buf = match state.tensors.get("momentum_buffer") {
-            Some(b) if self.fused && self.momentum != 0.0 => b,
-            _ => return self.composed(param, grad, state, ctx.lr),
+        let buf = match &state.momentum_buffer {
+            Some(b) if momentum != 0.0 => b,
+            _ => return self.composed(param, grad, state, momentum, ctx.lr),
         };
         match fused_kind(param.as_tensor(), grad, &[buf]) {
-            Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, buf, ctx.lr),
-            Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, buf, ctx.lr),
-            None => self.composed(param, grad, state, ctx.lr),
+            Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, buf, momentum, ctx.lr),
+            Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, buf, momentum, ctx.lr),
+            None => self.composed(param, grad, state, momentum, ctx.lr),
         }
-    }
-}
-
-pub(crate) const PARAMS: &[ParamSpec] = &[
-    ParamSpec::float("lr", 1e-3, crate::common::LR_DOC),
-    ParamSpec::float("momentum", 0.0, "momentum factor; >= 0"),
-    ParamSpec::float("dampening", 0.0, "dampening for momentum"),
-    WEIGHT_DECAY,
-    ParamSpec::bool("nesterov", false, "Nesterov momentum (needs momentum > 0, dampening = 0)"),
-    MAXIMIZE,
-];
-
-ember_core::inventory::submit! {
-    OptimizerEntry {
-        name: "sgd",
-        summary: "stochastic gradient descent with momentum / Nesterov (torch.optim.SGD)",
-        params: PARAMS,
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(Sgd::from_params(p)?)),
     }
 }

@@ -4,14 +4,20 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use ember_core::rng::{at, unit_f32};
-use ember_core::{Error, ParamSpec, ParamType, Regularizer, RegularizerEntry, RegularizerRole, Result};
+use ember_core::{check, Error, Hyperparams, Regularizer, RegularizerRole, Result};
 
 /// In training mode, zeroes each element with probability p and scales the others by
 /// 1/(1 - p), so the expected value is unchanged; identity in evaluation mode. Element
 /// i of the mask depends only on (seed, i), so a run is reproducible whatever the thread
 /// count. p = 1 gives zeros.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    regularizer = "dropout",
+    summary = "inverted dropout: zero each element with probability p in training, scale the rest by 1/(1-p)"
+)]
 pub struct Dropout {
+    /// probability of zeroing an element; in [0, 1]
+    #[param(check = check::probability)]
     pub p: f64,
 }
 
@@ -90,15 +96,5 @@ impl CustomOp1 for MaskMul {
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(self)?))
-    }
-}
-
-ember_core::inventory::submit! {
-    RegularizerEntry {
-        name: "dropout",
-        summary: "inverted dropout: zero each element with probability p in training, scale the rest by 1/(1-p)",
-        params: &[ParamSpec::required("p", ParamType::Float, "probability of zeroing an element; in [0, 1]")],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(Dropout { p: p.float_where("p", |x| (0.0..=1.0).contains(&x), "must be in [0, 1]")? })),
     }
 }

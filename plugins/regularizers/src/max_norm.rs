@@ -1,14 +1,22 @@
 //! `max_norm`: rescale every slice whose L2 norm exceeds max_norm (as `torch.renorm`).
 
 use candle_core::{DType, Tensor};
-use ember_core::{Error, ParamSpec, ParamType, Regularizer, RegularizerEntry, RegularizerRole, Result};
+use ember_core::{check, Error, Hyperparams, Regularizer, RegularizerRole, Result};
 
 /// After each optimizer step, every slice along `dim` (each output row of a Linear
 /// weight [out, in] for dim = 0) with L2 norm above `max_norm` is scaled by
 /// max_norm / (norm + 1e-7), as `torch.renorm(w, 2, dim, max_norm)` does.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    regularizer = "max_norm",
+    summary = "max-norm constraint: rescale slices along dim whose L2 norm exceeds max_norm (torch.renorm)"
+)]
 pub struct MaxNorm {
+    /// largest allowed L2 norm of a slice; > 0
+    #[param(check = check::positive)]
     pub max_norm: f64,
+    /// the dimension whose slices are constrained (0: each output row of a Linear weight)
+    #[param(default = 0)]
     pub dim: i64,
 }
 
@@ -37,23 +45,5 @@ impl Regularizer for MaxNorm {
         let factor = norms.affine(1.0, 1e-7)?.recip()?.affine(self.max_norm, 0.0)?;
         let factor = over.where_cond(&factor, &factor.ones_like()?)?.to_dtype(weight.dtype())?;
         Ok(weight.broadcast_mul(&factor)?)
-    }
-}
-
-ember_core::inventory::submit! {
-    RegularizerEntry {
-        name: "max_norm",
-        summary: "max-norm constraint: rescale slices along dim whose L2 norm exceeds max_norm (torch.renorm)",
-        params: &[
-            ParamSpec::required("max_norm", ParamType::Float, "largest allowed L2 norm of a slice; > 0"),
-            ParamSpec::int("dim", 0, "the dimension whose slices are constrained (0: each output row of a Linear weight)"),
-        ],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(MaxNorm {
-                max_norm: p.float_where("max_norm", |m| m > 0.0, "must be > 0")?,
-                dim: p.int("dim")?,
-            }))
-        },
     }
 }

@@ -3,17 +3,23 @@
 
 use std::f64::consts::PI;
 
-use ember_core::{ParamSpec, ParamType, Result, Scheduler, SchedulerEntry, State};
+use ember_core::{check, Hyperparams, Result, Scheduler, State};
 
 use crate::common::Progress;
 
 /// η_t = η_min + (η_base - η_min)(1 + cos(π t / T_max)) / 2, computed with PyTorch's
 /// recursive (chainable) formula, so the numbers match PyTorch's; past T_max the
 /// schedule continues along the cosine.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(scheduler = "cosine", summary = "cosine annealing to eta_min over T_max steps (CosineAnnealingLR)")]
 pub struct CosineLr {
+    /// steps of a half cosine period; >= 1
+    #[param(name = "T_max", check = check::at_least(1))]
     pub t_max: i64,
+    /// minimum learning rate
+    #[param(default = 0.0)]
     pub eta_min: f64,
+    #[param(skip)]
     progress: Progress,
 }
 
@@ -46,24 +52,5 @@ impl Scheduler for CosineLr {
     fn load_state(&mut self, state: &State) -> Result<()> {
         self.progress = Progress::load("cosine", state)?;
         Ok(())
-    }
-}
-
-ember_core::inventory::submit! {
-    SchedulerEntry {
-        name: "cosine",
-        summary: "cosine annealing to eta_min over T_max steps (CosineAnnealingLR)",
-        params: &[
-            ParamSpec::required("T_max", ParamType::Int, "steps of a half cosine period; >= 1"),
-            ParamSpec::float("eta_min", 0.0, "minimum learning rate"),
-        ],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(CosineLr {
-                t_max: p.int_where("T_max", |t| t >= 1, "must be >= 1")?,
-                eta_min: p.float("eta_min")?,
-                progress: Progress::default(),
-            }))
-        },
     }
 }

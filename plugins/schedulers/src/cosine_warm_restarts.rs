@@ -3,19 +3,32 @@
 
 use std::f64::consts::PI;
 
-use ember_core::{ParamSpec, ParamType, Result, Scheduler, SchedulerEntry, State};
+use ember_core::{check, Hyperparams, Result, Scheduler, State};
 
 use crate::common::{scalar, Progress};
 
 /// η = η_min + (η_base - η_min)(1 + cos(π T_cur / T_i)) / 2; T_cur restarts at 0 when it
 /// reaches T_i, and T_i ← T_i·T_mult.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    scheduler = "cosine_warm_restarts",
+    summary = "cosine annealing with warm restarts every T_0, T_0 T_mult, ... steps (CosineAnnealingWarmRestarts)"
+)]
 pub struct CosineWarmRestarts {
+    /// steps until the first restart; >= 1
+    #[param(name = "T_0", check = check::at_least(1))]
     pub t_0: i64,
+    /// growth factor of the period after each restart; >= 1
+    #[param(name = "T_mult", default = 1, check = check::at_least(1))]
     pub t_mult: i64,
+    /// minimum learning rate
+    #[param(default = 0.0)]
     pub eta_min: f64,
+    #[param(skip)]
     t_i: i64,
+    #[param(skip)]
     t_cur: i64,
+    #[param(skip)]
     progress: Progress,
 }
 
@@ -59,28 +72,5 @@ impl Scheduler for CosineWarmRestarts {
         self.t_i = scalar("cosine_warm_restarts", state, "T_i")? as i64;
         self.t_cur = scalar("cosine_warm_restarts", state, "T_cur")? as i64;
         Ok(())
-    }
-}
-
-ember_core::inventory::submit! {
-    SchedulerEntry {
-        name: "cosine_warm_restarts",
-        summary: "cosine annealing with warm restarts every T_0, T_0 T_mult, ... steps (CosineAnnealingWarmRestarts)",
-        params: &[
-            ParamSpec::required("T_0", ParamType::Int, "steps until the first restart; >= 1"),
-            ParamSpec::int("T_mult", 1, "growth factor of the period after each restart; >= 1"),
-            ParamSpec::float("eta_min", 0.0, "minimum learning rate"),
-        ],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(CosineWarmRestarts {
-                t_0: p.int_where("T_0", |t| t >= 1, "must be >= 1")?,
-                t_mult: p.int_where("T_mult", |t| t >= 1, "must be >= 1")?,
-                eta_min: p.float("eta_min")?,
-                t_i: 0,
-                t_cur: 0,
-                progress: Progress::default(),
-            }))
-        },
     }
 }

@@ -1,13 +1,16 @@
 //! `exponential`: multiply the learning rate by gamma every step (PyTorch `ExponentialLR`).
 
-use ember_core::{ParamSpec, ParamType, Result, Scheduler, SchedulerEntry, State};
+use ember_core::{Hyperparams, Result, Scheduler, State};
 
 use crate::common::Progress;
 
 /// lr ← lr·γ at every step.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(scheduler = "exponential", summary = "decay the learning rate by gamma every step (ExponentialLR)")]
 pub struct ExponentialLr {
+    /// multiplicative factor of the decay
     pub gamma: f64,
+    #[param(skip)]
     progress: Progress,
 }
 
@@ -30,15 +33,5 @@ impl Scheduler for ExponentialLr {
     fn load_state(&mut self, state: &State) -> Result<()> {
         self.progress = Progress::load("exponential", state)?;
         Ok(())
-    }
-}
-
-ember_core::inventory::submit! {
-    SchedulerEntry {
-        name: "exponential",
-        summary: "decay the learning rate by gamma every step (ExponentialLR)",
-        params: &[ParamSpec::required("gamma", ParamType::Float, "multiplicative factor of the decay")],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(ExponentialLr { gamma: p.float("gamma")?, progress: Progress::default() })),
     }
 }

@@ -24,6 +24,6 @@ pub use cosine_warm_restarts::CosineWarmRestarts;
 pub use exponential::ExponentialLr;
 pub use linear::LinearLr;
 pub use multi_step::MultiStepLr;
-pub use one_cycle::OneCycle;
-pub use reduce_on_plateau::ReduceOnPlateau;
+pub use one_cycle::{AnnealStrategy, OneCycle};
+pub use reduce_on_plateau::{PlateauMode, ReduceOnPlateau, ThresholdMode};
 pub use step::StepLr;

@@ -1,18 +1,38 @@
 //! `linear`: ramp the learning rate factor linearly from start_factor to end_factor
 //! (PyTorch `LinearLR`).
 
-use ember_core::{ParamSpec, Result, Scheduler, SchedulerEntry, State};
+use ember_core::{check, Hyperparams, Result, Scheduler, State};
 
 use crate::common::Progress;
 
 /// The factor goes from `start_factor` to `end_factor` over `total_iters` steps, then
 /// stays; PyTorch's chainable formula.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    scheduler = "linear",
+    summary = "linear ramp of the learning rate factor from start_factor to end_factor (LinearLR)"
+)]
 pub struct LinearLr {
+    /// factor at step 0; in (0, 1]
+    #[param(default = 0.3333333333333333, check = positive_fraction)] // 1/3, PyTorch's default
     pub start_factor: f64,
+    /// factor from total_iters on; in [0, 1]
+    #[param(default = 1.0, check = check::probability)]
     pub end_factor: f64,
+    /// steps of the ramp; >= 0
+    #[param(default = 5, check = check::at_least(0))]
     pub total_iters: i64,
+    #[param(skip)]
     progress: Progress,
+}
+
+/// In `(0, 1]`.
+fn positive_fraction(v: &f64) -> check::Check {
+    if *v > 0.0 && *v <= 1.0 {
+        Ok(())
+    } else {
+        Err("must be in (0, 1]".into())
+    }
 }
 
 impl Scheduler for LinearLr {
@@ -40,26 +60,5 @@ impl Scheduler for LinearLr {
     fn load_state(&mut self, state: &State) -> Result<()> {
         self.progress = Progress::load("linear", state)?;
         Ok(())
-    }
-}
-
-ember_core::inventory::submit! {
-    SchedulerEntry {
-        name: "linear",
-        summary: "linear ramp of the learning rate factor from start_factor to end_factor (LinearLR)",
-        params: &[
-            ParamSpec::float("start_factor", 1.0 / 3.0, "factor at step 0; in (0, 1]"),
-            ParamSpec::float("end_factor", 1.0, "factor from total_iters on; in [0, 1]"),
-            ParamSpec::int("total_iters", 5, "steps of the ramp; >= 0"),
-        ],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(LinearLr {
-                start_factor: p.float_where("start_factor", |f| f > 0.0 && f <= 1.0, "must be in (0, 1]")?,
-                end_factor: p.float_where("end_factor", |f| (0.0..=1.0).contains(&f), "must be in [0, 1]")?,
-                total_iters: p.int_where("total_iters", |t| t >= 0, "must be >= 0")?,
-                progress: Progress::default(),
-            }))
-        },
     }
 }

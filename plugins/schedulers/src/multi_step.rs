@@ -1,14 +1,19 @@
 //! `multi_step`: multiply the learning rate by gamma at each milestone (PyTorch `MultiStepLR`).
 
-use ember_core::{ParamSpec, ParamType, Result, Scheduler, SchedulerEntry, State};
+use ember_core::{Hyperparams, Result, Scheduler, State};
 
 use crate::common::Progress;
 
 /// lr ← lr·γᵏ at step t, where k counts how often t appears in `milestones`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(scheduler = "multi_step", summary = "decay the learning rate by gamma at each milestone step (MultiStepLR)")]
 pub struct MultiStepLr {
+    /// steps at which to decay
     pub milestones: Vec<i64>,
+    /// multiplicative factor of the decay
+    #[param(default = 0.1)]
     pub gamma: f64,
+    #[param(skip)]
     progress: Progress,
 }
 
@@ -35,20 +40,5 @@ impl Scheduler for MultiStepLr {
     fn load_state(&mut self, state: &State) -> Result<()> {
         self.progress = Progress::load("multi_step", state)?;
         Ok(())
-    }
-}
-
-ember_core::inventory::submit! {
-    SchedulerEntry {
-        name: "multi_step",
-        summary: "decay the learning rate by gamma at each milestone step (MultiStepLR)",
-        params: &[
-            ParamSpec::required("milestones", ParamType::IntList, "steps at which to decay"),
-            ParamSpec::float("gamma", 0.1, "multiplicative factor of the decay"),
-        ],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(MultiStepLr { milestones: p.int_list("milestones")?, gamma: p.float("gamma")?, progress: Progress::default() }))
-        },
     }
 }

@@ -1,35 +1,77 @@
 //! `reduce_on_plateau`: cut the learning rate when a metric stops improving (PyTorch
 //! `ReduceLROnPlateau`).
 
-use ember_core::{Error, ParamSpec, Result, Scheduler, SchedulerEntry, State};
+use ember_core::{check, Error, Hyperparams, ParamEnum, Result, Scheduler, State};
 
 use crate::common::{scalar, Progress};
 
 /// After more than `patience` steps without improvement of the metric (by `threshold`,
 /// relative or absolute), lr ← max(lr·factor, min_lr), then wait `cooldown` steps.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(
+    scheduler = "reduce_on_plateau",
+    summary = "reduce the learning rate when a metric has stopped improving (ReduceLROnPlateau)"
+)]
 pub struct ReduceOnPlateau {
-    pub maximize: bool,
+    /// min: lower metric is better; max: higher
+    #[param(default = "min")]
+    pub mode: PlateauMode,
+    /// lr <- lr * factor; in [0, 1)
+    #[param(default = 0.1, check = check::unit_interval)]
     pub factor: f64,
+    /// steps without improvement before reducing; >= 0
+    #[param(default = 10, check = check::at_least(0))]
     pub patience: i64,
+    /// minimum change that counts as improvement; >= 0
+    #[param(default = 1e-4, check = check::non_negative)]
     pub threshold: f64,
-    pub relative: bool,
+    /// threshold relative to the best value, or absolute
+    #[param(default = "rel")]
+    pub threshold_mode: ThresholdMode,
+    /// steps to wait after a reduction; >= 0
+    #[param(default = 0, check = check::at_least(0))]
     pub cooldown: i64,
+    /// lower bound on the learning rate; >= 0
+    #[param(default = 0.0, check = check::non_negative)]
     pub min_lr: f64,
+    /// smaller reductions are skipped
+    #[param(default = 1e-8)]
     pub eps: f64,
+    #[param(skip = f64::INFINITY)]
     best: f64,
+    #[param(skip)]
     num_bad_epochs: i64,
+    #[param(skip)]
     cooldown_counter: i64,
+    #[param(skip)]
     progress: Progress,
+}
+
+/// Which direction of the metric is an improvement (PyTorch's `mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ParamEnum)]
+pub enum PlateauMode {
+    /// Lower is better.
+    Min,
+    /// Higher is better.
+    Max,
+}
+
+/// How `threshold` compares with the best value (PyTorch's `threshold_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ParamEnum)]
+pub enum ThresholdMode {
+    /// Relative: best * (1 ± threshold).
+    Rel,
+    /// Absolute: best ± threshold.
+    Abs,
 }
 
 impl ReduceOnPlateau {
     fn is_better(&self, a: f64) -> bool {
-        match (self.maximize, self.relative) {
-            (false, true) => a < self.best * (1.0 - self.threshold),
-            (false, false) => a < self.best - self.threshold,
-            (true, true) => a > self.best * (self.threshold + 1.0),
-            (true, false) => a > self.best + self.threshold,
+        match (self.mode, self.threshold_mode) {
+            (PlateauMode::Min, ThresholdMode::Rel) => a < self.best * (1.0 - self.threshold),
+            (PlateauMode::Min, ThresholdMode::Abs) => a < self.best - self.threshold,
+            (PlateauMode::Max, ThresholdMode::Rel) => a > self.best * (self.threshold + 1.0),
+            (PlateauMode::Max, ThresholdMode::Abs) => a > self.best + self.threshold,
         }
     }
 }
@@ -37,7 +79,7 @@ impl ReduceOnPlateau {
 impl Scheduler for ReduceOnPlateau {
     fn init(&mut self, lrs: &mut [f64]) -> Result<()> {
         self.progress = Progress::start(lrs);
-        self.best = if self.maximize { f64::NEG_INFINITY } else { f64::INFINITY };
+        self.best = if self.mode == PlateauMode::Max { f64::NEG_INFINITY } else { f64::INFINITY };
         self.num_bad_epochs = 0;
         self.cooldown_counter = 0;
         Ok(())
@@ -89,39 +131,5 @@ impl Scheduler for ReduceOnPlateau {
         self.num_bad_epochs = scalar(name, state, "num_bad_epochs")? as i64;
         self.cooldown_counter = scalar(name, state, "cooldown_counter")? as i64;
         Ok(())
-    }
-}
-
-ember_core::inventory::submit! {
-    SchedulerEntry {
-        name: "reduce_on_plateau",
-        summary: "reduce the learning rate when a metric has stopped improving (ReduceLROnPlateau)",
-        params: &[
-            ParamSpec::choice("mode", &["min", "max"], "min", "min: lower metric is better; max: higher"),
-            ParamSpec::float("factor", 0.1, "lr <- lr * factor; in [0, 1)"),
-            ParamSpec::int("patience", 10, "steps without improvement before reducing; >= 0"),
-            ParamSpec::float("threshold", 1e-4, "minimum change that counts as improvement; >= 0"),
-            ParamSpec::choice("threshold_mode", &["rel", "abs"], "rel", "threshold relative to the best value, or absolute"),
-            ParamSpec::int("cooldown", 0, "steps to wait after a reduction; >= 0"),
-            ParamSpec::float("min_lr", 0.0, "lower bound on the learning rate; >= 0"),
-            ParamSpec::float("eps", 1e-8, "smaller reductions are skipped"),
-        ],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(ReduceOnPlateau {
-                maximize: p.str("mode")? == "max",
-                factor: p.float_where("factor", |f| (0.0..1.0).contains(&f), "must be in [0, 1)")?,
-                patience: p.int_where("patience", |x| x >= 0, "must be >= 0")?,
-                threshold: p.float_where("threshold", |x| x >= 0.0, "must be >= 0")?,
-                relative: p.str("threshold_mode")? == "rel",
-                cooldown: p.int_where("cooldown", |x| x >= 0, "must be >= 0")?,
-                min_lr: p.float_where("min_lr", |x| x >= 0.0, "must be >= 0")?,
-                eps: p.float("eps")?,
-                best: f64::INFINITY,
-                num_bad_epochs: 0,
-                cooldown_counter: 0,
-                progress: Progress::default(),
-            }))
-        },
     }
 }

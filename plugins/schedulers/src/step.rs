@@ -1,14 +1,20 @@
 //! `step`: multiply the learning rate by gamma every step_size steps (PyTorch `StepLR`).
 
-use ember_core::{ParamSpec, Result, Scheduler, SchedulerEntry, State};
+use ember_core::{check, Hyperparams, Result, Scheduler, State};
 
 use crate::common::Progress;
 
 /// lr ← lr·γ at every step t with t % step_size == 0 (PyTorch's chainable form).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(scheduler = "step", summary = "decay the learning rate by gamma every step_size steps (StepLR)")]
 pub struct StepLr {
+    /// period of the decay, in steps; >= 1
+    #[param(check = check::at_least(1))]
     pub step_size: i64,
+    /// multiplicative factor of the decay
+    #[param(default = 0.1)]
     pub gamma: f64,
+    #[param(skip)]
     progress: Progress,
 }
 
@@ -33,24 +39,5 @@ impl Scheduler for StepLr {
     fn load_state(&mut self, state: &State) -> Result<()> {
         self.progress = Progress::load("step", state)?;
         Ok(())
-    }
-}
-
-ember_core::inventory::submit! {
-    SchedulerEntry {
-        name: "step",
-        summary: "decay the learning rate by gamma every step_size steps (StepLR)",
-        params: &[
-            ParamSpec::required("step_size", ember_core::ParamType::Int, "period of the decay, in steps; >= 1"),
-            ParamSpec::float("gamma", 0.1, "multiplicative factor of the decay"),
-        ],
-        module: module_path!(),
-        build: |p, _| {
-            Ok(Box::new(StepLr {
-                step_size: p.int_where("step_size", |s| s >= 1, "must be >= 1")?,
-                gamma: p.float("gamma")?,
-                progress: Progress::default(),
-            }))
-        },
     }
 }

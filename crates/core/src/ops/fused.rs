@@ -111,6 +111,14 @@ pub fn fusable<T: CpuFloat>(param: &Tensor, grad: &Tensor, states: &[&Tensor]) -
 /// What [`with_cpu_data`] calls: `(param, grad, states)`.
 pub type DataFn<'a, T> = dyn FnMut(&mut [T], &[T], &mut [&mut [T]]) + 'a;
 
+static FUSED_UPDATES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many fused updates ([`with_cpu_data`] calls) this process has run: `ember bench
+/// optimizer` reports the path that really ran by comparing it before and after.
+pub fn fused_updates() -> u64 {
+    FUSED_UPDATES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Calls `f(param, grad, states)` on the CPU data of the tensors: `param` and every
 /// state writable, `grad` read-only. Up to four state tensors.
 pub fn with_cpu_data<T: CpuFloat>(
@@ -125,6 +133,7 @@ pub fn with_cpu_data<T: CpuFloat>(
             T::DTYPE
         )));
     }
+    FUSED_UPDATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut go = |p: &mut [T], g: &[T], s: &mut [&mut [T]]| -> candle_core::Result<()> {
         f(p, g, s);
         Ok(())
@@ -180,7 +189,6 @@ pub fn par_chunks<T: CpuFloat, K: ChunkKernel<T>>(p: &mut [T], g: &[T], states: 
     let chunks = len.div_ceil(CHUNK);
     let p_ptr = SendPtr(p.as_mut_ptr());
     let s_ptrs: Vec<SendPtr<T>> = states.iter_mut().map(|s| SendPtr(s.as_mut_ptr())).collect();
-    crate::threads::configure();
     candle_core::utils::barrier_pool().execute_chunked(chunks, |range| {
         for i in range {
             let start = i * CHUNK;

@@ -173,7 +173,6 @@ fn matmul_into<T: Gemm>(dst: &mut [T], a: &Mat<T>, b: &Mat<T>, accumulate: bool)
     let step = len.div_ceil(threads).next_multiple_of(8);
     // candle's barrier pool: the caller works too, and the helpers it wakes are the ones
     // candle's own parallel operations use, so no second set of threads competes.
-    crate::threads::configure();
     candle_core::utils::barrier_pool().execute_chunked(len.div_ceil(step), |blocks| {
         for i in blocks {
             let start = i * step;

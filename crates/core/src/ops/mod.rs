@@ -70,7 +70,7 @@ impl Kernels {
     }
 }
 
-// 0: not yet read from the environment; 1: auto; 2: composed.
+// 0: auto (the default); 2: composed.
 static PROCESS_KERNELS: AtomicU8 = AtomicU8::new(0);
 
 thread_local! {
@@ -78,27 +78,23 @@ thread_local! {
 }
 
 /// The kernels in effect on this thread: a [`with_kernels`] scope, else the process-wide
-/// choice ([`set_kernels`], else `EMBER_KERNELS`, else [`Kernels::Auto`]; an unknown
-/// `EMBER_KERNELS` value counts as auto here; the CLI rejects it up front).
+/// choice ([`set_kernels`], else [`Kernels::Auto`]). The library does not read
+/// `EMBER_KERNELS` itself: the `ember` command line reads it once and calls
+/// [`set_kernels`]; a program of your own can do the same with [`Kernels::from_env`].
 pub fn kernels() -> Kernels {
     if let Some(k) = THREAD_KERNELS.with(Cell::get) {
         return k;
     }
     match PROCESS_KERNELS.load(Ordering::Relaxed) {
-        1 => Kernels::Auto,
         2 => Kernels::Composed,
-        _ => {
-            let k = Kernels::from_env().unwrap_or(Kernels::Auto);
-            set_kernels(k);
-            k
-        }
+        _ => Kernels::Auto,
     }
 }
 
 /// Sets the kernels for the whole process (threads inside a [`with_kernels`] scope keep
 /// theirs).
 pub fn set_kernels(k: Kernels) {
-    PROCESS_KERNELS.store(if k == Kernels::Auto { 1 } else { 2 }, Ordering::Relaxed);
+    PROCESS_KERNELS.store(if k == Kernels::Auto { 0 } else { 2 }, Ordering::Relaxed);
 }
 
 /// Runs `f` with `k` in effect on this thread only (tests use it to run the composed path

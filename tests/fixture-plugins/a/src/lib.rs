@@ -4,11 +4,23 @@
 //! that a duplicate name is an error naming both crates).
 
 use candle_core::Tensor;
-use ember_core::{Activation, ActivationEntry, ParamSpec, Result};
+use ember_core::{check::Check, Activation, Hyperparams, Result};
+
+/// `Err` unless `v` is finite.
+fn finite(v: &f64) -> Check {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err("must be finite".to_string())
+    }
+}
 
 /// scale * x³.
-#[derive(Debug)]
+#[derive(Debug, Hyperparams)]
+#[plugin(activation = "cube", summary = "scale * x^3 (a third-party test plugin)")]
 pub struct Cube {
+    /// factor applied to x^3; must be finite
+    #[param(default = 1.0, check = finite)]
     pub scale: f64,
 }
 
@@ -18,34 +30,22 @@ impl Activation for Cube {
     }
 }
 
-ember_core::inventory::submit! {
-    ActivationEntry {
-        name: "cube",
-        summary: "scale * x^3 (a third-party test plugin)",
-        params: &[ParamSpec::float("scale", 1.0, "factor applied to x^3; must be finite")],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new(Cube { scale: p.float_where("scale", f64::is_finite, "must be finite")? })),
-    }
-}
+pub use twin::Twin;
 
-/// The identity, registered as `twin` here and in `ember-fixture-plugin-b`.
-#[derive(Debug)]
-pub struct Twin;
-
-impl Activation for Twin {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.clone())
-    }
-}
-
+/// Registers `twin` from this module, so the duplicate-name error names
+/// `ember_fixture_plugin_a::twin`.
 pub mod twin {
-    ember_core::inventory::submit! {
-        ember_core::ActivationEntry {
-            name: "twin",
-            summary: "identity (registered by two fixture crates)",
-            params: &[],
-            module: module_path!(),
-            build: |_, _| Ok(Box::new(super::Twin)),
+    use candle_core::Tensor;
+    use ember_core::{Activation, Hyperparams, Result};
+
+    /// The identity, registered as `twin` here and in `ember-fixture-plugin-b`.
+    #[derive(Debug, Hyperparams)]
+    #[plugin(activation = "twin", summary = "identity (registered by two fixture crates)")]
+    pub struct Twin;
+
+    impl Activation for Twin {
+        fn forward(&self, x: &Tensor) -> Result<Tensor> {
+            Ok(x.clone())
         }
     }
 }

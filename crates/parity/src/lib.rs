@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
-use ember_core::{BuildContext, Config, RegularizerRole, StepContext};
+use ember_core::{BuildContext, Config, DynOptimizer, RegularizerRole, StepContext};
 use serde_json::{json, Map, Value as Json};
 
 /// The `format` value this runner reads.
@@ -421,7 +421,9 @@ fn optimizer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
         .get("trajectory")
         .and_then(Json::as_array)
         .ok_or("expected.trajectory must be a list of tensors (x after each step)")?;
-    let opt = ember_core::optimizer(c.name, &c.config, &c.ctx()).map_err(err_str)?;
+    let (opt, params) =
+        ember_core::registry::build_with_params::<dyn DynOptimizer>(c.name, &c.config, &c.ctx()).map_err(err_str)?;
+    let lr = params.opt_float("lr").map_err(err_str)?.ok_or("the optimizer declares no `lr` key")?;
     let (x0, a, b) = (c.tensor("x0")?, c.tensor("a")?, c.tensor("b")?);
     if x0.dims() != a.dims() || x0.dims() != b.dims() {
         return Err(format!("inputs x0 {:?}, a {:?} and b {:?} must have one shape", x0.dims(), a.dims(), b.dims()));
@@ -435,7 +437,7 @@ fn optimizer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
     let two_a = a.affine(2.0, 0.0).map_err(err_str)?;
     for (k, exp) in expected.iter().enumerate() {
         let g = two_a.mul(x.as_tensor()).and_then(|t| t.add(&b)).map_err(err_str)?;
-        opt.step(&x, &g, &mut state, &StepContext::new(opt.lr())).map_err(|e| format!("step {}: {e}", k + 1))?;
+        opt.step(&x, &g, &mut state, &StepContext::new(lr)).map_err(|e| format!("step {}: {e}", k + 1))?;
         let exp = parse_data(exp).map_err(|e| format!("expected.trajectory[{k}]: {e}"))?;
         compare(&format!("step {}", k + 1), x.as_tensor(), &exp, c.rtol, c.atol, diff)?;
     }
@@ -443,12 +445,19 @@ fn optimizer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
 }
 
 fn scheduler_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
-    c.check_expected_keys(&["lr"])?;
+    c.check_expected_keys(&["lr", "momentum"])?;
     let expected = c.expected.get("lr").and_then(Json::as_array).ok_or("expected.lr must be a list of numbers")?;
+    let momenta = match c.expected.get("momentum") {
+        None => None,
+        Some(m) => Some(m.as_array().ok_or("expected.momentum must be a list of numbers")?),
+    };
     let mut sched = ember_core::scheduler(c.name, &c.config, &c.ctx()).map_err(err_str)?;
     let steps = c.count("steps")?;
     if expected.len() != steps {
         return Err(format!("expected.lr has {} entries but inputs.steps is {steps}", expected.len()));
+    }
+    if momenta.is_some_and(|m| m.len() != steps) {
+        return Err(format!("expected.momentum must have one entry per step ({steps}), like expected.lr"));
     }
     let metrics = match c.inputs.get("metrics") {
         None => None,
@@ -462,6 +471,13 @@ fn scheduler_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
     for (k, exp) in expected.iter().enumerate() {
         let exp = parse_number(exp).map_err(|e| format!("expected.lr[{k}]: {e}"))?;
         check_value(&format!("lr at step {}", k + 1), lrs[0], exp, c.rtol, c.atol, diff)?;
+        if let Some(momenta) = momenta {
+            let exp = parse_number(&momenta[k]).map_err(|e| format!("expected.momentum[{k}]: {e}"))?;
+            let got = sched.momentum(0).ok_or_else(|| {
+                format!("scheduler '{}' sets no momentum, but the case expects one (cycle_momentum?)", c.name)
+            })?;
+            check_value(&format!("momentum at step {}", k + 1), got, exp, c.rtol, c.atol, diff)?;
+        }
         let metric = metrics.as_ref().map(|m| m[k]);
         sched.step(&mut lrs, metric).map_err(|e| format!("step {}: {e}", k + 1))?;
     }

@@ -31,9 +31,9 @@ pub fn config(data: &[u8]) {
 /// A parity file (`ember parity FILE`): the outer structure, then every case run.
 pub fn parity(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(file) = crate::parity::parse(text, Path::new("fuzz.json")) {
+    if let Ok(file) = ember_parity::parse(text, Path::new("fuzz.json")) {
         for (i, case) in file.cases.iter().enumerate() {
-            let _ = crate::parity::run_case(case, i);
+            let _ = ember_parity::run_case(case, i);
         }
     }
 }

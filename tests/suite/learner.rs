@@ -2,7 +2,7 @@
 //! plots, checkpoints, config errors with key paths, activation/loss pairing warnings,
 //! NaN guard, early stopping, gradient accumulation, export / inspect / predict.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

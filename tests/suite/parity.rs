@@ -4,9 +4,9 @@
 
 use std::process::Command;
 
-mod common;
+use crate::common;
 
-use ember::parity::{load, run_case, Outcome};
+use ember_parity::{load, run_case, Outcome};
 use serde_json::{json, Value};
 
 #[test]

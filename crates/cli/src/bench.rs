@@ -5,7 +5,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use ember_core::{BuildContext, Config, StepContext};
+use ember_core::ops::{self, Kernels};
+use ember_core::{registry, BuildContext, Config, DynOptimizer, StepContext};
 use serde_json::json;
 
 /// Times `steps` optimizer steps of `name` on one f32 parameter of `numel` elements.
@@ -19,11 +20,10 @@ pub fn optimizer(
 ) -> anyhow::Result<()> {
     let config: Config = serde_json::from_str(config)
         .map_err(|e| anyhow::anyhow!("--config must be a JSON object of hyperparameters: {e}"))?;
-    let opt = if composed {
-        ember_optimizers::composed(name, &config)?
-    } else {
-        ember_core::optimizer(name, &config, &BuildContext::default())?
-    };
+    let (opt, params) = registry::build_with_params::<dyn DynOptimizer>(name, &config, &BuildContext::default())?;
+    let lr = params.opt_float("lr")?.unwrap_or(0.0);
+    // The one kernel switch: --composed runs every optimizer's composed path.
+    let kernels = if composed { Kernels::Composed } else { ops::kernels() };
     if numel == 0 || steps == 0 {
         anyhow::bail!("--numel and --steps must be at least 1");
     }
@@ -36,21 +36,25 @@ pub fn optimizer(
     let param = Var::from_tensor(&Tensor::randn(0f32, 1.0, numel, &Device::Cpu)?)?;
     let grad = Tensor::randn(0f32, 1.0, numel, &Device::Cpu)?.to_dtype(DType::F32)?;
     let mut state = opt.init_state(param.as_tensor())?;
-    let ctx = StepContext::new(opt.lr());
-    for _ in 0..2 {
-        opt.step(&param, &grad, &mut state, &ctx)?;
-    }
-    let start = Instant::now();
-    for _ in 0..steps {
-        opt.step(&param, &grad, &mut state, &ctx)?;
-    }
-    let seconds = start.elapsed().as_secs_f64();
+    let ctx = StepContext::new(lr);
+    let (seconds, fused) = ops::with_kernels(kernels, || -> ember_core::Result<(f64, u64)> {
+        for _ in 0..2 {
+            opt.step(&param, &grad, &mut state, &ctx)?;
+        }
+        let before = ops::fused::fused_updates();
+        let start = Instant::now();
+        for _ in 0..steps {
+            opt.step(&param, &grad, &mut state, &ctx)?;
+        }
+        Ok((start.elapsed().as_secs_f64(), ops::fused::fused_updates() - before))
+    })?;
     let ns_per_element = seconds * 1e9 / (steps as f64 * numel as f64);
     let summary = json!({
         "name": name,
         "numel": numel,
         "steps": steps,
-        "path": if composed { "composed" } else { "default" },
+        // The path that ran: every step through a fused kernel, or none.
+        "path": if fused >= steps as u64 { "fused" } else { "composed" },
         "seconds": seconds,
         "ns_per_element": ns_per_element,
     });
@@ -86,7 +90,7 @@ pub fn train(
     run.train.epochs = epochs;
     let dir = std::env::temp_dir().join(format!("ember-bench-{}", std::process::id()));
     let mut learner =
-        ember_train::Learner::new(run, crate::device::parse(device)?, &dir, ember_train::Reporter::Stderr)?;
+        ember_train::Learner::new(run, ember_core::device::parse(device)?, &dir, ember_train::Reporter::Stderr)?;
     let summary = learner.fit();
     let phases = learner.phase_history().to_vec();
     let history = learner.progress().history.clone();

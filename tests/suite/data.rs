@@ -1,7 +1,7 @@
 //! Data: the IDX reader's errors, Fashion-MNIST / MNIST lookup, the embedded subset, the
 //! data loader's seeded shuffling, and the main job on a fresh machine.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

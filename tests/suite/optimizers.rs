@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
+use ember::core::ops::{with_kernels, Kernels};
 use ember::core::registry::{plugins, Kind};
 use ember::core::{BuildContext, Config, StepContext};
 use ember::train::{clip_grad_norm, clip_grad_value, NormType, OptimizerDriver, ParamGroupSpec};
@@ -52,13 +53,14 @@ fn every_optimizer_decreases_a_quadratic_and_keeps_shape_and_dtype() {
         for dtype in [DType::F32, DType::F64] {
             for start in [[1.0, -2.0, 0.5, 3.0], [-4.0, 0.1, 2.0, -1.0], [0.3, 0.3, -0.3, 0.3]] {
                 for config in [Config::new(), lively(name)] {
-                    let opt = ember::core::optimizer(name, &config, &BuildContext::default()).unwrap();
+                    let (opt, lr) =
+                        ember::core::registry::optimizer_with_lr(name, &config, &BuildContext::default()).unwrap();
                     let x = Var::from_tensor(&tensor(&start, dtype)).unwrap();
                     let (a_t, b_t) = (tensor(&a, dtype), tensor(&b, dtype));
                     let mut state = opt.init_state(x.as_tensor()).unwrap();
                     for _ in 0..30 {
                         let g = a_t.affine(2.0, 0.0).unwrap().mul(x.as_tensor()).unwrap().add(&b_t).unwrap();
-                        opt.step(&x, &g, &mut state, &StepContext::new(opt.lr())).unwrap();
+                        opt.step(&x, &g, &mut state, &StepContext::new(lr)).unwrap();
                     }
                     assert_eq!(x.dtype(), dtype, "{name}");
                     assert_eq!(x.dims(), [4], "{name}");
@@ -72,17 +74,15 @@ fn every_optimizer_decreases_a_quadratic_and_keeps_shape_and_dtype() {
 
 /// Steps `opt` 10 times on a parameter of `n` elements with pseudo-random gradients.
 fn run(name: &str, config: &Config, composed: bool, n: usize, dtype: DType) -> Vec<f64> {
-    let opt = if composed {
-        ember::optimizers::composed(name, config).unwrap()
-    } else {
-        ember::core::optimizer(name, config, &BuildContext::default()).unwrap()
-    };
+    let (opt, lr) = ember::core::registry::optimizer_with_lr(name, config, &BuildContext::default()).unwrap();
+    // The one kernel switch: composed ops for every optimizer, or fused where they apply.
+    let kernels = if composed { Kernels::Composed } else { Kernels::Auto };
     let x0: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 / 250.0 - 2.0).collect();
     let x = Var::from_tensor(&tensor(&x0, dtype)).unwrap();
     let mut state = opt.init_state(x.as_tensor()).unwrap();
     for k in 0..10 {
         let g: Vec<f64> = (0..n).map(|i| (((i + 31 * k) * 104729) % 2000) as f64 / 1000.0 - 1.0).collect();
-        opt.step(&x, &tensor(&g, dtype), &mut state, &StepContext::new(opt.lr())).unwrap();
+        with_kernels(kernels, || opt.step(&x, &tensor(&g, dtype), &mut state, &StepContext::new(lr))).unwrap();
     }
     values(x.as_tensor())
 }
@@ -318,8 +318,6 @@ fn bad_scheduler_configs_are_errors() {
         "reduce_on_plateau.factor = 1.0 is invalid: must be in [0, 1)"
     );
     assert_eq!(err("one_cycle", "max_lr = 0.1"), "one_cycle needs total_steps, or epochs and steps_per_epoch");
-    assert!(err("one_cycle", "max_lr = 0.1\ntotal_steps = 10\ncycle_momentum = true")
-        .contains("set cycle_momentum = false"));
     let mut s =
         ember::core::scheduler("one_cycle", &cfg("max_lr = 0.1\ntotal_steps = 2"), &BuildContext::default()).unwrap();
     let mut lrs = vec![0.1];
@@ -403,4 +401,66 @@ fn resumed_state_with_missing_or_extra_entries_is_refused() {
     with_momentum.step(&grads(with_momentum.params(), 0)).unwrap();
     let e = sgd.load_state_dict(&with_momentum.state_dict().unwrap()).unwrap_err().to_string();
     assert!(e.contains("optimizer/state/0.weight/momentum_buffer: unexpected"), "{e}");
+}
+
+/// `one_cycle` with `cycle_momentum = true` (PyTorch's default) moves SGD's momentum and
+/// Adam's beta1 step by step; the trajectory matches PyTorch's (tests/fixtures/
+/// gen_one_cycle_momentum.py) on f(x) = 0.1 x1² + 2 x2².
+#[test]
+fn one_cycle_cycles_momentum_and_betas_like_pytorch() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/one_cycle_momentum.json"),
+    )
+    .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 2);
+    let close = |got: f64, want: f64, what: &str| {
+        assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{what}: got {got}, PyTorch {want}");
+    };
+    for case in cases {
+        let name = case["optimizer"].as_str().unwrap();
+        let config: Config = serde_json::from_value(case["config"].clone()).unwrap();
+        let sched_config: Config = serde_json::from_value(case["scheduler"].clone()).unwrap();
+        let x0: Vec<f64> = serde_json::from_value(case["x0"].clone()).unwrap();
+        let x = Var::from_tensor(&Tensor::new(x0.as_slice(), &Device::Cpu).unwrap()).unwrap();
+        let mut driver = OptimizerDriver::new(name, &config, &[], vec![("x".into(), x.clone())]).unwrap();
+        let mut sched = ember::core::scheduler("one_cycle", &sched_config, &BuildContext::default()).unwrap();
+        assert!(sched.cycles_momentum());
+        sched.init(driver.lrs_mut()).unwrap();
+        driver.follow(sched.as_ref()).unwrap();
+        let a = Tensor::new(&[0.1f64, 2.0], &Device::Cpu).unwrap();
+        for (k, want) in case["steps"].as_array().unwrap().iter().enumerate() {
+            let grads = x.as_tensor().sqr().unwrap().mul(&a).unwrap().sum_all().unwrap().backward().unwrap();
+            driver.step(&grads).unwrap();
+            sched.step(driver.lrs_mut(), None).unwrap();
+            driver.follow(sched.as_ref()).unwrap();
+            let what = format!("{name} step {}", k + 1);
+            let want_x: Vec<f64> = serde_json::from_value(want["x"].clone()).unwrap();
+            for (g, w) in values(x.as_tensor()).iter().zip(&want_x) {
+                close(*g, *w, &format!("{what} x"));
+            }
+            close(driver.lrs()[0], want["lr"].as_f64().unwrap(), &format!("{what} lr"));
+            close(driver.momenta()[0].unwrap(), want["momentum"].as_f64().unwrap(), &format!("{what} momentum"));
+        }
+    }
+}
+
+#[test]
+fn cycling_momentum_needs_an_optimizer_with_momentum_or_betas() {
+    let mut driver = OptimizerDriver::new("adagrad", &Config::new(), &[], model()).unwrap();
+    let mut sched =
+        ember::core::scheduler("one_cycle", &cfg("max_lr = 0.1\ntotal_steps = 10"), &BuildContext::default()).unwrap();
+    sched.init(driver.lrs_mut()).unwrap();
+    let e = driver.follow(sched.as_ref()).unwrap_err().to_string();
+    assert!(e.contains("optimizer 'adagrad' has no `momentum` or `betas`; set cycle_momentum = false"), "{e}");
+    let mut sched = ember::core::scheduler(
+        "one_cycle",
+        &cfg("max_lr = 0.1\ntotal_steps = 10\ncycle_momentum = false"),
+        &BuildContext::default(),
+    )
+    .unwrap();
+    sched.init(driver.lrs_mut()).unwrap();
+    driver.follow(sched.as_ref()).unwrap();
+    assert_eq!(driver.momenta(), [None]);
 }

@@ -10,7 +10,7 @@ use ember_core::registry::{all_plugins, plugins, Kind, PluginInfo};
 use ember_core::{DefaultValue, ParamType};
 use serde_json::json;
 
-use crate::parity;
+use ember_parity as parity;
 
 /// Ember: train models in Rust with plugins picked by name.
 #[derive(Debug, Parser)]
@@ -129,12 +129,15 @@ enum BenchCommand {
     },
 }
 
-/// Sets the CPU thread count for tensor operations; must run before any of them (the
-/// thread pool and candle both read `RAYON_NUM_THREADS` when first used).
-fn set_threads(threads: Option<usize>) {
-    if let Some(n) = threads {
-        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
-    }
+/// The value of `--threads N` or `--threads=N` in `args`, if there is a valid one (clap
+/// reports bad ones).
+fn threads_arg(args: &[OsString]) -> Option<usize> {
+    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--threads") {
+        Some("") => args.get(i + 1)?.parse().ok(),
+        Some(v) => v.strip_prefix('=')?.parse().ok(),
+        None => None,
+    })
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
@@ -148,11 +151,17 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
 /// use my_optimizer as _;   // link the plugin crate, so its registrations exist
 ///
 /// fn main() {
-///     ember::cli::main()
+///     ember_cli::main()
 /// }
 /// ```
 pub fn main() -> ! {
-    let code = run(std::env::args_os(), &mut std::io::stdout(), &mut std::io::stderr());
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // The one place Ember sets environment variables (candle reads its thread count and
+    // spin limit from them): here, first thing, before any thread starts.
+    for (key, value) in ember_core::threads::process_env(threads_arg(&args), |k| std::env::var(k).ok()) {
+        std::env::set_var(key, value);
+    }
+    let code = run(args, &mut std::io::stdout(), &mut std::io::stderr());
     std::process::exit(code)
 }
 
@@ -162,10 +171,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    ember_core::threads::configure();
-    if let Err(e) = ember_core::ops::Kernels::from_env().and_then(|_| ember_core::env::check()) {
-        let _ = writeln!(err, "error: {e}");
-        return 2;
+    match ember_core::ops::Kernels::from_env().and_then(|k| ember_core::env::check().map(|()| k)) {
+        Ok(kernels) => ember_core::ops::set_kernels(kernels),
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return 2;
+        }
     }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -179,7 +190,6 @@ where
     let result = match cli.command {
         Command::Plugins { kind, json } => list_plugins(kind, json, out).map_err(anyhow::Error::from),
         Command::Train(args) => {
-            set_threads(args.threads);
             crate::commands::train(args, out)
         }
         Command::NewPlugin { kind, name, dir, ember_path } => {
@@ -198,16 +208,15 @@ where
         Command::Predict { weights, config, input, out: dest, device } => {
             crate::commands::predict(&weights, config.as_deref(), &input, &dest, &device, out)
         }
-        Command::Bench { what: BenchCommand::Train { config, epochs, data_dir, device, threads } } => {
-            set_threads(threads);
+        Command::Bench { what: BenchCommand::Train { config, epochs, data_dir, device, threads: _ } } => {
             crate::bench::train(config.as_deref(), epochs, data_dir.as_deref(), &device, out)
         }
         Command::Bench { what: BenchCommand::Optimizer { name, numel, steps, config, composed } } => {
             crate::bench::optimizer(&name, numel, steps, &config, composed, out)
         }
-        Command::Parity { files, filter, json, device } => match crate::device::parse(&device) {
+        Command::Parity { files, filter, json, device } => match ember_core::device::parse(&device) {
             Ok(device) => return parity::run_files(&files, filter.as_deref(), json, &device, out, err),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         },
     };
     match result {

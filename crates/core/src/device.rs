@@ -2,16 +2,18 @@
 
 use candle_core::Device;
 
+use crate::error::{Error, Result};
+
 /// The device a `--device` value names. A device this build lacks is an error that says
 /// how to rebuild; one the machine does not have is an error with the driver's reason.
 /// `auto` takes CUDA, then Metal, then the CPU (saying on stderr why a GPU back end
 /// this build has was passed over).
-pub fn parse(spec: &str) -> anyhow::Result<Device> {
+pub fn parse(spec: &str) -> Result<Device> {
     let (kind, index) = match spec.split_once(':') {
         Some((k, i)) => {
-            let i: usize = i
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--device {spec}: the index after ':' must be a number, e.g. cuda:0"))?;
+            let i: usize = i.parse().map_err(|_| {
+                Error::input(format!("--device {spec}: the index after ':' must be a number, e.g. cuda:0"))
+            })?;
             (k, i)
         }
         None => (spec, 0),
@@ -20,31 +22,31 @@ pub fn parse(spec: &str) -> anyhow::Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "cuda" => {
             if !cfg!(feature = "cuda") {
-                anyhow::bail!(
+                return Err(Error::input(format!(
                     "--device {spec}: this ember was built without CUDA support; rebuild with `cargo build --release --features cuda` \
                      (it needs the CUDA toolkit: `source .ci/cuda-toolkit.sh` assembles one from PyPI), or use --device cpu"
-                );
+                )));
             }
             Device::new_cuda(index).map_err(|e| {
-                anyhow::anyhow!(
+                Error::input(format!(
                     "--device {spec}: no usable CUDA device {index} (the CUDA driver says: {}); check `nvidia-smi` \
                      (candle's CUDA 13 kernels need an R580 or newer driver), pick another index, or use --device cpu",
                     driver_message(e)
-                )
+                ))
             })
         }
         "metal" => {
             if !cfg!(feature = "metal") {
-                anyhow::bail!(
+                return Err(Error::input(format!(
                     "--device {spec}: this ember was built without Metal support; rebuild on macOS with \
                      `cargo build --release --features metal`, or use --device cpu"
-                );
+                )));
             }
             Device::new_metal(index).map_err(|e| {
-                anyhow::anyhow!(
+                Error::input(format!(
                     "--device {spec}: no usable Metal device {index} ({}); pick another index, or use --device cpu",
                     driver_message(e)
-                )
+                ))
             })
         }
         "auto" => {
@@ -62,16 +64,14 @@ pub fn parse(spec: &str) -> anyhow::Result<Device> {
             }
             Ok(Device::Cpu)
         }
-        other => {
-            anyhow::bail!("--device {other}: unknown device; use cpu, cuda[:N], metal[:N] or auto")
-        }
+        other => Err(Error::input(format!("--device {other}: unknown device; use cpu, cuda[:N], metal[:N] or auto"))),
     }
 }
 
 /// candle's error without its backtrace; cudarc's `DriverError(CODE, "description")`
 /// shortened to `CODE: description` (or `CODE` when the driver had no description).
 fn driver_message(e: candle_core::Error) -> String {
-    let text = ember_core::Error::from(e).to_string();
+    let text = Error::from(e).to_string();
     match text.split_once("DriverError(") {
         Some((_, rest)) => {
             let code = rest.split([',', ')']).next().unwrap_or(rest).trim();

@@ -9,7 +9,7 @@ fn the_fuzz_corpus_replays_without_a_panic() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let mut replayed = 0;
     let mut panics = Vec::new();
-    for (target, body) in ember::fuzzing::TARGETS {
+    for (target, body) in ember_cli::fuzzing::TARGETS {
         let dir = root.join(target);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -32,7 +32,7 @@ fn the_fuzz_corpus_replays_without_a_panic() {
 
 #[test]
 fn the_fuzz_targets_reject_garbage_without_a_panic() {
-    for (_, body) in ember::fuzzing::TARGETS {
+    for (_, body) in ember_cli::fuzzing::TARGETS {
         for data in [&b""[..], b"\x00", b"\xff\xff\xff\xff\xff\xff\xff\xff", b"{", b"[model]\nsizes = [", b"\x1f\x8b"] {
             body(data);
         }

@@ -5,14 +5,14 @@
 
 use std::path::Path;
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use ember::core::ops::composed::host_round_trips;
 use ember::core::ops::{fused_on, kernels, with_kernels, Kernels};
 use ember::core::{BuildContext, Kind};
-use ember::parity::{load, run_case, Outcome};
 use ember::train::{Learner, Reporter, RunConfig};
+use ember_parity::{load, run_case, Outcome};
 
 #[test]
 fn the_kernel_choice_is_scoped_to_the_thread() {

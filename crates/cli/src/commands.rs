@@ -53,7 +53,7 @@ pub struct TrainArgs {
 }
 
 /// The main job's run: the seed's dropout MLP on Fashion-MNIST.
-pub const DEFAULT_CONFIG: &str = include_str!("../examples/configs/fashion_mnist_dropout.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../../examples/configs/fashion_mnist_dropout.toml");
 
 /// Applies `--dataset` and `--data-dir` to the config's data section.
 fn override_data(config: &mut RunConfig, dataset: Option<&str>, dir: Option<&Path>) -> anyhow::Result<()> {
@@ -81,7 +81,7 @@ fn override_data(config: &mut RunConfig, dataset: Option<&str>, dir: Option<&Pat
 
 /// Trains; the last stdout line is a JSON summary.
 pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let device = crate::device::parse(&args.device)?;
+    let device = ember_core::device::parse(&args.device)?;
     let reporter = if args.quiet { Reporter::Quiet } else { Reporter::Stderr };
     let mut learner = match &args.resume {
         Some(path) => {
@@ -319,7 +319,7 @@ pub fn predict(
     device: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let device = crate::device::parse(device)?;
+    let device = ember_core::device::parse(device)?;
     let file = checkpoint::resolve(weights)?;
     let ckpt = checkpoint::read(&file)?;
     let config = match config {
