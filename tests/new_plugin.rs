@@ -6,24 +6,59 @@ use std::path::Path;
 use std::process::Command;
 
 fn ember(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ember")).args(args).output().unwrap();
+    ember_in(Path::new("."), args)
+}
+
+/// `ember ARGS` run in `dir`.
+fn ember_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ember")).args(args).current_dir(dir).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+fn manifest(dir: &Path) -> toml::Table {
+    toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml")).unwrap()).unwrap()
 }
 
 #[test]
 fn every_kind_generates_a_crate_and_bad_names_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     for kind in ["activation", "loss", "optimizer", "scheduler", "regularizer"] {
+        let name = format!("my_{kind}");
         let dir = tmp.path().join(kind);
-        let (code, out, err) = ember(&["new-plugin", kind, &format!("my_{kind}"), "--dir", dir.to_str().unwrap()]);
+        let (code, out, err) = ember(&["new-plugin", kind, &name, "--dir", dir.to_str().unwrap()]);
         assert_eq!(code, 0, "{err}");
-        assert!(out.contains(&format!("{kind} plugin `my_{kind}`")), "{out}");
-        for f in ["Cargo.toml", "Cargo.lock", "README.md", "src/lib.rs", "src/main.rs", "tests/parity.rs"] {
+        assert!(out.contains(&format!("{kind} plugin `{name}`")), "{out}");
+        let mut files = vec![
+            "Cargo.toml".to_string(),
+            "Cargo.lock".into(),
+            "README.md".into(),
+            "src/lib.rs".into(),
+            "src/main.rs".into(),
+            format!("src/{name}.rs"),
+            format!("tests/{name}.json"),
+            "tests/parity.rs".into(),
+        ];
+        if kind == "optimizer" {
+            files.extend(["tests/state.rs".to_string(), format!("tests/gen_{name}.py")]);
+        }
+        for f in &files {
             assert!(dir.join(f).is_file(), "{kind}: {f}");
         }
-        let fixture = std::fs::read_to_string(dir.join(format!("tests/my_{kind}.json"))).unwrap();
+        let count = walk(&dir).len();
+        assert_eq!(count, files.len(), "{kind}: only the files listed");
+        let fixture = std::fs::read_to_string(dir.join(format!("tests/{name}.json"))).unwrap();
         let doc: serde_json::Value = serde_json::from_str(&fixture).unwrap();
         assert_eq!(doc["cases"][0]["kind"], kind);
+        // The derive form: no hand-written registration or spec list.
+        let module = std::fs::read_to_string(dir.join(format!("src/{name}.rs"))).unwrap();
+        assert!(module.contains("#[derive(") && module.contains(&format!("#[plugin({kind} = \"{name}\"")), "{module}");
+        assert!(!module.contains("inventory::submit") && !module.contains("ParamSpec"), "{module}");
+        let cargo = manifest(&dir);
+        assert_eq!(cargo["package"]["name"].as_str(), Some(name.as_str()));
+        assert_eq!(cargo["bin"][0]["name"].as_str(), Some(format!("ember-{name}").as_str()));
+        let mut deps: Vec<&String> = cargo["dependencies"].as_table().unwrap().keys().collect();
+        deps.sort();
+        assert_eq!(deps, ["candle-core", "ember-cli", "ember-core"], "{kind}: the library needs ember-core alone");
     }
     let (code, _, err) = ember(&["new-plugin", "optimizer", "My-Opt", "--dir", tmp.path().join("x").to_str().unwrap()]);
     assert_eq!(code, 1);
@@ -36,7 +71,9 @@ fn every_kind_generates_a_crate_and_bad_names_are_refused() {
         ("activation", "std", "is taken by a crate"),
         ("optimizer", "ember_core", "is taken by a crate"),
         ("optimizer", "tensor", "would make a struct `Tensor`, which clashes"),
+        ("optimizer", "chunk", "would make a struct `ChunkKernel`, which clashes"),
         ("scheduler", "state", "would make a struct `State`, which clashes"),
+        ("loss", "reduction", "would make a struct `Reduction`, which clashes"),
     ] {
         let dir = tmp.path().join(format!("bad-{name}"));
         let (code, _, err) = ember(&["new-plugin", kind, name, "--dir", dir.to_str().unwrap()]);
@@ -44,10 +81,93 @@ fn every_kind_generates_a_crate_and_bad_names_are_refused() {
         assert!(err.contains(&format!("plugin name {name:?} ")) && err.contains(says), "{name}: {err}");
         assert!(!dir.exists(), "{name}: nothing generated");
     }
+    for (krate, says) in [
+        ("Ember-Opt", "is invalid: use lowercase letters, digits, '-' or '_'"),
+        ("1opt", "is invalid"),
+        ("my opt", "is invalid"),
+        ("ember-core", "is taken by a crate"),
+        ("ember_parity", "is taken by a crate"),
+        ("fn", "is a Rust keyword"),
+    ] {
+        let dir = tmp.path().join("bad-crate");
+        let (code, _, err) =
+            ember(&["new-plugin", "optimizer", "my_opt", "--crate", krate, "--dir", dir.to_str().unwrap()]);
+        assert_eq!(code, 1, "{krate}: {err}");
+        assert!(err.contains(&format!("crate name {krate:?} ")) && err.contains(says), "{krate}: {err}");
+        assert!(!dir.exists(), "{krate}: nothing generated");
+    }
     let (code, _, err) =
         ember(&["new-plugin", "optimizer", "again", "--dir", tmp.path().join("loss").to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("the directory exists and is not empty"), "{err}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|e| {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_crate_name_of_its_own_names_the_package_and_the_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    // No --dir: the crate goes to ./CRATE.
+    let (code, out, err) =
+        ember_in(tmp.path(), &["new-plugin", "optimizer", "adabelief", "--crate", "ember-adabelief"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("optimizer plugin `adabelief`, crate `ember-adabelief`"), "{out}");
+    let dir = tmp.path().join("ember-adabelief");
+    for f in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "README.md",
+        "src/lib.rs",
+        "src/main.rs",
+        "src/adabelief.rs",
+        "tests/adabelief.json",
+        "tests/parity.rs",
+        "tests/state.rs",
+        "tests/gen_adabelief.py",
+    ] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    let cargo = manifest(&dir);
+    assert_eq!(cargo["package"]["name"].as_str(), Some("ember-adabelief"));
+    let bin = &cargo["bin"][0];
+    assert_eq!(bin["name"].as_str(), Some("ember-adabelief"));
+    assert_eq!(bin["required-features"].as_array().unwrap(), &[toml::Value::from("cli")]);
+    assert_eq!(cargo["dependencies"]["ember-cli"]["optional"].as_bool(), Some(true));
+    assert_eq!(cargo["features"]["cli"].as_array().unwrap(), &[toml::Value::from("dep:ember-cli")]);
+    assert!(cargo["dev-dependencies"].as_table().unwrap().contains_key("ember-parity"));
+    assert!(cargo.contains_key("workspace"), "a workspace of its own");
+    assert_eq!(cargo["profile"]["dev"]["debug"].as_str(), Some("line-tables-only"));
+    let deps = &cargo["profile"]["dev"]["package"]["*"];
+    assert_eq!((deps["opt-level"].as_integer(), deps["debug"].as_bool()), (Some(3), Some(false)));
+    // Code names the library `ember_adabelief`, and the registry the plugin `adabelief`.
+    let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
+    assert!(main.contains("use ember_adabelief as _;"), "{main}");
+    let parity = std::fs::read_to_string(dir.join("tests/parity.rs")).unwrap();
+    assert!(parity.contains("\"ember_adabelief::adabelief\""), "{parity}");
+    let module = std::fs::read_to_string(dir.join("src/adabelief.rs")).unwrap();
+    assert!(module.contains("#[plugin(optimizer = \"adabelief\"") && module.contains("pub struct Adabelief {"));
+    let gen = std::fs::read_to_string(dir.join("tests/gen_adabelief.py")).unwrap();
+    assert!(gen.contains("\"name\": \"adabelief\"") && gen.contains("adabelief.json"), "{gen}");
+}
+
+/// The total of "N passed" over every test binary in a `cargo test` log.
+fn passed(log: &str) -> usize {
+    log.lines()
+        .filter_map(|l| l.split_once("test result: ok. ")?.1.split_once(" passed")?.0.parse::<usize>().ok())
+        .sum()
 }
 
 #[test]
@@ -60,21 +180,31 @@ fn a_generated_optimizer_builds_passes_its_tests_and_trains_through_its_own_bina
     // between runs so only the first build pays for the dependencies.
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/new-plugin");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(&cargo)
-        .args(["test", "--offline", "--quiet"])
-        .current_dir(&dir)
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .output()
-        .unwrap();
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "cargo test in the generated crate failed:\n{log}");
-    assert!(log.contains("2 passed"), "the generated tests ran:\n{log}");
+    let run_cargo = |args: &[&str]| {
+        let out = Command::new(&cargo)
+            .args(args)
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .output()
+            .unwrap();
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "cargo {args:?} in the generated crate failed:\n{log}");
+        log
+    };
+    let log = run_cargo(&["test", "--offline", "--quiet"]);
+    // tests/parity.rs: parity, registration; tests/state.rs: state round trip, fused = composed.
+    assert_eq!(passed(&log), 4, "the generated tests ran:\n{log}");
+    run_cargo(&["build", "--offline", "--quiet", "--features", "cli"]);
 
-    let bin = target.join("debug").join(format!("my_opt-ember{}", std::env::consts::EXE_SUFFIX));
+    let bin = target.join("debug").join(format!("ember-my_opt{}", std::env::consts::EXE_SUFFIX));
     let run = |args: &[&str]| Command::new(&bin).args(args).output().unwrap();
     let plugins = run(&["plugins", "--kind", "optimizer"]);
-    assert!(String::from_utf8_lossy(&plugins.stdout).contains("my_opt  "), "listed");
+    let listing = String::from_utf8_lossy(&plugins.stdout);
+    assert!(listing.contains("my_opt  "), "listed:\n{listing}");
+    assert!(listing.contains("beta: float = 0.9  (decay of the gradient average; in [0, 1))"), "{listing}");
+    let parity = run(&["parity", dir.join("tests/my_opt.json").to_str().unwrap()]);
+    assert!(parity.status.success(), "{}", String::from_utf8_lossy(&parity.stdout));
     let config = tmp.path().join("run.toml");
     std::fs::write(
         &config,

@@ -82,6 +82,7 @@ fn unknown_name_lists_the_known_names_sorted_and_the_closest() {
     let e = build_err("leaky_rellu", &Config::new());
     assert!(e.starts_with("unknown activation 'leaky_rellu'; did you mean 'leaky_relu'?"), "{e}");
     let known = e.split("Known activations: ").nth(1).expect("lists the known names");
+    let known = known.split(". ").next().unwrap();
     let names: Vec<&str> = known.split(", ").collect();
     let mut sorted = names.clone();
     sorted.sort();
@@ -245,4 +246,15 @@ fn run_cli(args: &[&str]) -> (i32, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = ember_cli::run(std::iter::once("ember").chain(args.iter().copied()), &mut out, &mut err);
     (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+}
+
+#[test]
+fn an_unknown_name_gets_no_far_fetched_suggestion_and_always_the_linking_hint() {
+    let ctx = ember::core::BuildContext::default();
+    let e = ember::core::optimizer("adabelief", &Default::default(), &ctx).unwrap_err().to_string();
+    assert!(!e.contains("did you mean"), "{e}");
+    assert!(e.contains("Known optimizers: adadelta, "), "{e}");
+    assert!(e.ends_with("An optimizer from a crate of its own is registered only in a program that names that crate: add `use the_plugin_crate as _;`"), "{e}");
+    let e = ember::core::loss("cross_entropi", &Default::default(), &ctx).unwrap_err().to_string();
+    assert!(e.contains("did you mean 'cross_entropy'?") && e.contains("A loss from a crate of its own"), "{e}");
 }

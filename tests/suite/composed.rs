@@ -171,3 +171,22 @@ fn training_on_the_composed_path_matches_the_fused_kernels() {
     }
     assert!((fused_loss - composed_loss).abs() < 1e-5 * fused_loss.abs().max(1.0), "{fused_loss} vs {composed_loss}");
 }
+
+/// `ember bench optimizer` reports the path that ran: `--composed` runs the composed path
+/// of any optimizer, and an optimizer without a fused kernel reports `composed`.
+#[test]
+fn bench_optimizer_reports_the_path_that_ran() {
+    let path = |args: &[&str]| {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let argv = ["ember", "bench", "optimizer"].iter().chain(args).chain(&["--numel", "4096", "--steps", "3"]);
+        assert_eq!(ember_cli::run(argv.copied(), &mut out, &mut err), 0, "{}", String::from_utf8_lossy(&err));
+        let last = String::from_utf8(out).unwrap();
+        let v: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
+        v["path"].as_str().unwrap().to_string()
+    };
+    assert_eq!(path(&["adam"]), "fused");
+    assert_eq!(path(&["adam", "--composed"]), "composed");
+    assert_eq!(path(&["sgd", "--config", r#"{"momentum": 0.9}"#]), "fused");
+    assert_eq!(path(&["sgd", "--config", r#"{"momentum": 0.9}"#, "--composed"]), "composed");
+    assert_eq!(path(&["nadam"]), "composed");
+}

@@ -254,7 +254,7 @@ fn config_errors_name_the_key_and_the_choices() {
     };
     assert_eq!(
         learner_err(&BASE.replace("name = \"adam\"", "name = \"adamm\"")),
-        "optimizer: unknown optimizer 'adamm'; did you mean 'adam'? Known optimizers: adadelta, adagrad, adam, adamax, adamw, nadam, radam, rmsprop, sgd"
+        "optimizer: unknown optimizer 'adamm'; did you mean 'adam'? Known optimizers: adadelta, adagrad, adam, adamax, adamw, nadam, radam, rmsprop, sgd. An optimizer from a crate of its own is registered only in a program that names that crate: add `use the_plugin_crate as _;`"
     );
     assert_eq!(
         learner_err(&edited("optimizer", "betas = [0.9, 1.5]")),

@@ -62,9 +62,13 @@ enum Command {
         /// activation, loss, optimizer, scheduler or regularizer.
         #[arg(value_parser = parse_kind)]
         kind: Kind,
-        /// The plugin's registry name and crate name (snake_case).
+        /// The plugin's registry name (snake_case), also its module's.
         name: String,
-        /// Where to create the crate (default ./NAME).
+        /// The crate's package name (default NAME), e.g. ember-my_opt; the binary is
+        /// ember-NAME either way.
+        #[arg(long = "crate", value_name = "CRATE")]
+        crate_name: Option<String>,
+        /// Where to create the crate (default ./CRATE).
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Ember's source directory, for the path dependencies (default: this Ember's).
@@ -192,16 +196,19 @@ where
         Command::Train(args) => {
             crate::commands::train(args, out)
         }
-        Command::NewPlugin { kind, name, dir, ember_path } => {
-            crate::scaffold::new_plugin(kind, &name, dir.as_deref(), ember_path.as_deref()).and_then(|root| {
-                writeln!(
-                    out,
-                    "created {} ({kind} plugin `{name}`); next: cd {} && cargo test",
-                    root.display(),
-                    root.display()
-                )?;
-                Ok(())
-            })
+        Command::NewPlugin { kind, name, crate_name, dir, ember_path } => {
+            let krate = crate_name.as_deref().unwrap_or(&name);
+            crate::scaffold::new_plugin(kind, &name, Some(krate), dir.as_deref(), ember_path.as_deref()).and_then(
+                |root| {
+                    writeln!(
+                        out,
+                        "created {} ({kind} plugin `{name}`, crate `{krate}`); next: cd {} && cargo test",
+                        root.display(),
+                        root.display()
+                    )?;
+                    Ok(())
+                },
+            )
         }
         Command::Export { checkpoint, out: dest, force } => crate::commands::export(&checkpoint, &dest, force, out),
         Command::Inspect { file } => crate::commands::inspect(&file, out),

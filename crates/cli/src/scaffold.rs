@@ -1,36 +1,46 @@
 //! `ember new-plugin KIND NAME`: a new plugin crate that compiles, passes its tests and
-//! runs Ember's CLI with the plugin linked, as generated.
+//! runs Ember's CLI with the plugin linked, as generated. The plugin is declared the way
+//! Ember's own are (`#[derive(Hyperparams)]`); an optimizer also gets a typed state, a
+//! fused CPU kernel, their tests and a PyTorch reference script.
+//!
+//! The templates are plain text with placeholders (`@name@`, `@Camel@`, ...) that
+//! [`Names::fill`] replaces.
 
 use std::path::{Path, PathBuf};
 
 use ember_core::registry::Kind;
 
-/// Where this Ember's sources are (path dependencies of the generated crate).
-pub const EMBER_DIR: &str = env!("CARGO_MANIFEST_DIR");
+/// Where this Ember's sources are (path dependencies of the generated crate): the
+/// workspace root, two levels above this crate.
+pub const EMBER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
-/// Generates the crate `name` of `kind` in `dir` (default `./NAME`); returns its path.
-pub fn new_plugin(kind: Kind, name: &str, dir: Option<&Path>, ember_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+/// Generates the plugin `name` of `kind` as the crate `crate_name` (default `name`) in
+/// `dir` (default `./CRATE`); returns its path.
+pub fn new_plugin(
+    kind: Kind,
+    name: &str,
+    crate_name: Option<&str>,
+    dir: Option<&Path>,
+    ember_dir: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
     check_name(kind, name)?;
-    let root = dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(name));
+    let krate = crate_name.unwrap_or(name);
+    check_crate(krate)?;
+    let root = dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(krate));
     if root.exists() && std::fs::read_dir(&root)?.next().is_some() {
         anyhow::bail!("{}: the directory exists and is not empty; choose another --dir", root.display());
     }
     let ember = ember_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(EMBER_DIR));
     let ember =
         ember.canonicalize().map_err(|e| anyhow::anyhow!("{}: cannot find Ember's sources: {e}", ember.display()))?;
-    let (module, fixture) = template(kind, name);
-    let files = [
-        ("Cargo.toml", cargo_toml(name, &ember)),
-        ("README.md", readme(kind, name)),
-        ("src/lib.rs", format!("//! The `{name}` {kind} plugin for Ember.\n//!\n//! Link it with `use {name} as _;`.\n\nmod {name};\n\npub use {name}::*;\n")),
-        (&format!("src/{name}.rs") as &str, module),
-        ("src/main.rs", format!(
-            "//! Ember's full command line with the `{name}` plugin linked: `cargo run -- plugins`,\n//! `cargo run -- train run.toml`, `cargo run -- parity tests/{name}.json`.\n\nuse {name} as _;\n\nfn main() {{\n    ember::cli::main()\n}}\n"
-        )),
-        (&format!("tests/{name}.json") as &str, fixture),
-        ("tests/parity.rs", parity_test(name)),
-    ];
-    for (rel, text) in files {
+    if !ember.join("crates/core/Cargo.toml").is_file() {
+        anyhow::bail!(
+            "{}: not Ember's sources (there is no crates/core/Cargo.toml); pass --ember-path",
+            ember.display()
+        );
+    }
+    let names = Names::new(kind, name, krate);
+    for (rel, text) in files(&names, &ember) {
         let path = root.join(rel);
         std::fs::create_dir_all(path.parent().expect("a parent"))?;
         std::fs::write(&path, text)?;
@@ -43,20 +53,99 @@ pub fn new_plugin(kind: Kind, name: &str, dir: Option<&Path>, ember_dir: Option<
     Ok(root)
 }
 
+/// Every name the templates use.
+struct Names<'a> {
+    kind: Kind,
+    /// The registry name, also the module's (`my_opt`).
+    name: &'a str,
+    /// The plugin's struct (`MyOpt`).
+    camel: String,
+    /// The package (`ember-my_opt`).
+    krate: &'a str,
+    /// The library, as code names it (`ember_my_opt`).
+    lib: String,
+}
+
+impl<'a> Names<'a> {
+    fn new(kind: Kind, name: &'a str, krate: &'a str) -> Self {
+        Names { kind, name, camel: camel_case(name), krate, lib: krate.replace('-', "_") }
+    }
+
+    /// `template` with its placeholders replaced.
+    fn fill(&self, template: &str) -> String {
+        let kind_camel = camel_case(self.kind.as_str());
+        [
+            ("@name@", self.name),
+            ("@Camel@", self.camel.as_str()),
+            ("@crate@", self.krate),
+            ("@lib@", self.lib.as_str()),
+            ("@kind@", self.kind.as_str()),
+            ("@Kind@", kind_camel.as_str()),
+        ]
+        .iter()
+        .fold(template.to_string(), |text, (key, value)| text.replace(key, value))
+    }
+}
+
+/// (path in the crate, contents) of every generated file but Cargo.lock.
+fn files(n: &Names, ember: &Path) -> Vec<(String, String)> {
+    let (module, fixture) = template(n);
+    let name = n.name;
+    let mut files = vec![
+        ("Cargo.toml".to_string(), cargo_toml(n, ember)),
+        ("README.md".to_string(), readme(n)),
+        ("src/lib.rs".to_string(), n.fill(LIB_RS)),
+        (format!("src/{name}.rs"), module),
+        ("src/main.rs".to_string(), n.fill(MAIN_RS)),
+        (format!("tests/{name}.json"), fixture),
+        ("tests/parity.rs".to_string(), n.fill(&PARITY_RS.replace("@checks@", registration_checks(n.kind)))),
+    ];
+    if n.kind == Kind::Optimizer {
+        files.push(("tests/state.rs".to_string(), n.fill(STATE_RS)));
+        files.push((format!("tests/gen_{name}.py"), n.fill(GEN_PY)));
+    }
+    files
+}
+
 /// Rust's keywords (strict and reserved, every edition): none can name a module.
-const KEYWORDS: [&str; 50] = [
+const KEYWORDS: [&str; 51] = [
     "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in",
     "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static", "struct", "super", "trait",
     "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract", "become", "box", "do",
-    "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try",
+    "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
 ];
 
-/// Crate names the generated crate cannot take: the built-in crates and its dependencies.
-const TAKEN: [&str; 8] = ["std", "core", "alloc", "test", "proc_macro", "ember", "ember_core", "candle_core"];
+/// Library names the generated crate and its module cannot take: Rust's own crates,
+/// Ember's crates (its dependencies, direct or not) and candle.
+const TAKEN: [&str; 19] = [
+    "std",
+    "core",
+    "alloc",
+    "test",
+    "proc_macro",
+    "candle_core",
+    "ember",
+    "ember_core",
+    "ember_macros",
+    "ember_parity",
+    "ember_cli",
+    "ember_nn",
+    "ember_train",
+    "ember_data",
+    "ember_activations",
+    "ember_losses",
+    "ember_optimizers",
+    "ember_schedulers",
+    "ember_regularizers",
+];
 
-/// A name is usable when it is a snake_case identifier, not a keyword, not a crate the
-/// generated one depends on, and its CamelCase struct name does not shadow a name the
-/// template imports (`tensor` would make a struct `Tensor`).
+/// Names from Rust's prelude that the templates use: a struct of that name would hide them.
+const PRELUDE: [&str; 5] = ["Option", "Result", "Vec", "String", "Box"];
+
+/// A plugin name is usable when it is a snake_case identifier, not a keyword, not a crate
+/// the generated one depends on, and none of the types the template declares for it
+/// (`MyOpt`, `MyOptState`, ...) clashes with a name the template imports or declares
+/// (`tensor` would make a struct `Tensor`).
 fn check_name(kind: Kind, name: &str) -> anyhow::Result<()> {
     let snake = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -67,25 +156,72 @@ fn check_name(kind: Kind, name: &str) -> anyhow::Result<()> {
             "plugin name {name:?} is invalid: use snake_case (lowercase letters, digits, single underscores between words) starting with a letter, e.g. my_opt"
         );
     }
-    if KEYWORDS.contains(&name) || name == "gen" {
+    if KEYWORDS.contains(&name) {
         anyhow::bail!(
             "plugin name {name:?} is a Rust keyword and cannot name a crate's module; choose another, e.g. my_{name}"
         );
     }
-    if TAKEN.contains(&name) || name.starts_with("ember_") {
+    if TAKEN.contains(&name) {
         anyhow::bail!(
             "plugin name {name:?} is taken by a crate the generated one uses or by Rust itself; choose another, e.g. my_{name}"
         );
     }
-    let camel = camel_case(name);
-    let (module, _) = template(kind, name);
-    let imported = module
+    let (module, _) = template(&Names::new(kind, name, name));
+    let imported: Vec<&str> = module
+        .split(';')
+        .map(str::trim_start)
+        .filter(|statement| statement.starts_with("use "))
+        .flat_map(|statement| statement.split(|c: char| !(c.is_alphanumeric() || c == '_')))
+        .collect();
+    let declared: Vec<&str> = module
         .lines()
-        .filter(|l| l.starts_with("use "))
-        .any(|l| l.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| word == camel));
-    if imported {
+        .filter_map(|line| {
+            let line = line.trim_start().strip_prefix("pub ").unwrap_or(line.trim_start());
+            line.strip_prefix("struct ").or_else(|| line.strip_prefix("enum "))
+        })
+        .filter_map(|rest| rest.split(|c: char| !(c.is_alphanumeric() || c == '_')).next())
+        .collect();
+    let camel = camel_case(name);
+    // The plugin's own types: its struct and those named after it.
+    for ty in declared.iter().filter(|ty| ty.starts_with(camel.as_str())) {
+        let clash = if imported.contains(ty) {
+            Some("that the plugin imports")
+        } else if declared.iter().filter(|d| *d == ty).count() > 1 {
+            Some("that the plugin declares")
+        } else if PRELUDE.contains(ty) {
+            Some("from Rust's prelude")
+        } else {
+            None
+        };
+        if let Some(source) = clash {
+            anyhow::bail!(
+                "plugin name {name:?} would make a struct `{ty}`, which clashes with `{ty}` {source}; choose another, e.g. my_{name}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A crate name is usable when it is lowercase letters, digits, '-' or '_' starting with
+/// a letter, and its library name ('-' read as '_') is not a keyword nor a crate the
+/// generated one uses.
+fn check_crate(krate: &str) -> anyhow::Result<()> {
+    let valid = krate.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && krate.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid {
         anyhow::bail!(
-            "plugin name {name:?} would make a struct `{camel}`, which clashes with `{camel}` that the plugin imports; choose another, e.g. my_{name}"
+            "crate name {krate:?} is invalid: use lowercase letters, digits, '-' or '_', starting with a letter, e.g. ember-my_opt"
+        );
+    }
+    let lib = krate.replace('-', "_");
+    if KEYWORDS.contains(&lib.as_str()) {
+        anyhow::bail!(
+            "crate name {krate:?} is a Rust keyword and cannot name a library; choose another, e.g. my-{krate}"
+        );
+    }
+    if TAKEN.contains(&lib.as_str()) {
+        anyhow::bail!(
+            "crate name {krate:?} is taken by a crate the generated one uses or by Rust itself; choose another, e.g. my-{krate}"
         );
     }
     Ok(())
@@ -96,321 +232,713 @@ fn camel_case(name: &str) -> String {
     name.split('_').filter(|w| !w.is_empty()).map(|w| w[..1].to_uppercase() + &w[1..]).collect()
 }
 
-fn cargo_toml(name: &str, ember: &Path) -> String {
-    let e = ember.display();
-    format!(
-        r#"[package]
-name = "{name}"
+fn cargo_toml(n: &Names, ember: &Path) -> String {
+    n.fill(CARGO_TOML).replace("@ember@", &ember.display().to_string())
+}
+
+const CARGO_TOML: &str = r##"[package]
+name = "@crate@"
 version = "0.1.0"
 edition = "2021"
 publish = false
 
 [dependencies]
-ember-core = {{ path = "{e}/crates/core" }}
+# The plugin itself needs only the core (traits, registry, derives) and candle.
+ember-core = { path = "@ember@/crates/core" }
 candle-core = "0.11"
-# For the binary (Ember's CLI) and the parity test.
-ember = {{ path = "{e}" }}
+# Only for the `ember-@name@` binary (`cargo run --features cli -- ...`).
+ember-cli = { path = "@ember@/crates/cli", optional = true }
+
+[features]
+cli = ["dep:ember-cli"]
 
 [[bin]]
-name = "{name}-ember"
+name = "ember-@name@"
 path = "src/main.rs"
+required-features = ["cli"]
+
+[dev-dependencies]
+# The parity checker `ember parity` uses, as a library.
+ember-parity = { path = "@ember@/crates/parity" }
 
 # A crate of its own, even when generated inside another workspace.
 [workspace]
 
+# Line tables only for this crate: backtraces keep file and line, test binaries stay small.
+[profile.dev]
+debug = "line-tables-only"
+
+# Dependencies (Ember, candle) optimized and without debug info: tests run fast, and
+# the first build takes minutes rather than a quarter of an hour.
 [profile.dev.package."*"]
 opt-level = 3
-"#
-    )
+debug = false
+"##;
+
+const LIB_RS: &str = r##"//! The `@name@` @kind@ plugin for Ember, registered as `@name@`.
+//!
+//! A program gets the registration by linking the crate: `use @lib@ as _;`.
+
+mod @name@;
+
+pub use @name@::*;
+"##;
+
+const MAIN_RS: &str = r##"//! `ember-@name@`: Ember's full command line with the `@name@` plugin linked, so
+//! `ember-@name@ plugins --kind @kind@` lists it, `ember-@name@ train run.toml` can name it
+//! and `ember-@name@ parity tests/@name@.json` checks it. Built with `--features cli`
+//! (`cargo run --features cli -- ...`), so the plugin library itself depends on
+//! `ember-core` alone.
+
+use @lib@ as _;
+
+fn main() {
+    ember_cli::main()
 }
+"##;
 
-fn readme(kind: Kind, name: &str) -> String {
-    format!(
-        r#"# {name}: an Ember {kind} plugin
+fn readme(n: &Names) -> String {
+    let optimizer = n.kind == Kind::Optimizer;
+    let extra_files = if optimizer {
+        "| `tests/state.rs` | the state round trip (save, load, then the next step bit-identical to an uninterrupted run) and the fused CPU kernel against the composed ops, bit for bit |\n\
+         | `tests/gen_@name@.py` | the PyTorch reference script that writes `tests/@name@.json`: your reference implementation goes here |\n"
+    } else {
+        ""
+    };
+    let config = match n.kind {
+        Kind::Activation => "[model]\nactivation = \"@name@\"\nactivation_config = { scale = 2.0 }",
+        Kind::Loss => "[loss]\nname = \"@name@\"\nreduction = \"sum\"",
+        Kind::Optimizer => "[optimizer]\nname = \"@name@\"\nlr = 0.01\nbeta = 0.9",
+        Kind::Scheduler => "[scheduler]\nname = \"@name@\"\nfactor = 0.9",
+        Kind::Regularizer => "[[regularizers]]\nname = \"@name@\"\nlambda = 0.001",
+    };
+    let math = if optimizer {
+        "`step` in `src/@name@.rs` has two paths that must agree: the composed one (candle\n\
+ops, every device) and the fused CPU kernel (`@Camel@Kernel`, one pass over memory\n\
+for contiguous f32/f64 CPU tensors). Change both, keeping the kernel's arithmetic in the\n\
+composed ops' order; `tests/state.rs` checks that they give the same bits\n\
+(`EMBER_KERNELS=composed` runs the composed path everywhere). The state struct\n\
+`@Camel@State` is what checkpoints store: add a field per buffer you keep, named as\n\
+PyTorch names it (`exp_avg_sq`, `momentum_buffer`, ...).\n\
+\n\
+Then the reference: put your reference implementation (the paper's pseudo-code, or the\n\
+authors' PyTorch optimizer) in `tests/gen_@name@.py` and regenerate the fixture:\n\
+\n\
+```sh\n\
+python3 tests/gen_@name@.py      # needs torch; writes tests/@name@.json\n\
+cargo test\n\
+```\n"
+    } else {
+        "Replace the math in `src/@name@.rs`, then regenerate `tests/@name@.json` from your\n\
+reference implementation (usually PyTorch): Ember's `PARITY.md` describes the format of\n\
+a @kind@ case.\n"
+    };
+    let command = if n.krate == n.name {
+        "ember new-plugin @kind@ @name@".to_string()
+    } else {
+        "ember new-plugin @kind@ @name@ --crate @crate@".to_string()
+    };
+    n.fill(&format!(
+        r##"# @crate@: an Ember @kind@ plugin
 
-Generated by `ember new-plugin {kind} {name}`.
+Generated by `{command}`:
+the @kind@ `@name@` in the crate `@crate@`, declared the way Ember's own plugins are.
+As generated it builds, passes its tests and runs Ember's CLI with the plugin linked;
+its math is a placeholder to replace with yours.
 
-- `src/{name}.rs`: the implementation (a placeholder: replace the math) and its registry
-  entry, with the hyperparameters, their defaults and checks.
-- `src/main.rs`: Ember's CLI with this plugin linked (`use {name} as _;`).
-- `tests/{name}.json`: reference numbers in Ember's parity format; regenerate them from
-  your reference implementation when you change the math. `tests/parity.rs` checks them.
+## The files
+
+| file | what it holds |
+|---|---|
+| `Cargo.toml` | the library depends on `ember-core` and `candle-core` only; `ember-cli` for the binary (feature `cli`), `ember-parity` for the tests |
+| `src/lib.rs` | crate docs and `mod @name@;` |
+| `src/@name@.rs` | `@Camel@`: its hyperparameters (fields with their defaults, checks and the doc lines `ember plugins` shows), its registration (`#[plugin(...)]`) and the math |
+| `src/main.rs` | the `ember-@name@` binary: Ember's full CLI with this plugin linked |
+| `tests/@name@.json` | reference numbers in Ember's parity format (`PARITY.md`) |
+| `tests/parity.rs` | runs them through the same code as `ember parity`, and checks the registration (defaults, config checks) |
+{extra_files}
+## Build, test, run
 
 ```sh
-cargo test                                   # builds and checks the plugin
-cargo run -- plugins --kind {kind}           # lists `{name}` with its defaults
-cargo run -- parity tests/{name}.json        # the parity check, as a report
-cargo run -- train run.toml                  # a run config can name `{name}`
+# the tests above
+cargo test
+# `@name@` listed with its hyperparameters
+cargo run --features cli -- plugins --kind @kind@
+# the parity check, as a report
+cargo run --features cli -- parity tests/@name@.json
+# a training run whose config names `@name@` (below)
+cargo run --features cli -- train run.toml
 ```
 
+`cargo build --features cli` builds the binary `ember-@name@` (in `target/debug/`).
+A run config selects the plugin by name, with its keys:
+
+```toml
+{config}
+```
+
+## Change the math
+
+{math}
+## Use it from another program
+
 A program that wants the plugin depends on this crate and names it once in code:
-`use {name} as _;` (a crate nothing names is not linked, and its registration vanishes).
-"#
-    )
+`use @lib@ as _;` (a crate nothing names is not linked, and its registration vanishes).
+"##
+    ))
 }
 
-fn parity_test(name: &str) -> String {
-    format!(
-        r#"//! The plugin against its reference numbers, through the same code as `ember parity`.
+const PARITY_RS: &str = r##"//! The `@name@` plugin against its reference numbers in `@name@.json`, through the same
+//! code as `ember parity`, and as users meet it: listed with its defaults, its config
+//! checked when it is built by name.
 
-use {name} as _;
+use ember_core::{registry, Config, DefaultValue, Kind, Value};
+use @lib@ as _;
 
 #[test]
-fn matches_the_reference_numbers() {{
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/{name}.json");
-    let file = ember::parity::load(&path).unwrap();
+fn matches_the_reference_numbers() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/@name@.json");
+    let file = ember_parity::load(&path).unwrap();
     assert!(!file.cases.is_empty());
-    for (i, case) in file.cases.iter().enumerate() {{
-        let r = ember::parity::run_case(case, i);
-        assert!(r.passed(), "{{}}: {{:?}}", r.id, r.outcome);
-    }}
-}}
-
-#[test]
-fn is_registered_by_name() {{
-    let all = ember::core::registry::all_plugins();
-    assert!(all.iter().any(|p| p.name == "{name}"), "{name} is not registered");
-}}
-"#
-    )
+    for (i, case) in file.cases.iter().enumerate() {
+        let r = ember_parity::run_case(case, i);
+        assert!(r.passed(), "{}: {:?}", r.id, r.outcome);
+    }
 }
 
-/// (module source, parity fixture) for the placeholder of each kind.
-fn template(kind: Kind, name: &str) -> (String, String) {
-    let camel = camel_case(name);
+/// The error building `@name@` with `key = value` gives.
+fn refused(key: &str, value: Value) -> String {
+    let config: Config = [(key.to_string(), value)].into_iter().collect();
+    ember_core::@kind@("@name@", &config, &Default::default()).unwrap_err().to_string()
+}
+
+#[test]
+fn is_registered_with_its_defaults_and_checks_its_config() {
+    let listed = registry::plugins(Kind::@Kind@);
+    let plugin = listed.iter().find(|p| p.name == "@name@").expect("`@name@` is registered");
+    assert_eq!(plugin.module, "@lib@::@name@");
+    let defaults: Vec<_> = plugin.params.iter().map(|s| (s.name, s.default)).collect();
+@checks@}
+"##;
+
+/// The kind's lines of the registration test: the defaults, and a value its checks refuse.
+fn registration_checks(kind: Kind) -> &'static str {
     match kind {
         Kind::Optimizer => {
-            // Plain gradient descent: p <- p - lr * g. Fixture computed with the same rule.
-            let (lr, a, b) = (0.1f64, [1.0f64, 2.0], [0.5f64, -1.0]);
-            let mut x = [1.0f64, -2.0];
-            let mut traj = Vec::new();
-            for _ in 0..5 {
-                for i in 0..2 {
-                    let g = 2.0 * a[i] * x[i] + b[i];
-                    x[i] += -lr * g;
-                }
-                traj.push(format!("[{:?}, {:?}]", x[0], x[1]));
-            }
-            let module = format!(
-                r#"//! `{name}`: an optimizer. Placeholder: plain gradient descent, p <- p - lr * g.
-
-use candle_core::{{Tensor, Var}};
-use ember_core::{{Optimizer, OptimizerEntry, ParamSpec, Result, State, StepContext}};
-
-/// The `{name}` optimizer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct {camel} {{
-    pub lr: f64,
-}}
-
-impl Optimizer for {camel} {{
-    fn lr(&self) -> f64 {{
-        self.lr
-    }}
-
-    /// The per-parameter buffers this optimizer keeps (none yet).
-    fn init_state(&self, _param: &Tensor) -> Result<State> {{
-        Ok(State::new())
-    }}
-
-    fn step(&self, param: &Var, grad: &Tensor, _state: &mut State, ctx: &StepContext) -> Result<()> {{
-        let updated = param.as_tensor().add(&grad.affine(-ctx.lr, 0.0)?)?;
-        param.set(&updated)?;
-        Ok(())
-    }}
-}}
-
-ember_core::inventory::submit! {{
-    OptimizerEntry {{
-        name: "{name}",
-        summary: "{name}: gradient descent (placeholder)",
-        params: &[ParamSpec::float("lr", 1e-3, "learning rate; >= 0")],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new({camel} {{ lr: p.float_where("lr", |v| v >= 0.0, "must be >= 0")? }})),
-    }}
-}}
+            r#"    assert_eq!(defaults, [("lr", DefaultValue::Float(1e-3)), ("beta", DefaultValue::Float(0.9))]);
+    assert_eq!(refused("beta", Value::Float(1.0)), "@name@.beta = 1.0 is invalid: must be in [0, 1)");
+    assert_eq!(refused("lr", Value::Float(-1.0)), "@name@.lr = -1.0 is invalid: must be >= 0");
 "#
-            );
-            let fixture = format!(
-                r#"{{"format":"ember-parity/1","source":"ember new-plugin: gradient descent, computed by the generator","cases":[{{"id":"{name}/lr0.1/f64","kind":"optimizer","name":"{name}","config":{{"lr":0.1}},"dtype":"f64","inputs":{{"x0":[1.0,-2.0],"a":[1.0,2.0],"b":[0.5,-1.0],"steps":5}},"expected":{{"trajectory":[{}]}}}}]}}
-"#,
-                traj.join(",")
-            );
-            (module, fixture)
         }
         Kind::Activation => {
-            let module = format!(
-                r#"//! `{name}`: an activation. Placeholder: scale * x.
-
-use candle_core::Tensor;
-use ember_core::{{Activation, ActivationEntry, ParamSpec, Result}};
-
-/// The `{name}` activation.
-#[derive(Clone, Debug, PartialEq)]
-pub struct {camel} {{
-    pub scale: f64,
-}}
-
-impl Activation for {camel} {{
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {{
-        Ok(x.affine(self.scale, 0.0)?)
-    }}
-}}
-
-ember_core::inventory::submit! {{
-    ActivationEntry {{
-        name: "{name}",
-        summary: "{name}: scale * x (placeholder)",
-        params: &[ParamSpec::float("scale", 1.0, "output scale")],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new({camel} {{ scale: p.float("scale")? }})),
-    }}
-}}
+            r#"    assert_eq!(defaults, [("scale", DefaultValue::Float(1.0))]);
+    let e = refused("scale", Value::Float(f64::INFINITY));
+    assert!(e.starts_with("@name@.scale = ") && e.ends_with("is invalid: must be finite"), "{e}");
 "#
-            );
-            let fixture = format!(
-                r#"{{"format":"ember-parity/1","source":"ember new-plugin: scale * x","cases":[{{"id":"{name}/scale2/f64","kind":"activation","name":"{name}","config":{{"scale":2.0}},"dtype":"f64","inputs":{{"input":[-1.5,0.0,2.0]}},"expected":{{"output":[-3.0,0.0,4.0],"grad_input":[2.0,2.0,2.0]}}}}]}}
-"#
-            );
-            (module, fixture)
         }
         Kind::Loss => {
-            let module = format!(
-                r#"//! `{name}`: a loss. Placeholder: mean squared error.
-
-use candle_core::Tensor;
-use ember_core::{{Error, Loss, LossEntry, ParamSpec, Result}};
-
-/// The `{name}` loss.
-#[derive(Clone, Debug, PartialEq)]
-pub struct {camel} {{
-    pub reduction: String,
-}}
-
-impl Loss for {camel} {{
-    fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {{
-        if input.dims() != target.dims() {{
-            return Err(Error::input(format!("{name}: input shape {{:?}} and target shape {{:?}} differ", input.dims(), target.dims())));
-        }}
-        let sq = input.sub(&target.to_dtype(input.dtype())?)?.sqr()?;
-        Ok(match self.reduction.as_str() {{
-            "none" => sq,
-            "sum" => sq.sum_all()?,
-            _ => sq.mean_all()?,
-        }})
-    }}
-}}
-
-ember_core::inventory::submit! {{
-    LossEntry {{
-        name: "{name}",
-        summary: "{name}: mean squared error (placeholder)",
-        params: &[ParamSpec::choice("reduction", &["none", "mean", "sum"], "mean", "how per-element losses combine")],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new({camel} {{ reduction: p.str("reduction")?.to_string() }})),
-    }}
-}}
+            r#"    assert_eq!(defaults, [("reduction", DefaultValue::Str("mean"))]);
+    let e = refused("reduction", Value::Str("median".into()));
+    assert!(e.starts_with("@name@.reduction = \"median\" is invalid: must be one of"), "{e}");
 "#
-            );
-            let fixture = format!(
-                r#"{{"format":"ember-parity/1","source":"ember new-plugin: mean squared error","cases":[{{"id":"{name}/mean/f64","kind":"loss","name":"{name}","config":{{"reduction":"mean"}},"dtype":"f64","inputs":{{"input":[1.0,2.0],"target":[0.0,4.0]}},"expected":{{"output":2.5,"grad_input":[1.0,-2.0]}}}}]}}
-"#
-            );
-            (module, fixture)
         }
         Kind::Scheduler => {
-            let module = format!(
-                r#"//! `{name}`: a learning-rate scheduler. Placeholder: lr <- lr * factor every step.
-
-use ember_core::{{ParamSpec, Result, Scheduler, SchedulerEntry, State}};
-
-/// The `{name}` scheduler.
-#[derive(Clone, Debug, PartialEq)]
-pub struct {camel} {{
-    pub factor: f64,
-    steps: u64,
-}}
-
-impl Scheduler for {camel} {{
-    fn init(&mut self, _lrs: &mut [f64]) -> Result<()> {{
-        self.steps = 0;
-        Ok(())
-    }}
-
-    fn step(&mut self, lrs: &mut [f64], _metric: Option<f64>) -> Result<()> {{
-        self.steps += 1;
-        lrs.iter_mut().for_each(|lr| *lr *= self.factor);
-        Ok(())
-    }}
-
-    fn state(&self) -> State {{
-        let mut s = State::new();
-        s.scalars.insert("steps".into(), self.steps as f64);
-        s
-    }}
-
-    fn load_state(&mut self, state: &State) -> Result<()> {{
-        self.steps = state.scalar("steps").unwrap_or(0.0) as u64;
-        Ok(())
-    }}
-}}
-
-ember_core::inventory::submit! {{
-    SchedulerEntry {{
-        name: "{name}",
-        summary: "{name}: lr * factor each step (placeholder)",
-        params: &[ParamSpec::float("factor", 0.5, "multiplier per step; in (0, 1]")],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new({camel} {{ factor: p.float_where("factor", |f| f > 0.0 && f <= 1.0, "must be in (0, 1]")?, steps: 0 }})),
-    }}
-}}
+            r#"    assert_eq!(defaults, [("factor", DefaultValue::Float(0.5))]);
+    assert_eq!(refused("factor", Value::Float(2.0)), "@name@.factor = 2.0 is invalid: must be in (0, 1]");
 "#
-            );
-            let fixture = format!(
-                r#"{{"format":"ember-parity/1","source":"ember new-plugin: lr * factor","cases":[{{"id":"{name}/half/f64","kind":"scheduler","name":"{name}","config":{{"factor":0.5}},"dtype":"f64","inputs":{{"lr":1.0,"steps":4}},"expected":{{"lr":[1.0,0.5,0.25,0.125]}}}}]}}
-"#
-            );
-            (module, fixture)
         }
         Kind::Regularizer => {
-            let module = format!(
-                r#"//! `{name}`: a regularizer. Placeholder: the penalty lambda * sum(w^2).
-
-use candle_core::Tensor;
-use ember_core::{{ParamSpec, Regularizer, RegularizerEntry, RegularizerRole, Result}};
-
-/// The `{name}` regularizer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct {camel} {{
-    pub lambda: f64,
-}}
-
-impl Regularizer for {camel} {{
-    fn role(&self) -> RegularizerRole {{
-        RegularizerRole::Penalty
-    }}
-
-    fn penalty(&self, weight: &Tensor) -> Result<Tensor> {{
-        Ok(weight.sqr()?.sum_all()?.affine(self.lambda, 0.0)?)
-    }}
-}}
-
-ember_core::inventory::submit! {{
-    RegularizerEntry {{
-        name: "{name}",
-        summary: "{name}: lambda * sum(w^2) (placeholder)",
-        params: &[ParamSpec::float("lambda", 0.01, "penalty strength; >= 0")],
-        module: module_path!(),
-        build: |p, _| Ok(Box::new({camel} {{ lambda: p.float_where("lambda", |l| l >= 0.0, "must be >= 0")? }})),
-    }}
-}}
+            r#"    assert_eq!(defaults, [("lambda", DefaultValue::Float(0.01))]);
+    assert_eq!(refused("lambda", Value::Float(-1.0)), "@name@.lambda = -1.0 is invalid: must be >= 0");
 "#
-            );
-            let fixture = format!(
-                r#"{{"format":"ember-parity/1","source":"ember new-plugin: lambda * sum(w^2)","cases":[{{"id":"{name}/f64","kind":"regularizer","name":"{name}","config":{{"lambda":0.5}},"dtype":"f64","inputs":{{"input":[1.0,-2.0]}},"expected":{{"penalty":2.5,"grad_input":[1.0,-2.0]}}}}]}}
-"#
-            );
-            (module, fixture)
         }
     }
 }
+
+/// The parity problem every generated optimizer fixture uses.
+const X0: [f64; 2] = [1.0, -2.0];
+const A: [f64; 2] = [1.0, 2.0];
+const B: [f64; 2] = [0.5, -1.0];
+
+/// The placeholder optimizer's trajectory on the parity problem (g = 2·a·x + b before
+/// each step), in f64 and in the order of the generated plugin's composed ops, so that
+/// the generated crate matches it to the last bit.
+fn optimizer_trajectory(lr: f64, beta: f64, steps: usize) -> String {
+    let (mut x, mut m) = (X0, [0.0f64; 2]);
+    let w = 1.0 - beta;
+    let points: Vec<String> = (1..=steps)
+        .map(|t| {
+            let step_size = lr / (1.0 - beta.powf(t as f64));
+            for i in 0..2 {
+                let g = (A[i] * 2.0 + 0.0) * x[i] + B[i];
+                let diff = g - m[i];
+                m[i] = if w < 0.5 { m[i] + (diff * w + 0.0) } else { g - (diff * (1.0 - w) + 0.0) };
+                x[i] += m[i] * -step_size + 0.0;
+            }
+            format!("[{:?},{:?}]", x[0], x[1])
+        })
+        .collect();
+    points.join(",")
+}
+
+/// (module source, parity fixture) for the placeholder of each kind.
+fn template(n: &Names) -> (String, String) {
+    let name = n.name;
+    match n.kind {
+        Kind::Optimizer => {
+            let case = |tag: &str, config: &str, lr: f64, beta: f64| {
+                format!(
+                    r#"{{"id":"{name}/{tag}/f64","kind":"optimizer","name":"{name}","config":{config},"dtype":"f64","inputs":{{"x0":{X0:?},"a":{A:?},"b":{B:?},"steps":5}},"expected":{{"trajectory":[{}]}}}}"#,
+                    optimizer_trajectory(lr, beta, 5)
+                )
+            };
+            let fixture = format!(
+                r#"{{"format":"ember-parity/1","source":"ember new-plugin: the placeholder math, computed by the generator; tests/gen_{name}.py rewrites this file","cases":[{},{}]}}
+"#,
+                case("lr0.1", r#"{"lr":0.1}"#, 0.1, 0.9),
+                case("lr0.1-beta0.3", r#"{"lr":0.1,"beta":0.3}"#, 0.1, 0.3),
+            );
+            (n.fill(OPTIMIZER), fixture)
+        }
+        Kind::Activation => (
+            n.fill(ACTIVATION),
+            format!(
+                r#"{{"format":"ember-parity/1","source":"ember new-plugin: scale * x","cases":[{{"id":"{name}/scale2/f64","kind":"activation","name":"{name}","config":{{"scale":2.0}},"dtype":"f64","inputs":{{"input":[-1.5,0.0,2.0]}},"expected":{{"output":[-3.0,0.0,4.0],"grad_input":[2.0,2.0,2.0]}}}}]}}
+"#
+            ),
+        ),
+        Kind::Loss => (
+            n.fill(LOSS),
+            format!(
+                r#"{{"format":"ember-parity/1","source":"ember new-plugin: mean squared error","cases":[{{"id":"{name}/mean/f64","kind":"loss","name":"{name}","config":{{"reduction":"mean"}},"dtype":"f64","inputs":{{"input":[1.0,2.0],"target":[0.0,4.0]}},"expected":{{"output":2.5,"grad_input":[1.0,-2.0]}}}}]}}
+"#
+            ),
+        ),
+        Kind::Scheduler => (
+            n.fill(SCHEDULER),
+            format!(
+                r#"{{"format":"ember-parity/1","source":"ember new-plugin: lr * factor","cases":[{{"id":"{name}/half/f64","kind":"scheduler","name":"{name}","config":{{"factor":0.5}},"dtype":"f64","inputs":{{"lr":1.0,"steps":4}},"expected":{{"lr":[1.0,0.5,0.25,0.125]}}}}]}}
+"#
+            ),
+        ),
+        Kind::Regularizer => (
+            n.fill(REGULARIZER),
+            format!(
+                r#"{{"format":"ember-parity/1","source":"ember new-plugin: lambda * sum(w^2)","cases":[{{"id":"{name}/f64","kind":"regularizer","name":"{name}","config":{{"lambda":0.5}},"dtype":"f64","inputs":{{"input":[1.0,-2.0]}},"expected":{{"penalty":2.5,"grad_input":[1.0,-2.0]}}}}]}}
+"#
+            ),
+        ),
+    }
+}
+
+const OPTIMIZER: &str = r##"//! `@name@`: an optimizer. A placeholder to replace with yours: a momentum (an
+//! exponential moving average of the gradient) with bias correction, written the way
+//! Ember's own optimizers are: the hyperparameters declared once, a typed state, candle
+//! ops for every device and a fused kernel for the CPU.
+
+use candle_core::{Tensor, Var};
+use ember_core::ops::fused::{par_chunks, with_cpu_data, ChunkKernel, CpuFloat};
+use ember_core::ops::pointwise::Real;
+use ember_core::optim::{add_scaled, fused_kind, lerp, zeros, Fused};
+use ember_core::{check, Hyperparams, Optimizer, OptimizerState, Result, StepContext};
+
+/// The `@name@` optimizer, step t:
+///
+/// ```text
+/// m ← β·m + (1 - β)·g          (lerp(m, g, 1 - β), as PyTorch's exp_avg.lerp_(g, 1 - β))
+/// p ← p - (lr / (1 - βᵗ))·m    (the average's bias towards its zero start corrected)
+/// ```
+///
+/// `lr` is declared in `#[plugin]` and reaches each step as `ctx.lr` (a scheduler may
+/// change it); β is the scheduled momentum when a scheduler cycles it (`one_cycle`).
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(optimizer = "@name@", summary = "@name@: momentum with bias correction (placeholder)", lr = 1e-3)]
+pub struct @Camel@ {
+    /// decay of the gradient average; in [0, 1)
+    #[param(default = 0.9, check = check::unit_interval)]
+    pub beta: f64,
+}
+
+/// `@name@`'s state for one parameter. Checkpoints store each field under its name; a
+/// saved state with a missing or an unknown entry is refused when it is loaded.
+#[derive(Clone, Debug, OptimizerState)]
+pub struct @Camel@State {
+    /// Steps taken.
+    pub step: f64,
+    /// The gradient average m.
+    pub exp_avg: Tensor,
+}
+
+impl Optimizer for @Camel@ {
+    type State = @Camel@State;
+
+    fn init_state(&self, param: &Tensor) -> Result<@Camel@State> {
+        Ok(@Camel@State { step: 0.0, exp_avg: zeros(param)? })
+    }
+
+    fn step(&self, param: &Var, grad: &Tensor, state: &mut @Camel@State, ctx: &StepContext) -> Result<()> {
+        state.step += 1.0;
+        let beta = ctx.momentum_or(self.beta);
+        // Scalars in f64, as PyTorch computes them in Python.
+        let step_size = ctx.lr / (1.0 - beta.powf(state.step));
+        let p = param.as_tensor();
+        // The fused kernel for contiguous f32/f64 CPU tensors (unless the kernels are
+        // `composed`: EMBER_KERNELS=composed), candle ops everywhere else.
+        match fused_kind(p, grad, &[&state.exp_avg]) {
+            Some(Fused::F32) => fused::<f32>(p, grad, &state.exp_avg, beta, step_size),
+            Some(Fused::F64) => fused::<f64>(p, grad, &state.exp_avg, beta, step_size),
+            None => composed(param, grad, state, beta, step_size),
+        }
+    }
+}
+
+/// The update as candle ops: every device and dtype, and the reference for the kernel.
+fn composed(param: &Var, grad: &Tensor, state: &mut @Camel@State, beta: f64, step_size: f64) -> Result<()> {
+    let m = lerp(&state.exp_avg, grad, 1.0 - beta)?;
+    param.set(&add_scaled(param.as_tensor(), &m, -step_size)?)?;
+    state.exp_avg = m;
+    Ok(())
+}
+
+/// The same update in one pass over CPU memory, in place, on every core.
+fn fused<T: CpuFloat + Real>(param: &Tensor, grad: &Tensor, exp_avg: &Tensor, beta: f64, step_size: f64) -> Result<()> {
+    let w = 1.0 - beta;
+    // Each constant rounded to T from f64, as candle's `affine` rounds its factor.
+    let kernel = @Camel@Kernel { w: T::of(w), one_minus_w: T::of(1.0 - w), w_lt_half: w < 0.5, neg_step: T::of(-step_size) };
+    with_cpu_data::<T>(param, grad, &[exp_avg], &mut |p, g, s| par_chunks(p, g, s, &kernel))
+}
+
+/// The update of one chunk, element by element: the composed path's arithmetic in its
+/// order (`affine(a, 0.0)` computes `v·a + 0.0`, so the kernel adds the `0.0` too, which
+/// keeps even the sign of a zero), so that both paths give the same bits. Rust does not
+/// contract `a * b + c` into a fused multiply-add, so every vector unit gives them too.
+struct @Camel@Kernel<T> {
+    w: T,
+    one_minus_w: T,
+    w_lt_half: bool,
+    neg_step: T,
+}
+
+impl<T: Real> ChunkKernel<T> for @Camel@Kernel<T> {
+    #[inline(always)]
+    fn run(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+        let [m] = s else { unreachable!("one state buffer") };
+        let zero = T::zero();
+        for ((p, &g), m) in p.iter_mut().zip(g).zip(m.iter_mut()) {
+            // m ← lerp(m, g, w): m + w·(g - m) for w < 0.5, else g - (1 - w)·(g - m).
+            let diff = g - *m;
+            *m = if self.w_lt_half { *m + (diff * self.w + zero) } else { g - (diff * self.one_minus_w + zero) };
+            // p ← p - step_size·m
+            *p = *p + (*m * self.neg_step + zero);
+        }
+    }
+}
+"##;
+
+const STATE_RS: &str = r##"//! `@name@`'s state as a checkpoint keeps it, and its two code paths: the fused CPU kernel
+//! must give the composed candle ops' results to the bit.
+
+use candle_core::{DType, Device, Tensor, Var};
+use ember_core::ops::{with_kernels, Kernels};
+use ember_core::{DynOptimizer, StepContext};
+use @lib@ as _;
+
+fn optimizer() -> Box<dyn DynOptimizer> {
+    ember_core::optimizer("@name@", &Default::default(), &Default::default()).unwrap()
+}
+
+fn bits(t: &Tensor) -> Vec<u64> {
+    let values = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    values.into_iter().map(f64::to_bits).collect()
+}
+
+#[test]
+fn the_state_round_trips_to_a_bit_identical_next_step() {
+    for kernels in [Kernels::Auto, Kernels::Composed] {
+        with_kernels(kernels, || {
+            let dev = Device::Cpu;
+            let opt = optimizer();
+            let ctx = StepContext::new(0.01);
+            let p = Var::new(&[1.0f32, -2.0, 0.5], &dev).unwrap();
+            let g = Tensor::new(&[0.3f32, -0.1, 0.2], &dev).unwrap();
+            let mut state = opt.init_state(p.as_tensor()).unwrap();
+            opt.step(&p, &g, &mut state, &ctx).unwrap();
+            // What a checkpoint keeps: the named buffers, copied out (the fused kernel
+            // updates the live ones in place), and the scalars.
+            let mut saved = state.save();
+            for t in saved.tensors.values_mut() {
+                *t = t.copy().unwrap();
+            }
+            assert_eq!(saved.tensors.keys().collect::<Vec<_>>(), ["exp_avg"]);
+            assert_eq!(saved.scalars.get("step"), Some(&1.0));
+            let mut extra = saved.clone();
+            let mut loaded = opt.load_state(&saved).unwrap();
+            let q = Var::from_tensor(&p.as_tensor().copy().unwrap()).unwrap();
+            for _ in 0..3 {
+                opt.step(&p, &g, &mut state, &ctx).unwrap();
+                opt.step(&q, &g, &mut loaded, &ctx).unwrap();
+            }
+            assert_eq!(bits(p.as_tensor()), bits(q.as_tensor()), "{kernels:?}");
+            // A state with a buffer this optimizer does not keep is refused.
+            extra.tensors.insert("exp_avg_sq".into(), g.clone());
+            let e = opt.load_state(&extra).unwrap_err().to_string();
+            assert!(e.contains("unexpected buffer 'exp_avg_sq'"), "{e}");
+        });
+    }
+}
+
+/// The parameter and the state after five steps, as bits, with `kernels`.
+fn five_steps(kernels: Kernels, dtype: DType, momentum: Option<f64>) -> (Vec<u64>, Vec<u64>) {
+    with_kernels(kernels, || {
+        let opt = optimizer();
+        // More elements than one chunk, so the fused kernel runs in parallel chunks.
+        let n = 100_003u64;
+        let x0: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 / 250.0 - 2.0).collect();
+        let x = Var::from_tensor(&Tensor::new(x0, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()).unwrap();
+        let mut state = opt.init_state(x.as_tensor()).unwrap();
+        for k in 0..5 {
+            let g: Vec<f64> = (0..n).map(|i| (((i + 31 * k) * 104729) % 2000) as f64 / 1000.0 - 1.0).collect();
+            let g = Tensor::new(g, &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
+            opt.step(&x, &g, &mut state, &StepContext::new(0.01).with_momentum(momentum)).unwrap();
+        }
+        (bits(x.as_tensor()), bits(&state.save().tensors["exp_avg"]))
+    })
+}
+
+#[test]
+fn the_fused_kernel_gives_the_composed_ops_bits() {
+    for dtype in [DType::F32, DType::F64] {
+        // β = 0.9 as configured, and a scheduled β = 0.3 (lerp's other branch).
+        for momentum in [None, Some(0.3)] {
+            let before = ember_core::ops::fused::fused_updates();
+            let fused = five_steps(Kernels::Auto, dtype, momentum);
+            assert!(ember_core::ops::fused::fused_updates() >= before + 5, "the fused kernel ran");
+            let composed = five_steps(Kernels::Composed, dtype, momentum);
+            assert!(fused == composed, "{dtype:?}, momentum {momentum:?}: the paths differ");
+        }
+    }
+}
+"##;
+
+const GEN_PY: &str = r##"#!/usr/bin/env python3
+"""Writes @name@.json: the reference trajectories `cargo test` checks the `@name@`
+optimizer against, in Ember's parity format (`ember-parity/1`, Ember's PARITY.md):
+f(x) = sum(a x^2) + sum(b x) is minimised from x0, the gradient before each step is
+g = 2 a x + b, and a trajectory is x after each step.
+
+The committed @name@.json was computed by `ember new-plugin` from the placeholder math,
+which `Reference` below repeats. When you change the Rust implementation, put your
+reference implementation in `Reference.step` (the paper's pseudo-code, or the authors'
+code; or import their torch optimizer and build it in `trajectory`), then:
+
+    python3 tests/gen_@name@.py
+    cargo test
+"""
+import json
+import os
+
+import torch
+
+torch.manual_seed(0)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Reference(torch.optim.Optimizer):
+    """The reference implementation: REPLACE the update in `step` with yours. Name its
+    keyword arguments as the Rust plugin names its config keys."""
+
+    def __init__(self, params, lr=1e-3, beta=0.9):
+        super().__init__(params, dict(lr=lr, beta=beta))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, beta = group["lr"], group["beta"]
+            for p in group["params"]:
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                state["step"] += 1
+                m = state["exp_avg"]
+                m.lerp_(p.grad, 1 - beta)                            # m <- beta m + (1 - beta) g
+                p.add_(m, alpha=-lr / (1 - beta ** state["step"]))   # p <- p - lr / (1 - beta^t) m
+
+
+def trajectory(x0, a, b, steps, dtype, config):
+    """x after each of `steps` steps of Reference(**config), in `dtype`."""
+    x = torch.tensor(x0, dtype=dtype, requires_grad=True)
+    a, b = torch.tensor(a, dtype=dtype), torch.tensor(b, dtype=dtype)
+    opt = Reference([x], **config)
+    out = []
+    for _ in range(steps):
+        with torch.no_grad():
+            x.grad = 2 * a * x + b
+        opt.step()
+        out.append(x.detach().tolist())
+    return out
+
+
+X0 = (torch.randn(5, dtype=torch.float64) * 2).tolist()
+A = (torch.rand(5, dtype=torch.float64) + 0.1).tolist()
+B = torch.randn(5, dtype=torch.float64).tolist()
+STEPS = 15
+cases = []
+# Configs use the plugin's config keys; absent keys take its defaults. Add the cases
+# that exercise your optimizer's options.
+for config in [{}, {"lr": 0.05}, {"lr": 0.05, "beta": 0.3}]:
+    for dname, dtype in {"f32": torch.float32, "f64": torch.float64}.items():
+        x0, a, b = (torch.tensor(v, dtype=dtype).tolist() for v in (X0, A, B))
+        tag = "-".join(f"{k}{v}" for k, v in config.items()) or "default"
+        cases.append({"id": f"@name@/{tag}/{dname}", "kind": "optimizer", "name": "@name@", "config": config,
+                      "dtype": dname, "inputs": {"x0": x0, "a": a, "b": b, "steps": STEPS},
+                      "expected": {"trajectory": trajectory(x0, a, b, STEPS, dtype, config)}})
+doc = {"format": "ember-parity/1", "source": f"torch {torch.__version__}, tests/gen_@name@.py", "cases": cases}
+with open(os.path.join(HERE, "@name@.json"), "w") as f:
+    json.dump(doc, f, separators=(",", ":"))
+    f.write("\n")
+print(f"wrote {len(cases)} cases to tests/@name@.json")
+"##;
+
+const ACTIVATION: &str = r##"//! `@name@`: an activation. A placeholder to replace with yours: scale·x.
+
+use candle_core::Tensor;
+use ember_core::{check, Activation, Hyperparams, Result};
+
+/// The `@name@` activation: y = scale·x (candle's autograd gives the gradient).
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(activation = "@name@", summary = "@name@: scale * x (placeholder)")]
+pub struct @Camel@ {
+    /// output scale; finite
+    #[param(default = 1.0, check = check::finite)]
+    pub scale: f64,
+}
+
+impl Activation for @Camel@ {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.affine(self.scale, 0.0)?)
+    }
+}
+"##;
+
+const LOSS: &str = r##"//! `@name@`: a loss. A placeholder to replace with yours: the squared error.
+
+use candle_core::Tensor;
+use ember_core::{Error, Hyperparams, Loss, ParamEnum, Result};
+
+/// How per-element losses combine (PyTorch's `reduction`); configs name the variants in
+/// snake_case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ParamEnum)]
+pub enum Reduction {
+    /// The per-element losses, the input's shape.
+    None,
+    /// Their mean.
+    Mean,
+    /// Their sum.
+    Sum,
+}
+
+/// The `@name@` loss: (input - target)², reduced.
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(loss = "@name@", summary = "@name@: mean squared error (placeholder)")]
+pub struct @Camel@ {
+    /// how per-element losses combine: none, mean or sum
+    #[param(default = "mean")]
+    pub reduction: Reduction,
+}
+
+impl Loss for @Camel@ {
+    fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        if input.dims() != target.dims() {
+            return Err(Error::input(format!(
+                "@name@: input shape {:?} and target shape {:?} differ",
+                input.dims(),
+                target.dims()
+            )));
+        }
+        let sq = input.sub(&target.to_dtype(input.dtype())?)?.sqr()?;
+        Ok(match self.reduction {
+            Reduction::None => sq,
+            Reduction::Mean => sq.mean_all()?,
+            Reduction::Sum => sq.sum_all()?,
+        })
+    }
+}
+"##;
+
+const SCHEDULER: &str = r##"//! `@name@`: a learning-rate scheduler. A placeholder to replace with yours:
+//! lr ← lr·factor at every step.
+
+use ember_core::{check, Hyperparams, Result, Scheduler, State};
+
+/// `factor`'s rule: a check of its own (any `Fn(&T) -> Result<(), String>` is one).
+fn up_to_one(factor: &f64) -> check::Check {
+    if *factor > 0.0 && *factor <= 1.0 {
+        Ok(())
+    } else {
+        Err("must be in (0, 1]".into())
+    }
+}
+
+/// The `@name@` scheduler: each step multiplies every group's learning rate by `factor`.
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(scheduler = "@name@", summary = "@name@: lr * factor each step (placeholder)")]
+pub struct @Camel@ {
+    /// multiplier per step; in (0, 1]
+    #[param(default = 0.5, check = up_to_one)]
+    pub factor: f64,
+    /// Steps taken: state, not a hyperparameter.
+    #[param(skip)]
+    steps: u64,
+}
+
+impl Scheduler for @Camel@ {
+    fn init(&mut self, _lrs: &mut [f64]) -> Result<()> {
+        self.steps = 0;
+        Ok(())
+    }
+
+    fn step(&mut self, lrs: &mut [f64], _metric: Option<f64>) -> Result<()> {
+        self.steps += 1;
+        lrs.iter_mut().for_each(|lr| *lr *= self.factor);
+        Ok(())
+    }
+
+    fn state(&self) -> State {
+        let mut s = State::new();
+        s.scalars.insert("steps".into(), self.steps as f64);
+        s
+    }
+
+    fn load_state(&mut self, state: &State) -> Result<()> {
+        self.steps = state.scalar("steps").unwrap_or(0.0) as u64;
+        Ok(())
+    }
+}
+"##;
+
+const REGULARIZER: &str = r##"//! `@name@`: a regularizer. A placeholder to replace with yours: the penalty
+//! lambda·sum(w²).
+
+use candle_core::Tensor;
+use ember_core::{check, Hyperparams, Regularizer, RegularizerRole, Result};
+
+/// The `@name@` regularizer: lambda·Σw², added to the loss.
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(regularizer = "@name@", summary = "@name@: lambda * sum(w^2) (placeholder)")]
+pub struct @Camel@ {
+    /// penalty strength; >= 0
+    #[param(default = 0.01, check = check::non_negative)]
+    pub lambda: f64,
+}
+
+impl Regularizer for @Camel@ {
+    fn role(&self) -> RegularizerRole {
+        RegularizerRole::Penalty
+    }
+
+    fn penalty(&self, weight: &Tensor) -> Result<Tensor> {
+        Ok(weight.sqr()?.sum_all()?.affine(self.lambda, 0.0)?)
+    }
+}
+"##;

@@ -56,7 +56,7 @@ pub mod threads;
 mod value;
 
 pub use ember_macros::{Hyperparams, OptimizerState, ParamEnum};
-pub use error::{Error, Result};
+pub use error::{Context, Error, IoContext, Result};
 pub use optim::{AnyState, DynOptimizer, Optimizer, OptimizerState, StepContext};
 pub use params::{DefaultValue, Hyperparams, ParamEnum, ParamSpec, ParamType, ParamValue, Params};
 pub use plugins::{Activation, Loss, Regularizer, RegularizerRole, Scheduler};

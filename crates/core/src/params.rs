@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::error::{closest, Error, Result};
+use crate::error::{closest, plausible, Error, Result};
 use crate::value::{Config, Value};
 
 /// The type of one hyperparameter.
@@ -521,14 +521,6 @@ fn check_type(plugin: &str, spec: &ParamSpec, v: &Value) -> Result<Value> {
         (ParamType::IntList, Value::List(items)) if items.iter().all(|i| matches!(i, Value::Int(_))) => Ok(v.clone()),
         _ => Err(wrong()),
     }
-}
-
-/// Whether `candidate` is a plausible intended spelling of `key`: a few edits away, or
-/// one contains the other (`slope` for `negative_slope`).
-fn plausible(key: &str, candidate: &str) -> bool {
-    candidate.contains(key)
-        || key.contains(candidate)
-        || strsim::damerau_levenshtein(key, candidate) <= (key.len() / 3).max(2)
 }
 
 fn describe(v: &Value) -> String {

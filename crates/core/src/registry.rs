@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device};
 
-use crate::error::{closest, Error, Result};
+use crate::error::{closest, plausible, Error, Result};
 use crate::optim::DynOptimizer;
 use crate::params::{ParamSpec, Params};
 use crate::plugins::{Activation, Loss, Regularizer, Scheduler};
@@ -170,7 +170,7 @@ where
             Err(Error::UnknownPlugin {
                 kind: P::KIND,
                 name: name.to_string(),
-                suggestion: closest(name, known.iter().map(String::as_str)),
+                suggestion: closest(name, known.iter().map(String::as_str)).filter(|s| plausible(name, s)),
                 known,
             })
         }
@@ -299,7 +299,7 @@ mod tests {
         let e = optimizer("adam", &Config::new(), &BuildContext::default()).unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown optimizer 'adam'; no optimizers are registered (a plugin crate is linked only if the program names it: add `use the_plugin_crate as _;`)"
+            "unknown optimizer 'adam'; no optimizers are registered. An optimizer from a crate of its own is registered only in a program that names that crate: add `use the_plugin_crate as _;`"
         );
         assert!(plugins(Kind::Loss).is_empty());
     }

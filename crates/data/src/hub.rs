@@ -24,7 +24,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
-use ember_core::{Error, Result};
+use ember_core::{Error, IoContext, Result};
 use hf_hub::progress::{DownloadEvent, ProgressEvent, ProgressHandler};
 use hf_hub::{HFClient, HFError, HFRepositorySync, RepoTypeDataset};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -412,8 +412,8 @@ fn describe(e: &HFError) -> String {
 /// column, an image that is not a 28x28 grayscale PNG, a label outside 0..=255) is an
 /// error naming the file and the row.
 pub fn read_parquet(path: &Path) -> Result<(Tensor, Tensor)> {
-    let fail = |msg: String| Error::input(format!("{}: {msg}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let fail = |msg: String| Error::corrupt(path, msg);
+    let file = std::fs::File::open(path).at(path, "read")?;
     let reader = SerializedFileReader::new(file).map_err(|e| fail(format!("not a readable parquet file: {e}")))?;
     let rows = reader.metadata().file_metadata().num_rows().max(0) as usize;
     let mut images: Vec<u8> = Vec::with_capacity(rows * 784);

@@ -22,7 +22,7 @@ pub fn read_u8(path: impl AsRef<Path>) -> Result<Tensor> {
 /// gzip file of several members (`cat a.gz b.gz`, bgzip, pigz) reads as their
 /// concatenation, as `gunzip` reads it.
 pub fn read_u8_bytes(raw: &[u8], origin: &str) -> Result<Tensor> {
-    let fail = |msg: String| Error::input(format!("{origin}: {msg}"));
+    let fail = |msg: String| Error::corrupt(origin, msg);
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut gz = flate2::read::MultiGzDecoder::new(raw);
         let mut out = Vec::new();
@@ -104,11 +104,7 @@ pub fn read_pair(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<(
     let x = read_u8(ip)?;
     let y = read_u8(lp)?;
     if y.rank() != 1 {
-        return Err(Error::input(format!(
-            "{}: labels must be one-dimensional, got shape {:?}",
-            lp.display(),
-            y.dims()
-        )));
+        return Err(Error::corrupt(lp, format!("labels must be one-dimensional, got shape {:?}", y.dims())));
     }
     if x.dim(0)? != y.dim(0)? {
         return Err(Error::input(format!(

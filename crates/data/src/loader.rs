@@ -81,7 +81,11 @@ impl DataLoader {
         dtype: DType,
     ) -> Result<Self> {
         if batch_size == 0 {
-            return Err(Error::input("train.batch_size = 0 is invalid: must be >= 1"));
+            return Err(Error::InvalidValue {
+                path: "train.batch_size".into(),
+                value: "0".into(),
+                rule: "must be >= 1".into(),
+            });
         }
         Ok(DataLoader { batch_size, shuffle, drop_last, seed, device, dtype })
     }

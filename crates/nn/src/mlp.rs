@@ -65,16 +65,18 @@ impl MlpConfig {
     /// Checks the sizes and dropout values.
     pub fn validate(&self) -> Result<()> {
         if self.sizes.len() < 2 {
-            return Err(Error::input(format!(
-                "model.sizes = {:?} is invalid: give at least the input and output sizes, e.g. [784, 256, 10]",
-                self.sizes
-            )));
+            return Err(Error::InvalidValue {
+                path: "model.sizes".into(),
+                value: format!("{:?}", self.sizes),
+                rule: "give at least the input and output sizes, e.g. [784, 256, 10]".into(),
+            });
         }
         if let Some(i) = self.sizes.iter().position(|&s| s == 0) {
-            return Err(Error::input(format!(
-                "model.sizes = {:?} is invalid: entry {i} is 0; every size must be >= 1",
-                self.sizes
-            )));
+            return Err(Error::InvalidValue {
+                path: "model.sizes".into(),
+                value: format!("{:?}", self.sizes),
+                rule: format!("entry {i} is 0; every size must be >= 1"),
+            });
         }
         let hidden = self.sizes.len() - 2;
         if self.dropout.len() > 1 && self.dropout.len() != hidden {
@@ -84,7 +86,11 @@ impl MlpConfig {
             )));
         }
         if let Some(p) = self.dropout.iter().find(|p| !(0.0..=1.0).contains(*p)) {
-            return Err(Error::input(format!("model.dropout = {p} is invalid: must be in [0, 1]")));
+            return Err(Error::InvalidValue {
+                path: "model.dropout".into(),
+                value: p.to_string(),
+                rule: "must be in [0, 1]".into(),
+            });
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use ember_core::{Error, Result};
+use ember_core::{Context, Error, Result};
 
 use crate::module::Module;
 
@@ -23,8 +23,7 @@ pub fn save_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<()
         .into_iter()
         .map(|(n, t)| Ok((n, t.to_device(&Device::Cpu)?.contiguous()?)))
         .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&dict, path)
-        .map_err(|e| Error::input(format!("{}: cannot write weights: {}", path.display(), Error::from(e))))
+    candle_core::safetensors::save(&dict, path).with_context(|| format!("{}: cannot write weights", path.display()))
 }
 
 /// Loads a state_dict into the model. Strict, like PyTorch's `load_state_dict`: every
@@ -69,6 +68,6 @@ pub fn load_state_dict(model: &dyn Module, dict: &HashMap<String, Tensor>) -> Re
 pub fn load_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let dict = candle_core::safetensors::load(path, &Device::Cpu)
-        .map_err(|e| Error::input(format!("{}: cannot read weights: {}", path.display(), Error::from(e))))?;
-    load_state_dict(model, &dict).map_err(|e| Error::input(format!("{}: {e}", path.display())))
+        .with_context(|| format!("{}: cannot read weights", path.display()))?;
+    load_state_dict(model, &dict).context(path.display())
 }

@@ -20,7 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use ember_core::{Error, Result};
+use ember_core::{Context, Error, IoContext, Result};
 
 /// The `format` metadata value of Ember checkpoints.
 pub const FORMAT: &str = "ember-checkpoint/1";
@@ -36,9 +36,10 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// A metadata entry, or an error naming the file.
     pub fn meta(&self, key: &str) -> Result<&str> {
-        self.metadata.get(key).map(String::as_str).ok_or_else(|| {
-            Error::input(format!("{}: not an Ember checkpoint (no '{key}' in its metadata)", self.path.display()))
-        })
+        self.metadata
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| Error::corrupt(&self.path, format!("not an Ember checkpoint (no '{key}' in its metadata)")))
     }
 
     /// The tensors whose names start with `prefix`, with the prefix removed.
@@ -146,9 +147,8 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
 /// The metadata of a safetensors file, reading only its header.
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     use std::io::Read;
-    let fail =
-        |e: &dyn std::fmt::Display| Error::input(format!("{}: not a readable safetensors file: {e}", path.display()));
-    let mut f = File::open(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+    let fail = |e: &dyn std::fmt::Display| Error::corrupt(path, format!("not a readable safetensors file: {e}"));
+    let mut f = File::open(path).at(path, "read")?;
     let mut len = [0u8; 8];
     f.read_exact(&mut len).map_err(|e| fail(&e))?;
     let n = u64::from_le_bytes(len);
@@ -166,12 +166,12 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
 /// Copies a checkpoint file atomically (temporary, fsync, rename, fsync of the
 /// directory), after checking that it reads whole.
 pub fn copy_atomic(src: &Path, dest: &Path) -> Result<()> {
-    let bytes = fs::read(src).map_err(|e| Error::input(format!("{}: cannot read: {e}", src.display())))?;
+    let bytes = fs::read(src).at(src, "read")?;
     read_bytes(&bytes, src)?;
     if let Some(dir) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|e| Error::input(format!("{}: cannot create: {e}", dir.display())))?;
+        fs::create_dir_all(dir).at(dir, "create")?;
     }
-    write_file_atomic(dest, &bytes).map_err(|e| Error::input(format!("{}: cannot write: {e}", dest.display())))
+    write_file_atomic(dest, &bytes).at(dest, "write")
 }
 
 /// Whether `ckpt` is an Ember checkpoint a run can continue from: the format, the
@@ -179,7 +179,7 @@ pub fn copy_atomic(src: &Path, dest: &Path) -> Result<()> {
 fn resumable(ckpt: &Checkpoint) -> Result<()> {
     let format = ckpt.meta("format")?;
     if format != FORMAT {
-        return Err(Error::input(format!("{}: format {format:?} is not {FORMAT:?}", ckpt.path.display())));
+        return Err(Error::corrupt(&ckpt.path, format!("format {format:?} is not {FORMAT:?}")));
     }
     ckpt.meta("config")?;
     ckpt.meta("progress")?;
@@ -215,8 +215,7 @@ pub fn open_for_resume(path: &Path) -> Result<(Checkpoint, Vec<String>)> {
 
 /// [`read`] on the bytes of a file; `path` names it in errors.
 pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
-    let fail =
-        |e: &dyn std::fmt::Display| Error::input(format!("{}: not a readable safetensors file: {e}", path.display()));
+    let fail = |e: &dyn std::fmt::Display| Error::corrupt(path, format!("not a readable safetensors file: {e}"));
     if bytes.len() < 8 {
         return Err(fail(&format!("{} bytes, shorter than the 8-byte header length (truncated?)", bytes.len())));
     }
@@ -232,13 +231,16 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
     if let Some(stored) = metadata.get(CHECKSUM) {
         let computed = data_checksum(bytes).unwrap_or_default();
         if *stored != computed {
-            return Err(Error::input(format!(
-                "{}: corrupted: the tensor data's CRC-32 is {computed}, the checkpoint recorded {stored}; use an earlier checkpoint",
-                path.display()
-            )));
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "corrupted: the tensor data's CRC-32 is {computed}, the checkpoint recorded {stored}; use an earlier checkpoint"
+                ),
+            ));
         }
     }
-    let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| fail(&Error::from(e)))?;
+    let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+        .with_context(|| format!("{}: not a readable safetensors file", path.display()))?;
     Ok(Checkpoint { path: path.to_path_buf(), tensors, metadata })
 }
 

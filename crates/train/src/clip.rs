@@ -4,10 +4,12 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Var};
 use ember_core::{Error, Result};
 
-/// The norm `clip_grad_norm` measures.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The norm `clip_grad_norm` measures; in a run config `train.clip_norm_type`, written
+/// `"2"` or `"inf"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum NormType {
     /// The Euclidean norm of all gradients taken together.
+    #[default]
     L2,
     /// The largest absolute gradient entry.
     Inf,

@@ -5,8 +5,10 @@
 
 use std::path::Path;
 
-use ember_core::{Config, Error, Result};
+use ember_core::{Config, Context, Error, Result};
 use serde::{Deserialize, Serialize};
+
+pub use crate::clip::NormType;
 
 /// A whole run.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -111,7 +113,7 @@ pub struct SchedulerConfig {
     pub interval: Interval,
     /// The metric a metric-driven scheduler watches (default `eval_loss`).
     #[serde(default)]
-    pub monitor: Option<String>,
+    pub monitor: Option<Metric>,
     #[serde(flatten)]
     pub config: Config,
 }
@@ -185,19 +187,15 @@ fn n_eval() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct EarlyStopping {
     /// `train_loss`, `train_acc`, `eval_loss` or `eval_acc`.
-    pub metric: String,
+    pub metric: Metric,
     /// Epochs without improvement before stopping.
     pub patience: usize,
     /// `min` (lower is better) or `max`.
-    #[serde(default = "min")]
-    pub mode: String,
+    #[serde(default)]
+    pub mode: Mode,
     /// Smallest change that counts as an improvement.
     #[serde(default)]
     pub min_delta: f64,
-}
-
-fn min() -> String {
-    "min".into()
 }
 
 /// Training settings.
@@ -213,14 +211,14 @@ pub struct TrainConfig {
     #[serde(default)]
     pub drop_last: bool,
     /// `f32` or `f64`.
-    #[serde(default = "f32")]
-    pub dtype: String,
+    #[serde(default)]
+    pub dtype: Precision,
     /// Clip the global gradient norm to this value.
     #[serde(default)]
     pub clip_grad_norm: Option<f64>,
     /// `2` or `inf`.
-    #[serde(default = "two")]
-    pub clip_norm_type: String,
+    #[serde(default)]
+    pub clip_norm_type: NormType,
     /// Clamp every gradient entry to ±this value.
     #[serde(default)]
     pub clip_grad_value: Option<f64>,
@@ -234,7 +232,7 @@ pub struct TrainConfig {
     pub keep_last: usize,
     /// The metric that picks `best.safetensors` (default eval_acc, max).
     #[serde(default)]
-    pub best_metric: Option<String>,
+    pub best_metric: Option<Metric>,
 }
 
 fn epochs() -> usize {
@@ -242,12 +240,6 @@ fn epochs() -> usize {
 }
 fn batch_size() -> usize {
     256
-}
-fn f32() -> String {
-    "f32".into()
-}
-fn two() -> String {
-    "2".into()
 }
 fn one() -> usize {
     1
@@ -265,11 +257,198 @@ impl Default for TrainConfig {
 /// The metrics a run records, by name.
 pub const METRICS: [&str; 4] = ["train_loss", "train_acc", "eval_loss", "eval_acc"];
 
+/// A config option whose value is one of a few strings (`dtype = "f32"`,
+/// `best_metric = "eval_acc"`). Each such option is a Rust enum that reads and writes
+/// exactly those strings; any other string is an error naming the key, the value and the
+/// valid values.
+pub trait ClosedOption: Sized + Copy + PartialEq + 'static {
+    /// Every value with the string it is written as, in the order errors list them.
+    const VALUES: &'static [(Self, &'static str)];
+
+    /// The string this value is written as.
+    fn as_str(self) -> &'static str {
+        Self::VALUES.iter().find(|(v, _)| *v == self).map(|(_, s)| *s).expect("every value is listed")
+    }
+
+    /// The valid values, as the error for another value words them: `must be "f32" or
+    /// "f64"`, `must be one of train_loss, train_acc, eval_loss, eval_acc`.
+    fn rule() -> String {
+        match Self::VALUES {
+            [(_, a), (_, b)] => format!("must be {a:?} or {b:?}"),
+            all => format!("must be one of {}", all.iter().map(|(_, s)| *s).collect::<Vec<_>>().join(", ")),
+        }
+    }
+
+    /// The value `text` names, or an [`Error::InvalidValue`] for `key`:
+    /// `train.dtype = "f16" is invalid: must be "f32" or "f64"`.
+    fn parse(key: &str, text: &str) -> Result<Self> {
+        Self::VALUES.iter().find(|(_, s)| *s == text).map(|(v, _)| *v).ok_or_else(|| Error::InvalidValue {
+            path: key.to_string(),
+            value: format!("{text:?}"),
+            rule: Self::rule(),
+        })
+    }
+}
+
+/// Implements [`ClosedOption`], `as_str`, `Display`, serde (as the strings) and, for
+/// values written in code (`"eval_loss".into()`), `From<&str>` and comparison with
+/// strings for an enum.
+macro_rules! closed_option {
+    ($ty:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        impl ClosedOption for $ty {
+            const VALUES: &'static [(Self, &'static str)] = &[$(($ty::$variant, $text)),+];
+        }
+
+        impl $ty {
+            /// The string this value is written as in a config.
+            pub fn as_str(self) -> &'static str {
+                <Self as ClosedOption>::as_str(self)
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                <Self as ClosedOption>::VALUES.iter().find(|(_, s)| *s == text).map(|(v, _)| *v).ok_or_else(|| {
+                    serde::de::Error::custom(format!("{text:?} is invalid: {}", <Self as ClosedOption>::rule()))
+                })
+            }
+        }
+
+        /// For values written in code; panics on a string that names no value (parse
+        /// input with [`ClosedOption::parse`]).
+        impl From<&str> for $ty {
+            fn from(text: &str) -> Self {
+                match <Self as ClosedOption>::parse(stringify!($ty), text) {
+                    Ok(v) => v,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+/// The floating-point type of the model and the inputs (`train.dtype`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    #[default]
+    F32,
+    F64,
+}
+
+closed_option!(Precision { F32 = "f32", F64 = "f64" });
+
+impl Precision {
+    /// The candle dtype.
+    pub fn dtype(self) -> candle_core::DType {
+        match self {
+            Precision::F32 => candle_core::DType::F32,
+            Precision::F64 => candle_core::DType::F64,
+        }
+    }
+}
+
+closed_option!(NormType { L2 = "2", Inf = "inf" });
+
+/// A metric a run records per epoch ([`METRICS`]): what `train.best_metric`,
+/// `train.early_stopping.metric` and `scheduler.monitor` name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    TrainLoss,
+    TrainAcc,
+    EvalLoss,
+    EvalAcc,
+}
+
+closed_option!(Metric { TrainLoss = "train_loss", TrainAcc = "train_acc", EvalLoss = "eval_loss", EvalAcc = "eval_acc" });
+
+impl Metric {
+    /// Whether higher is better (the accuracies).
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Metric::TrainAcc | Metric::EvalAcc)
+    }
+
+    /// Whether it is computed on the evaluation set.
+    pub fn is_eval(self) -> bool {
+        matches!(self, Metric::EvalLoss | Metric::EvalAcc)
+    }
+}
+
+/// Whether lower (`min`) or higher (`max`) is better (`train.early_stopping.mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    #[default]
+    Min,
+    Max,
+}
+
+closed_option!(Mode { Min = "min", Max = "max" });
+
+/// Checks every closed option of a config tree (parsed TOML or JSON, read with `get`),
+/// in the order [`RunConfig::validate`] checked them: the first value outside its set is
+/// an error naming the key.
+fn check_options(get: impl Fn(&[&str]) -> Option<String>) -> Result<()> {
+    fn check<T: ClosedOption>(get: &dyn Fn(&[&str]) -> Option<String>, path: &[&str]) -> Result<()> {
+        match get(path) {
+            Some(text) => T::parse(&path.join("."), &text).map(drop),
+            None => Ok(()),
+        }
+    }
+    check::<Precision>(&get, &["train", "dtype"])?;
+    check::<NormType>(&get, &["train", "clip_norm_type"])?;
+    check::<Metric>(&get, &["train", "early_stopping", "metric"])?;
+    check::<Mode>(&get, &["train", "early_stopping", "mode"])?;
+    check::<Metric>(&get, &["train", "best_metric"])?;
+    check::<Metric>(&get, &["scheduler", "monitor"])
+}
+
+/// A number outside its range: `train.epochs = 0 is invalid: must be >= 1`.
+fn invalid(path: &str, value: impl std::fmt::Display, rule: &str) -> Error {
+    Error::InvalidValue { path: path.to_string(), value: value.to_string(), rule: rule.to_string() }
+}
+
 impl RunConfig {
     /// Parses a TOML run description; errors give the line, column and valid keys.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let config: RunConfig = toml::from_str(text).map_err(|e| Error::input(format!("{origin}: {e}")))?;
-        config.validate().map_err(|e| Error::input(format!("{origin}: {e}")))?;
+        let config: RunConfig = match toml::from_str(text) {
+            Ok(config) => config,
+            Err(e) => {
+                // A string outside a closed set is worded as the other invalid values are.
+                if let Ok(table) = text.parse::<toml::Table>() {
+                    let tree = toml::Value::Table(table);
+                    check_options(|path| {
+                        path.iter().try_fold(&tree, |v, k| v.get(k)).and_then(|v| v.as_str()).map(str::to_string)
+                    })
+                    .context(origin)?;
+                }
+                return Err(Error::input(e).context(origin));
+            }
+        };
+        config.validate().context(origin)?;
         Ok(config)
     }
 
@@ -277,9 +456,8 @@ impl RunConfig {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = ember_core::memory::read_capped(path, 16 << 20, "a run config")?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            Error::input(format!("{}: not UTF-8 text: {e}; a run config is a TOML file", path.display()))
-        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| Error::corrupt(path, format!("not UTF-8 text: {e}; a run config is a TOML file")))?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -296,63 +474,39 @@ impl RunConfig {
         }
         let t = &self.train;
         if t.keep_last == 0 {
-            return Err(Error::input(
-                "train.keep_last = 0 is invalid: must be >= 1 (the newest checkpoint is the one --resume continues from)",
+            return Err(invalid(
+                "train.keep_last",
+                0,
+                "must be >= 1 (the newest checkpoint is the one --resume continues from)",
             ));
         }
-        if t.epochs == 0 {
-            return Err(Error::input("train.epochs = 0 is invalid: must be >= 1"));
+        for (key, v) in
+            [("train.epochs", t.epochs), ("train.batch_size", t.batch_size), ("train.accumulate", t.accumulate)]
+        {
+            if v == 0 {
+                return Err(invalid(key, v, "must be >= 1"));
+            }
         }
-        if t.batch_size == 0 {
-            return Err(Error::input("train.batch_size = 0 is invalid: must be >= 1"));
-        }
-        if t.accumulate == 0 {
-            return Err(Error::input("train.accumulate = 0 is invalid: must be >= 1"));
-        }
-        if !["f32", "f64"].contains(&t.dtype.as_str()) {
-            return Err(Error::input(format!("train.dtype = {:?} is invalid: must be \"f32\" or \"f64\"", t.dtype)));
-        }
-        if !["2", "inf"].contains(&t.clip_norm_type.as_str()) {
-            return Err(Error::input(format!(
-                "train.clip_norm_type = {:?} is invalid: must be \"2\" or \"inf\"",
-                t.clip_norm_type
-            )));
-        }
-        for (key, v) in [("clip_grad_norm", t.clip_grad_norm), ("clip_grad_value", t.clip_grad_value)] {
+        for (key, v) in [("train.clip_grad_norm", t.clip_grad_norm), ("train.clip_grad_value", t.clip_grad_value)] {
             if let Some(v) = v {
                 if v.is_nan() || v <= 0.0 {
-                    return Err(Error::input(format!("train.{key} = {v} is invalid: must be > 0")));
+                    return Err(invalid(key, v, "must be > 0"));
                 }
             }
         }
         if let Some(es) = &t.early_stopping {
-            check_metric("train.early_stopping.metric", &es.metric)?;
             if !es.min_delta.is_finite() || es.min_delta < 0.0 {
-                return Err(Error::input(format!(
-                    "train.early_stopping.min_delta = {} is invalid: must be a finite number >= 0",
-                    es.min_delta
-                )));
-            }
-            if !["min", "max"].contains(&es.mode.as_str()) {
-                return Err(Error::input(format!(
-                    "train.early_stopping.mode = {:?} is invalid: must be \"min\" or \"max\"",
-                    es.mode
-                )));
-            }
-        }
-        if let Some(m) = &t.best_metric {
-            check_metric("train.best_metric", m)?;
-        }
-        if let Some(s) = &self.scheduler {
-            if let Some(m) = &s.monitor {
-                check_metric("scheduler.monitor", m)?;
+                return Err(invalid("train.early_stopping.min_delta", es.min_delta, "must be a finite number >= 0"));
             }
         }
         if let DataConfig::Synthetic { features, classes, n_train, .. } = &self.data {
             if *features == 0 || *classes < 2 || *n_train == 0 {
-                return Err(Error::input(format!(
-                    "data: synthetic data needs features >= 1, classes >= 2 and n_train >= 1 (got {features}, {classes}, {n_train})"
-                )));
+                return Err(Error::config(
+                    "data",
+                    format!(
+                        "synthetic data needs features >= 1, classes >= 2 and n_train >= 1 (got {features}, {classes}, {n_train})"
+                    ),
+                ));
             }
         }
         Ok(())
@@ -365,7 +519,17 @@ impl RunConfig {
 
     /// The run stored in a checkpoint.
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| Error::input(format!("the checkpoint's run config is unreadable: {e}")))
+        const UNREADABLE: &str = "the checkpoint's run config is unreadable";
+        serde_json::from_str(text).map_err(|e| {
+            let tree = serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
+            let options = check_options(|path| {
+                path.iter().try_fold(&tree, |v, k| v.get(k)).and_then(|v| v.as_str()).map(str::to_string)
+            });
+            match options {
+                Err(bad) => bad.context(UNREADABLE),
+                Ok(()) => Error::input(format!("{UNREADABLE}: {e}")),
+            }
+        })
     }
 
     /// Warnings for a final activation that does not fit the loss (the seed's pairing
@@ -395,10 +559,111 @@ impl RunConfig {
     }
 }
 
-fn check_metric(key: &str, m: &str) -> Result<()> {
-    if METRICS.contains(&m) {
-        Ok(())
-    } else {
-        Err(Error::input(format!("{key} = {m:?} is invalid: must be one of {}", METRICS.join(", "))))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[model]
+sizes = [4, 3]
+[loss]
+name = "cross_entropy"
+[optimizer]
+name = "sgd"
+[scheduler]
+name = "reduce_on_plateau"
+[data]
+kind = "synthetic"
+features = 4
+classes = 3
+[train]
+"#;
+
+    fn parse(extra: &str) -> Result<RunConfig> {
+        RunConfig::from_toml(&format!("{BASE}{extra}\n"), "run.toml")
+    }
+
+    #[test]
+    fn closed_options_read_and_write_their_strings() {
+        let c = parse("dtype = \"f64\"\nclip_norm_type = \"inf\"\nbest_metric = \"train_acc\"\nearly_stopping = { metric = \"eval_loss\", patience = 2, mode = \"max\" }").unwrap();
+        assert_eq!(c.train.dtype, Precision::F64);
+        assert_eq!(c.train.dtype.dtype(), candle_core::DType::F64);
+        assert_eq!(c.train.clip_norm_type, NormType::Inf);
+        assert_eq!(c.train.best_metric, Some(Metric::TrainAcc));
+        let es = c.train.early_stopping.as_ref().unwrap();
+        assert_eq!((es.metric, es.mode), (Metric::EvalLoss, Mode::Max));
+        let json = c.to_json();
+        for s in [
+            "\"dtype\":\"f64\"",
+            "\"clip_norm_type\":\"inf\"",
+            "\"best_metric\":\"train_acc\"",
+            "\"metric\":\"eval_loss\"",
+            "\"mode\":\"max\"",
+            "\"interval\":\"epoch\"",
+        ] {
+            assert!(json.contains(s), "{s} in {json}");
+        }
+        assert_eq!(RunConfig::from_json(&json).unwrap(), c);
+        let d = parse("").unwrap();
+        assert_eq!((d.train.dtype, d.train.clip_norm_type), (Precision::F32, NormType::L2));
+        assert!(d.to_json().contains("\"dtype\":\"f32\",") && d.to_json().contains("\"clip_norm_type\":\"2\","));
+        assert_eq!(Metric::VALUES.iter().map(|(_, s)| *s).collect::<Vec<_>>(), METRICS);
+        assert_eq!(Metric::from("eval_acc"), Metric::EvalAcc);
+        assert!(Mode::Min == "min" && format!("{}", Precision::F64) == "f64");
+    }
+
+    #[test]
+    fn a_value_outside_the_set_names_the_key_the_value_and_the_choices() {
+        let err = |extra: &str| parse(extra).unwrap_err();
+        for (extra, want) in [
+            ("dtype = \"f16\"", "run.toml: train.dtype = \"f16\" is invalid: must be \"f32\" or \"f64\""),
+            ("clip_norm_type = \"1\"", "run.toml: train.clip_norm_type = \"1\" is invalid: must be \"2\" or \"inf\""),
+            (
+                "best_metric = \"val_acc\"",
+                "run.toml: train.best_metric = \"val_acc\" is invalid: must be one of train_loss, train_acc, eval_loss, eval_acc",
+            ),
+            (
+                "early_stopping = { metric = \"acc\", patience = 1 }",
+                "run.toml: train.early_stopping.metric = \"acc\" is invalid: must be one of train_loss, train_acc, eval_loss, eval_acc",
+            ),
+            (
+                "early_stopping = { metric = \"eval_acc\", patience = 1, mode = \"maximum\" }",
+                "run.toml: train.early_stopping.mode = \"maximum\" is invalid: must be \"min\" or \"max\"",
+            ),
+        ] {
+            let e = err(extra);
+            assert_eq!(e.to_string(), want);
+            assert!(matches!(e.root(), Error::InvalidValue { .. }), "{e:?}");
+        }
+        let e = RunConfig::from_toml(&BASE.replace("[data]", "monitor = \"loss\"\n[data]"), "run.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.toml: scheduler.monitor = \"loss\" is invalid: must be one of train_loss, train_acc, eval_loss, eval_acc"
+        );
+        // A value of the wrong type is serde's error, as before.
+        let e = err("dtype = 32").to_string();
+        assert!(e.contains("invalid type: integer `32`, expected a string") && e.contains("line"), "{e}");
+        // A stored config with a bad value names it too.
+        let json = parse("").unwrap().to_json().replace("\"dtype\":\"f32\"", "\"dtype\":\"f8\"");
+        assert_eq!(
+            RunConfig::from_json(&json).unwrap_err().to_string(),
+            "the checkpoint's run config is unreadable: train.dtype = \"f8\" is invalid: must be \"f32\" or \"f64\""
+        );
+    }
+
+    #[test]
+    fn validation_errors_keep_their_text_and_type() {
+        let e = parse("epochs = 0").unwrap_err();
+        assert_eq!(e.to_string(), "run.toml: train.epochs = 0 is invalid: must be >= 1");
+        assert!(matches!(e.root(), Error::InvalidValue { path, .. } if path == "train.epochs"));
+        assert!(std::error::Error::source(&e).is_some());
+        let e = parse("clip_grad_norm = -1.0").unwrap_err();
+        assert_eq!(e.to_string(), "run.toml: train.clip_grad_norm = -1 is invalid: must be > 0");
+        let e = RunConfig::from_toml(&BASE.replace("classes = 3", "classes = 1"), "run.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.toml: data: synthetic data needs features >= 1, classes >= 2 and n_train >= 1 (got 4, 1, 512)"
+        );
+        assert!(matches!(e.root(), Error::Config { key, .. } if key == "data"));
     }
 }

@@ -14,14 +14,14 @@ use std::time::Instant;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
 use ember_core::rng;
-use ember_core::{registry, BuildContext, Config, Error, Loss, Result, Scheduler};
+use ember_core::{registry, BuildContext, Config, Context as _, Error, IoContext, Loss, Result, Scheduler};
 use ember_data::{DataLoader, Dataset, TensorDataset};
 use ember_nn::{load_state_dict, mlp, state_dict, ActivationLayer, Context, Module, Sequential};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, FORMAT};
-use crate::clip::{clip_grad_norm, clip_grad_value, NormType};
-use crate::config::{Interval, RunConfig};
+use crate::clip::{clip_grad_norm, clip_grad_value};
+use crate::config::{Interval, Metric, Mode, RunConfig};
 use crate::optim::{load_scheduler_state, scheduler_state_dict, OptimizerDriver, ParamGroupSpec};
 use crate::regularize::{Regularization, RegularizerSpec};
 use crate::rundir::{self, Existing, RunLock};
@@ -109,12 +109,12 @@ mod nonfinite {
 }
 
 impl EpochRecord {
-    fn metric(&self, name: &str) -> f64 {
-        match name {
-            "train_loss" => self.train_loss,
-            "train_acc" => self.train_acc,
-            "eval_loss" => self.eval_loss,
-            _ => self.eval_acc,
+    fn metric(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::TrainLoss => self.train_loss,
+            Metric::TrainAcc => self.train_acc,
+            Metric::EvalLoss => self.eval_loss,
+            Metric::EvalAcc => self.eval_acc,
         }
     }
 }
@@ -200,11 +200,10 @@ pub struct Phases {
 /// The model a run config describes (weights initialised from its seed).
 pub fn build_model(config: &RunConfig, dtype: DType, device: &Device) -> Result<Sequential> {
     let m = &config.model;
-    let mut model =
-        mlp(&m.mlp_config(), config.seed, dtype, device).map_err(|e| Error::input(format!("model: {e}")))?;
+    let mut model = mlp(&m.mlp_config(), config.seed, dtype, device).context("model")?;
     if let Some(name) = &m.output_activation {
         let layer = ActivationLayer::new(name, &Config::new(), &BuildContext::new(device.clone(), dtype))
-            .map_err(|e| Error::input(format!("model.output_activation: {e}")))?;
+            .context("model.output_activation")?;
         let label = model.len().to_string();
         model = model.push_named(label, Box::new(layer));
     }
@@ -213,11 +212,7 @@ pub fn build_model(config: &RunConfig, dtype: DType, device: &Device) -> Result<
 
 /// The dtype a run config names.
 pub fn dtype_of(config: &RunConfig) -> DType {
-    if config.train.dtype == "f64" {
-        DType::F64
-    } else {
-        DType::F32
-    }
+    config.train.dtype.dtype()
 }
 
 impl Learner {
@@ -256,7 +251,7 @@ impl Learner {
         config.validate()?;
         let dtype = dtype_of(&config);
         let crate::data::Loaded { train, eval, source, notice, origins } =
-            crate::data::load(&config.data).map_err(|e| Error::input(format!("data: {e}")))?;
+            crate::data::load(&config.data).context("data")?;
         let class_targets = ["cross_entropy", "nll"].contains(&config.loss.name.as_str());
         crate::data::check_fits(&config.model.sizes, config.model.flatten, &train, &eval, &origins, class_targets)?;
         let mut notes = Vec::new();
@@ -265,8 +260,7 @@ impl Learner {
         }
         let model = build_model(&config, dtype, &device)?;
         let ctx = BuildContext::new(device.clone(), dtype);
-        let loss = registry::loss(&config.loss.name, &config.loss.config, &ctx)
-            .map_err(|e| Error::input(format!("loss: {e}")))?;
+        let loss = registry::loss(&config.loss.name, &config.loss.config, &ctx).context("loss")?;
         let groups = config
             .optimizer
             .groups
@@ -276,20 +270,20 @@ impl Learner {
             .collect::<Result<Vec<_>>>()?;
         let mut optimizer =
             OptimizerDriver::new(&config.optimizer.name, &config.optimizer.config, &groups, model.named_parameters())
-                .map_err(|e| Error::input(format!("optimizer: {e}")))?;
+                .context("optimizer")?;
         let scheduler = match &config.scheduler {
             Some(s) => {
-                let mut sched = registry::scheduler(&s.name, &s.config, &ctx)
-                    .map_err(|e| Error::input(format!("scheduler: {e}")))?;
-                if let (Some(m), false) = (&s.monitor, sched.needs_metric()) {
+                let mut sched = registry::scheduler(&s.name, &s.config, &ctx).context("scheduler")?;
+                if let (Some(m), false) = (s.monitor, sched.needs_metric()) {
                     return Err(Error::input(format!(
-                        "scheduler.monitor = {m:?} has no effect: scheduler '{}' does not watch a metric; remove `monitor` (it applies to metric-driven schedulers such as reduce_on_plateau)",
+                        "scheduler.monitor = {:?} has no effect: scheduler '{}' does not watch a metric; remove `monitor` (it applies to metric-driven schedulers such as reduce_on_plateau)",
+                        m.as_str(),
                         s.name
                     )));
                 }
                 // As PyTorch's constructors do, the schedule sets the starting rates.
                 sched.init(optimizer.lrs_mut())?;
-                optimizer.follow(sched.as_ref()).map_err(|e| Error::input(format!("scheduler: {e}")))?;
+                optimizer.follow(sched.as_ref()).context("scheduler")?;
                 Some(sched)
             }
             None => None,
@@ -375,8 +369,7 @@ impl Learner {
     ) -> Result<Self> {
         let (ckpt, skipped) = checkpoint::open_for_resume(path)?;
         let file = ckpt.path.clone();
-        let mut config =
-            RunConfig::from_json(ckpt.meta("config")?).map_err(|e| Error::input(format!("{}: {e}", file.display())))?;
+        let mut config = RunConfig::from_json(ckpt.meta("config")?).with_context(|| file.display())?;
         edit(&mut config)?;
         let home = run_dir_of(&file);
         let out = out.unwrap_or_else(|| home.clone());
@@ -411,7 +404,7 @@ impl Learner {
 
     /// Restores weights, optimizer, scheduler and progress from a checkpoint.
     fn load(&mut self, ckpt: &checkpoint::Checkpoint) -> Result<()> {
-        let at = |e: Error| Error::input(format!("{}: {e}", ckpt.path.display()));
+        let at = |e: Error| e.context(ckpt.path.display());
         load_state_dict(&self.model, &ckpt.section("model/")).map_err(at)?;
         let opt: HashMap<String, Tensor> = ckpt
             .tensors
@@ -427,7 +420,7 @@ impl Learner {
         }
         self.optimizer.load_state_dict(&opt).map_err(at)?;
         self.progress = serde_json::from_str(ckpt.meta("progress")?)
-            .map_err(|e| Error::input(format!("{}: unreadable progress: {e}", ckpt.path.display())))?;
+            .map_err(|e| Error::corrupt(&ckpt.path, format!("unreadable progress: {e}")))?;
         Ok(())
     }
 
@@ -673,10 +666,10 @@ impl Learner {
             lr,
             seconds: start.elapsed().as_secs_f64(),
         };
-        let monitor = self.monitor().to_string();
+        let monitor = self.monitor();
         if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.config.scheduler) {
             if cfg.interval == Interval::Epoch {
-                let metric = s.needs_metric().then(|| record.metric(&monitor));
+                let metric = s.needs_metric().then(|| record.metric(monitor));
                 s.step(self.optimizer.lrs_mut(), metric)?;
                 self.optimizer.follow(s.as_ref())?;
             }
@@ -687,7 +680,7 @@ impl Learner {
     /// The error that stops a run whose loss or penalty is not finite, naming where and
     /// the last good checkpoint.
     fn diverged(&self, what: &str, batch: usize, batches: usize) -> Result<Error> {
-        Ok(Error::input(format!(
+        Ok(Error::Diverged(format!(
             "{what} at epoch {}, step {} (batch {} of {batches}); training stopped. {}",
             self.progress.epoch + 1,
             self.progress.step + 1,
@@ -702,8 +695,7 @@ impl Learner {
     fn optimizer_step(&mut self, grads: &mut GradStore, params: &[candle_core::Var]) -> Result<()> {
         let refs: Vec<&candle_core::Var> = params.iter().collect();
         if let Some(max) = self.config.train.clip_grad_norm {
-            let kind = if self.config.train.clip_norm_type == "inf" { NormType::Inf } else { NormType::L2 };
-            clip_grad_norm(grads, &refs, max, kind)?;
+            clip_grad_norm(grads, &refs, max, self.config.train.clip_norm_type)?;
         }
         if let Some(v) = self.config.train.clip_grad_value {
             clip_grad_value(grads, &refs, v)?;
@@ -743,27 +735,27 @@ impl Learner {
 
     /// The metric that picks `best.safetensors` and whether higher is better: eval_acc by
     /// default, train_loss when there is no evaluation set.
-    fn best_metric(&self) -> (String, bool) {
-        match &self.config.train.best_metric {
-            Some(m) => (m.clone(), m.ends_with("acc")),
-            None if self.eval.is_empty() => ("train_loss".into(), false),
-            None => ("eval_acc".into(), true),
+    fn best_metric(&self) -> (Metric, bool) {
+        match self.config.train.best_metric {
+            Some(m) => (m, m.higher_is_better()),
+            None if self.eval.is_empty() => (Metric::TrainLoss, false),
+            None => (Metric::EvalAcc, true),
         }
     }
 
     /// The metric a metric-driven scheduler watches: `scheduler.monitor`, by default
     /// eval_loss (train_loss when there is no evaluation set).
-    fn monitor(&self) -> &str {
-        match self.config.scheduler.as_ref().and_then(|s| s.monitor.as_deref()) {
+    fn monitor(&self) -> Metric {
+        match self.config.scheduler.as_ref().and_then(|s| s.monitor) {
             Some(m) => m,
-            None if self.eval.is_empty() => "train_loss",
-            None => "eval_loss",
+            None if self.eval.is_empty() => Metric::TrainLoss,
+            None => Metric::EvalLoss,
         }
     }
 
     fn track_best(&mut self, r: &EpochRecord) -> bool {
         let (metric, maximize) = self.best_metric();
-        let v = r.metric(&metric);
+        let v = r.metric(metric);
         let better = match self.progress.best {
             _ if v.is_nan() => false,
             None => true,
@@ -781,18 +773,18 @@ impl Learner {
             return;
         };
         let hist = &self.progress.history[..self.progress.history.len() - 1];
-        let v = r.metric(&es.metric);
+        let v = r.metric(es.metric);
         let best =
-            hist.iter().map(|h| h.metric(&es.metric)).filter(|x| !x.is_nan()).fold(None, |acc: Option<f64>, x| {
+            hist.iter().map(|h| h.metric(es.metric)).filter(|x| !x.is_nan()).fold(None, |acc: Option<f64>, x| {
                 Some(match acc {
                     None => x,
-                    Some(a) if es.mode == "max" => a.max(x),
+                    Some(a) if es.mode == Mode::Max => a.max(x),
                     Some(a) => a.min(x),
                 })
             });
         let improved = match best {
             None => !v.is_nan(),
-            Some(b) if es.mode == "max" => v > b + es.min_delta,
+            Some(b) if es.mode == Mode::Max => v > b + es.min_delta,
             Some(b) => v < b - es.min_delta,
         };
         if improved {
@@ -873,8 +865,7 @@ impl Learner {
                 r.seconds
             );
         }
-        checkpoint::write_file_atomic(&path, text.as_bytes())
-            .map_err(|e| Error::input(format!("{}: cannot write: {e}", path.display())))
+        checkpoint::write_file_atomic(&path, text.as_bytes()).at(&path, "write")
     }
 }
 
@@ -883,13 +874,14 @@ impl Learner {
 fn no_evaluation(config: &RunConfig) -> Result<String> {
     let t = &config.train;
     let asked = [
-        ("train.best_metric", t.best_metric.as_deref()),
-        ("train.early_stopping.metric", t.early_stopping.as_ref().map(|e| e.metric.as_str())),
-        ("scheduler.monitor", config.scheduler.as_ref().and_then(|s| s.monitor.as_deref())),
+        ("train.best_metric", t.best_metric),
+        ("train.early_stopping.metric", t.early_stopping.as_ref().map(|e| e.metric)),
+        ("scheduler.monitor", config.scheduler.as_ref().and_then(|s| s.monitor)),
     ];
-    if let Some((key, Some(m))) = asked.iter().find(|(_, m)| m.is_some_and(|m| m.starts_with("eval"))) {
+    if let Some((key, Some(m))) = asked.iter().find(|(_, m)| m.is_some_and(Metric::is_eval)) {
         return Err(Error::input(format!(
-            "{key} = {m:?}, but the evaluation set is empty; give evaluation data (e.g. data.n_eval > 0, or test files with examples) or watch a training metric such as \"train_loss\""
+            "{key} = {:?}, but the evaluation set is empty; give evaluation data (e.g. data.n_eval > 0, or test files with examples) or watch a training metric such as \"train_loss\"",
+            m.as_str()
         )));
     }
     let mut also = String::new();

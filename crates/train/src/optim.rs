@@ -13,7 +13,8 @@ use std::path::Path;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use ember_core::{
-    registry, AnyState, BuildContext, Config, DynOptimizer, Error, Result, Scheduler, State, StepContext, Value,
+    registry, AnyState, BuildContext, Config, Context, DynOptimizer, Error, Result, Scheduler, State, StepContext,
+    Value,
 };
 
 use crate::glob;
@@ -36,9 +37,10 @@ impl ParamGroupSpec {
                 .iter()
                 .map(|v| match v {
                     Value::Str(s) => Ok(s.clone()),
-                    other => Err(Error::input(format!(
-                        "optimizer.groups[{index}].params: expected name patterns (strings), got {other}"
-                    ))),
+                    other => Err(Error::config(
+                        format!("optimizer.groups[{index}].params"),
+                        format!("expected name patterns (strings), got {other}"),
+                    )),
                 })
                 .collect::<Result<Vec<_>>>()?,
             _ => {
@@ -99,7 +101,7 @@ impl OptimizerDriver {
             let mut merged = config.clone();
             merged.extend(spec.overrides.clone());
             let (optimizer, p) = registry::build_with_params::<dyn DynOptimizer>(name, &merged, &ctx)
-                .map_err(|e| Error::input(format!("optimizer.groups[{i}]: {e}")))?;
+                .with_context(|| format!("optimizer.groups[{i}]"))?;
             lrs.push(lr_of(&p)?);
             built.push(Group { optimizer, patterns: spec.params.clone() });
         }
@@ -222,7 +224,7 @@ impl OptimizerDriver {
             let ctx = StepContext::new(self.lrs[group]).with_momentum(self.momenta[group]);
             optimizer
                 .step(var, &grad, state, &ctx)
-                .map_err(|e| Error::input(format!("{} step on parameter '{name}': {e}", self.name)))?;
+                .with_context(|| format!("{} step on parameter '{name}'", self.name))?;
         }
         Ok(())
     }
@@ -328,11 +330,12 @@ impl OptimizerDriver {
         for (i, state) in states.into_iter().enumerate() {
             loaded.push(match state {
                 None => None,
-                Some(state) => {
-                    Some(self.groups[self.group_of[i]].optimizer.load_state(&state).map_err(|e| {
-                        Error::input(format!("optimizer state of parameter '{}': {e}", self.params[i].0))
-                    })?)
-                }
+                Some(state) => Some(
+                    self.groups[self.group_of[i]]
+                        .optimizer
+                        .load_state(&state)
+                        .with_context(|| format!("optimizer state of parameter '{}'", self.params[i].0))?,
+                ),
             });
         }
         self.states = loaded;
@@ -364,9 +367,8 @@ impl OptimizerDriver {
 
     /// Loads a state saved by [`OptimizerDriver::save`].
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
-        let dict = candle_core::safetensors::load(path.as_ref(), &Device::Cpu).map_err(|e| {
-            Error::input(format!("{}: cannot read optimizer state: {}", path.as_ref().display(), Error::from(e)))
-        })?;
+        let dict = candle_core::safetensors::load(path.as_ref(), &Device::Cpu)
+            .with_context(|| format!("{}: cannot read optimizer state", path.as_ref().display()))?;
         self.load_state_dict(&dict)
     }
 }

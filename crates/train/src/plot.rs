@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ember_core::{Error, Result};
+use ember_core::{Error, IoContext, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -66,8 +66,7 @@ pub fn draw(dir: &Path, history: &[EpochRecord]) -> Result<()> {
         let encoded =
             encode_png(&rgb, w, h).map_err(|e| Error::input(format!("{}: cannot encode: {e}", png.display())))?;
         for (dest, bytes) in [(&svg, text.as_bytes()), (&png, &encoded[..])] {
-            crate::checkpoint::write_file_atomic(dest, bytes)
-                .map_err(|e| Error::input(format!("{}: cannot write: {e}", dest.display())))?;
+            crate::checkpoint::write_file_atomic(dest, bytes).at(dest, "write")?;
         }
     }
     Ok(())
@@ -170,7 +169,7 @@ const PALETTE: [RGBColor; 6] = [BLUE, RED, GREEN, MAGENTA, RGBColor(230, 140, 0)
 pub fn figure(stem: &Path, x_desc: &str, y_desc: &str, lines: &[Line]) -> Result<()> {
     register_font()?;
     if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::input(format!("{}: cannot create: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).at(dir, "create")?;
     }
     let pts: Vec<(f64, f64)> =
         lines.iter().flat_map(|l| l.points.iter().copied()).filter(|p| p.0.is_finite() && p.1.is_finite()).collect();

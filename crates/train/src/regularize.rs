@@ -3,7 +3,7 @@
 //! patterns select (default: the weights, not the biases).
 
 use candle_core::{Tensor, Var};
-use ember_core::{registry, BuildContext, Config, Error, Regularizer, RegularizerRole, Result, Value};
+use ember_core::{registry, BuildContext, Config, Context, Error, Regularizer, RegularizerRole, Result, Value};
 
 use crate::glob;
 
@@ -33,15 +33,17 @@ impl RegularizerSpec {
                 .iter()
                 .map(|v| match v {
                     Value::Str(s) => Ok(s.clone()),
-                    other => {
-                        Err(Error::input(format!("regularizers[{index}].params: expected name patterns, got {other}")))
-                    }
+                    other => Err(Error::config(
+                        format!("regularizers[{index}].params"),
+                        format!("expected name patterns, got {other}"),
+                    )),
                 })
                 .collect::<Result<_>>()?,
             Some(other) => {
-                return Err(Error::input(format!(
-                    "regularizers[{index}].params: expected a non-empty list of name patterns, got {other}"
-                )))
+                return Err(Error::config(
+                    format!("regularizers[{index}].params"),
+                    format!("expected a non-empty list of name patterns, got {other}"),
+                ))
             }
         };
         let config =
@@ -71,7 +73,7 @@ impl Regularization {
         let mut constraints = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             let regularizer = registry::regularizer(&spec.name, &spec.config, &BuildContext::default())
-                .map_err(|e| Error::input(format!("regularizers[{i}]: {e}")))?;
+                .with_context(|| format!("regularizers[{i}]"))?;
             let targets: Vec<usize> =
                 (0..params.len()).filter(|&p| spec.params.iter().any(|g| glob::matches(g, &params[p].0))).collect();
             if targets.is_empty() {

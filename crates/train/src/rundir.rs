@@ -15,7 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use ember_core::{Error, Result};
+use ember_core::{Error, IoContext, Result};
 
 use crate::checkpoint;
 
@@ -63,13 +63,10 @@ impl Drop for RunLock {
 
 /// Creates `dir` if needed and locks it for this process.
 pub fn lock(dir: &Path) -> Result<RunLock> {
-    fs::create_dir_all(dir)
-        .map_err(|e| Error::input(format!("{}: cannot create the run directory: {e}", dir.display())))?;
+    fs::create_dir_all(dir).at(dir, "create the run directory")?;
     let path = dir.join(LOCK_FILE);
-    let fail =
-        |e: &dyn std::fmt::Display| Error::input(format!("{}: cannot lock the run directory: {e}", path.display()));
-    let mut file =
-        OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| fail(&e))?;
+    let fail = |e: std::io::Error| Error::io(&path, "lock the run directory", e);
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(fail)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
@@ -83,7 +80,7 @@ pub fn lock(dir: &Path) -> Result<RunLock> {
         // A file system without locks (some network mounts): go on unlocked rather than
         // refuse every run there.
         Err(fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {}
-        Err(fs::TryLockError::Error(e)) => return Err(fail(&e)),
+        Err(fs::TryLockError::Error(e)) => return Err(fail(e)),
     }
     let taken_over_from = holder(&mut file).filter(|&p| p != std::process::id());
     let write = |file: &mut File| -> std::io::Result<()> {
@@ -92,7 +89,7 @@ pub fn lock(dir: &Path) -> Result<RunLock> {
         writeln!(file, "{}", std::process::id())?;
         file.sync_all()
     };
-    write(&mut file).map_err(|e| fail(&e))?;
+    write(&mut file).map_err(fail)?;
     Ok(RunLock { file, dir: dir.to_path_buf(), taken_over_from })
 }
 
@@ -150,9 +147,7 @@ pub fn prepare_new(lock: &RunLock, existing: Existing) -> Result<()> {
 /// and the plots. Other files are left alone.
 fn clear(dir: &Path) -> Result<()> {
     let remove = |p: &Path| match fs::remove_file(p) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::input(format!("{}: cannot remove the old run's file: {e}", p.display())))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(p, "remove the old run's file", e)),
         _ => Ok(()),
     };
     let ckpts = dir.join("checkpoints");
