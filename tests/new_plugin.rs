@@ -32,6 +32,7 @@ fn every_kind_generates_a_crate_and_bad_names_are_refused() {
             "Cargo.toml".to_string(),
             "Cargo.lock".into(),
             "README.md".into(),
+            "rustfmt.toml".into(),
             "src/lib.rs".into(),
             "src/main.rs".into(),
             format!("src/{name}.rs"),
@@ -130,6 +131,7 @@ fn a_crate_name_of_its_own_names_the_package_and_the_library() {
         "Cargo.toml",
         "Cargo.lock",
         "README.md",
+        "rustfmt.toml",
         "src/lib.rs",
         "src/main.rs",
         "src/adabelief.rs",
@@ -192,10 +194,12 @@ fn a_generated_optimizer_builds_passes_its_tests_and_trains_through_its_own_bina
         assert!(out.status.success(), "cargo {args:?} in the generated crate failed:\n{log}");
         log
     };
-    let log = run_cargo(&["test", "--offline", "--quiet"]);
+    // One build with the `cli` feature: the tests and the `ember-my_opt` binary share
+    // every dependency (a plain `cargo test` first would build the shared ones twice
+    // wherever the features differ).
+    let log = run_cargo(&["test", "--offline", "--quiet", "--features", "cli"]);
     // tests/parity.rs: parity, registration; tests/state.rs: state round trip, fused = composed.
     assert_eq!(passed(&log), 4, "the generated tests ran:\n{log}");
-    run_cargo(&["build", "--offline", "--quiet", "--features", "cli"]);
 
     let bin = target.join("debug").join(format!("ember-my_opt{}", std::env::consts::EXE_SUFFIX));
     let run = |args: &[&str]| Command::new(&bin).args(args).output().unwrap();

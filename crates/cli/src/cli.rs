@@ -193,9 +193,7 @@ where
     };
     let result = match cli.command {
         Command::Plugins { kind, json } => list_plugins(kind, json, out).map_err(anyhow::Error::from),
-        Command::Train(args) => {
-            crate::commands::train(args, out)
-        }
+        Command::Train(args) => crate::commands::train(args, out),
         Command::NewPlugin { kind, name, crate_name, dir, ember_path } => {
             let krate = crate_name.as_deref().unwrap_or(&name);
             crate::scaffold::new_plugin(kind, &name, Some(krate), dir.as_deref(), ember_path.as_deref()).and_then(

@@ -94,6 +94,7 @@ fn files(n: &Names, ember: &Path) -> Vec<(String, String)> {
     let mut files = vec![
         ("Cargo.toml".to_string(), cargo_toml(n, ember)),
         ("README.md".to_string(), readme(n)),
+        ("rustfmt.toml".to_string(), RUSTFMT_TOML.to_string()),
         ("src/lib.rs".to_string(), n.fill(LIB_RS)),
         (format!("src/{name}.rs"), module),
         ("src/main.rs".to_string(), n.fill(MAIN_RS)),
@@ -167,7 +168,10 @@ fn check_name(kind: Kind, name: &str) -> anyhow::Result<()> {
         );
     }
     let (module, _) = template(&Names::new(kind, name, name));
-    let imported: Vec<&str> = module
+    // `use` statements (one may span lines), read from the code without its comments.
+    let code: Vec<&str> = module.lines().filter(|line| !line.trim_start().starts_with("//")).collect();
+    let code = code.join("\n");
+    let imported: Vec<&str> = code
         .split(';')
         .map(str::trim_start)
         .filter(|statement| statement.starts_with("use "))
@@ -275,6 +279,9 @@ opt-level = 3
 debug = false
 "##;
 
+/// Ember's code style, which the templates follow (`cargo fmt`).
+const RUSTFMT_TOML: &str = "max_width = 120\nuse_small_heuristics = \"Max\"\n";
+
 const LIB_RS: &str = r##"//! The `@name@` @kind@ plugin for Ember, registered as `@name@`.
 //!
 //! A program gets the registration by linking the crate: `use @lib@ as _;`.
@@ -351,6 +358,7 @@ its math is a placeholder to replace with yours.
 | file | what it holds |
 |---|---|
 | `Cargo.toml` | the library depends on `ember-core` and `candle-core` only; `ember-cli` for the binary (feature `cli`), `ember-parity` for the tests |
+| `rustfmt.toml` | Ember's code style, for `cargo fmt` |
 | `src/lib.rs` | crate docs and `mod @name@;` |
 | `src/@name@.rs` | `@Camel@`: its hyperparameters (fields with their defaults, checks and the doc lines `ember plugins` shows), its registration (`#[plugin(...)]`) and the math |
 | `src/main.rs` | the `ember-@name@` binary: Ember's full CLI with this plugin linked |
@@ -393,6 +401,8 @@ const PARITY_RS: &str = r##"//! The `@name@` plugin against its reference number
 //! checked when it is built by name.
 
 use ember_core::{registry, Config, DefaultValue, Kind, Value};
+
+// Links the plugin crate, so that its registration exists.
 use @lib@ as _;
 
 #[test]
@@ -415,7 +425,7 @@ fn refused(key: &str, value: Value) -> String {
 #[test]
 fn is_registered_with_its_defaults_and_checks_its_config() {
     let listed = registry::plugins(Kind::@Kind@);
-    let plugin = listed.iter().find(|p| p.name == "@name@").expect("`@name@` is registered");
+    let plugin = listed.iter().find(|p| p.name == "@name@").expect("registered");
     assert_eq!(plugin.module, "@lib@::@name@");
     let defaults: Vec<_> = plugin.params.iter().map(|s| (s.name, s.default)).collect();
 @checks@}
@@ -552,7 +562,7 @@ use ember_core::{check, Hyperparams, Optimizer, OptimizerState, Result, StepCont
 /// `lr` is declared in `#[plugin]` and reaches each step as `ctx.lr` (a scheduler may
 /// change it); β is the scheduled momentum when a scheduler cycles it (`one_cycle`).
 #[derive(Clone, Debug, PartialEq, Hyperparams)]
-#[plugin(optimizer = "@name@", summary = "@name@: momentum with bias correction (placeholder)", lr = 1e-3)]
+#[plugin(optimizer = "@name@", summary = "momentum with bias correction (placeholder)", lr = 1e-3)]
 pub struct @Camel@ {
     /// decay of the gradient average; in [0, 1)
     #[param(default = 0.9, check = check::unit_interval)]
@@ -576,7 +586,7 @@ impl Optimizer for @Camel@ {
         Ok(@Camel@State { step: 0.0, exp_avg: zeros(param)? })
     }
 
-    fn step(&self, param: &Var, grad: &Tensor, state: &mut @Camel@State, ctx: &StepContext) -> Result<()> {
+    fn step(&self, param: &Var, grad: &Tensor, state: &mut Self::State, ctx: &StepContext) -> Result<()> {
         state.step += 1.0;
         let beta = ctx.momentum_or(self.beta);
         // Scalars in f64, as PyTorch computes them in Python.
@@ -587,24 +597,28 @@ impl Optimizer for @Camel@ {
         match fused_kind(p, grad, &[&state.exp_avg]) {
             Some(Fused::F32) => fused::<f32>(p, grad, &state.exp_avg, beta, step_size),
             Some(Fused::F64) => fused::<f64>(p, grad, &state.exp_avg, beta, step_size),
-            None => composed(param, grad, state, beta, step_size),
+            None => {
+                state.exp_avg = composed(param, grad, &state.exp_avg, beta, step_size)?;
+                Ok(())
+            }
         }
     }
 }
 
-/// The update as candle ops: every device and dtype, and the reference for the kernel.
-fn composed(param: &Var, grad: &Tensor, state: &mut @Camel@State, beta: f64, step_size: f64) -> Result<()> {
-    let m = lerp(&state.exp_avg, grad, 1.0 - beta)?;
+/// The update as candle ops (every device and dtype, and the reference for the kernel);
+/// returns the new average.
+fn composed(param: &Var, grad: &Tensor, exp_avg: &Tensor, beta: f64, step_size: f64) -> Result<Tensor> {
+    let m = lerp(exp_avg, grad, 1.0 - beta)?;
     param.set(&add_scaled(param.as_tensor(), &m, -step_size)?)?;
-    state.exp_avg = m;
-    Ok(())
+    Ok(m)
 }
 
 /// The same update in one pass over CPU memory, in place, on every core.
 fn fused<T: CpuFloat + Real>(param: &Tensor, grad: &Tensor, exp_avg: &Tensor, beta: f64, step_size: f64) -> Result<()> {
     let w = 1.0 - beta;
-    // Each constant rounded to T from f64, as candle's `affine` rounds its factor.
-    let kernel = @Camel@Kernel { w: T::of(w), one_minus_w: T::of(1.0 - w), w_lt_half: w < 0.5, neg_step: T::of(-step_size) };
+    // Each constant computed in f64 and rounded to T, as candle's `affine` rounds its factor.
+    let (one_minus_w, neg_step) = (T::of(1.0 - w), T::of(-step_size));
+    let kernel = @Camel@Kernel { w: T::of(w), one_minus_w, w_lt_half: w < 0.5, neg_step };
     with_cpu_data::<T>(param, grad, &[exp_avg], &mut |p, g, s| par_chunks(p, g, s, &kernel))
 }
 
@@ -641,6 +655,8 @@ const STATE_RS: &str = r##"//! `@name@`'s state as a checkpoint keeps it, and it
 use candle_core::{DType, Device, Tensor, Var};
 use ember_core::ops::{with_kernels, Kernels};
 use ember_core::{DynOptimizer, StepContext};
+
+// Links the plugin crate, so that its registration exists.
 use @lib@ as _;
 
 fn optimizer() -> Box<dyn DynOptimizer> {
@@ -807,7 +823,7 @@ use ember_core::{check, Activation, Hyperparams, Result};
 
 /// The `@name@` activation: y = scale·x (candle's autograd gives the gradient).
 #[derive(Clone, Debug, PartialEq, Hyperparams)]
-#[plugin(activation = "@name@", summary = "@name@: scale * x (placeholder)")]
+#[plugin(activation = "@name@", summary = "scale * x (placeholder)")]
 pub struct @Camel@ {
     /// output scale; finite
     #[param(default = 1.0, check = check::finite)]
@@ -840,7 +856,7 @@ pub enum Reduction {
 
 /// The `@name@` loss: (input - target)², reduced.
 #[derive(Clone, Debug, PartialEq, Hyperparams)]
-#[plugin(loss = "@name@", summary = "@name@: mean squared error (placeholder)")]
+#[plugin(loss = "@name@", summary = "mean squared error (placeholder)")]
 pub struct @Camel@ {
     /// how per-element losses combine: none, mean or sum
     #[param(default = "mean")]
@@ -882,7 +898,7 @@ fn up_to_one(factor: &f64) -> check::Check {
 
 /// The `@name@` scheduler: each step multiplies every group's learning rate by `factor`.
 #[derive(Clone, Debug, PartialEq, Hyperparams)]
-#[plugin(scheduler = "@name@", summary = "@name@: lr * factor each step (placeholder)")]
+#[plugin(scheduler = "@name@", summary = "lr * factor each step (placeholder)")]
 pub struct @Camel@ {
     /// multiplier per step; in (0, 1]
     #[param(default = 0.5, check = up_to_one)]
@@ -925,7 +941,7 @@ use ember_core::{check, Hyperparams, Regularizer, RegularizerRole, Result};
 
 /// The `@name@` regularizer: lambda·Σw², added to the loss.
 #[derive(Clone, Debug, PartialEq, Hyperparams)]
-#[plugin(regularizer = "@name@", summary = "@name@: lambda * sum(w^2) (placeholder)")]
+#[plugin(regularizer = "@name@", summary = "lambda * sum(w^2) (placeholder)")]
 pub struct @Camel@ {
     /// penalty strength; >= 0
     #[param(default = 0.01, check = check::non_negative)]

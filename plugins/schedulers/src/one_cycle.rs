@@ -35,7 +35,10 @@ pub struct OneCycle {
     /// annealing shape
     #[param(default = "cos")]
     pub anneal_strategy: AnnealStrategy,
-    #[param(default = true, doc = "also cycle momentum (or betas[0]) inversely to the learning rate, between max_momentum and base_momentum")]
+    #[param(
+        default = true,
+        doc = "also cycle momentum (or betas[0]) inversely to the learning rate, between max_momentum and base_momentum"
+    )]
     pub cycle_momentum: bool,
     #[param(default = 0.85, doc = "momentum (or betas[0]) at the peak learning rate, the low end of its cycle")]
     pub base_momentum: f64,
