@@ -149,6 +149,9 @@ fn a_crate_name_of_its_own_names_the_package_and_the_library() {
     assert_eq!(bin["required-features"].as_array().unwrap(), &[toml::Value::from("cli")]);
     assert_eq!(cargo["dependencies"]["ember-cli"]["optional"].as_bool(), Some(true));
     assert_eq!(cargo["features"]["cli"].as_array().unwrap(), &[toml::Value::from("dep:ember-cli")]);
+    // The binary leaves out the hub's HTTP and parquet stack unless asked (`hub`).
+    assert_eq!(cargo["dependencies"]["ember-cli"]["default-features"].as_bool(), Some(false));
+    assert!(cargo["features"]["hub"].as_array().unwrap().contains(&toml::Value::from("ember-cli/hub")));
     assert!(cargo["dev-dependencies"].as_table().unwrap().contains_key("ember-parity"));
     assert!(cargo.contains_key("workspace"), "a workspace of its own");
     assert_eq!(cargo["profile"]["dev"]["debug"].as_str(), Some("line-tables-only"));

@@ -251,10 +251,14 @@ publish = false
 ember-core = { path = "@ember@/crates/core" }
 candle-core = "0.11"
 # Only for the `ember-@name@` binary (`cargo run --features cli -- ...`).
-ember-cli = { path = "@ember@/crates/cli", optional = true }
+ember-cli = { path = "@ember@/crates/cli", optional = true, default-features = false }
 
 [features]
+# Ember's CLI as this crate's binary: datasets from disk, synthetic or embedded.
 cli = ["dep:ember-cli"]
+# The same, plus Fashion-MNIST and MNIST from the Hugging Face hub (an HTTP and parquet
+# stack that takes longer to build): `cargo run --features hub -- train ...`.
+hub = ["cli", "ember-cli/hub"]
 
 [[bin]]
 name = "ember-@name@"
@@ -378,7 +382,9 @@ cargo run --features cli -- parity tests/@name@.json
 cargo run --features cli -- train run.toml
 ```
 
-`cargo build --features cli` builds the binary `ember-@name@` (in `target/debug/`).
+`cargo build --features cli` builds the binary `ember-@name@` (in `target/debug/`). It
+trains on data from disk (`--data-dir`), synthetic data or the embedded Fashion-MNIST
+subset; `--features hub` adds downloads from the Hugging Face hub.
 A run config selects the plugin by name, with its keys:
 
 ```toml

@@ -136,6 +136,8 @@ pub fn load_from(which: Which, sources: &Sources) -> Result<Splits> {
             return Ok(splits);
         }
     }
+    #[cfg(not(feature = "hub"))]
+    tried.push("Hugging Face cache and hub: not in this build (it lacks the `hub` feature)".to_string());
     if which == Which::FashionMnist && sources.embedded {
         let (train, test) = embedded_fashion_mnist()?;
         return Ok(Splits {

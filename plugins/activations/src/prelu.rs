@@ -48,13 +48,10 @@ impl Prelu {
         Self { num_parameters: weight.elem_count() as i64, init: f64::NAN, weight: Some(weight) }
     }
 
-    /// The learnable slopes, shape `[num_parameters]`.
-    ///
-    /// # Panics
-    /// If the weight was never created: a `Prelu` straight from
-    /// [`Hyperparams::from_params`], without the registry's [`BuildContext`].
-    pub fn weight(&self) -> &Var {
-        self.weight.as_ref().expect("prelu: the weight is created by Prelu::new, Prelu::from_weight or the registry")
+    /// The learnable slopes, shape `[num_parameters]`; `None` only for a `Prelu` straight
+    /// from [`Hyperparams::from_params`], without the registry's [`BuildContext`].
+    pub fn weight(&self) -> Option<&Var> {
+        self.weight.as_ref()
     }
 
     /// The registry's hook: creates the weight on the context's device and dtype.
