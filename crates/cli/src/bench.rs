@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use ember_core::ops::{self, Kernels};
-use ember_core::{registry, BuildContext, Config, DynOptimizer, StepContext};
+use ember_core::{registry, BuildContext, Config, StepContext};
 use serde_json::json;
 
 /// Times `steps` optimizer steps of `name` on one f32 parameter of `numel` elements.
@@ -20,8 +20,7 @@ pub fn optimizer(
 ) -> anyhow::Result<()> {
     let config: Config = serde_json::from_str(config)
         .map_err(|e| anyhow::anyhow!("--config must be a JSON object of hyperparameters: {e}"))?;
-    let (opt, params) = registry::build_with_params::<dyn DynOptimizer>(name, &config, &BuildContext::default())?;
-    let lr = params.opt_float("lr")?.unwrap_or(0.0);
+    let (opt, lr) = registry::optimizer_with_lr(name, &config, &BuildContext::default())?;
     // The one kernel switch: --composed runs every optimizer's composed path.
     let kernels = if composed { Kernels::Composed } else { ops::kernels() };
     if numel == 0 || steps == 0 {

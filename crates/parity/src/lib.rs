@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
-use ember_core::{BuildContext, Config, DynOptimizer, RegularizerRole, StepContext};
+use ember_core::{BuildContext, Config, RegularizerRole, StepContext};
 use serde_json::{json, Map, Value as Json};
 
 /// The `format` value this runner reads.
@@ -421,9 +421,7 @@ fn optimizer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
         .get("trajectory")
         .and_then(Json::as_array)
         .ok_or("expected.trajectory must be a list of tensors (x after each step)")?;
-    let (opt, params) =
-        ember_core::registry::build_with_params::<dyn DynOptimizer>(c.name, &c.config, &c.ctx()).map_err(err_str)?;
-    let lr = params.opt_float("lr").map_err(err_str)?.ok_or("the optimizer declares no `lr` key")?;
+    let (opt, lr) = ember_core::registry::optimizer_with_lr(c.name, &c.config, &c.ctx()).map_err(err_str)?;
     let (x0, a, b) = (c.tensor("x0")?, c.tensor("a")?, c.tensor("b")?);
     if x0.dims() != a.dims() || x0.dims() != b.dims() {
         return Err(format!("inputs x0 {:?}, a {:?} and b {:?} must have one shape", x0.dims(), a.dims(), b.dims()));

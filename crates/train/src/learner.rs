@@ -281,9 +281,7 @@ impl Learner {
                         s.name
                     )));
                 }
-                // As PyTorch's constructors do, the schedule sets the starting rates.
-                sched.init(optimizer.lrs_mut())?;
-                optimizer.follow(sched.as_ref()).context("scheduler")?;
+                optimizer.start_schedule(sched.as_mut()).context("scheduler")?;
                 Some(sched)
             }
             None => None,
@@ -670,8 +668,7 @@ impl Learner {
         if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.config.scheduler) {
             if cfg.interval == Interval::Epoch {
                 let metric = s.needs_metric().then(|| record.metric(monitor));
-                s.step(self.optimizer.lrs_mut(), metric)?;
-                self.optimizer.follow(s.as_ref())?;
+                self.optimizer.step_schedule(s.as_mut(), metric)?;
             }
         }
         Ok(record)
@@ -705,8 +702,7 @@ impl Learner {
         self.progress.step += 1;
         if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.config.scheduler) {
             if cfg.interval == Interval::Step {
-                s.step(self.optimizer.lrs_mut(), None)?;
-                self.optimizer.follow(s.as_ref())?;
+                self.optimizer.step_schedule(s.as_mut(), None)?;
             }
         }
         Ok(())

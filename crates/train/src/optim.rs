@@ -87,25 +87,19 @@ impl OptimizerDriver {
     /// (group 0 is the default group; `groups[i]` becomes group i + 1).
     pub fn new(name: &str, config: &Config, groups: &[ParamGroupSpec], params: Vec<(String, Var)>) -> Result<Self> {
         let ctx = BuildContext::default();
-        let (optimizer, params0) = registry::build_with_params::<dyn DynOptimizer>(name, config, &ctx)?;
-        let lr_of = |p: &ember_core::Params| {
-            p.opt_float("lr")?.ok_or_else(|| {
-                Error::input(format!(
-                    "optimizer '{name}' declares no `lr` key; an optimizer's #[plugin(..)] needs `lr = DEFAULT`"
-                ))
-            })
-        };
-        let mut lrs = vec![lr_of(&params0)?];
+        let (optimizer, lr) = registry::optimizer_with_lr(name, config, &ctx)?;
+        let mut lrs = vec![lr];
         let mut built = vec![Group { optimizer, patterns: Vec::new() }];
         for (i, spec) in groups.iter().enumerate() {
             let mut merged = config.clone();
             merged.extend(spec.overrides.clone());
-            let (optimizer, p) = registry::build_with_params::<dyn DynOptimizer>(name, &merged, &ctx)
-                .with_context(|| format!("optimizer.groups[{i}]"))?;
-            lrs.push(lr_of(&p)?);
+            let (optimizer, lr) =
+                registry::optimizer_with_lr(name, &merged, &ctx).with_context(|| format!("optimizer.groups[{i}]"))?;
+            lrs.push(lr);
             built.push(Group { optimizer, patterns: spec.params.clone() });
         }
-        let has_momentum = params0.contains("momentum") || params0.contains("betas");
+        let keys = registry::find::<dyn DynOptimizer>(name)?.params;
+        let has_momentum = keys.iter().any(|k| k.name == "momentum" || k.name == "betas");
         let mut seen = std::collections::HashSet::new();
         for (pname, _) in &params {
             if !seen.insert(pname.as_str()) {
@@ -172,10 +166,25 @@ impl OptimizerDriver {
         &mut self.lrs
     }
 
+    /// Starts `scheduler` on this optimizer's groups: its `init` sets the starting rates
+    /// (as PyTorch's constructors do), then [`OptimizerDriver::follow`].
+    pub fn start_schedule(&mut self, scheduler: &mut dyn Scheduler) -> Result<()> {
+        scheduler.init(&mut self.lrs)?;
+        self.follow(scheduler)
+    }
+
+    /// One step of `scheduler` (`metric` for metric-driven ones), then
+    /// [`OptimizerDriver::follow`].
+    pub fn step_schedule(&mut self, scheduler: &mut dyn Scheduler, metric: Option<f64>) -> Result<()> {
+        scheduler.step(&mut self.lrs, metric)?;
+        self.follow(scheduler)
+    }
+
     /// Takes the momentum each group's steps use from `scheduler`, when it sets one
-    /// (`one_cycle` with `cycle_momentum`); call after the scheduler's `init`, each
-    /// `step` and `load_state`. An optimizer without `momentum` or `betas` is refused,
-    /// as PyTorch refuses it.
+    /// (`one_cycle` with `cycle_momentum`); [`OptimizerDriver::start_schedule`] and
+    /// [`OptimizerDriver::step_schedule`] call it, and a caller that restores the
+    /// scheduler's state calls it after `load_state`. An optimizer without `momentum` or
+    /// `betas` is refused, as PyTorch refuses it.
     pub fn follow(&mut self, scheduler: &dyn Scheduler) -> Result<()> {
         if !scheduler.cycles_momentum() {
             self.momenta.iter_mut().for_each(|m| *m = None);
