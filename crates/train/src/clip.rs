@@ -6,10 +6,11 @@ use ember_core::{Error, Result};
 
 /// The norm `clip_grad_norm` measures; in a run config `train.clip_norm_type`, written
 /// `"2"` or `"inf"`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ember_core::ParamEnum)]
 pub enum NormType {
     /// The Euclidean norm of all gradients taken together.
     #[default]
+    #[param(name = "2")]
     L2,
     /// The largest absolute gradient entry.
     Inf,

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ember_core::{Config, Context, Error, Result};
+use ember_core::{Config, Context, Error, ParamEnum, Result};
 use serde::{Deserialize, Serialize};
 
 pub use crate::clip::NormType;
@@ -258,31 +258,23 @@ impl Default for TrainConfig {
 pub const METRICS: [&str; 4] = ["train_loss", "train_acc", "eval_loss", "eval_acc"];
 
 /// A config option whose value is one of a few strings (`dtype = "f32"`,
-/// `best_metric = "eval_acc"`). Each such option is a Rust enum that reads and writes
-/// exactly those strings; any other string is an error naming the key, the value and the
-/// valid values.
-pub trait ClosedOption: Sized + Copy + PartialEq + 'static {
-    /// Every value with the string it is written as, in the order errors list them.
-    const VALUES: &'static [(Self, &'static str)];
-
-    /// The string this value is written as.
-    fn as_str(self) -> &'static str {
-        Self::VALUES.iter().find(|(v, _)| *v == self).map(|(_, s)| *s).expect("every value is listed")
-    }
-
+/// `best_metric = "eval_acc"`): a Rust enum with `#[derive(ParamEnum)]` (the same
+/// derive as plugins' closed choices) that reads and writes exactly those strings; any
+/// other string is an error naming the key, the value and the valid values.
+pub trait ClosedOption: ParamEnum + Copy {
     /// The valid values, as the error for another value words them: `must be "f32" or
     /// "f64"`, `must be one of train_loss, train_acc, eval_loss, eval_acc`.
     fn rule() -> String {
-        match Self::VALUES {
-            [(_, a), (_, b)] => format!("must be {a:?} or {b:?}"),
-            all => format!("must be one of {}", all.iter().map(|(_, s)| *s).collect::<Vec<_>>().join(", ")),
+        match Self::CHOICES {
+            [a, b] => format!("must be {a:?} or {b:?}"),
+            all => format!("must be one of {}", all.join(", ")),
         }
     }
 
     /// The value `text` names, or an [`Error::InvalidValue`] for `key`:
     /// `train.dtype = "f16" is invalid: must be "f32" or "f64"`.
     fn parse(key: &str, text: &str) -> Result<Self> {
-        Self::VALUES.iter().find(|(_, s)| *s == text).map(|(v, _)| *v).ok_or_else(|| Error::InvalidValue {
+        Self::from_choice(text).ok_or_else(|| Error::InvalidValue {
             path: key.to_string(),
             value: format!("{text:?}"),
             rule: Self::rule(),
@@ -290,25 +282,17 @@ pub trait ClosedOption: Sized + Copy + PartialEq + 'static {
     }
 }
 
-/// Implements [`ClosedOption`], `as_str`, `Display`, serde (as the strings) and, for
+/// Implements [`ClosedOption`], an inherent `as_str`, serde (as the strings) and, for
 /// values written in code (`"eval_loss".into()`), `From<&str>` and comparison with
-/// strings for an enum.
+/// strings for a `ParamEnum`.
 macro_rules! closed_option {
-    ($ty:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        impl ClosedOption for $ty {
-            const VALUES: &'static [(Self, &'static str)] = &[$(($ty::$variant, $text)),+];
-        }
+    ($ty:ident) => {
+        impl ClosedOption for $ty {}
 
         impl $ty {
             /// The string this value is written as in a config.
             pub fn as_str(self) -> &'static str {
-                <Self as ClosedOption>::as_str(self)
-            }
-        }
-
-        impl std::fmt::Display for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
+                <Self as ParamEnum>::as_str(&self)
             }
         }
 
@@ -321,7 +305,7 @@ macro_rules! closed_option {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
                 let text = String::deserialize(d)?;
-                <Self as ClosedOption>::VALUES.iter().find(|(_, s)| *s == text).map(|(v, _)| *v).ok_or_else(|| {
+                <Self as ParamEnum>::from_choice(&text).ok_or_else(|| {
                     serde::de::Error::custom(format!("{text:?} is invalid: {}", <Self as ClosedOption>::rule()))
                 })
             }
@@ -353,14 +337,14 @@ macro_rules! closed_option {
 }
 
 /// The floating-point type of the model and the inputs (`train.dtype`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ParamEnum)]
 pub enum Precision {
     #[default]
     F32,
     F64,
 }
 
-closed_option!(Precision { F32 = "f32", F64 = "f64" });
+closed_option!(Precision);
 
 impl Precision {
     /// The candle dtype.
@@ -372,11 +356,11 @@ impl Precision {
     }
 }
 
-closed_option!(NormType { L2 = "2", Inf = "inf" });
+closed_option!(NormType);
 
 /// A metric a run records per epoch ([`METRICS`]): what `train.best_metric`,
 /// `train.early_stopping.metric` and `scheduler.monitor` name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ParamEnum)]
 pub enum Metric {
     TrainLoss,
     TrainAcc,
@@ -384,7 +368,7 @@ pub enum Metric {
     EvalAcc,
 }
 
-closed_option!(Metric { TrainLoss = "train_loss", TrainAcc = "train_acc", EvalLoss = "eval_loss", EvalAcc = "eval_acc" });
+closed_option!(Metric);
 
 impl Metric {
     /// Whether higher is better (the accuracies).
@@ -399,14 +383,14 @@ impl Metric {
 }
 
 /// Whether lower (`min`) or higher (`max`) is better (`train.early_stopping.mode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ParamEnum)]
 pub enum Mode {
     #[default]
     Min,
     Max,
 }
 
-closed_option!(Mode { Min = "min", Max = "max" });
+closed_option!(Mode);
 
 /// Checks every closed option of a config tree (parsed TOML or JSON, read with `get`),
 /// in the order [`RunConfig::validate`] checked them: the first value outside its set is
@@ -607,7 +591,7 @@ classes = 3
         let d = parse("").unwrap();
         assert_eq!((d.train.dtype, d.train.clip_norm_type), (Precision::F32, NormType::L2));
         assert!(d.to_json().contains("\"dtype\":\"f32\",") && d.to_json().contains("\"clip_norm_type\":\"2\","));
-        assert_eq!(Metric::VALUES.iter().map(|(_, s)| *s).collect::<Vec<_>>(), METRICS);
+        assert_eq!(Metric::CHOICES, METRICS);
         assert_eq!(Metric::from("eval_acc"), Metric::EvalAcc);
         assert!(Mode::Min == "min" && format!("{}", Precision::F64) == "f64");
     }
