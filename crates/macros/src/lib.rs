@@ -77,18 +77,15 @@ struct Plugin {
     build: Option<Expr>,
 }
 
-fn empty() -> &'static syn::punctuated::Punctuated<syn::Field, syn::token::Comma> {
-    Box::leak(Box::default())
-}
-
-fn named_fields(input: &DeriveInput) -> syn::Result<&syn::punctuated::Punctuated<syn::Field, syn::token::Comma>> {
+/// The fields of a struct with braces, or none for a unit struct (`struct Relu;`).
+fn named_fields(input: &DeriveInput) -> syn::Result<Vec<&syn::Field>> {
     if !input.generics.params.is_empty() {
         return Err(Error::new(input.generics.span(), "ember derives do not support generic types"));
     }
     match &input.data {
         Data::Struct(s) => match &s.fields {
-            Fields::Named(f) => Ok(&f.named),
-            Fields::Unit => Ok(empty()),
+            Fields::Named(f) => Ok(f.named.iter().collect()),
+            Fields::Unit => Ok(Vec::new()),
             Fields::Unnamed(_) => Err(Error::new(input.ident.span(), "expected a struct with named fields")),
         },
         _ => Err(Error::new(input.ident.span(), "expected a struct")),
