@@ -2,7 +2,7 @@
 //!
 //! This facade re-exports the member crates and links every built-in plugin crate, so a
 //! program that depends on `ember` finds every built-in activation, loss, optimizer,
-//! scheduler and regularizer by name:
+//! scheduler, regularizer and layer by name:
 //!
 //! ```
 //! let relu = ember::core::activation("relu", &Default::default(), &Default::default())?;
@@ -36,3 +36,7 @@ pub use ember_schedulers as schedulers;
 
 /// The built-in regularizers (`l1`, `l2`, `elastic_net`, `max_norm`, `dropout`).
 pub use ember_regularizers as regularizers;
+
+/// The built-in layers (`linear`, `conv2d`, `max_pool2d`, `batch_norm2d`, `sequential`,
+/// `residual`, ...).
+pub use ember_layers as layers;

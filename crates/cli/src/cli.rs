@@ -275,9 +275,11 @@ fn plugin_json(p: &PluginInfo) -> serde_json::Value {
                 ParamType::Choice(c) => ("str", Some(c)),
                 ParamType::FloatList => ("list[float]", None),
                 ParamType::IntList => ("list[int]", None),
+                ParamType::IntOrList => ("int|list[int]", None),
+                ParamType::TableList => ("list[table]", None),
             };
             let default = match s.default {
-                DefaultValue::Float(x) => json!(x),
+                DefaultValue::Float(x) | DefaultValue::NullableFloat(x) => json!(x),
                 DefaultValue::Int(i) => json!(i),
                 DefaultValue::Bool(b) => json!(b),
                 DefaultValue::Str(v) => json!(v),

@@ -22,6 +22,7 @@ mod scaffold;
 pub use cli::{main, run};
 
 use ember_activations as _;
+use ember_layers as _;
 use ember_losses as _;
 use ember_optimizers as _;
 use ember_regularizers as _;

@@ -118,7 +118,7 @@ const KEYWORDS: [&str; 51] = [
 
 /// Library names the generated crate and its module cannot take: Rust's own crates,
 /// Ember's crates (its dependencies, direct or not) and candle.
-const TAKEN: [&str; 19] = [
+const TAKEN: [&str; 20] = [
     "std",
     "core",
     "alloc",
@@ -138,6 +138,7 @@ const TAKEN: [&str; 19] = [
     "ember_optimizers",
     "ember_schedulers",
     "ember_regularizers",
+    "ember_layers",
 ];
 
 /// Names from Rust's prelude that the templates use: a struct of that name would hide them.
@@ -322,6 +323,7 @@ fn readme(n: &Names) -> String {
         Kind::Optimizer => "[optimizer]\nname = \"@name@\"\nlr = 0.01\nbeta = 0.9",
         Kind::Scheduler => "[scheduler]\nname = \"@name@\"\nfactor = 0.9",
         Kind::Regularizer => "[[regularizers]]\nname = \"@name@\"\nlambda = 0.001",
+        Kind::Layer => "[[model.layers]]\nname = \"flatten\"\n\n[[model.layers]]\nname = \"@name@\"\ninit = 0.5\n\n[[model.layers]]\nname = \"linear\"\nout_features = 10",
     };
     let math = if optimizer {
         "`step` in `src/@name@.rs` has two paths that must agree: the composed one (candle\n\
@@ -463,6 +465,12 @@ fn registration_checks(kind: Kind) -> &'static str {
     assert_eq!(refused("factor", Value::Float(2.0)), "@name@.factor = 2.0 is invalid: must be in (0, 1]");
 "#
         }
+        Kind::Layer => {
+            r#"    assert_eq!(defaults, [("init", DefaultValue::Float(1.0))]);
+    let e = refused("init", Value::Float(f64::INFINITY));
+    assert!(e.starts_with("@name@.init = ") && e.ends_with("is invalid: must be finite"), "{e}");
+"#
+        }
         Kind::Regularizer => {
             r#"    assert_eq!(defaults, [("lambda", DefaultValue::Float(0.01))]);
     assert_eq!(refused("lambda", Value::Float(-1.0)), "@name@.lambda = -1.0 is invalid: must be >= 0");
@@ -534,6 +542,13 @@ fn template(n: &Names) -> (String, String) {
             n.fill(SCHEDULER),
             format!(
                 r#"{{"format":"ember-parity/1","source":"ember new-plugin: lr * factor","cases":[{{"id":"{name}/half/f64","kind":"scheduler","name":"{name}","config":{{"factor":0.5}},"dtype":"f64","inputs":{{"lr":1.0,"steps":4}},"expected":{{"lr":[1.0,0.5,0.25,0.125]}}}}]}}
+"#
+            ),
+        ),
+        Kind::Layer => (
+            n.fill(LAYER),
+            format!(
+                r#"{{"format":"ember-parity/1","source":"ember new-plugin: x * weight","cases":[{{"id":"{name}/f64","kind":"layer","name":"{name}","config":{{"init":1.0}},"dtype":"f64","mode":"train","inputs":{{"input":[[1.0,-2.0],[3.0,0.5]],"state":{{"weight":[2.0,-1.0]}}}},"expected":{{"output":[[2.0,2.0],[6.0,-0.5]],"grad_input":[[2.0,-1.0],[2.0,-1.0]],"grad_weight":[4.0,-1.5],"state_after":{{"weight":[2.0,-1.0]}}}}}}]}}
 "#
             ),
         ),
@@ -935,6 +950,51 @@ impl Scheduler for @Camel@ {
     fn load_state(&mut self, state: &State) -> Result<()> {
         self.steps = state.scalar("steps").unwrap_or(0.0) as u64;
         Ok(())
+    }
+}
+"##;
+
+const LAYER: &str = r##"//! `@name@`: a layer. A placeholder to replace with yours: a learned scale per
+//! feature, y = x · weight over the last dimension.
+
+use candle_core::{Tensor, Var};
+use ember_core::module::{Context, Module};
+use ember_core::{check, Built, Hyperparams, Layer, LayerContext, Result};
+
+/// The `@name@` layer's arguments (PyTorch's constructor arguments for a layer that
+/// mirrors one). `build` gets the shape of one input example and returns the module
+/// with the shape of one output example.
+#[derive(Clone, Debug, PartialEq, Hyperparams)]
+#[plugin(layer = "@name@", summary = "x * weight, a learned scale per feature (placeholder)")]
+pub struct @Camel@ {
+    /// the weight's initial value; finite
+    #[param(default = 1.0, check = check::finite)]
+    pub init: f64,
+}
+
+impl Layer for @Camel@ {
+    fn build(&self, input: &[usize], ctx: &mut LayerContext) -> Result<Built> {
+        let Some(&features) = input.last() else {
+            return Err(ctx.error("expects examples with at least one dimension"));
+        };
+        let weight = ctx.full(&[features], self.init)?;
+        Ok(Built::new(@Camel@Module { weight }, input.to_vec()))
+    }
+}
+
+/// The module: `weight` `[features]`, named as PyTorch's state_dict would name it.
+#[derive(Debug)]
+pub struct @Camel@Module {
+    weight: Var,
+}
+
+impl Module for @Camel@Module {
+    fn forward(&self, x: &Tensor, _ctx: &mut Context) -> Result<Tensor> {
+        Ok(x.broadcast_mul(self.weight.as_tensor())?)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        vec![("weight".to_string(), self.weight.clone())]
     }
 }
 "##;

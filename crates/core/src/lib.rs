@@ -1,8 +1,8 @@
-//! Ember's core: the five plugin kinds, the registry that finds them by name, typed
-//! hyperparameters and the library error.
+//! Ember's core: the six plugin kinds, the registry that finds them by name, typed
+//! hyperparameters, the [`Module`] trait and the library error.
 //!
 //! A plugin crate implements one of the traits ([`Activation`], [`Loss`], [`Optimizer`],
-//! [`Scheduler`], [`Regularizer`]) on a struct whose fields are its hyperparameters, and
+//! [`Scheduler`], [`Regularizer`], [`Layer`]) on a struct whose fields are its hyperparameters, and
 //! registers it under a name with one derive: each hyperparameter is stated once, with
 //! PyTorch's name, default and a doc line (see [`Hyperparams`] for every attribute).
 //!
@@ -44,7 +44,9 @@ pub mod check;
 pub mod device;
 pub mod env;
 mod error;
+pub mod layer;
 pub mod memory;
+pub mod module;
 pub mod ops;
 pub mod optim;
 pub mod params;
@@ -56,13 +58,15 @@ pub mod threads;
 mod value;
 
 pub use ember_macros::{Hyperparams, OptimizerState, ParamEnum};
-pub use error::{Context, Error, IoContext, Result};
+pub use error::{suggest, Context, Error, IoContext, Result};
+pub use layer::{Built, Layer, LayerContext};
+pub use module::Module;
 pub use optim::{AnyState, DynOptimizer, Optimizer, OptimizerState, StepContext};
-pub use params::{DefaultValue, Hyperparams, ParamEnum, ParamSpec, ParamType, ParamValue, Params};
+pub use params::{DefaultValue, Dims, Hyperparams, ParamEnum, ParamSpec, ParamType, ParamValue, Params};
 pub use plugins::{Activation, Loss, Regularizer, RegularizerRole, Scheduler};
 pub use registry::{
-    activation, loss, optimizer, regularizer, scheduler, ActivationEntry, BuildContext, Entry, Kind, LossEntry,
-    OptimizerEntry, PluginInfo, RegularizerEntry, SchedulerEntry,
+    activation, layer, loss, optimizer, regularizer, scheduler, ActivationEntry, BuildContext, Entry, Kind, LayerEntry,
+    LossEntry, OptimizerEntry, PluginInfo, RegularizerEntry, SchedulerEntry,
 };
 pub use state::State;
 pub use value::{Config, Value};

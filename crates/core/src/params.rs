@@ -21,6 +21,11 @@ pub enum ParamType {
     FloatList,
     /// A list of whole numbers, such as `milestones`.
     IntList,
+    /// A whole number or a list of them, such as a convolution's `kernel_size` (`3` or
+    /// `[3, 2]`), as PyTorch takes an int or a tuple.
+    IntOrList,
+    /// A list of tables, such as a `sequential` layer's `layers`.
+    TableList,
 }
 
 impl fmt::Display for ParamType {
@@ -32,6 +37,8 @@ impl fmt::Display for ParamType {
             ParamType::Choice(c) => write!(f, "{}", c.join("|")),
             ParamType::FloatList => f.write_str("list of float"),
             ParamType::IntList => f.write_str("list of int"),
+            ParamType::IntOrList => f.write_str("int or list of int"),
+            ParamType::TableList => f.write_str("list of table"),
         }
     }
 }
@@ -45,6 +52,8 @@ impl ParamType {
             ParamType::Choice(c) => format!("one of {}", quoted(c)),
             ParamType::FloatList => "a list of numbers".into(),
             ParamType::IntList => "a list of integers".into(),
+            ParamType::IntOrList => "an integer or a list of integers".into(),
+            ParamType::TableList => "a list of tables".into(),
         }
     }
 }
@@ -58,6 +67,9 @@ pub enum DefaultValue {
     Str(&'static str),
     FloatList(&'static [f64]),
     IntList(&'static [i64]),
+    /// A float default that a config may also set to `None` (JSON `null`), which then
+    /// means something else (batch norm's `momentum = None`: a cumulative average).
+    NullableFloat(f64),
     /// Optional: absent unless given (PyTorch's `None`).
     None,
     /// No default: the key must be given.
@@ -69,22 +81,31 @@ impl DefaultValue {
     /// otherwise (what `#[param(default = 3)]` expands to).
     pub const fn number(ty: ParamType, x: f64) -> Self {
         match ty {
-            ParamType::Int => DefaultValue::Int(x as i64),
+            ParamType::Int | ParamType::IntOrList => DefaultValue::Int(x as i64),
             _ => DefaultValue::Float(x),
+        }
+    }
+
+    /// The numeric default of an `Option` key: for a float, one that `null` can still
+    /// turn into `None` ([`DefaultValue::NullableFloat`]).
+    pub const fn nullable(ty: ParamType, x: f64) -> Self {
+        match ty {
+            ParamType::Float => DefaultValue::NullableFloat(x),
+            _ => Self::number(ty, x),
         }
     }
 
     /// A list default for a key of type `ty` (`#[param(default = [0.9, 0.999])]`).
     pub const fn list(ty: ParamType, floats: &'static [f64], ints: &'static [i64]) -> Self {
         match ty {
-            ParamType::IntList => DefaultValue::IntList(ints),
+            ParamType::IntList | ParamType::IntOrList => DefaultValue::IntList(ints),
             _ => DefaultValue::FloatList(floats),
         }
     }
 
     fn to_value(self) -> Option<Value> {
         Some(match self {
-            DefaultValue::Float(x) => Value::Float(x),
+            DefaultValue::Float(x) | DefaultValue::NullableFloat(x) => Value::Float(x),
             DefaultValue::Int(i) => Value::Int(i),
             DefaultValue::Bool(b) => Value::Bool(b),
             DefaultValue::Str(s) => Value::Str(s.into()),
@@ -173,6 +194,10 @@ impl Params {
         }
         let mut values = BTreeMap::new();
         for spec in specs {
+            if let (Some(Value::Null), DefaultValue::NullableFloat(_)) = (config.get(spec.name), spec.default) {
+                values.insert(spec.name, Value::Null);
+                continue;
+            }
             let given = config.get(spec.name).filter(|v| **v != Value::Null);
             let value = match (given, spec.default) {
                 (Some(v), _) => check_type(name, spec, v)?,
@@ -208,13 +233,14 @@ impl Params {
         &self.plugin
     }
 
+    /// The value of `key`; `None` when absent or set to `null`.
     fn get(&self, key: &str) -> Option<&Value> {
-        self.values.get(key)
+        self.values.get(key).filter(|v| **v != Value::Null)
     }
 
     /// Whether `key` has a value (given, or a default other than `None`).
     pub fn contains(&self, key: &str) -> bool {
-        self.values.contains_key(key)
+        self.get(key).is_some()
     }
 
     fn undeclared(&self, key: &str) -> Error {
@@ -412,6 +438,65 @@ impl ParamValue for (f64, f64) {
     }
 }
 
+/// A whole number or a list of `N` (PyTorch's int-or-tuple arguments: `kernel_size = 3`
+/// is `[3, 3]` for a 2-d layer).
+impl<const N: usize> ParamValue for [usize; N] {
+    const TYPE: ParamType = ParamType::IntOrList;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        let items = match params.get(key) {
+            Some(Value::Int(i)) => vec![*i; N],
+            Some(Value::List(_)) => params.int_list(key)?,
+            _ => return Err(params.undeclared(key)),
+        };
+        if items.len() != N {
+            return Err(params.invalid(key, format!("expected a number or a list of {N}")));
+        }
+        let mut out = [0; N];
+        for (o, i) in out.iter_mut().zip(&items) {
+            *o = usize::try_from(*i).map_err(|_| params.invalid(key, "every entry must be >= 0"))?;
+        }
+        Ok(out)
+    }
+}
+
+/// A shape given as a whole number or a list of them (`normalized_shape = 10` or
+/// `[4, 4]`), any length.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dims(pub Vec<usize>);
+
+impl ParamValue for Dims {
+    const TYPE: ParamType = ParamType::IntOrList;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        let items = match params.get(key) {
+            Some(Value::Int(i)) => vec![*i],
+            Some(Value::List(_)) => params.int_list(key)?,
+            _ => return Err(params.undeclared(key)),
+        };
+        items
+            .into_iter()
+            .map(|i| usize::try_from(i).map_err(|_| params.invalid(key, "every entry must be >= 0")))
+            .collect::<Result<Vec<_>>>()
+            .map(Dims)
+    }
+}
+
+/// A list of tables (a container layer's `layers`).
+impl ParamValue for Vec<Config> {
+    const TYPE: ParamType = ParamType::TableList;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        match params.get(key) {
+            Some(Value::List(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Table(t) => Ok(t.clone()),
+                    _ => Err(params.undeclared(key)),
+                })
+                .collect(),
+            _ => Err(params.undeclared(key)),
+        }
+    }
+}
+
 /// Absent (PyTorch's `None`) unless given.
 impl<T: ParamValue> ParamValue for Option<T> {
     const TYPE: ParamType = T::TYPE;
@@ -518,7 +603,15 @@ fn check_type(plugin: &str, spec: &ParamSpec, v: &Value) -> Result<Value> {
         (ParamType::FloatList, Value::List(items)) => {
             items.iter().map(number).collect::<Result<Vec<_>>>().map(Value::List)
         }
-        (ParamType::IntList, Value::List(items)) if items.iter().all(|i| matches!(i, Value::Int(_))) => Ok(v.clone()),
+        (ParamType::IntList | ParamType::IntOrList, Value::List(items))
+            if items.iter().all(|i| matches!(i, Value::Int(_))) =>
+        {
+            Ok(v.clone())
+        }
+        (ParamType::IntOrList, Value::Int(_)) => Ok(v.clone()),
+        (ParamType::TableList, Value::List(items)) if items.iter().all(|i| matches!(i, Value::Table(_))) => {
+            Ok(v.clone())
+        }
         _ => Err(wrong()),
     }
 }

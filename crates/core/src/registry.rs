@@ -7,12 +7,13 @@ use std::str::FromStr;
 use candle_core::{DType, Device};
 
 use crate::error::{closest, plausible, Error, Result};
+use crate::layer::Layer;
 use crate::optim::DynOptimizer;
 use crate::params::{ParamSpec, Params};
 use crate::plugins::{Activation, Loss, Regularizer, Scheduler};
 use crate::value::Config;
 
-/// The five plugin kinds.
+/// The six plugin kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Activation,
@@ -20,11 +21,13 @@ pub enum Kind {
     Optimizer,
     Scheduler,
     Regularizer,
+    Layer,
 }
 
 impl Kind {
     /// Every kind, in the order listings use.
-    pub const ALL: [Kind; 5] = [Kind::Activation, Kind::Loss, Kind::Optimizer, Kind::Scheduler, Kind::Regularizer];
+    pub const ALL: [Kind; 6] =
+        [Kind::Activation, Kind::Loss, Kind::Optimizer, Kind::Scheduler, Kind::Regularizer, Kind::Layer];
 
     /// `activation`, `loss`, ...: the name used in configs, parity files and the CLI.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +37,7 @@ impl Kind {
             Kind::Optimizer => "optimizer",
             Kind::Scheduler => "scheduler",
             Kind::Regularizer => "regularizer",
+            Kind::Layer => "layer",
         }
     }
 
@@ -45,6 +49,7 @@ impl Kind {
             Kind::Optimizer => "optimizers",
             Kind::Scheduler => "schedulers",
             Kind::Regularizer => "regularizers",
+            Kind::Layer => "layers",
         }
     }
 }
@@ -112,14 +117,16 @@ pub type LossEntry = Entry<dyn Loss>;
 pub type OptimizerEntry = Entry<dyn DynOptimizer>;
 pub type SchedulerEntry = Entry<dyn Scheduler>;
 pub type RegularizerEntry = Entry<dyn Regularizer>;
+pub type LayerEntry = Entry<dyn Layer>;
 
 inventory::collect!(ActivationEntry);
 inventory::collect!(LossEntry);
 inventory::collect!(OptimizerEntry);
 inventory::collect!(SchedulerEntry);
 inventory::collect!(RegularizerEntry);
+inventory::collect!(LayerEntry);
 
-/// Ties a plugin trait object type to its [`Kind`]. Implemented for the five kinds.
+/// Ties a plugin trait object type to its [`Kind`]. Implemented for the six kinds.
 pub trait PluginKind: 'static {
     const KIND: Kind;
 }
@@ -138,6 +145,9 @@ impl PluginKind for dyn Scheduler {
 }
 impl PluginKind for dyn Regularizer {
     const KIND: Kind = Kind::Regularizer;
+}
+impl PluginKind for dyn Layer {
+    const KIND: Kind = Kind::Layer;
 }
 
 /// Every registration of kind `P`, sorted by name, then module.
@@ -249,6 +259,12 @@ pub fn regularizer(name: &str, config: &Config, ctx: &BuildContext) -> Result<Bo
     build::<dyn Regularizer>(name, config, ctx)
 }
 
+/// Builds a registered layer's builder by name (its arguments checked); see
+/// [`Layer::build`] for the module.
+pub fn layer(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<dyn Layer>> {
+    build::<dyn Layer>(name, config, ctx)
+}
+
 /// What a listing shows of one registration, whatever its kind.
 #[derive(Clone, Copy, Debug)]
 pub struct PluginInfo {
@@ -281,6 +297,7 @@ pub fn plugins(kind: Kind) -> Vec<PluginInfo> {
         Kind::Optimizer => infos::<dyn DynOptimizer>().collect(),
         Kind::Scheduler => infos::<dyn Scheduler>().collect(),
         Kind::Regularizer => infos::<dyn Regularizer>().collect(),
+        Kind::Layer => infos::<dyn Layer>().collect(),
     }
 }
 

@@ -231,6 +231,10 @@ fn spec_tokens(p: &Param, default: Option<&Expr>) -> syn::Result<Tokens> {
     let default = match default {
         None if p.optional => quote! { ::ember_core::DefaultValue::None },
         None => quote! { ::ember_core::DefaultValue::Required },
+        // An `Option` float with a default keeps `null` as `None` (batch norm's momentum).
+        Some(e) if p.optional && is_number(e) => {
+            quote! { ::ember_core::DefaultValue::nullable(#value_ty, (#e) as f64) }
+        }
         Some(e) => default_tokens(e, &value_ty)?,
     };
     Ok(quote! {
@@ -285,7 +289,7 @@ fn parse_plugin(attr: &Attribute) -> syn::Result<Plugin> {
     attr.parse_nested_meta(|meta| {
         let key = meta.path.get_ident().map(Ident::to_string).unwrap_or_default();
         match key.as_str() {
-            "activation" | "loss" | "optimizer" | "scheduler" | "regularizer" => {
+            "activation" | "loss" | "optimizer" | "scheduler" | "regularizer" | "layer" => {
                 if kind.is_some() {
                     return Err(meta.error("a registration has one kind"));
                 }
@@ -311,7 +315,7 @@ fn parse_plugin(attr: &Attribute) -> syn::Result<Plugin> {
             }
             _ => {
                 return Err(meta.error(
-                    "unknown key; expected KIND = \"name\" (activation, loss, optimizer, scheduler, regularizer), summary, lr, lr_doc, default(..), set(..) or build",
+                    "unknown key; expected KIND = \"name\" (activation, loss, optimizer, scheduler, regularizer, layer), summary, lr, lr_doc, default(..), set(..) or build",
                 ))
             }
         }
@@ -365,6 +369,7 @@ fn registration(ident: &Ident, plugin: &Plugin, params: &[Param], skipped: &[Ski
         "loss" => quote! { LossEntry },
         "optimizer" => quote! { OptimizerEntry },
         "scheduler" => quote! { SchedulerEntry },
+        "layer" => quote! { LayerEntry },
         _ => quote! { RegularizerEntry },
     };
     let (name, summary) = (&plugin.name, &plugin.summary);

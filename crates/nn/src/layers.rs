@@ -4,18 +4,48 @@
 use candle_core::{Tensor, Var};
 use ember_core::{registry, Activation, BuildContext, Config, Error, Regularizer, RegularizerRole, Result};
 
-use crate::module::{Context, Module};
+use ember_core::module::{Context, Module};
 
-/// Flattens dimensions 1.. into one (PyTorch `nn.Flatten()`): (N, 1, 28, 28) → (N, 784).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Flatten;
+/// Flattens dimensions `start_dim..=end_dim` into one (PyTorch `nn.Flatten`, whose
+/// default (1, -1) turns (N, 1, 28, 28) into (N, 784)). Negative dimensions count from
+/// the end.
+#[derive(Clone, Copy, Debug)]
+pub struct Flatten {
+    pub start_dim: i64,
+    pub end_dim: i64,
+}
+
+impl Default for Flatten {
+    fn default() -> Self {
+        Flatten { start_dim: 1, end_dim: -1 }
+    }
+}
+
+impl Flatten {
+    /// The dimensions flattened for an input of `rank` (batch dimension included), or why
+    /// they do not exist.
+    pub fn range(&self, rank: usize) -> std::result::Result<(usize, usize), String> {
+        let resolve = |d: i64| -> Option<usize> {
+            let d = if d < 0 { d + rank as i64 } else { d };
+            (0..rank as i64).contains(&d).then_some(d as usize)
+        };
+        match (resolve(self.start_dim), resolve(self.end_dim)) {
+            (Some(s), Some(e)) if s <= e => Ok((s, e)),
+            _ => Err(format!(
+                "start_dim = {} and end_dim = {} do not name dimensions start <= end of an input with {rank} dimensions (batch included)",
+                self.start_dim, self.end_dim
+            )),
+        }
+    }
+}
 
 impl Module for Flatten {
     fn forward(&self, x: &Tensor, _ctx: &mut Context) -> Result<Tensor> {
         if x.rank() < 2 {
             return Ok(x.clone());
         }
-        Ok(x.flatten_from(1)?)
+        let (s, e) = self.range(x.rank()).map_err(Error::input)?;
+        Ok(x.flatten(s, e)?)
     }
 }
 

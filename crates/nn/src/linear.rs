@@ -4,7 +4,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use ember_core::rng::Rng;
 use ember_core::{Error, Result};
 
-use crate::module::{Context, Module};
+use ember_core::module::{Context, Module};
 
 /// A fully connected layer, y = x·Wᵀ + b, with W of shape [out, in] (PyTorch's
 /// `nn.Linear`). Accepts inputs of shape (..., in).

@@ -124,7 +124,7 @@ pub fn mlp(config: &MlpConfig, seed: u64, dtype: DType, device: &Device) -> Resu
     let ctx = BuildContext::new(device.clone(), dtype);
     let mut model = Sequential::new();
     if config.flatten {
-        model = model.push(Flatten);
+        model = model.push(Flatten::default());
     }
     let layers = config.sizes.len() - 1;
     for i in 0..layers {

@@ -3,7 +3,7 @@
 use candle_core::{Tensor, Var};
 use ember_core::Result;
 
-use crate::module::{Context, Module};
+use ember_core::module::{Context, Module};
 
 /// Layers applied in order. Layer i's parameters are named `{i}.{name}` (or
 /// `{label}.{name}` for a labelled layer), as in PyTorch's state_dict.
@@ -59,6 +59,13 @@ impl Module for Sequential {
             .flat_map(|(label, layer)| {
                 layer.named_parameters().into_iter().map(move |(n, v)| (format!("{label}.{n}"), v))
             })
+            .collect()
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Var)> {
+        self.layers
+            .iter()
+            .flat_map(|(label, layer)| layer.named_buffers().into_iter().map(move |(n, v)| (format!("{label}.{n}"), v)))
             .collect()
     }
 }

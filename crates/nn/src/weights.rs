@@ -4,17 +4,25 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use ember_core::{Context, Error, Result};
 
-use crate::module::Module;
+use ember_core::module::Module;
 
-/// The model's parameters by PyTorch name (values shared with the model).
+/// The model's parameters and buffers by PyTorch name (values shared with the model):
+/// what PyTorch's `state_dict()` holds.
 pub fn state_dict(model: &dyn Module) -> HashMap<String, Tensor> {
-    model.named_parameters().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect()
+    named_state(model).into_iter().map(|(n, v, _)| (n, v.as_tensor().clone())).collect()
 }
 
-/// Saves the parameters to a safetensors file, PyTorch names, shapes and dtypes, so
+/// Every tensor of the state_dict, with whether it is a buffer.
+fn named_state(model: &dyn Module) -> Vec<(String, Var, bool)> {
+    let mut all: Vec<_> = model.named_parameters().into_iter().map(|(n, v)| (n, v, false)).collect();
+    all.extend(model.named_buffers().into_iter().map(|(n, v)| (n, v, true)));
+    all
+}
+
+/// Saves the parameters and buffers to a safetensors file, PyTorch names, shapes and dtypes, so
 /// `model.load_state_dict(safetensors.torch.load_file(path), strict=True)` succeeds on
 /// the equivalent PyTorch model.
 pub fn save_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
@@ -31,9 +39,9 @@ pub fn save_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<()
 /// changed unless everything fits. Values are converted to each parameter's dtype and
 /// device.
 pub fn load_state_dict(model: &dyn Module, dict: &HashMap<String, Tensor>) -> Result<()> {
-    let params = model.named_parameters();
+    let state = named_state(model);
     let mut problems = Vec::new();
-    for (name, var) in &params {
+    for (name, var, buffer) in &state {
         match dict.get(name) {
             None => problems.push(format!("missing: {name} (shape {:?})", var.dims())),
             Some(t) if t.dims() != var.dims() => problems.push(format!(
@@ -42,21 +50,30 @@ pub fn load_state_dict(model: &dyn Module, dict: &HashMap<String, Tensor>) -> Re
                 var.dims()
             )),
             // Floating-point weights convert to the model's dtype (as PyTorch's
-            // load_state_dict copies them); integer or boolean data is not weights.
-            Some(t) if !t.dtype().is_float() => problems.push(format!(
-                "wrong dtype: {name} is {:?} in the file; weights must be floating point (f16, bf16, f32 or f64)",
-                t.dtype()
-            )),
+            // load_state_dict copies them); integer or boolean data is not weights. An
+            // integer buffer (a batch count) takes integers.
+            Some(t) if t.dtype().is_float() != var.dtype().is_float() => problems.push(if *buffer {
+                format!(
+                    "wrong dtype: {name} is {:?} in the file; this buffer holds {}",
+                    t.dtype(),
+                    if var.dtype().is_float() { "floating point values" } else { "integers (i64)" }
+                )
+            } else {
+                format!(
+                    "wrong dtype: {name} is {:?} in the file; weights must be floating point (f16, bf16, f32 or f64)",
+                    t.dtype()
+                )
+            }),
             Some(_) => {}
         }
     }
-    let mut unexpected: Vec<&String> = dict.keys().filter(|k| !params.iter().any(|(n, _)| n == *k)).collect();
+    let mut unexpected: Vec<&String> = dict.keys().filter(|k| !state.iter().any(|(n, _, _)| n == *k)).collect();
     unexpected.sort();
     problems.extend(unexpected.into_iter().map(|k| format!("unexpected: {k} (shape {:?})", dict[k].dims())));
     if !problems.is_empty() {
         return Err(Error::input(format!("the weights do not fit the model:\n  {}", problems.join("\n  "))));
     }
-    for (name, var) in &params {
+    for (name, var, _) in &state {
         let t = dict[name].to_device(var.device())?.to_dtype(var.dtype())?;
         var.set(&t)?;
     }

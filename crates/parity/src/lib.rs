@@ -10,7 +10,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
-use ember_core::{BuildContext, Config, RegularizerRole, StepContext};
+use ember_core::module::Context as Forward;
+use ember_core::{BuildContext, Config, LayerContext, RegularizerRole, StepContext, Value};
 use serde_json::{json, Map, Value as Json};
 
 /// The `format` value this runner reads.
@@ -241,6 +242,8 @@ struct Case<'a> {
     rtol: f64,
     atol: f64,
     device: &'a Device,
+    /// `train` (default) or `eval`: the mode of a layer case.
+    mode: Option<&'a Json>,
 }
 
 fn check_case(case: &Json, device: &Device) -> CaseResultInner<Diff> {
@@ -282,6 +285,7 @@ fn check_case(case: &Json, device: &Device) -> CaseResultInner<Diff> {
         rtol: tol("rtol", default_rtol)?,
         atol: tol("atol", default_atol)?,
         device,
+        mode: obj.get("mode"),
     };
     if c.expected.is_empty() {
         return Err("the case has no \"expected\" values".into());
@@ -293,9 +297,10 @@ fn check_case(case: &Json, device: &Device) -> CaseResultInner<Diff> {
         "optimizer" => optimizer_case(&c, &mut diff)?,
         "scheduler" => scheduler_case(&c, &mut diff)?,
         "regularizer" => regularizer_case(&c, &mut diff)?,
+        "layer" => layer_case(&c, &mut diff)?,
         other => {
             return Err(format!(
-                "unknown kind '{other}'; use one of activation, loss, optimizer, scheduler, regularizer"
+                "unknown kind '{other}'; use one of activation, loss, optimizer, scheduler, regularizer, layer"
             ))
         }
     }
@@ -504,6 +509,91 @@ fn regularizer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
             Err(format!("regularizer '{}' is random; parity files check only deterministic regularizers", c.name))
         }
     }
+}
+
+fn layer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
+    for k in c.expected.keys() {
+        if !matches!(k.as_str(), "output" | "grad_input" | "state_after") && !k.starts_with("grad_") {
+            return Err(format!(
+                "expected.{k} is not something a layer case produces; use output, grad_input, grad_NAME (a parameter) or state_after"
+            ));
+        }
+    }
+    c.require("output")?;
+    let train = match c.mode.map(|m| m.as_str()) {
+        None | Some(Some("train")) => true,
+        Some(Some("eval")) => false,
+        Some(other) => return Err(format!("mode {} is not supported; use \"train\" or \"eval\"", show(other))),
+    };
+    let input = c.input("input")?;
+    let x = to_tensor(&input, c.dtype, c.device)?;
+    let per_example = x.dims().get(1..).ok_or("inputs.input must have a batch dimension")?.to_vec();
+    let mut table = c.config.clone();
+    table.insert("name".into(), Value::Str(c.name.to_string()));
+    let mut lctx = LayerContext::new(c.device.clone(), c.dtype, 0);
+    lctx.path = format!("layer '{}'", c.name);
+    let built = ember_nn::build_layer(&table, &per_example, &mut lctx).map_err(err_str)?;
+    let module = built.module;
+    let state = match c.inputs.get("state") {
+        None => std::collections::HashMap::new(),
+        Some(Json::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                let d = parse_data(v).map_err(|e| format!("inputs.state.{k}: {e}"))?;
+                Ok((k.clone(), to_tensor(&d, c.dtype, c.device)?))
+            })
+            .collect::<CaseResultInner<_>>()?,
+        Some(_) => return Err("inputs.state must be an object of named tensors".into()),
+    };
+    ember_nn::load_state_dict(module.as_ref(), &state).map_err(|e| format!("inputs.state: {e}"))?;
+    let xv = if x.dtype().is_float() { Some(Var::from_tensor(&x).map_err(err_str)?) } else { None };
+    let mut fwd = if train { Forward::train(0) } else { Forward::eval() };
+    let y = module.forward(xv.as_ref().map_or(&x, |v| v.as_tensor()), &mut fwd).map_err(err_str)?;
+    if y.dims().get(1..) != Some(built.output.as_slice()) {
+        return Err(format!(
+            "the layer declared an output of shape {:?} per example but produced {:?}",
+            built.output,
+            y.dims()
+        ));
+    }
+    c.compare("output", &y, diff)?;
+    if let Some(after) = c.expected.get("state_after") {
+        let after = after.as_object().ok_or("expected.state_after must be an object of named tensors")?;
+        let now = ember_nn::state_dict(module.as_ref());
+        let mut names: Vec<&String> = now.keys().collect();
+        names.sort();
+        for name in &names {
+            let exp = after
+                .get(*name)
+                .ok_or_else(|| format!("expected.state_after has no '{name}', which the layer holds"))?;
+            let exp = parse_data(exp).map_err(|e| format!("expected.state_after.{name}: {e}"))?;
+            compare(&format!("state_after.{name}"), &now[*name], &exp, c.rtol, c.atol, diff)?;
+        }
+        if let Some(extra) = after.keys().find(|k| !now.contains_key(*k)) {
+            return Err(format!("expected.state_after.{extra}: the layer has no such tensor (it holds {names:?})"));
+        }
+    }
+    let grads_wanted = c.expected.keys().any(|k| k.starts_with("grad_"));
+    if grads_wanted {
+        let grads = backward(&y, c.opt_input("grad_output")?, c.dtype)?;
+        if c.expected.contains_key("grad_input") {
+            let xv = xv.as_ref().ok_or("expected.grad_input, but the input is integer (no gradient)")?;
+            c.compare("grad_input", &grad_of(&grads, xv)?, diff)?;
+        }
+        let params = module.named_parameters();
+        for key in c.expected.keys().filter(|k| k.starts_with("grad_") && *k != "grad_input") {
+            let name = &key["grad_".len()..];
+            let (_, var) = params.iter().find(|(n, _)| n == name).ok_or_else(|| {
+                format!(
+                    "expected.{key}, but layer '{}' has no parameter '{name}' (it has: {})",
+                    c.name,
+                    params.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            c.compare(key, &grad_of(&grads, var)?, diff)?;
+        }
+    }
+    Ok(())
 }
 
 /// Gradients of sum(y * grad_output) (grad_output defaults to ones).

@@ -1,10 +1,13 @@
-//! The `Module` trait and the forward-pass context (training or evaluation mode).
+//! The `Module` trait (a layer or a model) and the forward-pass context (training or
+//! evaluation mode). The `layer` plugin kind builds modules; `ember-nn` holds the
+//! containers and the weights I/O.
 
 use std::fmt::Debug;
 
 use candle_core::{Tensor, Var};
-use ember_core::rng;
-use ember_core::Result;
+
+use crate::rng;
+use crate::Result;
 
 /// What a forward pass needs besides its input: the mode (training turns dropout on)
 /// and a seed from which each random layer draws a fresh, reproducible stream.
@@ -46,6 +49,14 @@ pub trait Module: Send + Sync + Debug {
     /// The learnable parameters, named as PyTorch's state_dict names them (relative to
     /// this module: `weight`, `bias`; a `Sequential` prefixes each layer's index).
     fn named_parameters(&self) -> Vec<(String, Var)> {
+        Vec::new()
+    }
+
+    /// The state that is not learned but saved with the weights (PyTorch's buffers:
+    /// batch norm's `running_mean`, `running_var` and `num_batches_tracked`), named as in
+    /// PyTorch's state_dict. The module updates them in place during training-mode
+    /// forward passes; optimizers never see them.
+    fn named_buffers(&self) -> Vec<(String, Var)> {
         Vec::new()
     }
 }
