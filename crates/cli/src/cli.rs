@@ -165,6 +165,7 @@ pub fn main() -> ! {
     for (key, value) in ember_core::threads::process_env(threads_arg(&args), |k| std::env::var(k).ok()) {
         std::env::set_var(key, value);
     }
+    ember_core::memory::keep_freed_buffers();
     let code = run(args, &mut std::io::stdout(), &mut std::io::stderr());
     std::process::exit(code)
 }

@@ -328,10 +328,6 @@ pub fn predict(
             anyhow::anyhow!("{}: plain weights carry no config; pass --config RUN.toml", file.display())
         })?)?,
     };
-    let model = build_model(&config, dtype_of(&config), &device)?;
-    let section = ckpt.section("model/");
-    let dict: HashMap<String, Tensor> = if section.is_empty() { ckpt.tensors.clone() } else { section };
-    load_state_dict(&model, &dict).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let inputs = checkpoint::read(input_path)?;
     let x = inputs
         .tensors
@@ -339,6 +335,15 @@ pub fn predict(
         .ok_or_else(|| anyhow::anyhow!("{}: no tensor named 'input'", input_path.display()))?
         .to_device(&device)?
         .to_dtype(dtype_of(&config))?;
+    if x.rank() == 0 {
+        anyhow::bail!("{}: 'input' is a scalar; give a batch of examples [N, ...]", input_path.display());
+    }
+    // A model of layers is built for the examples' shape (the batch dimension left out).
+    let (model, _) = build_model(&config, &x.dims()[1..], dtype_of(&config), &device)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input_path.display()))?;
+    let section = ckpt.section("model/");
+    let dict: HashMap<String, Tensor> = if section.is_empty() { ckpt.tensors.clone() } else { section };
+    load_state_dict(&model, &dict).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let y = model.forward(&x, &mut Context::eval())?.to_device(&Device::Cpu)?;
     let dims = y.dims().to_vec();
     candle_core::safetensors::save(&HashMap::from([("output".to_string(), y)]), dest)

@@ -31,45 +31,87 @@ pub struct RunConfig {
     pub train: TrainConfig,
 }
 
-/// The model: an MLP.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+/// The model: a list of layers (`[[model.layers]]` tables, each with `name` and the
+/// layer's PyTorch arguments), or the MLP shorthand `sizes` with its few options.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Input size, hidden sizes..., output size.
-    pub sizes: Vec<usize>,
-    #[serde(default = "relu")]
-    pub activation: String,
+    /// The MLP shorthand: input size, hidden sizes..., output size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizes: Option<Vec<usize>>,
+    /// The model as layers, in order: tables with `name = "conv2d"` and its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<Config>,
+    /// The MLP's hidden activation (default `relu`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<String>,
     /// Hyperparameters of the hidden activation.
-    #[serde(default)]
-    pub activation_config: Config,
-    /// Dropout after each hidden layer: one value for all or one per hidden layer.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_config: Option<Config>,
+    /// Dropout after each hidden layer of the MLP: one value for all or one per hidden layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropout: Vec<f64>,
-    #[serde(default = "yes")]
-    pub flatten: bool,
-    #[serde(default = "yes")]
-    pub bias: bool,
+    /// Flatten each example first (MLP; default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flatten: Option<bool>,
+    /// Biases in the MLP's Linear layers (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias: Option<bool>,
     /// An activation applied to the output (e.g. `log_softmax` before `nll`).
     #[serde(default)]
     pub output_activation: Option<String>,
 }
 
 impl ModelConfig {
-    /// The MLP these settings describe.
-    pub fn mlp_config(&self) -> ember_nn::MlpConfig {
-        ember_nn::MlpConfig {
-            sizes: self.sizes.clone(),
-            activation: self.activation.clone(),
-            activation_config: self.activation_config.clone(),
+    /// The MLP shorthand with these sizes and its defaults.
+    pub fn mlp(sizes: &[usize]) -> Self {
+        ModelConfig { sizes: Some(sizes.to_vec()), ..Default::default() }
+    }
+
+    /// The model as these layers.
+    pub fn layers(layers: Vec<Config>) -> Self {
+        ModelConfig { layers, ..Default::default() }
+    }
+
+    /// The MLP these settings describe, when they use the `sizes` shorthand.
+    pub fn mlp_config(&self) -> Option<ember_nn::MlpConfig> {
+        Some(ember_nn::MlpConfig {
+            sizes: self.sizes.clone()?,
+            activation: self.activation.clone().unwrap_or_else(|| "relu".into()),
+            activation_config: self.activation_config.clone().unwrap_or_default(),
             dropout: self.dropout.clone(),
-            flatten: self.flatten,
-            bias: self.bias,
+            flatten: self.flatten.unwrap_or(true),
+            bias: self.bias.unwrap_or(true),
+        })
+    }
+
+    /// Checks that the model is given one way: `layers`, or `sizes` with its options.
+    pub fn validate(&self) -> Result<()> {
+        match (&self.sizes, self.layers.is_empty()) {
+            (Some(_), false) => Err(Error::input(
+                "model: give either model.sizes (the MLP shorthand) or [[model.layers]], not both",
+            )),
+            (None, true) => Err(Error::input(
+                "model: no model; give [[model.layers]] tables (name = \"conv2d\", ...) or the MLP shorthand model.sizes = [784, 256, 10]",
+            )),
+            (None, false) => {
+                let mlp_only = [
+                    ("activation", self.activation.is_some()),
+                    ("activation_config", self.activation_config.is_some()),
+                    ("dropout", !self.dropout.is_empty()),
+                    ("flatten", self.flatten.is_some()),
+                    ("bias", self.bias.is_some()),
+                ];
+                match mlp_only.iter().find(|(_, given)| *given) {
+                    Some((key, _)) => Err(Error::input(format!(
+                        "model.{key} belongs to the MLP shorthand (model.sizes); with [[model.layers]], put it in the layers (an activation or dropout layer, a linear layer's bias)"
+                    ))),
+                    None => Ok(()),
+                }
+            }
+            (Some(_), true) => self.mlp_config().expect("sizes given").validate(),
         }
     }
-}
-
-fn relu() -> String {
-    "relu".into()
 }
 
 fn yes() -> bool {
@@ -447,7 +489,7 @@ impl RunConfig {
 
     /// Checks settings that are consistent only together.
     pub fn validate(&self) -> Result<()> {
-        self.model.mlp_config().validate()?;
+        self.model.validate()?;
         if let Some(ember_core::Value::Str(r)) = self.loss.config.get("reduction") {
             if r == "none" {
                 return Err(Error::input(format!(

@@ -7,10 +7,12 @@ use std::path::Path;
 
 use ember_data::{idx, mnist, Dataset, TensorDataset};
 
-use crate::config::DataConfig;
+use crate::config::{DataConfig, ModelConfig};
 
-/// Images scaled to [0, 1], labels as class indices.
+/// Images scaled to [0, 1] with a channel dimension (`[N, 1, H, W]` for grey images, as
+/// PyTorch's datasets give them), labels as class indices.
 fn images(x: Tensor, y: Tensor) -> Result<TensorDataset> {
+    let x = if x.rank() == 3 { x.unsqueeze(1)? } else { x };
     TensorDataset::new(x.to_dtype(DType::F32)?.affine(1.0 / 255.0, 0.0)?, y.to_dtype(DType::I64)?)
 }
 
@@ -117,28 +119,13 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
     }
 }
 
-/// Checks that a model with `sizes` fits the data, both splits, before any training:
-/// the input features and the class count. Errors name the split's file.
-pub fn check_fits(
-    sizes: &[usize],
-    flatten: bool,
-    train: &TensorDataset,
-    eval: &TensorDataset,
-    origins: &Origins,
-    class_targets: bool,
-) -> Result<()> {
+/// Checks the data before a model is built on it: a training set, and evaluation
+/// examples of the training examples' shape. Errors name the split's file.
+pub fn check_data(train: &TensorDataset, eval: &TensorDataset, origins: &Origins) -> Result<()> {
     if train.is_empty() {
         return Err(Error::input("data: the training set is empty"));
     }
     let dims = train.inputs().dims();
-    let features: usize = if flatten { dims[1..].iter().product() } else { *dims.last().unwrap_or(&0) };
-    if sizes.first() != Some(&features) {
-        return Err(Error::input(format!(
-            "model.sizes[0] = {} but each example has {features} features (shape {:?}); set model.sizes[0] = {features}",
-            sizes.first().copied().unwrap_or(0),
-            &dims[1..]
-        )));
-    }
     if !eval.is_empty() && eval.inputs().dims()[1..] != dims[1..] {
         return Err(Error::input(format!(
             "{}: its examples have shape {:?}, but the training examples ({}) have shape {:?}; both splits must have the same shape",
@@ -148,8 +135,47 @@ pub fn check_fits(
             &dims[1..]
         )));
     }
+    Ok(())
+}
+
+/// Checks that the model fits the data, both splits, before any training: the MLP's
+/// input size, and for class targets, one output per class covering every label.
+/// `output` is the shape of one model output. Errors name the split's file.
+pub fn check_fits(
+    model: &ModelConfig,
+    output: &[usize],
+    train: &TensorDataset,
+    eval: &TensorDataset,
+    origins: &Origins,
+    class_targets: bool,
+) -> Result<()> {
+    let dims = train.inputs().dims();
+    if let Some(mlp) = model.mlp_config() {
+        let features: usize = if mlp.flatten { dims[1..].iter().product() } else { *dims.last().unwrap_or(&0) };
+        if mlp.sizes.first() != Some(&features) {
+            return Err(Error::input(format!(
+                "model.sizes[0] = {} but each example has {features} features (shape {:?}); set model.sizes[0] = {features}",
+                mlp.sizes.first().copied().unwrap_or(0),
+                &dims[1..]
+            )));
+        }
+    }
     if class_targets {
-        let classes = *sizes.last().unwrap_or(&0) as i64;
+        let fix_classes = |n: i64| {
+            if model.sizes.is_some() {
+                format!("set the last model.sizes entry to {n}")
+            } else {
+                format!("give the last layer {n} outputs (its out_features)")
+            }
+        };
+        let classes = match output {
+            [c] => *c as i64,
+            _ => {
+                return Err(Error::input(format!(
+                    "the model's output has shape {output:?} per example, but class targets need one score per class ([classes]); end the model with a flatten and a linear layer"
+                )))
+            }
+        };
         for (data, origin) in [(train, &origins.train_targets), (eval, &origins.eval_targets)] {
             if data.is_empty() || data.targets().dtype() != DType::I64 {
                 continue;
@@ -158,8 +184,8 @@ pub fn check_fits(
             let min = data.targets().min_all()?.to_scalar::<i64>()?;
             if min < 0 || max >= classes {
                 return Err(Error::input(format!(
-                    "{origin}: the data has labels {min}..={max} but the model outputs {classes} classes; set the last model.sizes entry to {} (or fix the labels)",
-                    max + 1
+                    "{origin}: the data has labels {min}..={max} but the model outputs {classes} classes; {} (or fix the labels)",
+                    fix_classes(max + 1)
                 )));
             }
         }

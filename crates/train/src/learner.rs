@@ -14,9 +14,9 @@ use std::time::Instant;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
 use ember_core::rng;
-use ember_core::{registry, BuildContext, Config, Context as _, Error, IoContext, Loss, Result, Scheduler};
+use ember_core::{registry, BuildContext, Config, Context as _, Error, IoContext, LayerContext, Loss, Result, Scheduler};
 use ember_data::{DataLoader, Dataset, TensorDataset};
-use ember_nn::{load_state_dict, mlp, state_dict, ActivationLayer, Context, Module, Sequential};
+use ember_nn::{build_layers, load_state_dict, mlp, state_dict, ActivationLayer, Context, Module, Sequential};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, FORMAT};
@@ -197,17 +197,29 @@ pub struct Phases {
     pub output: f64,
 }
 
-/// The model a run config describes (weights initialised from its seed).
-pub fn build_model(config: &RunConfig, dtype: DType, device: &Device) -> Result<Sequential> {
+/// The model a run config describes, for examples of shape `input` (the batch dimension
+/// left out; the MLP shorthand ignores it), with weights initialised from the run's seed;
+/// and the shape of one output.
+pub fn build_model(config: &RunConfig, input: &[usize], dtype: DType, device: &Device) -> Result<(Sequential, Vec<usize>)> {
     let m = &config.model;
-    let mut model = mlp(&m.mlp_config(), config.seed, dtype, device).context("model")?;
+    m.validate()?;
+    let (mut model, output) = match m.mlp_config() {
+        Some(mlp_config) => {
+            let output = vec![*mlp_config.sizes.last().unwrap_or(&0)];
+            (mlp(&mlp_config, config.seed, dtype, device).context("model")?, output)
+        }
+        None => {
+            let mut ctx = LayerContext::new(device.clone(), dtype, config.seed);
+            build_layers(&m.layers, input, &mut ctx, "layers")?
+        }
+    };
     if let Some(name) = &m.output_activation {
         let layer = ActivationLayer::new(name, &Config::new(), &BuildContext::new(device.clone(), dtype))
             .context("model.output_activation")?;
         let label = model.len().to_string();
         model = model.push_named(label, Box::new(layer));
     }
-    Ok(model)
+    Ok((model, output))
 }
 
 /// The dtype a run config names.
@@ -253,12 +265,13 @@ impl Learner {
         let crate::data::Loaded { train, eval, source, notice, origins } =
             crate::data::load(&config.data).context("data")?;
         let class_targets = ["cross_entropy", "nll"].contains(&config.loss.name.as_str());
-        crate::data::check_fits(&config.model.sizes, config.model.flatten, &train, &eval, &origins, class_targets)?;
+        crate::data::check_data(&train, &eval, &origins)?;
+        let (model, output) = build_model(&config, &train.inputs().dims()[1..], dtype, &device)?;
+        crate::data::check_fits(&config.model, &output, &train, &eval, &origins, class_targets)?;
         let mut notes = Vec::new();
         if eval.is_empty() {
             notes.push(no_evaluation(&config)?);
         }
-        let model = build_model(&config, dtype, &device)?;
         let ctx = BuildContext::new(device.clone(), dtype);
         let loss = registry::loss(&config.loss.name, &config.loss.config, &ctx).context("loss")?;
         let groups = config

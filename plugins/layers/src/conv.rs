@@ -5,6 +5,8 @@ use candle_core::{Tensor, Var};
 use ember_core::module::{Context, Module};
 use ember_core::{check, Built, Error, Hyperparams, Layer, LayerContext, ParamEnum, Result};
 
+use ember_core::ops::conv as fused;
+
 use crate::window::{windows, Geometry};
 
 /// How the input is padded: PyTorch's `padding_mode`; only `zeros` is implemented.
@@ -212,10 +214,21 @@ impl Module for Conv {
     }
 }
 
-/// A 2-d convolution of `x` `[N, C, H, W]` with `w` `[O, C / groups, KH, KW]`: the
-/// windows of `x` laid out as columns `[C * KH * KW, N * OH * OW]` (per group) and one
-/// matrix product with the weight.
+/// A 2-d convolution of `x` `[N, C, H, W]` with `w` `[O, C / groups, KH, KW]`: the fused
+/// CPU kernel ([`ember_core::ops::conv`]) where it applies, else the windows of `x` laid
+/// out as columns `[C * KH * KW, N * OH * OW]` (per group) and one matrix product with
+/// the weight.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geometry, groups: usize) -> Result<Tensor> {
+    if fused::fused_applies(x, w, bias) {
+        let p = fused::ConvParams { stride: g.stride, padding: g.padding, dilation: g.dilation, groups };
+        return fused::conv2d(x, w, bias, &p);
+    }
+    conv2d_composed(x, w, bias, g, groups)
+}
+
+/// [`conv2d`] composed from candle ops: the path for every device and dtype (and for the
+/// CPU under `EMBER_KERNELS=composed`).
+pub fn conv2d_composed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geometry, groups: usize) -> Result<Tensor> {
     let (n, c, _, _) = x.dims4()?;
     let (o, cg, kh, kw) = w.dims4()?;
     if cg * groups != c {

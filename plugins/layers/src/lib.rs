@@ -36,7 +36,8 @@ mod shape;
 mod window;
 
 pub use containers::{Residual, Sequential};
-pub use conv::{Conv, Conv1d, Conv2d, PaddingMode};
+pub use conv::{conv2d, conv2d_composed, Conv, Conv1d, Conv2d, PaddingMode};
+pub use window::Geometry;
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm};

@@ -2,6 +2,7 @@
 //! PyTorch's arguments, initialisation, buffers and update rules.
 
 use candle_core::{DType, Tensor, Var};
+use ember_core::ops::batch_norm as fused;
 use ember_core::module::{Context, Module};
 use ember_core::{check, Built, Dims, Error, Hyperparams, Layer, LayerContext, Result};
 
@@ -137,12 +138,28 @@ impl Module for BatchNorm {
         let s: usize = dims[2..].iter().product();
         let x3 = x.reshape((n, c, s))?;
         let batch_stats = ctx.is_train() || self.running_mean.is_none();
-        let y = if batch_stats {
-            if ctx.is_train() && n * s <= 1 {
-                return Err(Error::input(format!(
-                    "batch_norm: training needs more than one value per channel, got input shape {dims:?}; use a batch size of at least 2"
-                )));
+        if ctx.is_train() && n * s <= 1 {
+            return Err(Error::input(format!(
+                "batch_norm: training needs more than one value per channel, got input shape {dims:?}; use a batch size of at least 2"
+            )));
+        }
+        if batch_stats && fused::fused_applies(&x3) {
+            let ones = || Tensor::ones(c, x.dtype(), x.device());
+            let w = match &self.weight {
+                Some(w) => w.as_tensor().clone(),
+                None => ones()?,
+            };
+            let b = match &self.bias {
+                Some(b) => b.as_tensor().clone(),
+                None => ones()?.zeros_like()?,
+            };
+            let (y, mean, var) = fused::batch_norm_train(&x3, &w, &b, self.eps)?;
+            if ctx.is_train() {
+                self.update(&mean, &var, n * s)?;
             }
+            return Ok(y.reshape(dims)?);
+        }
+        let y = if batch_stats {
             let mean = x3.mean_keepdim((0, 2))?;
             let centered = x3.broadcast_sub(&mean)?;
             let var = centered.sqr()?.mean_keepdim((0, 2))?;

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use candle_core::{Device, Tensor};
 use ember_core::module::{Context, Module};
+use ember_core::ops::pool as fused;
 use ember_core::{check, Built, Error, Hyperparams, Layer, LayerContext, Result};
 
 use crate::window::{divisors, windows, Geometry};
@@ -143,6 +144,18 @@ fn check_rank(name: &str, x: &Tensor) -> Result<()> {
     Ok(())
 }
 
+/// The fused kernel's parameters when it applies to `x` ([`fused::fused_applies`]).
+fn fused_params(x: &Tensor, g: &Geometry) -> Result<Option<fused::PoolParams>> {
+    if !fused::fused_applies(x) {
+        return Ok(None);
+    }
+    let (h, w) = (x.dim(2)?, x.dim(3)?);
+    let out = g.out([h, w]).ok_or_else(|| {
+        Error::input(format!("pooling: a {:?} window does not fit the input [{h}, {w}] padded by {:?}", g.kernel, g.padding))
+    })?;
+    Ok(Some(fused::PoolParams { kernel: g.kernel, stride: g.stride, padding: g.padding, dilation: g.dilation, out }))
+}
+
 /// The max-pooling module.
 #[derive(Debug)]
 pub struct MaxPool {
@@ -152,6 +165,9 @@ pub struct MaxPool {
 impl Module for MaxPool {
     fn forward(&self, x: &Tensor, _ctx: &mut Context) -> Result<Tensor> {
         check_rank("max_pool2d", x)?;
+        if let Some(p) = fused_params(x, &self.geometry)? {
+            return fused::pool2d(x, fused::Pool::Max, &p);
+        }
         let (parts, _) = windows(x, &self.geometry, f64::NEG_INFINITY)?;
         if parts.len() == 1 {
             return Ok(parts[0].clone());
@@ -190,6 +206,11 @@ impl AvgPool {
 impl Module for AvgPool {
     fn forward(&self, x: &Tensor, _ctx: &mut Context) -> Result<Tensor> {
         check_rank("avg_pool2d", x)?;
+        if let Some(p) = fused_params(x, &self.geometry)? {
+            let pool =
+                fused::Pool::Avg { count_include_pad: self.count_include_pad, divisor_override: self.divisor_override };
+            return fused::pool2d(x, pool, &p);
+        }
         let (parts, _) = windows(x, &self.geometry, 0.0)?;
         let sum = if parts.len() == 1 { parts[0].clone() } else { Tensor::stack(&parts, 4)?.sum(4)? };
         match self.divisor_override {

@@ -13,11 +13,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use candle_core::Device;
 
+pub mod batch_norm;
 pub mod composed;
+pub mod conv;
 pub mod fused;
 pub mod linear;
 pub mod normalize;
 pub mod pointwise;
+pub mod pool;
 pub mod ternary;
 
 /// A buffer pointer handed to the threads of a parallel kernel, each of which writes its

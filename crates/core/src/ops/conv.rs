@@ -1,0 +1,509 @@
+//! 2-d convolution as one CPU operation: per image, the windows are unrolled into a
+//! column buffer (im2col) and multiplied with the weight by gemm, images split across
+//! threads. The backward pass recomputes each image's columns for the weight gradient
+//! (`dW += g · colsᵀ`), folds `Wᵀ · g` back into the input gradient (col2im) only when the
+//! input tracks a graph (a network's first layer gets none: its input is data), and sums
+//! the bias gradient in the same pass.
+//!
+//! CUDA, Metal and `EMBER_KERNELS=composed` take a path composed from candle ops
+//! (`ember-layers`), which the tests hold this kernel against.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Storage, Tensor};
+use gemm::Parallelism;
+
+use super::linear::Gemm;
+use super::SendPtr;
+use crate::Result;
+
+/// A convolution's geometry, per spatial dimension (height, width), as PyTorch's
+/// `Conv2d` arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvParams {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl ConvParams {
+    /// The output size for an input `[h, w]` and kernel `[kh, kw]`, or `None` when the
+    /// dilated kernel does not fit the padded input.
+    pub fn out(&self, hw: [usize; 2], k: [usize; 2]) -> Option<[usize; 2]> {
+        let one = |d: usize| {
+            let padded = hw[d] + 2 * self.padding[d];
+            let extent = self.dilation[d] * (k[d] - 1) + 1;
+            (padded >= extent && self.stride[d] > 0).then(|| (padded - extent) / self.stride[d] + 1)
+        };
+        Some([one(0)?, one(1)?])
+    }
+}
+
+/// Whether [`conv2d`] runs the fused kernel for these operands: contiguous-able f32 or f64
+/// CPU tensors of one dtype, under the `auto` kernels.
+pub fn fused_applies(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> bool {
+    super::fused_on(x.device())
+        && x.rank() == 4
+        && w.rank() == 4
+        && matches!(x.dtype(), DType::F32 | DType::F64)
+        && w.dtype() == x.dtype()
+        && bias.is_none_or(|b| b.rank() == 1 && b.dtype() == x.dtype())
+}
+
+/// `x [N, C, H, W]` convolved with `w [O, C / groups, KH, KW]` (plus `bias [O]`), by the
+/// fused CPU kernel; see [`fused_applies`] for when it applies.
+pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Tensor> {
+    let (n, c, h, wd) = x.dims4()?;
+    let (o, cg, kh, kw) = w.dims4()?;
+    if p.groups == 0 || cg * p.groups != c || o % p.groups != 0 || bias.is_some_and(|b| b.dims() != [o]) {
+        return Err(crate::Error::input(format!(
+            "conv2d: input {:?}, weight {:?}, bias {:?} and groups = {} do not fit together",
+            x.dims(),
+            w.dims(),
+            bias.map(|b| b.dims().to_vec()),
+            p.groups
+        )));
+    }
+    let [oh, ow] = p.out([h, wd], [kh, kw]).ok_or_else(|| {
+        crate::Error::input(format!("conv2d: a {kh}x{kw} kernel does not fit the input [{h}, {wd}] with {p:?}"))
+    })?;
+    let op = Conv { p: *p, dims: Dims { n, c, h, w: wd, o, kh, kw, oh, ow }, input_grad: x.track_op() };
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    Ok(match bias {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op)?,
+        None => x.apply_op2(&w, op)?,
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Conv {
+    p: ConvParams,
+    dims: Dims,
+    input_grad: bool,
+}
+
+impl Conv {
+    fn cg(&self) -> usize {
+        self.dims.c / self.p.groups
+    }
+
+    fn og(&self) -> usize {
+        self.dims.o / self.p.groups
+    }
+
+    /// Rows of one group's column buffer: `Cg · KH · KW`.
+    fn rows(&self) -> usize {
+        self.cg() * self.dims.kh * self.dims.kw
+    }
+
+    fn l(&self) -> usize {
+        self.dims.oh * self.dims.ow
+    }
+
+    /// For kernel column `j`, the output columns whose input column is inside the image:
+    /// `lo..hi` (the rest read padding).
+    fn valid_cols(&self, j: usize) -> (usize, usize) {
+        let d = &self.dims;
+        let (s, pad, dil) = (self.p.stride[1], self.p.padding[1], self.p.dilation[1]);
+        let off = j * dil;
+        // ix = ox * s + off - pad must be in 0..w.
+        let lo = if off >= pad { 0 } else { (pad - off).div_ceil(s) };
+        let hi = if d.w + pad > off { ((d.w + pad - off - 1) / s + 1).min(d.ow) } else { 0 };
+        (lo.min(hi), hi)
+    }
+
+    /// Unrolls the windows of group `g` of one image `x [C, H, W]` into `cols [rows, L]`.
+    fn im2col<T: Gemm>(&self, x: &[T], g: usize, cols: &mut [T]) {
+        let d = &self.dims;
+        let l = self.l();
+        let mut r = 0;
+        for c in g * self.cg()..(g + 1) * self.cg() {
+            let plane = &x[c * d.h * d.w..(c + 1) * d.h * d.w];
+            for i in 0..d.kh {
+                for j in 0..d.kw {
+                    let row = &mut cols[r * l..(r + 1) * l];
+                    let (lo, hi) = self.valid_cols(j);
+                    for oy in 0..d.oh {
+                        let out = &mut row[oy * d.ow..(oy + 1) * d.ow];
+                        let iy = (oy * self.p.stride[0] + i * self.p.dilation[0]) as isize - self.p.padding[0] as isize;
+                        if iy < 0 || iy >= d.h as isize {
+                            out.fill(T::zero());
+                            continue;
+                        }
+                        let src = &plane[iy as usize * d.w..(iy as usize + 1) * d.w];
+                        out[..lo].fill(T::zero());
+                        out[hi..].fill(T::zero());
+                        if lo == hi {
+                            continue;
+                        }
+                        let ix0 = lo * self.p.stride[1] + j * self.p.dilation[1] - self.p.padding[1];
+                        if self.p.stride[1] == 1 {
+                            out[lo..hi].copy_from_slice(&src[ix0..ix0 + (hi - lo)]);
+                        } else {
+                            for (k, v) in out[lo..hi].iter_mut().enumerate() {
+                                *v = src[ix0 + k * self.p.stride[1]];
+                            }
+                        }
+                    }
+                    r += 1;
+                }
+            }
+        }
+    }
+
+    /// Adds the column gradients `cols [rows, L]` of group `g` back into one image's
+    /// input gradient `dx [C, H, W]` (the transpose of [`Conv::im2col`]).
+    fn col2im<T: Gemm>(&self, cols: &[T], g: usize, dx: &mut [T]) {
+        let d = &self.dims;
+        let l = self.l();
+        let mut r = 0;
+        for c in g * self.cg()..(g + 1) * self.cg() {
+            let plane = &mut dx[c * d.h * d.w..(c + 1) * d.h * d.w];
+            for i in 0..d.kh {
+                for j in 0..d.kw {
+                    let row = &cols[r * l..(r + 1) * l];
+                    let (lo, hi) = self.valid_cols(j);
+                    for oy in 0..d.oh {
+                        let iy = (oy * self.p.stride[0] + i * self.p.dilation[0]) as isize - self.p.padding[0] as isize;
+                        if iy < 0 || iy >= d.h as isize {
+                            continue;
+                        }
+                        if lo == hi {
+                            continue;
+                        }
+                        let src = &row[oy * d.ow..(oy + 1) * d.ow];
+                        let dst = &mut plane[iy as usize * d.w..(iy as usize + 1) * d.w];
+                        let ix0 = lo * self.p.stride[1] + j * self.p.dilation[1] - self.p.padding[1];
+                        for (k, v) in src[lo..hi].iter().enumerate() {
+                            dst[ix0 + k * self.p.stride[1]] += *v;
+                        }
+                    }
+                    r += 1;
+                }
+            }
+        }
+    }
+
+    fn forward<T: Gemm>(&self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
+        let d = self.dims;
+        let (l, rows, og) = (self.l(), self.rows(), self.og());
+        let mut out = vec![T::zero(); d.n * d.o * l];
+        let dst = SendPtr(out.as_mut_ptr());
+        let image = |n: usize, cols: &mut Vec<T>| {
+            // Safety: image n's output rows are its own `o · l` elements of `out`.
+            let y = unsafe { std::slice::from_raw_parts_mut(dst.get().add(n * d.o * l), d.o * l) };
+            if let Some(b) = b {
+                for (row, &bv) in y.chunks_exact_mut(l).zip(b) {
+                    row.fill(bv);
+                }
+            }
+            let xn = &x[n * d.c * d.h * d.w..(n + 1) * d.c * d.h * d.w];
+            for g in 0..self.p.groups {
+                self.im2col(xn, g, cols);
+                // y[g·og.., :] (+)= W_g [og, rows] · cols [rows, l]
+                unsafe {
+                    gemm_serial(
+                        y[g * og * l..].as_mut_ptr(),
+                        (og, l, rows),
+                        (w[g * og * rows..].as_ptr(), rows as isize, 1),
+                        (cols.as_ptr(), l as isize, 1),
+                        b.is_some(),
+                    )
+                }
+            }
+        };
+        parallel_images(d.n, rows * l, image);
+        out
+    }
+
+    /// `(dx, dw, db)` for the output gradient `g [N, O, OH, OW]`.
+    fn backward<T: Gemm>(&self, x: &[T], w: &[T], g: &[T], with_bias: bool) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
+        let d = self.dims;
+        let (l, rows, og) = (self.l(), self.rows(), self.og());
+        let blocks = candle_core::utils::get_num_threads().clamp(1, d.n.max(1));
+        let per = d.n.div_ceil(blocks);
+        // One weight and bias gradient per block of images, summed after.
+        let mut dws = vec![T::zero(); blocks * d.o * rows];
+        let mut dbs = vec![T::zero(); blocks * d.o];
+        let mut dx = if self.input_grad { Some(vec![T::zero(); d.n * d.c * d.h * d.w]) } else { None };
+        let (dws_p, dbs_p) = (SendPtr(dws.as_mut_ptr()), SendPtr(dbs.as_mut_ptr()));
+        let dx_p = dx.as_mut().map(|v| SendPtr(v.as_mut_ptr()));
+        let run = |block: usize| {
+            let mut cols = vec![T::zero(); rows * l];
+            let mut dcols = if dx_p.is_some() { vec![T::zero(); rows * l] } else { Vec::new() };
+            // Safety: block `block` owns its slices of `dws` and `dbs`, and each image its
+            // slice of `dx`.
+            let dw = unsafe { std::slice::from_raw_parts_mut(dws_p.get().add(block * d.o * rows), d.o * rows) };
+            let db = unsafe { std::slice::from_raw_parts_mut(dbs_p.get().add(block * d.o), d.o) };
+            for n in block * per..((block + 1) * per).min(d.n) {
+                let xn = &x[n * d.c * d.h * d.w..(n + 1) * d.c * d.h * d.w];
+                let gn = &g[n * d.o * l..(n + 1) * d.o * l];
+                if with_bias {
+                    for (acc, row) in db.iter_mut().zip(gn.chunks_exact(l)) {
+                        *acc += row.iter().fold(T::zero(), |s, &v| s + v);
+                    }
+                }
+                for gi in 0..self.p.groups {
+                    self.im2col(xn, gi, &mut cols);
+                    let gg = &gn[gi * og * l..(gi + 1) * og * l];
+                    // dW_g [og, rows] += g_g [og, l] · colsᵀ [l, rows]
+                    unsafe {
+                        gemm_serial(
+                            dw[gi * og * rows..].as_mut_ptr(),
+                            (og, rows, l),
+                            (gg.as_ptr(), l as isize, 1),
+                            (cols.as_ptr(), 1, l as isize),
+                            true,
+                        )
+                    }
+                    if let Some(dx_p) = dx_p {
+                        // dcols [rows, l] = W_gᵀ [rows, og] · g_g [og, l]
+                        unsafe {
+                            gemm_serial(
+                                dcols.as_mut_ptr(),
+                                (rows, l, og),
+                                (w[gi * og * rows..].as_ptr(), 1, rows as isize),
+                                (gg.as_ptr(), l as isize, 1),
+                                false,
+                            )
+                        }
+                        let size = d.c * d.h * d.w;
+                        let dxn = unsafe { std::slice::from_raw_parts_mut(dx_p.get().add(n * size), size) };
+                        self.col2im(&dcols, gi, dxn);
+                    }
+                }
+            }
+        };
+        if blocks == 1 {
+            run(0);
+        } else {
+            candle_core::utils::barrier_pool().execute_chunked(blocks, |range| range.for_each(&run));
+        }
+        let mut dw = dws[..d.o * rows].to_vec();
+        let mut db = dbs[..d.o].to_vec();
+        for b in 1..blocks {
+            for (acc, v) in dw.iter_mut().zip(&dws[b * d.o * rows..(b + 1) * d.o * rows]) {
+                *acc += *v;
+            }
+            for (acc, v) in db.iter_mut().zip(&dbs[b * d.o..(b + 1) * d.o]) {
+                *acc += *v;
+            }
+        }
+        (dx, dw, db)
+    }
+}
+
+/// Runs `image(n, cols)` for every image, split across candle's threads, each thread
+/// with its own column buffer of `buffer` elements.
+fn parallel_images<T: Gemm>(n: usize, buffer: usize, image: impl Fn(usize, &mut Vec<T>) + Sync) {
+    let threads = candle_core::utils::get_num_threads().clamp(1, n.max(1));
+    if threads == 1 {
+        let mut cols = vec![T::zero(); buffer];
+        (0..n).for_each(|i| image(i, &mut cols));
+        return;
+    }
+    let per = n.div_ceil(threads);
+    candle_core::utils::barrier_pool().execute_chunked(threads, |range| {
+        let mut cols = vec![T::zero(); buffer];
+        for t in range {
+            for i in t * per..((t + 1) * per).min(n) {
+                image(i, &mut cols);
+            }
+        }
+    });
+}
+
+/// `dst [m, n] (row-major) = (accumulate ? dst : 0) + a [m, k] · b [k, n]` on this thread,
+/// each operand given as (pointer, row stride, column stride).
+///
+/// # Safety
+/// Every pointer must reach all the elements its strides address.
+unsafe fn gemm_serial<T: Gemm>(
+    dst: *mut T,
+    (m, n, k): (usize, usize, usize),
+    a: (*const T, isize, isize),
+    b: (*const T, isize, isize),
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            std::slice::from_raw_parts_mut(dst, m * n).fill(T::zero());
+        }
+        return;
+    }
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        n as isize,
+        accumulate,
+        a.0,
+        a.2,
+        a.1,
+        b.0,
+        b.2,
+        b.1,
+        if accumulate { T::one() } else { T::zero() },
+        T::one(),
+        false,
+        false,
+        false,
+        Parallelism::None,
+    )
+}
+
+fn wrong() -> candle_core::Error {
+    candle_core::Error::Msg("conv2d: the fused kernel needs contiguous f32 or f64 CPU tensors of one dtype".into())
+}
+
+fn slice<'a, T: Gemm>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
+    if !l.is_contiguous() {
+        return Err(wrong());
+    }
+    let data = T::slice(s).ok_or_else(wrong)?;
+    Ok(&data[l.start_offset()..l.start_offset() + l.shape().elem_count()])
+}
+
+fn read<R>(t: &Tensor, f: impl FnOnce(&CpuStorage, &Layout) -> candle_core::Result<R>) -> candle_core::Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(s) => f(s, layout),
+        _ => Err(wrong()),
+    }
+}
+
+impl Conv {
+    fn shape(&self) -> Shape {
+        Shape::from((self.dims.n, self.dims.o, self.dims.oh, self.dims.ow))
+    }
+
+    fn fwd<T: Gemm>(
+        &self,
+        x: (&CpuStorage, &Layout),
+        w: (&CpuStorage, &Layout),
+        b: Option<(&CpuStorage, &Layout)>,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, w) = (slice::<T>(x.0, x.1)?, slice::<T>(w.0, w.1)?);
+        let b = b.map(|(s, l)| slice::<T>(s, l)).transpose()?;
+        Ok((T::to_cpu_storage_owned(self.forward(x, w, b)), self.shape()))
+    }
+
+    fn bwd_typed<T: Gemm>(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        with_bias: bool,
+        g: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+        let g = g.contiguous()?;
+        let d = self.dims;
+        let device = x.device().clone();
+        let (dx, dw, db) = read(x, |xs, xl| {
+            read(w, |ws, wl| {
+                read(&g, |gs, gl| {
+                    Ok(self.backward(slice::<T>(xs, xl)?, slice::<T>(ws, wl)?, slice::<T>(gs, gl)?, with_bias))
+                })
+            })
+        })?;
+        let dx = dx.map(|v| Tensor::from_vec(v, (d.n, d.c, d.h, d.w), &device)).transpose()?;
+        let dw = Tensor::from_vec(dw, (d.o, self.cg(), d.kh, d.kw), &device)?;
+        let db = if with_bias { Some(Tensor::from_vec(db, d.o, &device)?) } else { None };
+        Ok((dx, dw, db))
+    }
+
+    fn bwd_any(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        with_bias: bool,
+        g: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+        match x.dtype() {
+            DType::F32 => self.bwd_typed::<f32>(x, w, with_bias, g),
+            DType::F64 => self.bwd_typed::<f64>(x, w, with_bias, g),
+            _ => Err(wrong()),
+        }
+    }
+}
+
+impl CustomOp2 for Conv {
+    fn name(&self) -> &'static str {
+        "ember-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        match s1 {
+            CpuStorage::F32(_) => self.fwd::<f32>((s1, l1), (s2, l2), None),
+            CpuStorage::F64(_) => self.fwd::<f64>((s1, l1), (s2, l2), None),
+            _ => Err(wrong()),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = self.bwd_any(x, w, false, g)?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+impl CustomOp3 for Conv {
+    fn name(&self) -> &'static str {
+        "ember-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        match s1 {
+            CpuStorage::F32(_) => self.fwd::<f32>((s1, l1), (s2, l2), Some((s3, l3))),
+            CpuStorage::F64(_) => self.fwd::<f64>((s1, l1), (s2, l2), Some((s3, l3))),
+            _ => Err(wrong()),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = self.bwd_any(x, w, true, g)?;
+        Ok((dx, Some(dw), db))
+    }
+}

@@ -1,0 +1,281 @@
+//! 2-d max and average pooling as single CPU operations (one pass over each plane,
+//! planes split across threads), with PyTorch's semantics: the first maximum of a window
+//! takes the gradient, NaN propagates, padding never wins a maximum, and an average
+//! divides by PyTorch's divisor (`count_include_pad`, `divisor_override`, ceil-mode
+//! windows clipped to the padded input).
+//!
+//! CUDA, Metal and `EMBER_KERNELS=composed` take the composed path in `ember-layers`.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+
+use super::linear::Gemm;
+use super::pointwise::Real;
+use super::SendPtr;
+use crate::Result;
+
+/// A pooling window: PyTorch's arguments, per spatial dimension (height, width), and the
+/// output size the caller computed from them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolParams {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub out: [usize; 2],
+}
+
+/// What the window computes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pool {
+    Max,
+    /// The mean, dividing by `divisor_override` or PyTorch's count (padding included or not).
+    Avg { count_include_pad: bool, divisor_override: Option<usize> },
+}
+
+/// Whether the fused kernel runs for `x`: a contiguous-able f32/f64 CPU `[N, C, H, W]`
+/// tensor under the `auto` kernels.
+pub fn fused_applies(x: &Tensor) -> bool {
+    super::fused_on(x.device()) && x.rank() == 4 && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+/// Pools `x [N, C, H, W]` to `[N, C, OH, OW]` with the fused kernel.
+pub fn pool2d(x: &Tensor, pool: Pool, p: &PoolParams) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if h * w > u32::MAX as usize {
+        return Err(crate::Error::input(format!("pooling: a {h}x{w} plane is too large for the fused kernel")));
+    }
+    let op = PoolOp { pool, p: *p, planes: n * c, h, w, argmax: Arc::new(Mutex::new(None)) };
+    Ok(x.contiguous()?.apply_op1(op)?)
+}
+
+#[derive(Clone, Debug)]
+struct PoolOp {
+    pool: Pool,
+    p: PoolParams,
+    planes: usize,
+    h: usize,
+    w: usize,
+    /// Max pooling: each output's input position, saved by the forward pass.
+    argmax: Arc<Mutex<Option<Vec<u32>>>>,
+}
+
+impl PoolOp {
+    /// The valid kernel offsets `lo..hi` along dimension `d` for a window starting at
+    /// `start` (those that land inside the input).
+    fn span(&self, d: usize, start: isize) -> (usize, usize) {
+        let len = [self.h, self.w][d] as isize;
+        let dil = self.p.dilation[d] as isize;
+        let k = self.p.kernel[d] as isize;
+        let lo = if start >= 0 { 0 } else { (-start + dil - 1) / dil };
+        let hi = if start >= len { 0 } else { ((len - 1 - start) / dil + 1).min(k) };
+        (lo.min(hi) as usize, hi.max(0) as usize)
+    }
+
+    /// For each output position along dimension `d`: the window's start and its valid
+    /// kernel offsets.
+    fn spans(&self, d: usize) -> Vec<(isize, usize, usize)> {
+        (0..self.p.out[d])
+            .map(|o| {
+                let start = (o * self.p.stride[d]) as isize - self.p.padding[d] as isize;
+                let (lo, hi) = self.span(d, start);
+                (start, lo, hi)
+            })
+            .collect()
+    }
+
+    fn forward<T: Gemm + Real>(&self, x: &[T]) -> Vec<T> {
+        let [oh, ow] = self.p.out;
+        let (hw, ohw) = (self.h * self.w, oh * ow);
+        let mut out: Vec<T> = Vec::with_capacity(self.planes * ohw);
+        let max = matches!(self.pool, Pool::Max);
+        let mut arg: Vec<u32> = if max { Vec::with_capacity(self.planes * ohw) } else { Vec::new() };
+        let (dst, argp) = (SendPtr(out.as_mut_ptr()), SendPtr(arg.as_mut_ptr()));
+        let (ys, xs) = (self.spans(0), self.spans(1));
+        let divisors: Vec<T> = if max {
+            Vec::new()
+        } else {
+            ys.iter().flat_map(|&(y0, ..)| xs.iter().map(move |&(x0, ..)| (y0, x0))).map(|(y0, x0)| T::of(self.divisor(y0, x0) as f64)).collect()
+        };
+        let (dy, dxl) = (self.p.dilation[0], self.p.dilation[1]);
+        planes(self.planes, |pl| {
+            let plane = &x[pl * hw..(pl + 1) * hw];
+            // Safety: plane `pl` writes every one of its own output (and argmax) elements
+            // and nothing else.
+            let y = unsafe { std::slice::from_raw_parts_mut(dst.get().add(pl * ohw), ohw) };
+            let a = if max { unsafe { std::slice::from_raw_parts_mut(argp.get().add(pl * ohw), ohw) } } else { &mut [] };
+            for (oy, &(y0, ky0, ky1)) in ys.iter().enumerate() {
+                for (ox, &(x0, kx0, kx1)) in xs.iter().enumerate() {
+                    let at = oy * ow + ox;
+                    if max {
+                        // PyTorch's scan: a value replaces the best so far when greater or
+                        // NaN. Branch-free selects: on real data the comparison is a coin toss.
+                        let (mut best, mut best_i) = (T::neg_infinity(), usize::MAX);
+                        if ky0 < ky1 && kx0 < kx1 {
+                            best_i = ((y0 + (ky0 * dy) as isize) * self.w as isize + x0 + (kx0 * dxl) as isize) as usize;
+                            best = plane[best_i];
+                            for ky in ky0..ky1 {
+                                let row = (y0 + (ky * dy) as isize) * self.w as isize + x0;
+                                for kx in kx0..kx1 {
+                                    let i = (row + (kx * dxl) as isize) as usize;
+                                    let v = plane[i];
+                                    let take = v > best || v.is_nan();
+                                    best = std::hint::select_unpredictable(take, v, best);
+                                    best_i = std::hint::select_unpredictable(take, i, best_i);
+                                }
+                            }
+                        }
+                        y[at] = best;
+                        a[at] = best_i as u32;
+                    } else {
+                        let mut sum = T::zero();
+                        for ky in ky0..ky1 {
+                            let row = (y0 + ky as isize) as usize * self.w;
+                            for kx in kx0..kx1 {
+                                sum += plane[(row as isize + x0 + kx as isize) as usize];
+                            }
+                        }
+                        y[at] = sum / divisors[at];
+                    }
+                }
+            }
+        });
+        // Safety: every plane wrote all of its elements above.
+        unsafe {
+            out.set_len(self.planes * ohw);
+            if max {
+                arg.set_len(self.planes * ohw);
+            }
+        }
+        if max {
+            *self.argmax.lock().unwrap_or_else(|e| e.into_inner()) = Some(arg);
+        }
+        out
+    }
+
+    /// The divisor of the average-pooling window starting at (y0, x0).
+    fn divisor(&self, y0: isize, x0: isize) -> usize {
+        let Pool::Avg { count_include_pad, divisor_override } = self.pool else { return 1 };
+        if let Some(d) = divisor_override {
+            return d;
+        }
+        let span = |d: usize, start: isize| {
+            let len = [self.h, self.w][d] as isize;
+            let end = (start + self.p.kernel[d] as isize).min(len + self.p.padding[d] as isize);
+            if count_include_pad {
+                end - start
+            } else {
+                end.min(len) - start.max(0)
+            }
+        };
+        (span(0, y0) * span(1, x0)).max(1) as usize
+    }
+
+    fn backward<T: Gemm + Real>(&self, g: &[T]) -> candle_core::Result<Vec<T>> {
+        let [oh, ow] = self.p.out;
+        let (hw, ohw) = (self.h * self.w, oh * ow);
+        let mut dx = vec![T::zero(); self.planes * hw];
+        let dst = SendPtr(dx.as_mut_ptr());
+        let p = self.p;
+        let saved = self.argmax.lock().unwrap_or_else(|e| e.into_inner());
+        let arg = match (self.pool, saved.as_ref()) {
+            (Pool::Max, Some(a)) => Some(a),
+            (Pool::Max, None) => {
+                return Err(candle_core::Error::Msg("max_pool2d: backward before forward".into()));
+            }
+            _ => None,
+        };
+        planes(self.planes, |pl| {
+            let gp = &g[pl * ohw..(pl + 1) * ohw];
+            // Safety: plane `pl` writes only its own input-gradient elements.
+            let d = unsafe { std::slice::from_raw_parts_mut(dst.get().add(pl * hw), hw) };
+            if let Some(arg) = arg {
+                for (gv, &i) in gp.iter().zip(&arg[pl * ohw..(pl + 1) * ohw]) {
+                    if (i as usize) < hw {
+                        d[i as usize] += *gv;
+                    }
+                }
+                return;
+            }
+            for oy in 0..oh {
+                let y0 = (oy * p.stride[0]) as isize - p.padding[0] as isize;
+                let (ky0, ky1) = self.span(0, y0);
+                for ox in 0..ow {
+                    let x0 = (ox * p.stride[1]) as isize - p.padding[1] as isize;
+                    let (kx0, kx1) = self.span(1, x0);
+                    let share = gp[oy * ow + ox] / T::of(self.divisor(y0, x0) as f64);
+                    for ky in ky0..ky1 {
+                        let row = (y0 + ky as isize) as usize * self.w;
+                        for kx in kx0..kx1 {
+                            d[row + (x0 + kx as isize) as usize] += share;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(dx)
+    }
+
+    fn typed<T: Gemm + Real>(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<Vec<T>> {
+        let x = contiguous::<T>(s, l)?;
+        Ok(self.forward(x))
+    }
+}
+
+/// Runs `f(plane)` for every plane, split across candle's threads.
+pub(crate) fn planes(n: usize, f: impl Fn(usize) + Sync) {
+    if n < 2 || candle_core::utils::get_num_threads() == 1 {
+        (0..n).for_each(f);
+    } else {
+        candle_core::utils::barrier_pool().execute_chunked(n, |range| range.for_each(&f));
+    }
+}
+
+fn wrong() -> candle_core::Error {
+    candle_core::Error::Msg("pooling: the fused kernel needs a contiguous f32 or f64 CPU tensor".into())
+}
+
+pub(crate) fn contiguous<'a, T: Gemm>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
+    if !l.is_contiguous() {
+        return Err(wrong());
+    }
+    let data = T::slice(s).ok_or_else(wrong)?;
+    Ok(&data[l.start_offset()..l.start_offset() + l.shape().elem_count()])
+}
+
+pub(crate) fn cpu_data<T: Gemm, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(s) => Ok(f(contiguous::<T>(s, layout)?)),
+        _ => Err(wrong()),
+    }
+}
+
+impl CustomOp1 for PoolOp {
+    fn name(&self) -> &'static str {
+        "ember-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let n = self.planes;
+        let shape = Shape::from((l.dims()[0], l.dims()[1], self.p.out[0], self.p.out[1]));
+        debug_assert_eq!(l.dims()[0] * l.dims()[1], n);
+        let storage = match s {
+            CpuStorage::F32(_) => CpuStorage::F32(self.typed::<f32>(s, l)?),
+            CpuStorage::F64(_) => CpuStorage::F64(self.typed::<f64>(s, l)?),
+            _ => return Err(wrong()),
+        };
+        Ok((storage, shape))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let dx = match x.dtype() {
+            DType::F32 => Tensor::from_vec(cpu_data::<f32, _>(g, |gs| self.backward(gs))??, x.dims(), x.device())?,
+            DType::F64 => Tensor::from_vec(cpu_data::<f64, _>(g, |gs| self.backward(gs))??, x.dims(), x.device())?,
+            _ => return Err(wrong()),
+        };
+        Ok(Some(dx))
+    }
+}
