@@ -23,7 +23,9 @@ pub fn checkpoint_weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
     let mut w: Vec<(String, Vec<f32>)> = ckpt
         .section("model/")
         .into_iter()
-        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .map(|(k, t)| {
+            (k, t.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        })
         .collect();
     w.sort_by(|a, b| a.0.cmp(&b.0));
     w

@@ -899,7 +899,7 @@ fn data_paths_are_stored_absolute_and_both_splits_are_checked_before_training() 
     run_cfg("te-x-bad", "te-y");
     let (code, _, err) = ember_in(tmp.path(), &["train", "run.toml", "--out", "b", "--epochs", "1"]);
     assert_eq!(code, 1);
-    assert!(err.contains("te-x-bad: its examples have shape [3, 3], but the training examples"), "{err}");
+    assert!(err.contains("te-x-bad: its examples have shape [1, 3, 3], but the training examples"), "{err}");
     run_cfg("te-x", "te-y");
     let (code, _, err) = ember_in(tmp.path(), &["train", "run.toml", "--out", "c", "--epochs", "1", "--quiet"]);
     assert_eq!(code, 0, "{err}");

@@ -16,6 +16,7 @@ mod device;
 mod examples;
 mod fuzz_corpus;
 mod hub;
+mod layers;
 mod learner;
 mod linear;
 mod losses;

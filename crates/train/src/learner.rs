@@ -14,7 +14,9 @@ use std::time::Instant;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
 use ember_core::rng;
-use ember_core::{registry, BuildContext, Config, Context as _, Error, IoContext, LayerContext, Loss, Result, Scheduler};
+use ember_core::{
+    registry, BuildContext, Config, Context as _, Error, IoContext, LayerContext, Loss, Result, Scheduler,
+};
 use ember_data::{DataLoader, Dataset, TensorDataset};
 use ember_nn::{build_layers, load_state_dict, mlp, state_dict, ActivationLayer, Context, Module, Sequential};
 use serde::{Deserialize, Serialize};
@@ -200,7 +202,12 @@ pub struct Phases {
 /// The model a run config describes, for examples of shape `input` (the batch dimension
 /// left out; the MLP shorthand ignores it), with weights initialised from the run's seed;
 /// and the shape of one output.
-pub fn build_model(config: &RunConfig, input: &[usize], dtype: DType, device: &Device) -> Result<(Sequential, Vec<usize>)> {
+pub fn build_model(
+    config: &RunConfig,
+    input: &[usize],
+    dtype: DType,
+    device: &Device,
+) -> Result<(Sequential, Vec<usize>)> {
     let m = &config.model;
     m.validate()?;
     let (mut model, output) = match m.mlp_config() {

@@ -2,8 +2,8 @@
 //! PyTorch's arguments, initialisation, buffers and update rules.
 
 use candle_core::{DType, Tensor, Var};
-use ember_core::ops::batch_norm as fused;
 use ember_core::module::{Context, Module};
+use ember_core::ops::batch_norm as fused;
 use ember_core::{check, Built, Dims, Error, Hyperparams, Layer, LayerContext, Result};
 
 /// `nn.BatchNorm1d`: batch normalisation of `[C]` or `[C, L]` examples.

@@ -151,7 +151,10 @@ fn fused_params(x: &Tensor, g: &Geometry) -> Result<Option<fused::PoolParams>> {
     }
     let (h, w) = (x.dim(2)?, x.dim(3)?);
     let out = g.out([h, w]).ok_or_else(|| {
-        Error::input(format!("pooling: a {:?} window does not fit the input [{h}, {w}] padded by {:?}", g.kernel, g.padding))
+        Error::input(format!(
+            "pooling: a {:?} window does not fit the input [{h}, {w}] padded by {:?}",
+            g.kernel, g.padding
+        ))
     })?;
     Ok(Some(fused::PoolParams { kernel: g.kernel, stride: g.stride, padding: g.padding, dilation: g.dilation, out }))
 }

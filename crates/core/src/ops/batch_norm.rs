@@ -181,9 +181,7 @@ impl CustomOp3 for BatchNormOp {
         let storage = match s1 {
             CpuStorage::F32(_) => CpuStorage::F32(self.typed::<f32>((s1, l1), (s2, l2), (s3, l3))?),
             CpuStorage::F64(_) => CpuStorage::F64(self.typed::<f64>((s1, l1), (s2, l2), (s3, l3))?),
-            _ => {
-                return Err(candle_core::Error::Msg("batch_norm: the fused kernel needs f32 or f64 tensors".into()))
-            }
+            _ => return Err(candle_core::Error::Msg("batch_norm: the fused kernel needs f32 or f64 tensors".into())),
         };
         Ok((storage, l1.shape().clone()))
     }

@@ -31,7 +31,10 @@ pub struct PoolParams {
 pub enum Pool {
     Max,
     /// The mean, dividing by `divisor_override` or PyTorch's count (padding included or not).
-    Avg { count_include_pad: bool, divisor_override: Option<usize> },
+    Avg {
+        count_include_pad: bool,
+        divisor_override: Option<usize>,
+    },
 }
 
 /// Whether the fused kernel runs for `x`: a contiguous-able f32/f64 CPU `[N, C, H, W]`
@@ -96,7 +99,10 @@ impl PoolOp {
         let divisors: Vec<T> = if max {
             Vec::new()
         } else {
-            ys.iter().flat_map(|&(y0, ..)| xs.iter().map(move |&(x0, ..)| (y0, x0))).map(|(y0, x0)| T::of(self.divisor(y0, x0) as f64)).collect()
+            ys.iter()
+                .flat_map(|&(y0, ..)| xs.iter().map(move |&(x0, ..)| (y0, x0)))
+                .map(|(y0, x0)| T::of(self.divisor(y0, x0) as f64))
+                .collect()
         };
         let (dy, dxl) = (self.p.dilation[0], self.p.dilation[1]);
         planes(self.planes, |pl| {
@@ -104,7 +110,8 @@ impl PoolOp {
             // Safety: plane `pl` writes every one of its own output (and argmax) elements
             // and nothing else.
             let y = unsafe { std::slice::from_raw_parts_mut(dst.get().add(pl * ohw), ohw) };
-            let a = if max { unsafe { std::slice::from_raw_parts_mut(argp.get().add(pl * ohw), ohw) } } else { &mut [] };
+            let a =
+                if max { unsafe { std::slice::from_raw_parts_mut(argp.get().add(pl * ohw), ohw) } } else { &mut [] };
             for (oy, &(y0, ky0, ky1)) in ys.iter().enumerate() {
                 for (ox, &(x0, kx0, kx1)) in xs.iter().enumerate() {
                     let at = oy * ow + ox;
@@ -113,7 +120,8 @@ impl PoolOp {
                         // NaN. Branch-free selects: on real data the comparison is a coin toss.
                         let (mut best, mut best_i) = (T::neg_infinity(), usize::MAX);
                         if ky0 < ky1 && kx0 < kx1 {
-                            best_i = ((y0 + (ky0 * dy) as isize) * self.w as isize + x0 + (kx0 * dxl) as isize) as usize;
+                            best_i =
+                                ((y0 + (ky0 * dy) as isize) * self.w as isize + x0 + (kx0 * dxl) as isize) as usize;
                             best = plane[best_i];
                             for ky in ky0..ky1 {
                                 let row = (y0 + (ky * dy) as isize) * self.w as isize + x0;
