@@ -22,7 +22,7 @@ fn manifest(dir: &Path) -> toml::Table {
 #[test]
 fn every_kind_generates_a_crate_and_bad_names_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    for kind in ["activation", "loss", "optimizer", "scheduler", "regularizer"] {
+    for kind in ["activation", "loss", "optimizer", "scheduler", "regularizer", "layer"] {
         let name = format!("my_{kind}");
         let dir = tmp.path().join(kind);
         let (code, out, err) = ember(&["new-plugin", kind, &name, "--dir", dir.to_str().unwrap()]);

@@ -260,6 +260,10 @@ fn list_plugins(kind: Option<Kind>, json: bool, out: &mut dyn Write) -> std::io:
                 writeln!(out, "  {:<width$}    {}: {} = {}  ({})", "", s.name, s.ty, s.default, s.doc)?;
             }
         }
+        if k == Kind::Layer {
+            let activations: Vec<&str> = plugins(Kind::Activation).iter().map(|p| p.name).collect();
+            writeln!(out, "  and every activation, with its keys: {}", activations.join(", "))?;
+        }
     }
     Ok(())
 }

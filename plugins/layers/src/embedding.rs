@@ -74,7 +74,9 @@ impl Module for EmbeddingModule {
         let idx = if x.dtype().is_float() { x.to_dtype(DType::I64)? } else { x.clone() };
         let (v, d) = self.weight.dims2()?;
         let flat = idx.flatten_all()?;
-        if flat.elem_count() > 0 {
+        // The range check reads two numbers back to the host: on the CPU only, so that a
+        // GPU's forward pass makes no round trip.
+        if flat.elem_count() > 0 && flat.device().is_cpu() {
             let (lo, hi) = (flat.min(0)?.to_scalar::<i64>()?, flat.max(0)?.to_scalar::<i64>()?);
             if lo < 0 || hi >= v as i64 {
                 return Err(Error::input(format!(

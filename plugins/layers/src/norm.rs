@@ -168,9 +168,19 @@ impl Module for BatchNorm {
             }
             centered.broadcast_div(&(var + self.eps)?.sqrt()?)?
         } else {
+            // Evaluation with the running statistics, in PyTorch's form: one scale and one
+            // shift per channel, y = x·α + β with α = w / √(var + ε), β = b - mean·α.
             let rm = self.running_mean.as_ref().expect("tracked").as_tensor().reshape((1, c, 1))?;
             let rv = self.running_var.as_ref().expect("tracked").as_tensor().reshape((1, c, 1))?;
-            x3.broadcast_sub(&rm)?.broadcast_div(&(rv + self.eps)?.sqrt()?)?
+            let mut alpha = (rv + self.eps)?.sqrt()?.recip()?;
+            if let Some(w) = &self.weight {
+                alpha = alpha.mul(&w.as_tensor().reshape((1, c, 1))?)?;
+            }
+            let mut beta = rm.mul(&alpha)?.neg()?;
+            if let Some(b) = &self.bias {
+                beta = beta.add(&b.as_tensor().reshape((1, c, 1))?)?;
+            }
+            return Ok(x3.broadcast_mul(&alpha)?.broadcast_add(&beta)?.reshape(dims)?);
         };
         Ok(scale_shift(y, &self.weight, &self.bias, &[1, c, 1])?.reshape(dims)?)
     }

@@ -82,7 +82,7 @@ struct BatchNormOp {
 impl BatchNormOp {
     fn forward<T: Gemm + Real>(&self, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
         let (c, s) = (self.c, self.s);
-        let mut y = vec![T::zero(); x.len()];
+        let mut y: Vec<T> = Vec::with_capacity(x.len());
         let dst = SendPtr(y.as_mut_ptr());
         planes(self.n * c, |pl| {
             let ch = pl % c;
@@ -96,6 +96,8 @@ impl BatchNormOp {
                 *o = *v * alpha + beta;
             }
         });
+        // Safety: every plane wrote all of its elements.
+        unsafe { y.set_len(x.len()) };
         y
     }
 
@@ -108,31 +110,48 @@ impl BatchNormOp {
         planes(c, |ch| {
             let (mu, inv) = (self.mean[ch], self.invstd[ch]);
             let (mut sg, mut sgx) = (0.0, 0.0);
+            let (mu_t, inv_t) = (T::of(mu), T::of(inv));
             for i in 0..n {
                 let at = (i * c + ch) * s;
-                for (gv, xv) in g[at..at + s].iter().zip(&x[at..at + s]) {
-                    let gv = to_f64(*gv);
-                    sg += gv;
-                    sgx += gv * (to_f64(*xv) - mu) * inv;
+                // Each row in eight lanes of T (so the loop vectorizes), rows summed in f64.
+                let (mut a, mut b) = ([T::zero(); 8], [T::zero(); 8]);
+                let (gs, xs) = (&g[at..at + s], &x[at..at + s]);
+                let whole = s / 8 * 8;
+                for (gc, xc) in gs[..whole].chunks_exact(8).zip(xs[..whole].chunks_exact(8)) {
+                    for l in 0..8 {
+                        a[l] += gc[l];
+                        b[l] += gc[l] * ((xc[l] - mu_t) * inv_t);
+                    }
                 }
+                for (gv, xv) in gs[whole..].iter().zip(&xs[whole..]) {
+                    a[0] += *gv;
+                    b[0] += *gv * ((*xv - mu_t) * inv_t);
+                }
+                sg += a.iter().map(|v| to_f64(*v)).sum::<f64>();
+                sgx += b.iter().map(|v| to_f64(*v)).sum::<f64>();
             }
             // Safety: channel `ch` writes only its own entry.
             unsafe { *sp.get().add(ch) = (sg, sgx) };
         });
-        let mut dx = vec![T::zero(); x.len()];
+        let mut dx: Vec<T> = Vec::with_capacity(x.len());
         let dst = SendPtr(dx.as_mut_ptr());
         planes(n * c, |pl| {
             let ch = pl % c;
             let (mu, inv) = (self.mean[ch], self.invstd[ch]);
             let (sg, sgx) = sums[ch];
             let k = to_f64(w[ch]) * inv / m;
+            // dx = k·(m·g - Σg - x̂·Σg·x̂) = a·g + b·x̂ + c, per-channel constants, in T.
+            let (a, b, cc) = (T::of(k * m), T::of(-k * sgx), T::of(-k * sg));
+            let (mu, inv) = (T::of(mu), T::of(inv));
             // Safety: plane `pl` writes only its own elements.
             let out = unsafe { std::slice::from_raw_parts_mut(dst.get().add(pl * s), s) };
             for ((o, gv), xv) in out.iter_mut().zip(&g[pl * s..(pl + 1) * s]).zip(&x[pl * s..(pl + 1) * s]) {
-                let xhat = (to_f64(*xv) - mu) * inv;
-                *o = T::of(k * (m * to_f64(*gv) - sg - xhat * sgx));
+                let xhat = (*xv - mu) * inv;
+                *o = a * *gv + b * xhat + cc;
             }
         });
+        // Safety: every plane wrote all of its elements.
+        unsafe { dx.set_len(x.len()) };
         let dw = sums.iter().map(|(_, sgx)| T::of(*sgx)).collect();
         let db = sums.iter().map(|(sg, _)| T::of(*sg)).collect();
         (dx, dw, db)

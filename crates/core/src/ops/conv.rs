@@ -124,8 +124,9 @@ impl Conv {
         (lo.min(hi), hi)
     }
 
-    /// Unrolls the windows of group `g` of one image `x [C, H, W]` into `cols [rows, L]`.
-    fn im2col<T: Gemm>(&self, x: &[T], g: usize, cols: &mut [T]) {
+    /// Unrolls the windows of group `g` of one image `x [C, H, W]` into the `L` columns
+    /// at the start of `cols`, whose rows are `ld` apart (`cols [rows, ld]`).
+    fn im2col<T: Gemm>(&self, x: &[T], g: usize, cols: &mut [T], ld: usize) {
         let d = &self.dims;
         let l = self.l();
         let mut r = 0;
@@ -133,7 +134,7 @@ impl Conv {
             let plane = &x[c * d.h * d.w..(c + 1) * d.h * d.w];
             for i in 0..d.kh {
                 for j in 0..d.kw {
-                    let row = &mut cols[r * l..(r + 1) * l];
+                    let row = &mut cols[r * ld..r * ld + l];
                     let (lo, hi) = self.valid_cols(j);
                     for oy in 0..d.oh {
                         let out = &mut row[oy * d.ow..(oy + 1) * d.ow];
@@ -163,9 +164,10 @@ impl Conv {
         }
     }
 
-    /// Adds the column gradients `cols [rows, L]` of group `g` back into one image's
-    /// input gradient `dx [C, H, W]` (the transpose of [`Conv::im2col`]).
-    fn col2im<T: Gemm>(&self, cols: &[T], g: usize, dx: &mut [T]) {
+    /// Adds the column gradients of group `g` (the `L` columns at the start of `cols`,
+    /// rows `ld` apart) back into one image's input gradient `dx [C, H, W]` (the
+    /// transpose of [`Conv::im2col`]).
+    fn col2im<T: Gemm>(&self, cols: &[T], g: usize, dx: &mut [T], ld: usize) {
         let d = &self.dims;
         let l = self.l();
         let mut r = 0;
@@ -173,7 +175,7 @@ impl Conv {
             let plane = &mut dx[c * d.h * d.w..(c + 1) * d.h * d.w];
             for i in 0..d.kh {
                 for j in 0..d.kw {
-                    let row = &cols[r * l..(r + 1) * l];
+                    let row = &cols[r * ld..r * ld + l];
                     let (lo, hi) = self.valid_cols(j);
                     for oy in 0..d.oh {
                         let iy = (oy * self.p.stride[0] + i * self.p.dilation[0]) as isize - self.p.padding[0] as isize;
@@ -196,35 +198,73 @@ impl Conv {
         }
     }
 
+    /// Images per block: enough that one block's columns (`block · L`) make a product
+    /// wide enough for gemm to run near its peak, at most `per` (one thread's share).
+    fn block(&self, per: usize) -> usize {
+        (4096 / self.l().max(1)).clamp(1, per.max(1))
+    }
+
     fn forward<T: Gemm>(&self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
         let d = self.dims;
         let (l, rows, og) = (self.l(), self.rows(), self.og());
-        let mut out = vec![T::zero(); d.n * d.o * l];
+        let size = d.c * d.h * d.w;
+        let mut out: Vec<T> = Vec::with_capacity(d.n * d.o * l);
         let dst = SendPtr(out.as_mut_ptr());
-        let image = |n: usize, cols: &mut Vec<T>| {
-            // Safety: image n's output rows are its own `o · l` elements of `out`.
-            let y = unsafe { std::slice::from_raw_parts_mut(dst.get().add(n * d.o * l), d.o * l) };
-            if let Some(b) = b {
-                for (row, &bv) in y.chunks_exact_mut(l).zip(b) {
-                    row.fill(bv);
+        let threads = candle_core::utils::get_num_threads().clamp(1, d.n.max(1));
+        let per = d.n.div_ceil(threads);
+        let bs = self.block(per);
+        let run = |t: usize| {
+            let (first, end) = (t * per, ((t + 1) * per).min(d.n));
+            let mut cols = vec![T::zero(); rows * bs * l];
+            let mut tmp = vec![T::zero(); og * bs * l];
+            let mut n0 = first;
+            while n0 < end {
+                let nb = bs.min(end - n0);
+                let ld = nb * l;
+                for g in 0..self.p.groups {
+                    for j in 0..nb {
+                        let xn = &x[(n0 + j) * size..(n0 + j + 1) * size];
+                        self.im2col(xn, g, &mut cols[j * l..], ld);
+                    }
+                    // tmp [og, nb·L] = W_g [og, rows] · cols [rows, nb·L]
+                    unsafe {
+                        gemm_serial(
+                            tmp.as_mut_ptr(),
+                            (og, ld, rows),
+                            (w[g * og * rows..].as_ptr(), rows as isize, 1),
+                            (cols.as_ptr(), ld as isize, 1),
+                            false,
+                        )
+                    }
+                    for j in 0..nb {
+                        for o in 0..og {
+                            let ch = g * og + o;
+                            // Safety: image n0 + j's output rows belong to this thread,
+                            // and every element is written here.
+                            let y =
+                                unsafe { std::slice::from_raw_parts_mut(dst.get().add(((n0 + j) * d.o + ch) * l), l) };
+                            let src = &tmp[o * ld + j * l..o * ld + (j + 1) * l];
+                            match b {
+                                Some(b) => {
+                                    for (yv, sv) in y.iter_mut().zip(src) {
+                                        *yv = *sv + b[ch];
+                                    }
+                                }
+                                None => y.copy_from_slice(src),
+                            }
+                        }
+                    }
                 }
-            }
-            let xn = &x[n * d.c * d.h * d.w..(n + 1) * d.c * d.h * d.w];
-            for g in 0..self.p.groups {
-                self.im2col(xn, g, cols);
-                // y[g·og.., :] (+)= W_g [og, rows] · cols [rows, l]
-                unsafe {
-                    gemm_serial(
-                        y[g * og * l..].as_mut_ptr(),
-                        (og, l, rows),
-                        (w[g * og * rows..].as_ptr(), rows as isize, 1),
-                        (cols.as_ptr(), l as isize, 1),
-                        b.is_some(),
-                    )
-                }
+                n0 += nb;
             }
         };
-        parallel_images(d.n, rows * l, image);
+        if threads == 1 {
+            run(0);
+        } else {
+            candle_core::utils::barrier_pool().execute_chunked(threads, |range| range.for_each(&run));
+        }
+        // Safety: every output element was written above.
+        unsafe { out.set_len(d.n * d.o * l) };
         out
     }
 
@@ -232,97 +272,89 @@ impl Conv {
     fn backward<T: Gemm>(&self, x: &[T], w: &[T], g: &[T], with_bias: bool) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
         let d = self.dims;
         let (l, rows, og) = (self.l(), self.rows(), self.og());
-        let blocks = candle_core::utils::get_num_threads().clamp(1, d.n.max(1));
-        let per = d.n.div_ceil(blocks);
-        // One weight and bias gradient per block of images, summed after.
-        let mut dws = vec![T::zero(); blocks * d.o * rows];
-        let mut dbs = vec![T::zero(); blocks * d.o];
-        let mut dx = if self.input_grad { Some(vec![T::zero(); d.n * d.c * d.h * d.w]) } else { None };
+        let size = d.c * d.h * d.w;
+        let threads = candle_core::utils::get_num_threads().clamp(1, d.n.max(1));
+        let per = d.n.div_ceil(threads);
+        let bs = self.block(per);
+        // One weight and bias gradient per thread, summed after.
+        let mut dws = vec![T::zero(); threads * d.o * rows];
+        let mut dbs = vec![T::zero(); threads * d.o];
+        let mut dx = if self.input_grad { Some(vec![T::zero(); d.n * size]) } else { None };
         let (dws_p, dbs_p) = (SendPtr(dws.as_mut_ptr()), SendPtr(dbs.as_mut_ptr()));
         let dx_p = dx.as_mut().map(|v| SendPtr(v.as_mut_ptr()));
-        let run = |block: usize| {
-            let mut cols = vec![T::zero(); rows * l];
-            let mut dcols = if dx_p.is_some() { vec![T::zero(); rows * l] } else { Vec::new() };
-            // Safety: block `block` owns its slices of `dws` and `dbs`, and each image its
-            // slice of `dx`.
-            let dw = unsafe { std::slice::from_raw_parts_mut(dws_p.get().add(block * d.o * rows), d.o * rows) };
-            let db = unsafe { std::slice::from_raw_parts_mut(dbs_p.get().add(block * d.o), d.o) };
-            for n in block * per..((block + 1) * per).min(d.n) {
-                let xn = &x[n * d.c * d.h * d.w..(n + 1) * d.c * d.h * d.w];
-                let gn = &g[n * d.o * l..(n + 1) * d.o * l];
-                if with_bias {
-                    for (acc, row) in db.iter_mut().zip(gn.chunks_exact(l)) {
-                        *acc += row.iter().fold(T::zero(), |s, &v| s + v);
-                    }
-                }
+        let run = |t: usize| {
+            let (first, end) = (t * per, ((t + 1) * per).min(d.n));
+            let mut cols = vec![T::zero(); rows * bs * l];
+            let mut gt = vec![T::zero(); og * bs * l];
+            let mut dcols = if dx_p.is_some() { vec![T::zero(); rows * bs * l] } else { Vec::new() };
+            // Safety: thread `t` owns its slices of `dws` and `dbs`, and the images
+            // first..end of `dx`.
+            let dw = unsafe { std::slice::from_raw_parts_mut(dws_p.get().add(t * d.o * rows), d.o * rows) };
+            let db = unsafe { std::slice::from_raw_parts_mut(dbs_p.get().add(t * d.o), d.o) };
+            let mut n0 = first;
+            while n0 < end {
+                let nb = bs.min(end - n0);
+                let ld = nb * l;
                 for gi in 0..self.p.groups {
-                    self.im2col(xn, gi, &mut cols);
-                    let gg = &gn[gi * og * l..(gi + 1) * og * l];
-                    // dW_g [og, rows] += g_g [og, l] · colsᵀ [l, rows]
+                    for j in 0..nb {
+                        let xn = &x[(n0 + j) * size..(n0 + j + 1) * size];
+                        self.im2col(xn, gi, &mut cols[j * l..], ld);
+                        for o in 0..og {
+                            let src = &g[((n0 + j) * d.o + gi * og + o) * l..][..l];
+                            gt[o * ld + j * l..o * ld + (j + 1) * l].copy_from_slice(src);
+                            if with_bias {
+                                db[gi * og + o] += src.iter().fold(T::zero(), |s, &v| s + v);
+                            }
+                        }
+                    }
+                    // dW_g [og, rows] += g [og, nb·L] · colsᵀ [nb·L, rows]
                     unsafe {
                         gemm_serial(
                             dw[gi * og * rows..].as_mut_ptr(),
-                            (og, rows, l),
-                            (gg.as_ptr(), l as isize, 1),
-                            (cols.as_ptr(), 1, l as isize),
+                            (og, rows, ld),
+                            (gt.as_ptr(), ld as isize, 1),
+                            (cols.as_ptr(), 1, ld as isize),
                             true,
                         )
                     }
                     if let Some(dx_p) = dx_p {
-                        // dcols [rows, l] = W_gᵀ [rows, og] · g_g [og, l]
+                        // dcols [rows, nb·L] = W_gᵀ [rows, og] · g [og, nb·L]
                         unsafe {
                             gemm_serial(
                                 dcols.as_mut_ptr(),
-                                (rows, l, og),
+                                (rows, ld, og),
                                 (w[gi * og * rows..].as_ptr(), 1, rows as isize),
-                                (gg.as_ptr(), l as isize, 1),
+                                (gt.as_ptr(), ld as isize, 1),
                                 false,
                             )
                         }
-                        let size = d.c * d.h * d.w;
-                        let dxn = unsafe { std::slice::from_raw_parts_mut(dx_p.get().add(n * size), size) };
-                        self.col2im(&dcols, gi, dxn);
+                        for j in 0..nb {
+                            // Safety: image n0 + j belongs to this thread.
+                            let dxn = unsafe { std::slice::from_raw_parts_mut(dx_p.get().add((n0 + j) * size), size) };
+                            self.col2im(&dcols[j * l..], gi, dxn, ld);
+                        }
                     }
                 }
+                n0 += nb;
             }
         };
-        if blocks == 1 {
+        if threads == 1 {
             run(0);
         } else {
-            candle_core::utils::barrier_pool().execute_chunked(blocks, |range| range.for_each(&run));
+            candle_core::utils::barrier_pool().execute_chunked(threads, |range| range.for_each(&run));
         }
         let mut dw = dws[..d.o * rows].to_vec();
         let mut db = dbs[..d.o].to_vec();
-        for b in 1..blocks {
-            for (acc, v) in dw.iter_mut().zip(&dws[b * d.o * rows..(b + 1) * d.o * rows]) {
+        for t in 1..threads {
+            for (acc, v) in dw.iter_mut().zip(&dws[t * d.o * rows..(t + 1) * d.o * rows]) {
                 *acc += *v;
             }
-            for (acc, v) in db.iter_mut().zip(&dbs[b * d.o..(b + 1) * d.o]) {
+            for (acc, v) in db.iter_mut().zip(&dbs[t * d.o..(t + 1) * d.o]) {
                 *acc += *v;
             }
         }
         (dx, dw, db)
     }
-}
-
-/// Runs `image(n, cols)` for every image, split across candle's threads, each thread
-/// with its own column buffer of `buffer` elements.
-fn parallel_images<T: Gemm>(n: usize, buffer: usize, image: impl Fn(usize, &mut Vec<T>) + Sync) {
-    let threads = candle_core::utils::get_num_threads().clamp(1, n.max(1));
-    if threads == 1 {
-        let mut cols = vec![T::zero(); buffer];
-        (0..n).for_each(|i| image(i, &mut cols));
-        return;
-    }
-    let per = n.div_ceil(threads);
-    candle_core::utils::barrier_pool().execute_chunked(threads, |range| {
-        let mut cols = vec![T::zero(); buffer];
-        for t in range {
-            for i in t * per..((t + 1) * per).min(n) {
-                image(i, &mut cols);
-            }
-        }
-    });
 }
 
 /// `dst [m, n] (row-major) = (accumulate ? dst : 0) + a [m, k] · b [k, n]` on this thread,

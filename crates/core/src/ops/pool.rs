@@ -104,7 +104,6 @@ impl PoolOp {
                 .map(|(y0, x0)| T::of(self.divisor(y0, x0) as f64))
                 .collect()
         };
-        let (dy, dxl) = (self.p.dilation[0], self.p.dilation[1]);
         planes(self.planes, |pl| {
             let plane = &x[pl * hw..(pl + 1) * hw];
             // Safety: plane `pl` writes every one of its own output (and argmax) elements
@@ -112,28 +111,18 @@ impl PoolOp {
             let y = unsafe { std::slice::from_raw_parts_mut(dst.get().add(pl * ohw), ohw) };
             let a =
                 if max { unsafe { std::slice::from_raw_parts_mut(argp.get().add(pl * ohw), ohw) } } else { &mut [] };
+            // Without NaN in the plane, one comparison decides each step (and compiles to
+            // conditional moves: on real data it is a coin toss, which branches mispredict).
+            let has_nan = max && plane.iter().fold(false, |acc, v| acc | v.is_nan());
             for (oy, &(y0, ky0, ky1)) in ys.iter().enumerate() {
                 for (ox, &(x0, kx0, kx1)) in xs.iter().enumerate() {
                     let at = oy * ow + ox;
                     if max {
-                        // PyTorch's scan: a value replaces the best so far when greater or
-                        // NaN. Branch-free selects: on real data the comparison is a coin toss.
-                        let (mut best, mut best_i) = (T::neg_infinity(), usize::MAX);
-                        if ky0 < ky1 && kx0 < kx1 {
-                            best_i =
-                                ((y0 + (ky0 * dy) as isize) * self.w as isize + x0 + (kx0 * dxl) as isize) as usize;
-                            best = plane[best_i];
-                            for ky in ky0..ky1 {
-                                let row = (y0 + (ky * dy) as isize) * self.w as isize + x0;
-                                for kx in kx0..kx1 {
-                                    let i = (row + (kx * dxl) as isize) as usize;
-                                    let v = plane[i];
-                                    let take = v > best || v.is_nan();
-                                    best = std::hint::select_unpredictable(take, v, best);
-                                    best_i = std::hint::select_unpredictable(take, i, best_i);
-                                }
-                            }
-                        }
+                        let (best, best_i) = if has_nan {
+                            self.max_exact(plane, (y0, ky0, ky1), (x0, kx0, kx1))
+                        } else {
+                            self.max_no_nan(plane, (y0, ky0, ky1), (x0, kx0, kx1))
+                        };
                         y[at] = best;
                         a[at] = best_i as u32;
                     } else {
@@ -160,6 +149,58 @@ impl PoolOp {
             *self.argmax.lock().unwrap_or_else(|e| e.into_inner()) = Some(arg);
         }
         out
+    }
+
+    /// The maximum of a window and its position, scanning as PyTorch does: a value
+    /// replaces the best so far when it is greater or NaN.
+    fn max_exact<T: Gemm + Real>(
+        &self,
+        plane: &[T],
+        (y0, ky0, ky1): (isize, usize, usize),
+        (x0, kx0, kx1): (isize, usize, usize),
+    ) -> (T, usize) {
+        let (mut best, mut best_i) = (T::neg_infinity(), usize::MAX);
+        for ky in ky0..ky1 {
+            let row = (y0 + (ky * self.p.dilation[0]) as isize) * self.w as isize + x0;
+            for kx in kx0..kx1 {
+                let i = (row + (kx * self.p.dilation[1]) as isize) as usize;
+                let v = plane[i];
+                if best_i == usize::MAX || v > best || v.is_nan() {
+                    best = v;
+                    best_i = i;
+                }
+            }
+        }
+        (best, best_i)
+    }
+
+    /// [`PoolOp::max_exact`] for a plane without NaN: the same result, branch-free.
+    fn max_no_nan<T: Gemm + Real>(
+        &self,
+        plane: &[T],
+        (y0, ky0, ky1): (isize, usize, usize),
+        (x0, kx0, kx1): (isize, usize, usize),
+    ) -> (T, usize) {
+        if ky0 >= ky1 || kx0 >= kx1 {
+            return (T::neg_infinity(), usize::MAX);
+        }
+        let mut best_i = ((y0 + (ky0 * self.p.dilation[0]) as isize) * self.w as isize
+            + x0
+            + (kx0 * self.p.dilation[1]) as isize) as usize;
+        let mut best = plane[best_i];
+        for ky in ky0..ky1 {
+            let row = (y0 + (ky * self.p.dilation[0]) as isize) * self.w as isize + x0;
+            for kx in kx0..kx1 {
+                let i = (row + (kx * self.p.dilation[1]) as isize) as usize;
+                let v = plane[i];
+                // The same as `v > best` without NaN; this form compiles to conditional moves.
+                #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                let take = !(v <= best);
+                best = std::hint::select_unpredictable(take, v, best);
+                best_i = std::hint::select_unpredictable(take, i, best_i);
+            }
+        }
+        (best, best_i)
     }
 
     /// The divisor of the average-pooling window starting at (y0, x0).
