@@ -6,11 +6,12 @@
 //! EMBER_TEST_CUDA=1 cargo test --release --features cuda --test gpu -- --nocapture --test-threads 1
 //! ```
 //!
-//! - every activation, loss, optimizer and regularizer parity case runs on CUDA against
+//! - every activation, loss, optimizer, regularizer and layer parity case runs on CUDA against
 //!   the PyTorch fixture (tolerances x10 for f32: the GPU's exp, log and tanh are other
 //!   implementations), wherever the same case passes on the CPU;
-//! - one epoch of the main job (the Fashion-MNIST dropout MLP) on CUDA and on the CPU,
-//!   printing examples/s for both, with accuracies that agree;
+//! - one epoch of the main job (the Fashion-MNIST dropout MLP) and of the CNN
+//!   (`fashion_mnist_cnn.toml`: convolutions, batch norm, pooling on the composed path)
+//!   on CUDA and on the CPU, printing examples/s for both, with accuracies that agree;
 //! - a checkpoint saved on CUDA resumes on the CPU and the reverse, ending where an
 //!   all-CPU run ends.
 
@@ -40,7 +41,7 @@ fn parity_cases_pass_on_cuda_where_they_pass_on_the_cpu() {
     let Some(gpu) = cuda() else { return };
     let mut failures = Vec::new();
     let (mut ran, mut skipped) = (0, 0);
-    for name in ["activations", "losses", "optimizers", "regularizers"] {
+    for name in ["activations", "losses", "optimizers", "regularizers", "layers"] {
         let file = load(&root().join(format!("tests/parity/{name}.json"))).unwrap();
         for (i, case) in file.cases.iter().enumerate() {
             if !run_case_on(case, i, &Device::Cpu).passed() {
@@ -79,13 +80,19 @@ fn one_epoch_of_the_main_job_on_cuda_agrees_with_the_cpu() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let config = root().join("examples/configs/fashion_mnist_dropout.toml");
+    for job in ["fashion_mnist_dropout", "fashion_mnist_cnn"] {
+        one_epoch(tmp.path(), job);
+    }
+}
+
+fn one_epoch(tmp: &Path, job: &str) {
+    let config = root().join(format!("examples/configs/{job}.toml"));
     let mut data_dir = Vec::new();
     if let Ok(dir) = std::env::var("EMBER_TEST_DATA_DIR") {
         data_dir = vec!["--data-dir".to_string(), dir];
     }
     let run = |device: &str| {
-        let out = tmp.path().join(device);
+        let out = tmp.join(format!("{job}-{device}"));
         let mut args = vec!["train", config.to_str().unwrap(), "--epochs", "1", "--quiet", "--device", device];
         args.extend(["--out", out.to_str().unwrap()]);
         args.extend(data_dir.iter().map(String::as_str));
@@ -100,7 +107,7 @@ fn one_epoch_of_the_main_job_on_cuda_agrees_with_the_cpu() {
     for (name, s) in [("cuda", &gpu), ("cpu", &cpu)] {
         let secs = s["seconds_per_epoch"].as_f64().unwrap();
         eprintln!(
-            "main job, 1 epoch on {name}: {secs:.3} s, {:.0} examples/s, eval_acc {}, data {}",
+            "{job}, 1 epoch on {name}: {secs:.3} s, {:.0} examples/s, eval_acc {}, data {}",
             examples / secs,
             s["eval_acc"],
             s["data"]
