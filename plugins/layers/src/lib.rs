@@ -39,7 +39,7 @@ pub use containers::{Residual, Sequential};
 pub use conv::{conv2d, conv2d_composed, Conv, Conv1d, Conv2d, PaddingMode};
 pub use embedding::Embedding;
 pub use linear::Linear;
-pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm};
+pub use norm::{BatchNorm, BatchNormArgs, GroupNorm, LayerNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use shape::{Dropout, Flatten, Identity};
 pub use window::Geometry;

@@ -6,10 +6,13 @@ use ember_core::module::{Context, Module};
 use ember_core::ops::batch_norm as fused;
 use ember_core::{check, Built, Dims, Error, Hyperparams, Layer, LayerContext, Result};
 
-/// `nn.BatchNorm1d`: batch normalisation of `[C]` or `[C, L]` examples.
+/// `nn.BatchNorm1d` (`[C]` or `[C, L]` examples) and `nn.BatchNorm2d` (`[C, H, W]`): one
+/// set of arguments, registered twice.
+#[allow(clippy::duplicated_attributes)]
 #[derive(Clone, Debug, Hyperparams)]
-#[plugin(layer = "batch_norm1d", summary = "batch normalisation over [C] or [C, L] (nn.BatchNorm1d)")]
-pub struct BatchNorm1d {
+#[plugin(layer = "batch_norm1d", summary = "batch normalisation over [C] or [C, L] (nn.BatchNorm1d)", set(spatial = 1))]
+#[plugin(layer = "batch_norm2d", summary = "batch normalisation over [C, H, W] (nn.BatchNorm2d)", set(spatial = 2))]
+pub struct BatchNormArgs {
     #[param(doc = "channels C; inferred from the input when left out")]
     pub num_features: Option<usize>,
     #[param(default = 1e-5, doc = "added to the variance", check = check::positive)]
@@ -22,45 +25,21 @@ pub struct BatchNorm1d {
     pub track_running_stats: bool,
     #[param(default = true, doc = "learn the shift too (with affine; PyTorch 2.x's keyword)")]
     pub bias: bool,
+    /// The spatial dimensions after the channels: 1 for `batch_norm1d` (`[C, L]`, or
+    /// none: `[C]`), 2 for `batch_norm2d`.
+    #[param(skip)]
+    pub spatial: usize,
 }
 
-/// `nn.BatchNorm2d`: batch normalisation of `[C, H, W]` examples.
-#[derive(Clone, Debug, Hyperparams)]
-#[plugin(layer = "batch_norm2d", summary = "batch normalisation over [C, H, W] (nn.BatchNorm2d)")]
-pub struct BatchNorm2d {
-    #[param(doc = "channels C; inferred from the input when left out")]
-    pub num_features: Option<usize>,
-    #[param(default = 1e-5, doc = "added to the variance", check = check::positive)]
-    pub eps: f64,
-    #[param(default = 0.1, doc = "weight of the batch statistics in the running averages; None: a cumulative average", check = check::unit_interval)]
-    pub momentum: Option<f64>,
-    #[param(default = true, doc = "learn a per-channel scale (weight) and shift (bias)")]
-    pub affine: bool,
-    #[param(default = true, doc = "keep running statistics (used in evaluation mode)")]
-    pub track_running_stats: bool,
-    #[param(default = true, doc = "learn the shift too (with affine; PyTorch 2.x's keyword)")]
-    pub bias: bool,
-}
-
-impl Layer for BatchNorm1d {
+impl Layer for BatchNormArgs {
     fn build(&self, input: &[usize], ctx: &mut LayerContext) -> Result<Built> {
-        if !(1..=2).contains(&input.len()) {
-            return Err(ctx.error(format!(
-                "expects examples of shape [C] or [C, L], got shape {input:?}; use batch_norm2d for [C, H, W]"
-            )));
-        }
-        let c = ctx.infer("num_features", self.num_features, input[0], input)?;
-        BatchNorm::new(c, self.eps, self.momentum, (self.affine, self.bias), self.track_running_stats, ctx)
-            .map(|m| Built::new(m, input.to_vec()))
-    }
-}
-
-impl Layer for BatchNorm2d {
-    fn build(&self, input: &[usize], ctx: &mut LayerContext) -> Result<Built> {
-        if input.len() != 3 {
-            return Err(ctx.error(format!(
-                "expects examples of shape [C, H, W], got shape {input:?}; use batch_norm1d for [C] or [C, L]"
-            )));
+        let fits = if self.spatial == 1 { (1..=2).contains(&input.len()) } else { input.len() == 3 };
+        if !fits {
+            return Err(ctx.error(if self.spatial == 1 {
+                format!("expects examples of shape [C] or [C, L], got shape {input:?}; use batch_norm2d for [C, H, W]")
+            } else {
+                format!("expects examples of shape [C, H, W], got shape {input:?}; use batch_norm1d for [C] or [C, L]")
+            }));
         }
         let c = ctx.infer("num_features", self.num_features, input[0], input)?;
         BatchNorm::new(c, self.eps, self.momentum, (self.affine, self.bias), self.track_running_stats, ctx)

@@ -15,8 +15,8 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
 use super::linear::Gemm;
 use super::pointwise::Real;
-use super::pool::{contiguous, cpu_data, planes};
-use super::SendPtr;
+use super::pool::planes;
+use super::{contiguous, cpu_data, SendPtr};
 use crate::Result;
 
 /// Whether the fused kernel runs for `x`: an f32/f64 CPU tensor under the `auto` kernels.

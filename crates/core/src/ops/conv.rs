@@ -8,11 +8,11 @@
 //! CUDA, Metal and `EMBER_KERNELS=composed` take a path composed from candle ops
 //! (`ember-layers`), which the tests hold this kernel against.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use gemm::Parallelism;
 
 use super::linear::Gemm;
-use super::SendPtr;
+use super::{contiguous, cpu_data, SendPtr};
 use crate::Result;
 
 /// A convolution's geometry, per spatial dimension (height, width), as PyTorch's
@@ -405,22 +405,6 @@ fn wrong() -> candle_core::Error {
     candle_core::Error::Msg("conv2d: the fused kernel needs contiguous f32 or f64 CPU tensors of one dtype".into())
 }
 
-fn slice<'a, T: Gemm>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
-    if !l.is_contiguous() {
-        return Err(wrong());
-    }
-    let data = T::slice(s).ok_or_else(wrong)?;
-    Ok(&data[l.start_offset()..l.start_offset() + l.shape().elem_count()])
-}
-
-fn read<R>(t: &Tensor, f: impl FnOnce(&CpuStorage, &Layout) -> candle_core::Result<R>) -> candle_core::Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(s) => f(s, layout),
-        _ => Err(wrong()),
-    }
-}
-
 impl Conv {
     fn shape(&self) -> Shape {
         Shape::from((self.dims.n, self.dims.o, self.dims.oh, self.dims.ow))
@@ -432,8 +416,8 @@ impl Conv {
         w: (&CpuStorage, &Layout),
         b: Option<(&CpuStorage, &Layout)>,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, w) = (slice::<T>(x.0, x.1)?, slice::<T>(w.0, w.1)?);
-        let b = b.map(|(s, l)| slice::<T>(s, l)).transpose()?;
+        let (x, w) = (contiguous::<T>(x.0, x.1)?, contiguous::<T>(w.0, w.1)?);
+        let b = b.map(|(s, l)| contiguous::<T>(s, l)).transpose()?;
         Ok((T::to_cpu_storage_owned(self.forward(x, w, b)), self.shape()))
     }
 
@@ -447,13 +431,9 @@ impl Conv {
         let g = g.contiguous()?;
         let d = self.dims;
         let device = x.device().clone();
-        let (dx, dw, db) = read(x, |xs, xl| {
-            read(w, |ws, wl| {
-                read(&g, |gs, gl| {
-                    Ok(self.backward(slice::<T>(xs, xl)?, slice::<T>(ws, wl)?, slice::<T>(gs, gl)?, with_bias))
-                })
-            })
-        })?;
+        let (dx, dw, db) = cpu_data::<T, _>(x, |xs| {
+            cpu_data::<T, _>(w, |ws| cpu_data::<T, _>(&g, |gs| self.backward(xs, ws, gs, with_bias)))
+        })???;
         let dx = dx.map(|v| Tensor::from_vec(v, (d.n, d.c, d.h, d.w), &device)).transpose()?;
         let dw = Tensor::from_vec(dw, (d.o, self.cg(), d.kh, d.kw), &device)?;
         let db = if with_bias { Some(Tensor::from_vec(db, d.o, &device)?) } else { None };

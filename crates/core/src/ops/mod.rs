@@ -39,6 +39,32 @@ impl<T> SendPtr<T> {
     }
 }
 
+/// The elements of a contiguous CPU buffer of `T` that `l` describes.
+pub(crate) fn contiguous<'a, T: fused::CpuFloat>(
+    s: &'a candle_core::CpuStorage,
+    l: &candle_core::Layout,
+) -> candle_core::Result<&'a [T]> {
+    let wrong = || candle_core::Error::Msg(format!("a fused kernel needs a contiguous {:?} CPU tensor", T::DTYPE));
+    if !l.is_contiguous() {
+        return Err(wrong());
+    }
+    let data = T::slice(s).ok_or_else(wrong)?;
+    Ok(&data[l.start_offset()..l.start_offset() + l.shape().elem_count()])
+}
+
+/// Calls `f` with the elements of the CPU tensor `t` (made contiguous first if needed).
+pub(crate) fn cpu_data<T: fused::CpuFloat, R>(
+    t: &candle_core::Tensor,
+    f: impl FnOnce(&[T]) -> R,
+) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(s) => Ok(f(contiguous::<T>(s, layout)?)),
+        _ => Err(candle_core::Error::Msg("a fused kernel got a non-CPU tensor".into())),
+    }
+}
+
 /// Which implementation the ops with a fused CPU kernel use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernels {

@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 
 use super::linear::Gemm;
 use super::pointwise::Real;
-use super::SendPtr;
+use super::{contiguous, cpu_data, SendPtr};
 use crate::Result;
 
 /// A pooling window: PyTorch's arguments, per spatial dimension (height, width), and the
@@ -283,23 +283,6 @@ pub(crate) fn planes(n: usize, f: impl Fn(usize) + Sync) {
 
 fn wrong() -> candle_core::Error {
     candle_core::Error::Msg("pooling: the fused kernel needs a contiguous f32 or f64 CPU tensor".into())
-}
-
-pub(crate) fn contiguous<'a, T: Gemm>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
-    if !l.is_contiguous() {
-        return Err(wrong());
-    }
-    let data = T::slice(s).ok_or_else(wrong)?;
-    Ok(&data[l.start_offset()..l.start_offset() + l.shape().elem_count()])
-}
-
-pub(crate) fn cpu_data<T: Gemm, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> candle_core::Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        candle_core::Storage::Cpu(s) => Ok(f(contiguous::<T>(s, layout)?)),
-        _ => Err(wrong()),
-    }
 }
 
 impl CustomOp1 for PoolOp {
