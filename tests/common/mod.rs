@@ -49,8 +49,10 @@ pub fn gz(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// A tiny dataset in the MNIST layout: `n` 28x28 images per split, labels i % 10.
+/// A tiny dataset in the MNIST layout: `n` 28x28 images per split, labels i % 10, in
+/// `dir` (created if missing).
 pub fn write_mnist_dir(dir: &Path, n: u32, compress: bool) {
+    std::fs::create_dir_all(dir).unwrap();
     let images: Vec<u8> = (0..n * 784).map(|i| (i % 251) as u8).collect();
     let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
     for (name, bytes) in [
@@ -64,5 +66,24 @@ pub fn write_mnist_dir(dir: &Path, n: u32, compress: bool) {
         } else {
             std::fs::write(dir.join(name), bytes).unwrap();
         }
+    }
+}
+
+/// A run's metrics.csv lines without the seconds column (which differs between runs).
+pub fn metrics_without_seconds(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+/// Waits (up to two minutes) until `checkpoints` holds `n` epoch checkpoints.
+pub fn wait_for_checkpoints(checkpoints: &Path, n: usize) {
+    let start = std::time::Instant::now();
+    while ember::train::checkpoint::epoch_files(checkpoints).unwrap().len() < n
+        && start.elapsed() < std::time::Duration::from_secs(120)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

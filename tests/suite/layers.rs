@@ -10,7 +10,7 @@ use crate::common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor, Var};
 use ember::core::module::Context;
@@ -123,19 +123,6 @@ batch_size = 16
     )
 }
 
-fn write_data(dir: &Path, n: u32, compress: bool) {
-    std::fs::create_dir_all(dir).unwrap();
-    common::write_mnist_dir(dir, n, compress);
-}
-
-fn metrics_without_seconds(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect()
-}
-
 /// Every tensor of the latest checkpoint's model section (buffers included) as f64.
 fn model_state(run: &Path) -> Vec<(String, Vec<f64>)> {
     let file = ember::train::checkpoint::resolve(run).unwrap();
@@ -153,7 +140,7 @@ fn model_state(run: &Path) -> Vec<(String, Vec<f64>)> {
 fn a_cnn_trains_and_resumes_bit_exact_with_its_batch_norm_statistics() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    write_data(&data, 64, false);
+    common::write_mnist_dir(&data, 64, false);
     let config = |epochs| RunConfig::from_toml(&cnn(&data, epochs), "cnn.toml").unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     Learner::new(config(2), Device::Cpu, &a, Reporter::Quiet).unwrap().fit().unwrap();
@@ -162,7 +149,7 @@ fn a_cnn_trains_and_resumes_bit_exact_with_its_batch_norm_statistics() {
     resumed.fit().unwrap();
     let state = model_state(&a);
     assert_eq!(state, model_state(&b));
-    assert_eq!(metrics_without_seconds(&a), metrics_without_seconds(&b));
+    assert_eq!(common::metrics_without_seconds(&a), common::metrics_without_seconds(&b));
     let get = |name: &str| state.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap();
     // 64 images in batches of 16, two epochs: eight steps, and statistics that moved.
     assert_eq!(get("1.num_batches_tracked"), [8.0]);
@@ -218,7 +205,7 @@ fn a_cnn_trains_and_resumes_bit_exact_with_its_batch_norm_statistics() {
 fn a_cnn_run_killed_mid_epoch_resumes_to_the_same_weights_and_statistics() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    write_data(&data, 256, false);
+    common::write_mnist_dir(&data, 256, false);
     let cfg = tmp.path().join("cnn.toml");
     std::fs::write(&cfg, cnn(&data, 400)).unwrap();
     let dir = tmp.path().join("run");
@@ -228,11 +215,7 @@ fn a_cnn_run_killed_mid_epoch_resumes_to_the_same_weights_and_statistics() {
         .spawn()
         .unwrap();
     let ckpts = dir.join("checkpoints");
-    let start = Instant::now();
-    while ember::train::checkpoint::epoch_files(&ckpts).unwrap().len() < 2 && start.elapsed() < Duration::from_secs(120)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for_checkpoints(&ckpts, 2);
     // Into the next epoch, then SIGKILL.
     std::thread::sleep(Duration::from_millis(30));
     child.kill().unwrap();
@@ -247,7 +230,7 @@ fn a_cnn_run_killed_mid_epoch_resumes_to_the_same_weights_and_statistics() {
         ember(&["train", cfg.to_str().unwrap(), "--out", straight.to_str().unwrap(), "--epochs", &target, "--quiet"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(model_state(&dir), model_state(&straight), "killed + resumed == uninterrupted");
-    assert_eq!(metrics_without_seconds(&dir), metrics_without_seconds(&straight));
+    assert_eq!(common::metrics_without_seconds(&dir), common::metrics_without_seconds(&straight));
 }
 
 fn table(pairs: &[(&str, Value)]) -> Config {
@@ -361,7 +344,7 @@ fn a_model_given_twice_or_not_at_all_and_mlp_keys_beside_layers_are_errors() {
 fn class_targets_need_a_score_per_class_from_the_last_layer() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    write_data(&data, 16, false);
+    common::write_mnist_dir(&data, 16, false);
     let text = cnn(&data, 1).replace("out_features = 10", "out_features = 7");
     let e = Learner::new(
         RunConfig::from_toml(&text, "x.toml").unwrap(),

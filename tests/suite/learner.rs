@@ -52,14 +52,6 @@ fn edited(section: &str, lines: &str) -> String {
     toml::to_string(&table).unwrap()
 }
 
-fn metrics_without_seconds(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect()
-}
-
 #[test]
 fn resume_is_bit_exact() {
     let tmp = tempfile::tempdir().unwrap();
@@ -73,8 +65,8 @@ fn resume_is_bit_exact() {
     assert_eq!(resumed.progress().epoch, 1);
     resumed.fit().unwrap();
     assert_eq!(common::checkpoint_weights(&a), common::checkpoint_weights(&b));
-    assert_eq!(metrics_without_seconds(&a), metrics_without_seconds(&b));
-    assert_eq!(metrics_without_seconds(&a).len(), 4);
+    assert_eq!(common::metrics_without_seconds(&a), common::metrics_without_seconds(&b));
+    assert_eq!(common::metrics_without_seconds(&a).len(), 4);
 }
 
 fn ember(args: &[&str]) -> (i32, String, String) {
@@ -108,7 +100,7 @@ fn the_cli_trains_resumes_and_summarises_in_json() {
     let (code, _, err) = ember(&["train", "--resume", b.to_str().unwrap(), "--epochs", "2", "--quiet"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(common::checkpoint_weights(&a), common::checkpoint_weights(&b));
-    assert_eq!(metrics_without_seconds(&a), metrics_without_seconds(&b));
+    assert_eq!(common::metrics_without_seconds(&a), common::metrics_without_seconds(&b));
 }
 
 #[test]
@@ -123,11 +115,7 @@ fn a_run_killed_mid_training_resumes_to_the_same_weights_as_an_uninterrupted_run
         .spawn()
         .unwrap();
     let ckpts = dir.join("checkpoints");
-    let start = Instant::now();
-    while ember::train::checkpoint::epoch_files(&ckpts).unwrap().len() < 2 && start.elapsed() < Duration::from_secs(120)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for_checkpoints(&ckpts, 2);
     child.kill().unwrap(); // SIGKILL, somewhere in an epoch (or a checkpoint write)
     child.wait().unwrap();
     let files = ember::train::checkpoint::epoch_files(&ckpts).unwrap();
@@ -149,7 +137,7 @@ fn a_run_killed_mid_training_resumes_to_the_same_weights_as_an_uninterrupted_run
         common::checkpoint_weights(&straight),
         "killed + resumed == uninterrupted"
     );
-    assert_eq!(metrics_without_seconds(&dir), metrics_without_seconds(&straight));
+    assert_eq!(common::metrics_without_seconds(&dir), common::metrics_without_seconds(&straight));
 }
 
 #[test]
@@ -207,7 +195,7 @@ fn a_run_killed_during_a_checkpoint_write_keeps_the_previous_one_and_resumes_exa
         common::checkpoint_weights(&straight),
         "killed mid-write + resumed == uninterrupted"
     );
-    assert_eq!(metrics_without_seconds(&dir), metrics_without_seconds(&straight));
+    assert_eq!(common::metrics_without_seconds(&dir), common::metrics_without_seconds(&straight));
 }
 
 #[test]
@@ -472,7 +460,7 @@ fn results_do_not_depend_on_the_thread_count() {
         let (code, _, err) =
             ember(&["train", cfg.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--threads", threads, "--quiet"]);
         assert_eq!(code, 0, "{err}");
-        runs.push((common::checkpoint_weights(&dir), metrics_without_seconds(&dir)));
+        runs.push((common::checkpoint_weights(&dir), common::metrics_without_seconds(&dir)));
     }
     assert_eq!(runs[0], runs[1]);
 }

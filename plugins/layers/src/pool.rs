@@ -8,7 +8,7 @@ use ember_core::module::{Context, Module};
 use ember_core::ops::pool as fused;
 use ember_core::{check, Built, Error, Hyperparams, Layer, LayerContext, Result};
 
-use crate::window::{divisors, windows, Geometry};
+use crate::window::{windows, Geometry};
 
 /// `nn.MaxPool2d`: the maximum of each window.
 #[derive(Clone, Debug, Hyperparams)]
@@ -149,14 +149,18 @@ fn fused_params(x: &Tensor, g: &Geometry) -> Result<Option<fused::PoolParams>> {
     if !fused::fused_applies(x) {
         return Ok(None);
     }
-    let (h, w) = (x.dim(2)?, x.dim(3)?);
+    pool_params(g, [x.dim(2)?, x.dim(3)?]).map(Some)
+}
+
+/// The window `g` over an input `[h, w]`, with its output size, as the kernels take it.
+fn pool_params(g: &Geometry, [h, w]: [usize; 2]) -> Result<fused::PoolParams> {
     let out = g.out([h, w]).ok_or_else(|| {
         Error::input(format!(
             "pooling: a {:?} window does not fit the input [{h}, {w}] padded by {:?}",
             g.kernel, g.padding
         ))
     })?;
-    Ok(Some(fused::PoolParams { kernel: g.kernel, stride: g.stride, padding: g.padding, dilation: g.dilation, out }))
+    Ok(fused::PoolParams { kernel: g.kernel, stride: g.stride, padding: g.padding, dilation: g.dilation, out })
 }
 
 /// The max-pooling module.
@@ -198,9 +202,9 @@ impl AvgPool {
                 return Ok(t.clone());
             }
         }
-        let [oh, ow] = self.geometry.out(hw).unwrap_or([0, 0]);
-        let d = divisors(&self.geometry, hw, self.count_include_pad).unwrap_or_default();
-        let t = Tensor::from_vec(d, (oh, ow), &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device())?;
+        let p = pool_params(&self.geometry, hw)?;
+        let d = fused::avg_divisors(&p, hw, self.count_include_pad, None);
+        let t = Tensor::from_vec(d, (p.out[0], p.out[1]), &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device())?;
         *cache = Some((hw, x.device().clone(), t.clone()));
         Ok(t)
     }

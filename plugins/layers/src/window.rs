@@ -120,27 +120,3 @@ pub fn windows(x: &Tensor, g: &Geometry, value: f64) -> Result<(Vec<Tensor>, [us
     }
     Ok((out, [oh, ow]))
 }
-
-/// The divisor of each average-pooling window (`[OH, OW]`, row-major), as PyTorch's
-/// `avg_pool2d` computes it: the window clipped to the padded input, and also to the
-/// input itself unless `include_pad`.
-pub fn divisors(g: &Geometry, hw: [usize; 2], include_pad: bool) -> Option<Vec<f64>> {
-    let [oh, ow] = g.out(hw)?;
-    let span = |d: usize, o: usize| -> i64 {
-        let (len, pad) = (hw[d] as i64, g.padding[d] as i64);
-        let start = (o * g.stride[d]) as i64 - pad;
-        let end = (start + g.kernel[d] as i64).min(len + pad);
-        if include_pad {
-            end - start
-        } else {
-            end.min(len) - start.max(0)
-        }
-    };
-    let mut out = Vec::with_capacity(oh * ow);
-    for i in 0..oh {
-        for j in 0..ow {
-            out.push((span(0, i) * span(1, j)) as f64);
-        }
-    }
-    Some(out)
-}

@@ -37,6 +37,36 @@ pub enum Pool {
     },
 }
 
+/// The divisor of every average-pooling window over an input `[h, w]` (row-major over the
+/// output), as PyTorch's `avg_pool2d` divides: `divisor_override` when given, else the
+/// window clipped to the padded input, and also to the input itself unless
+/// `count_include_pad` (a ceil-mode window's part past the padding never counts).
+pub fn avg_divisors(
+    p: &PoolParams,
+    hw: [usize; 2],
+    count_include_pad: bool,
+    divisor_override: Option<usize>,
+) -> Vec<f64> {
+    let span = |d: usize, o: usize| -> isize {
+        let (len, pad) = (hw[d] as isize, p.padding[d] as isize);
+        let start = (o * p.stride[d]) as isize - pad;
+        let end = (start + p.kernel[d] as isize).min(len + pad);
+        if count_include_pad {
+            end - start
+        } else {
+            end.min(len) - start.max(0)
+        }
+    };
+    let [oh, ow] = p.out;
+    let mut out = Vec::with_capacity(oh * ow);
+    for i in 0..oh {
+        for j in 0..ow {
+            out.push(divisor_override.unwrap_or_else(|| (span(0, i) * span(1, j)).max(1) as usize) as f64);
+        }
+    }
+    out
+}
+
 /// Whether the fused kernel runs for `x`: a contiguous-able f32/f64 CPU `[N, C, H, W]`
 /// tensor under the `auto` kernels.
 pub fn fused_applies(x: &Tensor) -> bool {
@@ -96,14 +126,7 @@ impl PoolOp {
         let mut arg: Vec<u32> = if max { Vec::with_capacity(self.planes * ohw) } else { Vec::new() };
         let (dst, argp) = (SendPtr(out.as_mut_ptr()), SendPtr(arg.as_mut_ptr()));
         let (ys, xs) = (self.spans(0), self.spans(1));
-        let divisors: Vec<T> = if max {
-            Vec::new()
-        } else {
-            ys.iter()
-                .flat_map(|&(y0, ..)| xs.iter().map(move |&(x0, ..)| (y0, x0)))
-                .map(|(y0, x0)| T::of(self.divisor(y0, x0) as f64))
-                .collect()
-        };
+        let divisors: Vec<T> = self.divisors().into_iter().map(T::of).collect();
         planes(self.planes, |pl| {
             let plane = &x[pl * hw..(pl + 1) * hw];
             // Safety: plane `pl` writes every one of its own output (and argmax) elements
@@ -203,22 +226,15 @@ impl PoolOp {
         (best, best_i)
     }
 
-    /// The divisor of the average-pooling window starting at (y0, x0).
-    fn divisor(&self, y0: isize, x0: isize) -> usize {
-        let Pool::Avg { count_include_pad, divisor_override } = self.pool else { return 1 };
-        if let Some(d) = divisor_override {
-            return d;
-        }
-        let span = |d: usize, start: isize| {
-            let len = [self.h, self.w][d] as isize;
-            let end = (start + self.p.kernel[d] as isize).min(len + self.p.padding[d] as isize);
-            if count_include_pad {
-                end - start
-            } else {
-                end.min(len) - start.max(0)
+    /// Average pooling's divisor for each output position ([`avg_divisors`]); empty for
+    /// max pooling.
+    fn divisors(&self) -> Vec<f64> {
+        match self.pool {
+            Pool::Avg { count_include_pad, divisor_override } => {
+                avg_divisors(&self.p, [self.h, self.w], count_include_pad, divisor_override)
             }
-        };
-        (span(0, y0) * span(1, x0)).max(1) as usize
+            Pool::Max => Vec::new(),
+        }
     }
 
     fn backward<T: Gemm + Real>(&self, g: &[T]) -> candle_core::Result<Vec<T>> {
@@ -235,6 +251,7 @@ impl PoolOp {
             }
             _ => None,
         };
+        let divisors: Vec<T> = self.divisors().into_iter().map(T::of).collect();
         planes(self.planes, |pl| {
             let gp = &g[pl * ohw..(pl + 1) * ohw];
             // Safety: plane `pl` writes only its own input-gradient elements.
@@ -253,7 +270,7 @@ impl PoolOp {
                 for ox in 0..ow {
                     let x0 = (ox * p.stride[1]) as isize - p.padding[1] as isize;
                     let (kx0, kx1) = self.span(1, x0);
-                    let share = gp[oy * ow + ox] / T::of(self.divisor(y0, x0) as f64);
+                    let share = gp[oy * ow + ox] / divisors[oy * ow + ox];
                     for ky in ky0..ky1 {
                         let row = (y0 + ky as isize) as usize * self.w;
                         for kx in kx0..kx1 {
