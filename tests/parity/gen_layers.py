@@ -275,6 +275,11 @@ each("k2_dilation2", "max_pool2d", {"kernel_size": 2, "dilation": 2}, distinct(2
 each("k3_s1_dilation2_p1", "max_pool2d", {"kernel_size": 3, "stride": 1, "padding": 1, "dilation": [2, 2]},
      distinct(2, 2, 7, 7))
 each("k3x2_s2x1", "max_pool2d", {"kernel_size": [3, 2], "stride": [2, 1]}, distinct(2, 3, 7, 6))
+# MaxPool2d(2) on odd sizes (the last row and column belong to no window) and with ties
+# (the gradient goes to the first maximum in scan order): Ember's 2x2 fast path.
+each("k2_odd_floor", "max_pool2d", {"kernel_size": 2}, distinct(2, 3, 7, 9))
+each("k2_ties", "max_pool2d", {"kernel_size": 2},
+     lambda: torch.randint(-1, 2, (2, 2, 6, 7)).to(torch.float64))
 
 # avg_pool2d
 each("k2", "avg_pool2d", {"kernel_size": 2}, randn(2, 3, 6, 6))

@@ -481,6 +481,22 @@ fn the_fused_cpu_kernels_agree_with_the_composed_path() {
         (layer("batch_norm2d", &[("momentum", Value::Null)]), vec![4, 3, 5, 5]),
         (layer("batch_norm1d", &[("affine", Value::Bool(false))]), vec![6, 4]),
         (layer("batch_norm2d", &[("track_running_stats", Value::Bool(false))]), vec![3, 2, 4, 4]),
+        // MaxPool2d(2) on odd sizes: the 2x2 fast path.
+        (layer("max_pool2d", &[("kernel_size", int(2))]), vec![2, 3, 7, 9]),
+        // A relu absorbed by the batch norm before it.
+        (
+            layer(
+                "sequential",
+                &[(
+                    "layers",
+                    Value::List(vec![
+                        Value::Table(table(&[name("batch_norm2d")])),
+                        Value::Table(table(&[name("relu")])),
+                    ]),
+                )],
+            ),
+            vec![4, 3, 5, 5],
+        ),
     ];
     for (table, dims) in cases {
         let x = data(&dims, 3);
@@ -492,6 +508,72 @@ fn the_fused_cpu_kernels_agree_with_the_composed_path() {
             for ((n, a), (_, b)) in fused.iter().zip(&composed) {
                 let d = max_rel_diff(a, b);
                 assert!(d < tol, "{table:?} {dtype:?} {n}: fused and composed differ by {d:e}");
+            }
+        }
+    }
+}
+
+/// `run` for layers built one by one (so none absorbs the next) and applied in turn: the
+/// output, and the gradients of sum(output * r) for the input and every parameter.
+fn run_apart(tables: &[Config], x: &Tensor, kernels: Kernels, train: bool) -> Vec<Tensor> {
+    with_kernels(kernels, || {
+        let mut ctx = LayerContext::new(Device::Cpu, x.dtype(), 9);
+        let xv = Var::from_tensor(x).unwrap();
+        let mut fwd = if train { Context::train(1) } else { Context::eval() };
+        let (mut y, mut params, mut buffers) = (xv.as_tensor().clone(), vec![], vec![]);
+        for t in tables {
+            let built = ember::nn::build_layer(t, &y.dims()[1..], &mut ctx).unwrap();
+            y = built.module.forward(&y, &mut fwd).unwrap();
+            params.extend(built.module.named_parameters().into_iter().map(|(_, v)| v));
+            buffers.extend(built.module.named_buffers().into_iter().map(|(_, v)| v.as_tensor().clone()));
+        }
+        let r = data(y.dims(), 77).to_dtype(x.dtype()).unwrap();
+        let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut out = vec![y, grads.get(xv.as_tensor()).unwrap().clone()];
+        out.extend(params.iter().map(|p| grads.get(p.as_tensor()).unwrap().clone()));
+        out.extend(buffers);
+        out
+    })
+}
+
+#[test]
+fn a_relu_after_a_batch_norm_runs_in_its_kernel_with_the_same_results() {
+    let (bn, relu) = (table(&[name("batch_norm2d")]), table(&[name("relu")]));
+    let seq = table(&[
+        name("sequential"),
+        ("layers", Value::List(vec![Value::Table(bn.clone()), Value::Table(relu.clone())])),
+    ]);
+    // Absorbed: the sequence's second layer passes its input through.
+    let mut ctx = LayerContext::new(Device::Cpu, DType::F32, 0);
+    let built = ember::nn::build_layer(&seq, &[3, 5, 5], &mut ctx).unwrap();
+    let shown = format!("{:?}", built.module);
+    assert!(shown.contains("Absorbed") && shown.contains("relu: true"), "{shown}");
+    // Not absorbed: a relu with an argument, or another activation.
+    for next in [table(&[name("relu"), ("inplace", Value::Bool(true))]), table(&[name("leaky_relu")])] {
+        let other =
+            table(&[name("sequential"), ("layers", Value::List(vec![Value::Table(bn.clone()), Value::Table(next)]))]);
+        let mut ctx = LayerContext::new(Device::Cpu, DType::F32, 0);
+        if let Ok(built) = ember::nn::build_layer(&other, &[3, 5, 5], &mut ctx) {
+            assert!(!format!("{:?}", built.module).contains("Absorbed"));
+        }
+    }
+    // Half the normalised values are negative: the mask matters.
+    let x = data(&[4, 3, 5, 5], 5);
+    for dtype in [DType::F64, DType::F32] {
+        let x = x.to_dtype(dtype).unwrap();
+        for kernels in [Kernels::Auto, Kernels::Composed] {
+            for train in [true, false] {
+                let together: Vec<Tensor> = run(&seq, &x, kernels, train).into_iter().map(|(_, t)| t).collect();
+                let apart = run_apart(&[bn.clone(), relu.clone()], &x, kernels, train);
+                assert_eq!(together.len(), apart.len());
+                let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+                for (i, (a, b)) in together.iter().zip(&apart).enumerate() {
+                    let d = max_rel_diff(a, b);
+                    assert!(
+                        d < tol,
+                        "{dtype:?} {kernels:?} train={train} tensor {i}: absorbed and apart differ by {d:e}"
+                    );
+                }
             }
         }
     }

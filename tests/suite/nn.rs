@@ -322,3 +322,32 @@ fn integer_weights_are_refused_and_float_weights_convert() {
     ember::nn::load_state_dict(&model, &dict).unwrap();
     assert_eq!(model.named_parameters()[0].1.dtype(), DType::F32, "f64 weights convert to the model's f32");
 }
+
+/// Ember builds candle-core with one change to its backward pass (vendor/README.md): a
+/// tensor's first gradient is stored as computed, not added to zeros. Sums over several
+/// uses, and layouts, must come out as before: contiguous, with the right values.
+#[test]
+fn gradients_sum_over_every_use_and_are_stored_contiguous() {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&Tensor::new(&[[1f64, 2., 3.], [4., 5., 6.]], &dev).unwrap()).unwrap();
+    let c = Tensor::new(&[[1f64, -1.], [2., 0.5], [-3., 4.]], &dev).unwrap();
+    // One use, through a transpose: the gradient arrives transposed.
+    let once = (x.as_tensor().t().unwrap() * &c).unwrap().sum_all().unwrap().backward().unwrap();
+    let g = once.get(x.as_tensor()).unwrap();
+    assert!(g.is_contiguous());
+    assert_eq!(flat(g), flat(&c.t().unwrap()));
+    // Three uses: transposed, squared, and broadcast against a row.
+    let row = Tensor::new(&[[0.5f64, 1.5, -2.0]], &dev).unwrap();
+    let t = x.as_tensor();
+    let loss = ((t.t().unwrap() * &c).unwrap().sum_all().unwrap()
+        + t.sqr().unwrap().sum_all().unwrap()
+        + t.broadcast_mul(&row).unwrap().sum_all().unwrap())
+    .unwrap();
+    let grads = loss.backward().unwrap();
+    let g = grads.get(t).unwrap();
+    assert!(g.is_contiguous());
+    let xs = flat(t);
+    let (ct, r) = (flat(&c.t().unwrap()), flat(&row));
+    let want: Vec<f64> = (0..6).map(|i| ct[i] + 2.0 * xs[i] + r[i % 3]).collect();
+    assert_eq!(flat(g), want);
+}

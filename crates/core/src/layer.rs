@@ -29,12 +29,48 @@ pub struct LayerContext {
     pub path: String,
     /// The layer's registry name, e.g. `conv2d`.
     pub name: String,
+    /// The next layer of the sequence being built, when it is given by its name alone
+    /// (`relu`): a layer may apply it itself ([`LayerContext::absorb_next`]).
+    next: Option<String>,
+    absorbed: bool,
 }
 
 impl LayerContext {
     /// A context for building a model's layers with weights drawn from `seed`.
     pub fn new(device: Device, dtype: DType, seed: u64) -> Self {
-        LayerContext { device, dtype, rng: Rng::new(seed), path: "model".into(), name: String::new() }
+        LayerContext {
+            device,
+            dtype,
+            rng: Rng::new(seed),
+            path: "model".into(),
+            name: String::new(),
+            next: None,
+            absorbed: false,
+        }
+    }
+
+    /// Called by a layer's builder that can apply the layer after it in its own kernel
+    /// (batch norm followed by `relu`): true when that next layer is `name`, given without
+    /// arguments, and then the sequence runs it as a pass-through (its state_dict names
+    /// and indices are unchanged: such a layer has no parameters).
+    pub fn absorb_next(&mut self, name: &str) -> bool {
+        let take = self.next.as_deref() == Some(name);
+        self.absorbed |= take;
+        take
+    }
+
+    /// For sequence builders: tells the next layer's builder what follows it (the name of
+    /// a layer given without arguments, else `None`), and clears the absorbed flag.
+    pub fn set_next(&mut self, next: Option<String>) {
+        self.next = next;
+        self.absorbed = false;
+    }
+
+    /// For sequence builders: whether the layer just built absorbed the next one
+    /// ([`LayerContext::absorb_next`]); clears the flag and the next name.
+    pub fn take_absorbed(&mut self) -> bool {
+        self.next = None;
+        std::mem::take(&mut self.absorbed)
     }
 
     /// The device and dtype as a plugin [`BuildContext`] (for activations and regularizers).

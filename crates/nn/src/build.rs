@@ -90,9 +90,20 @@ pub fn build_layers(
     let mut shape = input.to_vec();
     let mut model = Sequential::new();
     let mut result = Ok(());
+    let mut absorbed_by: Option<usize> = None;
     for (i, table) in tables.iter().enumerate() {
+        if let Some(by) = absorbed_by.take() {
+            let name = bare_name(table).unwrap_or_default();
+            model = model.push_named(i.to_string(), Box::new(Absorbed { name, by }));
+            continue;
+        }
         ctx.path = if parent.is_empty() { format!("{key}[{i}]") } else { format!("{parent}.{key}[{i}]") };
-        match build_layer(table, &shape, ctx) {
+        ctx.set_next(tables.get(i + 1).and_then(bare_name));
+        let built = build_layer(table, &shape, ctx);
+        if ctx.take_absorbed() {
+            absorbed_by = Some(i);
+        }
+        match built {
             Ok(built) => {
                 model = model.push_named(i.to_string(), built.module);
                 shape = built.output;
@@ -103,8 +114,37 @@ pub fn build_layers(
             }
         }
     }
+    ctx.set_next(None);
     ctx.path = parent;
     result.map(|()| (model, shape))
+}
+
+/// The name of a layer table that has no other key (`{ name = "relu" }`).
+fn bare_name(table: &Config) -> Option<String> {
+    match (table.len(), table.get("name")) {
+        (1, Some(Value::Str(n))) => Some(n.clone()),
+        _ => None,
+    }
+}
+
+/// A layer that the one before it applies in its own kernel (a `relu` after a batch
+/// norm, see [`LayerContext::absorb_next`]): it passes its input through.
+#[derive(Debug)]
+pub struct Absorbed {
+    /// The layer's registry name.
+    pub name: String,
+    /// The index of the layer that applies it.
+    pub by: usize,
+}
+
+impl Module for Absorbed {
+    fn forward(&self, x: &Tensor, _ctx: &mut Forward) -> Result<Tensor> {
+        Ok(x.clone())
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        Vec::new()
+    }
 }
 
 /// `body(x) + shortcut(x)`, with the identity as the default shortcut: a residual block.

@@ -12,7 +12,7 @@ mod mlp;
 mod sequential;
 mod weights;
 
-pub use build::{activation_layers, build_layer, build_layers, Residual};
+pub use build::{activation_layers, build_layer, build_layers, Absorbed, Residual};
 pub use ember_core::module::{Context, Module};
 pub use layers::{ActivationLayer, DropoutLayer, Flatten};
 pub use linear::Linear;

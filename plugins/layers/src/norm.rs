@@ -4,6 +4,7 @@
 use candle_core::{DType, Tensor, Var};
 use ember_core::module::{Context, Module};
 use ember_core::ops::batch_norm as fused;
+use ember_core::ops::pointwise;
 use ember_core::{check, Built, Dims, Error, Hyperparams, Layer, LayerContext, Result};
 
 /// `nn.BatchNorm1d` (`[C]` or `[C, L]` examples) and `nn.BatchNorm2d` (`[C, H, W]`): one
@@ -42,8 +43,11 @@ impl Layer for BatchNormArgs {
             }));
         }
         let c = ctx.infer("num_features", self.num_features, input[0], input)?;
-        BatchNorm::new(c, self.eps, self.momentum, (self.affine, self.bias), self.track_running_stats, ctx)
-            .map(|m| Built::new(m, input.to_vec()))
+        let mut norm =
+            BatchNorm::new(c, self.eps, self.momentum, (self.affine, self.bias), self.track_running_stats, ctx)?;
+        // A `relu` right after is applied in the same kernel (one pass each way, not three).
+        norm.relu = ctx.absorb_next("relu");
+        Ok(Built::new(norm, input.to_vec()))
     }
 }
 
@@ -58,6 +62,8 @@ pub struct BatchNorm {
     num_batches_tracked: Option<Var>,
     eps: f64,
     momentum: Option<f64>,
+    /// Apply ReLU to the output (the sequence's next layer, absorbed).
+    relu: bool,
 }
 
 impl BatchNorm {
@@ -76,7 +82,7 @@ impl BatchNorm {
         } else {
             (None, None, None)
         };
-        Ok(BatchNorm { weight, bias, running_mean, running_var, num_batches_tracked, eps, momentum })
+        Ok(BatchNorm { weight, bias, running_mean, running_var, num_batches_tracked, eps, momentum, relu: false })
     }
 
     /// Folds the batch statistics into the running averages, as PyTorch does: the count
@@ -107,6 +113,17 @@ impl BatchNorm {
     }
 }
 
+impl BatchNorm {
+    /// ReLU on the composed and evaluation paths, when this layer absorbed it.
+    fn activate(&self, y: Tensor) -> Result<Tensor> {
+        if self.relu {
+            pointwise::apply(&pointwise::Relu, &y)
+        } else {
+            Ok(y)
+        }
+    }
+}
+
 impl Module for BatchNorm {
     fn forward(&self, x: &Tensor, ctx: &mut Context) -> Result<Tensor> {
         if x.rank() < 2 {
@@ -132,7 +149,7 @@ impl Module for BatchNorm {
                 Some(b) => b.as_tensor().clone(),
                 None => ones()?.zeros_like()?,
             };
-            let (y, mean, var) = fused::batch_norm_train(&x3, &w, &b, self.eps)?;
+            let (y, mean, var) = fused::batch_norm_train(&x3, &w, &b, self.eps, self.relu)?;
             if ctx.is_train() {
                 self.update(&mean, &var, n * s)?;
             }
@@ -159,9 +176,9 @@ impl Module for BatchNorm {
             if let Some(b) = &self.bias {
                 beta = beta.add(&b.as_tensor().reshape((1, c, 1))?)?;
             }
-            return Ok(x3.broadcast_mul(&alpha)?.broadcast_add(&beta)?.reshape(dims)?);
+            return self.activate(x3.broadcast_mul(&alpha)?.broadcast_add(&beta)?.reshape(dims)?);
         };
-        Ok(scale_shift(y, &self.weight, &self.bias, &[1, c, 1])?.reshape(dims)?)
+        self.activate(scale_shift(y, &self.weight, &self.bias, &[1, c, 1])?.reshape(dims)?)
     }
 
     fn named_parameters(&self) -> Vec<(String, Var)> {

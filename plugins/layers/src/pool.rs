@@ -179,7 +179,11 @@ impl Module for MaxPool {
         if parts.len() == 1 {
             return Ok(parts[0].clone());
         }
-        Ok(Tensor::stack(&parts, 4)?.max(4)?)
+        // The first maximum of each window, picked by index: its gradient goes there
+        // alone, as PyTorch's does (`max`'s backward would share it among ties).
+        let stacked = Tensor::stack(&parts, 4)?.contiguous()?;
+        let first = stacked.argmax_keepdim(4)?.contiguous()?;
+        Ok(stacked.gather(&first, 4)?.squeeze(4)?)
     }
 }
 

@@ -7,6 +7,10 @@
 //! dx = w·invstd/M · (M·g - Σg - x̂·Σg·x̂),   dw = Σg·x̂,   db = Σg
 //! ```
 //!
+//! With `relu`, the op also applies ReLU to its output (a `batch_norm2d` followed by a
+//! `relu` layer), and its backward pass masks the output gradient with the output: one
+//! pass over the activations each way instead of three.
+//!
 //! CUDA, Metal and `EMBER_KERNELS=composed` take the composed path in `ember-layers`.
 
 use std::sync::Arc;
@@ -14,9 +18,9 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
 use super::linear::Gemm;
-use super::pointwise::Real;
+use super::pointwise::{Pointwise, Real, Relu};
 use super::pool::planes;
-use super::{contiguous, cpu_data, SendPtr};
+use super::{contiguous, cpu_data, lane_sum, SendPtr};
 use crate::Result;
 
 /// Whether the fused kernel runs for `x`: an f32/f64 CPU tensor under the `auto` kernels.
@@ -26,8 +30,15 @@ pub fn fused_applies(x: &Tensor) -> bool {
 
 /// Normalises `x [N, C, ...]` with its batch statistics per channel, then scales by
 /// `weight [C]` and shifts by `bias [C]`. Returns the output and the batch mean and
-/// biased variance (`[C]`, not part of the graph) for the running averages.
-pub fn batch_norm_train(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
+/// biased variance (`[C]`, not part of the graph) for the running averages. With `relu`,
+/// the output is `relu(batch_norm(x))` ([`Relu`]'s formula and gradient).
+pub fn batch_norm_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let dims = x.dims();
     let (n, c) = (dims[0], dims[1]);
     let s: usize = dims[2..].iter().product();
@@ -38,7 +49,7 @@ pub fn batch_norm_train(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) ->
         _ => return Err(crate::Error::input("batch_norm: the fused kernel needs f32 or f64")),
     };
     let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let op = BatchNormOp { n, c, s, mean: Arc::new(mean.clone()), invstd: Arc::new(invstd) };
+    let op = BatchNormOp { n, c, s, mean: Arc::new(mean.clone()), invstd: Arc::new(invstd), relu };
     let y = x.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)?;
     let to = |v: Vec<f64>| -> Result<Tensor> { Ok(Tensor::from_vec(v, c, x.device())?.to_dtype(x.dtype())?) };
     Ok((y, to(mean)?, to(var)?))
@@ -52,11 +63,15 @@ fn stats<T: Gemm + Real>(x: &[T], n: usize, c: usize, s: usize) -> (Vec<f64>, Ve
     let m = (n * s) as f64;
     planes(c, |ch| {
         let rows = (0..n).map(|i| &x[(i * c + ch) * s..(i * c + ch + 1) * s]);
-        let mu = rows.clone().flatten().fold(0.0, |acc, v| acc + to_f64(*v)) / m;
-        let sq = rows.flatten().fold(0.0, |acc, v| {
-            let d = to_f64(*v) - mu;
-            acc + d * d
-        });
+        let mu = rows.clone().map(|r| lane_sum(r, 0.0, to_f64)).sum::<f64>() / m;
+        let sq = rows
+            .map(|r| {
+                lane_sum(r, 0.0, |v| {
+                    let d = to_f64(v) - mu;
+                    d * d
+                })
+            })
+            .sum::<f64>();
         // Safety: channel `ch` writes only its own entries.
         unsafe {
             *mp.get().add(ch) = mu;
@@ -77,6 +92,7 @@ struct BatchNormOp {
     s: usize,
     mean: Arc<Vec<f64>>,
     invstd: Arc<Vec<f64>>,
+    relu: bool,
 }
 
 impl BatchNormOp {
@@ -92,8 +108,15 @@ impl BatchNormOp {
             let (alpha, beta) = (T::of(alpha), T::of(beta));
             // Safety: plane `pl` writes only its own elements.
             let out = unsafe { std::slice::from_raw_parts_mut(dst.get().add(pl * s), s) };
-            for (o, v) in out.iter_mut().zip(&x[pl * s..(pl + 1) * s]) {
-                *o = *v * alpha + beta;
+            let xs = &x[pl * s..(pl + 1) * s];
+            if self.relu {
+                for (o, v) in out.iter_mut().zip(xs) {
+                    *o = Relu.fwd(*v * alpha + beta);
+                }
+            } else {
+                for (o, v) in out.iter_mut().zip(xs) {
+                    *o = *v * alpha + beta;
+                }
             }
         });
         // Safety: every plane wrote all of its elements.
@@ -101,8 +124,26 @@ impl BatchNormOp {
         y
     }
 
-    /// `(dx, dw, db)` for the output gradient `g`.
-    fn backward<T: Gemm + Real>(&self, x: &[T], w: &[T], g: &[T]) -> (Vec<T>, Vec<T>, Vec<T>) {
+    /// `(dx, dw, db)` for the output gradient `g` (and the output `y`, which masks `g`
+    /// when the op applies ReLU).
+    fn backward<T: Gemm + Real>(&self, x: &[T], w: &[T], y: &[T], g: &[T]) -> (Vec<T>, Vec<T>, Vec<T>) {
+        if self.relu {
+            self.backward_masked::<T, true>(x, w, y, g)
+        } else {
+            // `y` is not read; `g` stands in so the loops zip slices of one length.
+            self.backward_masked::<T, false>(x, w, g, g)
+        }
+    }
+
+    fn backward_masked<T: Gemm + Real, const RELU: bool>(
+        &self,
+        x: &[T],
+        w: &[T],
+        y: &[T],
+        g: &[T],
+    ) -> (Vec<T>, Vec<T>, Vec<T>) {
+        // The gradient at the normalised output: g, or g masked by ReLU's output y.
+        let mask = |gv: T, yv: T| if RELU { Relu.bwd(T::zero(), yv, gv) } else { gv };
         let (n, c, s) = (self.n, self.c, self.s);
         let m = (n * s) as f64;
         let mut sums = vec![(0.0f64, 0.0f64); c];
@@ -111,11 +152,19 @@ impl BatchNormOp {
             let (mu, inv) = (self.mean[ch], self.invstd[ch]);
             let (mut sg, mut sgx) = (0.0, 0.0);
             let (mu_t, inv_t) = (T::of(mu), T::of(inv));
+            // One row's masked gradient (ReLU only), kept in cache for the sums.
+            let mut masked = if RELU { vec![T::zero(); s] } else { Vec::new() };
             for i in 0..n {
                 let at = (i * c + ch) * s;
                 // Each row in eight lanes of T (so the loop vectorizes), rows summed in f64.
                 let (mut a, mut b) = ([T::zero(); 8], [T::zero(); 8]);
-                let (gs, xs) = (&g[at..at + s], &x[at..at + s]);
+                let (mut gs, xs) = (&g[at..at + s], &x[at..at + s]);
+                if RELU {
+                    for ((m, gv), yv) in masked.iter_mut().zip(gs).zip(&y[at..at + s]) {
+                        *m = mask(*gv, *yv);
+                    }
+                    gs = &masked;
+                }
                 let whole = s / 8 * 8;
                 for (gc, xc) in gs[..whole].chunks_exact(8).zip(xs[..whole].chunks_exact(8)) {
                     for l in 0..8 {
@@ -145,9 +194,10 @@ impl BatchNormOp {
             let (mu, inv) = (T::of(mu), T::of(inv));
             // Safety: plane `pl` writes only its own elements.
             let out = unsafe { std::slice::from_raw_parts_mut(dst.get().add(pl * s), s) };
-            for ((o, gv), xv) in out.iter_mut().zip(&g[pl * s..(pl + 1) * s]).zip(&x[pl * s..(pl + 1) * s]) {
+            let (gs, xs, ys) = (&g[pl * s..(pl + 1) * s], &x[pl * s..(pl + 1) * s], &y[pl * s..(pl + 1) * s]);
+            for (((o, gv), xv), yv) in out.iter_mut().zip(gs).zip(xs).zip(ys) {
                 let xhat = (*xv - mu) * inv;
-                *o = a * *gv + b * xhat + cc;
+                *o = a * mask(*gv, *yv) + b * xhat + cc;
             }
         });
         // Safety: every plane wrote all of its elements.
@@ -170,10 +220,12 @@ impl BatchNormOp {
         &self,
         x: &Tensor,
         w: &Tensor,
+        y: &Tensor,
         g: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) =
-            cpu_data::<T, _>(x, |xs| cpu_data::<T, _>(w, |ws| cpu_data::<T, _>(g, |gs| self.backward(xs, ws, gs))))???;
+        let (dx, dw, db) = cpu_data::<T, _>(x, |xs| {
+            cpu_data::<T, _>(w, |ws| cpu_data::<T, _>(y, |ys| cpu_data::<T, _>(g, |gs| self.backward(xs, ws, ys, gs))))
+        })????;
         let device = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.dims(), device)?),
@@ -210,12 +262,12 @@ impl CustomOp3 for BatchNormOp {
         x: &Tensor,
         w: &Tensor,
         _b: &Tensor,
-        _res: &Tensor,
+        y: &Tensor,
         g: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         match x.dtype() {
-            DType::F32 => self.grads::<f32>(x, w, g),
-            _ => self.grads::<f64>(x, w, g),
+            DType::F32 => self.grads::<f32>(x, w, y, g),
+            _ => self.grads::<f64>(x, w, y, g),
         }
     }
 }

@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor
 use gemm::Parallelism;
 
 use super::linear::Gemm;
-use super::{contiguous, cpu_data, SendPtr};
+use super::{contiguous, cpu_data, lane_sum, scratch, SendPtr};
 use crate::Result;
 
 /// A convolution's geometry, per spatial dimension (height, width), as PyTorch's
@@ -188,8 +188,14 @@ impl Conv {
                         let src = &row[oy * d.ow..(oy + 1) * d.ow];
                         let dst = &mut plane[iy as usize * d.w..(iy as usize + 1) * d.w];
                         let ix0 = lo * self.p.stride[1] + j * self.p.dilation[1] - self.p.padding[1];
-                        for (k, v) in src[lo..hi].iter().enumerate() {
-                            dst[ix0 + k * self.p.stride[1]] += *v;
+                        if self.p.stride[1] == 1 {
+                            for (o, v) in dst[ix0..ix0 + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                                *o += *v;
+                            }
+                        } else {
+                            for (k, v) in src[lo..hi].iter().enumerate() {
+                                dst[ix0 + k * self.p.stride[1]] += *v;
+                            }
                         }
                     }
                     r += 1;
@@ -214,49 +220,50 @@ impl Conv {
         let per = d.n.div_ceil(threads);
         let bs = self.block(per);
         let run = |t: usize| {
-            let (first, end) = (t * per, ((t + 1) * per).min(d.n));
-            let mut cols = vec![T::zero(); rows * bs * l];
-            let mut tmp = vec![T::zero(); og * bs * l];
-            let mut n0 = first;
-            while n0 < end {
-                let nb = bs.min(end - n0);
-                let ld = nb * l;
-                for g in 0..self.p.groups {
-                    for j in 0..nb {
-                        let xn = &x[(n0 + j) * size..(n0 + j + 1) * size];
-                        self.im2col(xn, g, &mut cols[j * l..], ld);
-                    }
-                    // tmp [og, nb·L] = W_g [og, rows] · cols [rows, nb·L]
-                    unsafe {
-                        gemm_serial(
-                            tmp.as_mut_ptr(),
-                            (og, ld, rows),
-                            (w[g * og * rows..].as_ptr(), rows as isize, 1),
-                            (cols.as_ptr(), ld as isize, 1),
-                            false,
-                        )
-                    }
-                    for j in 0..nb {
-                        for o in 0..og {
-                            let ch = g * og + o;
-                            // Safety: image n0 + j's output rows belong to this thread,
-                            // and every element is written here.
-                            let y =
-                                unsafe { std::slice::from_raw_parts_mut(dst.get().add(((n0 + j) * d.o + ch) * l), l) };
-                            let src = &tmp[o * ld + j * l..o * ld + (j + 1) * l];
-                            match b {
-                                Some(b) => {
-                                    for (yv, sv) in y.iter_mut().zip(src) {
-                                        *yv = *sv + b[ch];
+            scratch::<T, _>([rows * bs * l, og * bs * l, 0], |[cols, tmp, _]| {
+                let (first, end) = (t * per, ((t + 1) * per).min(d.n));
+                let mut n0 = first;
+                while n0 < end {
+                    let nb = bs.min(end - n0);
+                    let ld = nb * l;
+                    for g in 0..self.p.groups {
+                        for j in 0..nb {
+                            let xn = &x[(n0 + j) * size..(n0 + j + 1) * size];
+                            self.im2col(xn, g, &mut cols[j * l..], ld);
+                        }
+                        // tmp [og, nb·L] = W_g [og, rows] · cols [rows, nb·L]
+                        unsafe {
+                            gemm_serial(
+                                tmp.as_mut_ptr(),
+                                (og, ld, rows),
+                                (w[g * og * rows..].as_ptr(), rows as isize, 1),
+                                (cols.as_ptr(), ld as isize, 1),
+                                false,
+                            )
+                        }
+                        for j in 0..nb {
+                            for o in 0..og {
+                                let ch = g * og + o;
+                                // Safety: image n0 + j's output rows belong to this thread,
+                                // and every element is written here.
+                                let y = unsafe {
+                                    std::slice::from_raw_parts_mut(dst.get().add(((n0 + j) * d.o + ch) * l), l)
+                                };
+                                let src = &tmp[o * ld + j * l..o * ld + (j + 1) * l];
+                                match b {
+                                    Some(b) => {
+                                        for (yv, sv) in y.iter_mut().zip(src) {
+                                            *yv = *sv + b[ch];
+                                        }
                                     }
+                                    None => y.copy_from_slice(src),
                                 }
-                                None => y.copy_from_slice(src),
                             }
                         }
                     }
+                    n0 += nb;
                 }
-                n0 += nb;
-            }
+            })
         };
         if threads == 1 {
             run(0);
@@ -282,61 +289,62 @@ impl Conv {
         let mut dx = if self.input_grad { Some(vec![T::zero(); d.n * size]) } else { None };
         let (dws_p, dbs_p) = (SendPtr(dws.as_mut_ptr()), SendPtr(dbs.as_mut_ptr()));
         let dx_p = dx.as_mut().map(|v| SendPtr(v.as_mut_ptr()));
+        let dcols_len = if dx_p.is_some() { rows * bs * l } else { 0 };
         let run = |t: usize| {
-            let (first, end) = (t * per, ((t + 1) * per).min(d.n));
-            let mut cols = vec![T::zero(); rows * bs * l];
-            let mut gt = vec![T::zero(); og * bs * l];
-            let mut dcols = if dx_p.is_some() { vec![T::zero(); rows * bs * l] } else { Vec::new() };
-            // Safety: thread `t` owns its slices of `dws` and `dbs`, and the images
-            // first..end of `dx`.
-            let dw = unsafe { std::slice::from_raw_parts_mut(dws_p.get().add(t * d.o * rows), d.o * rows) };
-            let db = unsafe { std::slice::from_raw_parts_mut(dbs_p.get().add(t * d.o), d.o) };
-            let mut n0 = first;
-            while n0 < end {
-                let nb = bs.min(end - n0);
-                let ld = nb * l;
-                for gi in 0..self.p.groups {
-                    for j in 0..nb {
-                        let xn = &x[(n0 + j) * size..(n0 + j + 1) * size];
-                        self.im2col(xn, gi, &mut cols[j * l..], ld);
-                        for o in 0..og {
-                            let src = &g[((n0 + j) * d.o + gi * og + o) * l..][..l];
-                            gt[o * ld + j * l..o * ld + (j + 1) * l].copy_from_slice(src);
-                            if with_bias {
-                                db[gi * og + o] += src.iter().fold(T::zero(), |s, &v| s + v);
+            scratch::<T, _>([rows * bs * l, og * bs * l, dcols_len], |[cols, gt, dcols]| {
+                let (first, end) = (t * per, ((t + 1) * per).min(d.n));
+                // Safety: thread `t` owns its slices of `dws` and `dbs`, and the images
+                // first..end of `dx`.
+                let dw = unsafe { std::slice::from_raw_parts_mut(dws_p.get().add(t * d.o * rows), d.o * rows) };
+                let db = unsafe { std::slice::from_raw_parts_mut(dbs_p.get().add(t * d.o), d.o) };
+                let mut n0 = first;
+                while n0 < end {
+                    let nb = bs.min(end - n0);
+                    let ld = nb * l;
+                    for gi in 0..self.p.groups {
+                        for j in 0..nb {
+                            let xn = &x[(n0 + j) * size..(n0 + j + 1) * size];
+                            self.im2col(xn, gi, &mut cols[j * l..], ld);
+                            for o in 0..og {
+                                let src = &g[((n0 + j) * d.o + gi * og + o) * l..][..l];
+                                gt[o * ld + j * l..o * ld + (j + 1) * l].copy_from_slice(src);
+                                if with_bias {
+                                    db[gi * og + o] += lane_sum(src, T::zero(), |v| v);
+                                }
+                            }
+                        }
+                        // dW_g [og, rows] += g [og, nb·L] · colsᵀ [nb·L, rows]
+                        unsafe {
+                            gemm_serial(
+                                dw[gi * og * rows..].as_mut_ptr(),
+                                (og, rows, ld),
+                                (gt.as_ptr(), ld as isize, 1),
+                                (cols.as_ptr(), 1, ld as isize),
+                                true,
+                            )
+                        }
+                        if let Some(dx_p) = dx_p {
+                            // dcols [rows, nb·L] = W_gᵀ [rows, og] · g [og, nb·L]
+                            unsafe {
+                                gemm_serial(
+                                    dcols.as_mut_ptr(),
+                                    (rows, ld, og),
+                                    (w[gi * og * rows..].as_ptr(), 1, rows as isize),
+                                    (gt.as_ptr(), ld as isize, 1),
+                                    false,
+                                )
+                            }
+                            for j in 0..nb {
+                                // Safety: image n0 + j belongs to this thread.
+                                let dxn =
+                                    unsafe { std::slice::from_raw_parts_mut(dx_p.get().add((n0 + j) * size), size) };
+                                self.col2im(&dcols[j * l..], gi, dxn, ld);
                             }
                         }
                     }
-                    // dW_g [og, rows] += g [og, nb·L] · colsᵀ [nb·L, rows]
-                    unsafe {
-                        gemm_serial(
-                            dw[gi * og * rows..].as_mut_ptr(),
-                            (og, rows, ld),
-                            (gt.as_ptr(), ld as isize, 1),
-                            (cols.as_ptr(), 1, ld as isize),
-                            true,
-                        )
-                    }
-                    if let Some(dx_p) = dx_p {
-                        // dcols [rows, nb·L] = W_gᵀ [rows, og] · g [og, nb·L]
-                        unsafe {
-                            gemm_serial(
-                                dcols.as_mut_ptr(),
-                                (rows, ld, og),
-                                (w[gi * og * rows..].as_ptr(), 1, rows as isize),
-                                (gt.as_ptr(), ld as isize, 1),
-                                false,
-                            )
-                        }
-                        for j in 0..nb {
-                            // Safety: image n0 + j belongs to this thread.
-                            let dxn = unsafe { std::slice::from_raw_parts_mut(dx_p.get().add((n0 + j) * size), size) };
-                            self.col2im(&dcols[j * l..], gi, dxn, ld);
-                        }
-                    }
+                    n0 += nb;
                 }
-                n0 += nb;
-            }
+            })
         };
         if threads == 1 {
             run(0);

@@ -39,6 +39,51 @@ impl<T> SendPtr<T> {
     }
 }
 
+/// `Σ f(x)` over `xs`, accumulated in eight lanes (so the loop vectorizes) that are added
+/// at the end: the order differs from a left-to-right sum by rounding only.
+#[inline]
+pub(crate) fn lane_sum<T: Copy, A: Copy + std::ops::Add<Output = A>>(xs: &[T], zero: A, f: impl Fn(T) -> A) -> A {
+    let mut acc = [zero; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] = acc[l] + f(c[l]);
+        }
+    }
+    for (l, &v) in rest.iter().enumerate() {
+        acc[l] = acc[l] + f(v);
+    }
+    let (a, b) = ((acc[0] + acc[4]) + (acc[2] + acc[6]), (acc[1] + acc[5]) + (acc[3] + acc[7]));
+    a + b
+}
+
+thread_local! {
+    /// Each thread's scratch buffers for [`scratch`], kept between calls.
+    static SCRATCH: std::cell::RefCell<[Vec<f64>; 3]> = const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// Calls `f` with three scratch buffers of `lens` elements of `T` (f32 or f64) owned by
+/// the calling thread and reused by its later calls, so a kernel's working memory is
+/// neither allocated nor zero-filled per call. Their contents are unspecified (zero or
+/// left from an earlier call): callers write elements before reading them.
+pub(crate) fn scratch<T: fused::CpuFloat, R>(lens: [usize; 3], f: impl FnOnce([&mut [T]; 3]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut bufs = cell.borrow_mut();
+        let [a, b, c] = &mut *bufs;
+        let view = |buf: &mut Vec<f64>, len: usize| -> &mut [T] {
+            let words = (len * std::mem::size_of::<T>()).div_ceil(8);
+            if buf.len() < words {
+                buf.resize(words, 0.0);
+            }
+            // Safety: T is f32 or f64 (the only `CpuFloat`s): every bit pattern is a valid
+            // value, its alignment divides f64's, and `len` of them fit in `words` f64s.
+            unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<T>(), len) }
+        };
+        f([view(a, lens[0]), view(b, lens[1]), view(c, lens[2])])
+    })
+}
+
 /// The elements of a contiguous CPU buffer of `T` that `l` describes.
 pub(crate) fn contiguous<'a, T: fused::CpuFloat>(
     s: &'a candle_core::CpuStorage,

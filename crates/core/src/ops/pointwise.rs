@@ -66,6 +66,35 @@ pub trait Pointwise: Clone + Debug + Send + Sync + 'static {
     }
 }
 
+/// max(x, 0), with NaN passed through; gradient 1 where the output is > 0, else 0 (so 0
+/// at x = 0, PyTorch's choice). The `relu` activation's formula, and the one batch
+/// normalisation applies itself when a `relu` layer follows it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Relu;
+
+impl Pointwise for Relu {
+    const NAME: &'static str = "relu";
+
+    // Selects, not branches: on real activations the sign is a coin toss.
+    #[inline]
+    fn fwd<T: Real>(&self, x: T) -> T {
+        std::hint::select_unpredictable(x > T::zero() || x.is_nan(), x, T::zero())
+    }
+
+    #[inline]
+    fn bwd<T: Real>(&self, _x: T, y: T, g: T) -> T {
+        std::hint::select_unpredictable(y <= T::zero(), T::zero(), g)
+    }
+
+    fn fwd_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        super::composed::pick(&x.le(0.0)?, &x.zeros_like()?, x)
+    }
+
+    fn bwd_composed(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        super::composed::pick(&y.le(0.0)?, &g.zeros_like()?, g)
+    }
+}
+
 /// Applies `op` to `x`, differentiably: the fused CPU kernel where
 /// [`fused_on`](crate::ops::fused_on) says so, else the composed path.
 pub fn apply<P: Pointwise>(op: &P, x: &Tensor) -> Result<Tensor> {

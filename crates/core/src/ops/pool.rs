@@ -137,6 +137,10 @@ impl PoolOp {
             // Without NaN in the plane, one comparison decides each step (and compiles to
             // conditional moves: on real data it is a coin toss, which branches mispredict).
             let has_nan = max && plane.iter().fold(false, |acc, v| acc | v.is_nan());
+            if max && !has_nan && self.whole_2x2() {
+                self.max_2x2(plane, y, a);
+                return;
+            }
             for (oy, &(y0, ky0, ky1)) in ys.iter().enumerate() {
                 for (ox, &(x0, kx0, kx1)) in xs.iter().enumerate() {
                     let at = oy * ow + ox;
@@ -197,6 +201,42 @@ impl PoolOp {
         (best, best_i)
     }
 
+    /// Whether every window is a whole 2x2 block at stride 2 (`MaxPool2d(2)`, the common
+    /// case), which [`PoolOp::max_2x2`] computes.
+    fn whole_2x2(&self) -> bool {
+        let p = &self.p;
+        p.kernel == [2, 2]
+            && p.stride == [2, 2]
+            && p.padding == [0, 0]
+            && p.dilation == [1, 1]
+            && 2 * p.out[0] <= self.h
+            && 2 * p.out[1] <= self.w
+    }
+
+    /// [`PoolOp::max_no_nan`] for whole 2x2 windows at stride 2: the same result (the same
+    /// scan order), with the loops unrolled.
+    fn max_2x2<T: Gemm + Real>(&self, plane: &[T], y: &mut [T], a: &mut [u32]) {
+        let [oh, ow] = self.p.out;
+        let w = self.w;
+        for oy in 0..oh {
+            let top = 2 * oy * w;
+            let (r0, r1) = (&plane[top..top + 2 * ow], &plane[top + w..top + w + 2 * ow]);
+            let (yr, ar) = (&mut y[oy * ow..(oy + 1) * ow], &mut a[oy * ow..(oy + 1) * ow]);
+            for (ox, (yv, av)) in yr.iter_mut().zip(ar.iter_mut()).enumerate() {
+                let i = (top + 2 * ox) as u32;
+                let (mut best, mut at) = (r0[2 * ox], i);
+                for (v, j) in [(r0[2 * ox + 1], i + 1), (r1[2 * ox], i + w as u32), (r1[2 * ox + 1], i + w as u32 + 1)]
+                {
+                    let take = v > best;
+                    best = std::hint::select_unpredictable(take, v, best);
+                    at = std::hint::select_unpredictable(take, j, at);
+                }
+                *yv = best;
+                *av = at;
+            }
+        }
+    }
+
     /// [`PoolOp::max_exact`] for a plane without NaN: the same result, branch-free.
     fn max_no_nan<T: Gemm + Real>(
         &self,
@@ -240,8 +280,6 @@ impl PoolOp {
     fn backward<T: Gemm + Real>(&self, g: &[T]) -> candle_core::Result<Vec<T>> {
         let [oh, ow] = self.p.out;
         let (hw, ohw) = (self.h * self.w, oh * ow);
-        let mut dx = vec![T::zero(); self.planes * hw];
-        let dst = SendPtr(dx.as_mut_ptr());
         let p = self.p;
         let saved = self.argmax.lock().unwrap_or_else(|e| e.into_inner());
         let arg = match (self.pool, saved.as_ref()) {
@@ -251,6 +289,11 @@ impl PoolOp {
             }
             _ => None,
         };
+        if let (Some(arg), true) = (arg, self.whole_2x2()) {
+            return Ok(self.backward_2x2(g, arg));
+        }
+        let mut dx = vec![T::zero(); self.planes * hw];
+        let dst = SendPtr(dx.as_mut_ptr());
         let divisors: Vec<T> = self.divisors().into_iter().map(T::of).collect();
         planes(self.planes, |pl| {
             let gp = &g[pl * ohw..(pl + 1) * ohw];
@@ -281,6 +324,39 @@ impl PoolOp {
             }
         });
         Ok(dx)
+    }
+
+    /// Max pooling's backward pass over whole 2x2 windows at stride 2: the windows tile
+    /// the input, so each input gradient element is written once (the output gradient at
+    /// its window's maximum, zero elsewhere) instead of zero-filled and then added to.
+    fn backward_2x2<T: Gemm + Real>(&self, g: &[T], arg: &[u32]) -> Vec<T> {
+        let [oh, ow] = self.p.out;
+        let (w, hw, ohw) = (self.w, self.h * self.w, oh * ow);
+        let mut dx: Vec<T> = Vec::with_capacity(self.planes * hw);
+        let dst = SendPtr(dx.as_mut_ptr());
+        let ragged = 2 * oh < self.h;
+        planes(self.planes, |pl| {
+            // Safety: plane `pl` writes only its own elements, and all of them: every
+            // window row below, and first the rows no window covers.
+            let d = unsafe { std::slice::from_raw_parts_mut(dst.get().add(pl * hw), hw) };
+            if ragged {
+                d.fill(T::zero());
+            }
+            let (gp, ap) = (&g[pl * ohw..(pl + 1) * ohw], &arg[pl * ohw..(pl + 1) * ohw]);
+            for oy in 0..oh {
+                // The window row's two input rows, zeroed while they are in cache, then
+                // each window's maximum set.
+                let rows = &mut d[2 * oy * w..(2 * oy + 2) * w];
+                rows.fill(T::zero());
+                let base = 2 * oy * w;
+                for (gv, &at) in gp[oy * ow..(oy + 1) * ow].iter().zip(&ap[oy * ow..(oy + 1) * ow]) {
+                    rows[at as usize - base] = *gv;
+                }
+            }
+        });
+        // Safety: every plane wrote all of its elements.
+        unsafe { dx.set_len(self.planes * hw) };
+        dx
     }
 
     fn typed<T: Gemm + Real>(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<Vec<T>> {
