@@ -2,7 +2,7 @@
 //!
 //! This facade re-exports the member crates and links every built-in plugin crate, so a
 //! program that depends on `ember` finds every built-in activation, loss, optimizer,
-//! scheduler, regularizer and layer by name:
+//! scheduler, regularizer, layer and metric by name:
 //!
 //! ```
 //! let relu = ember::core::activation("relu", &Default::default(), &Default::default())?;
@@ -40,3 +40,7 @@ pub use ember_regularizers as regularizers;
 /// The built-in layers (`linear`, `conv2d`, `max_pool2d`, `batch_norm2d`, `sequential`,
 /// `residual`, ...).
 pub use ember_layers as layers;
+
+/// The built-in metrics (`accuracy`, `top_k_accuracy`, `precision`, `recall`, `f1`,
+/// `mae`, `mse`, `rmse`, `r2`), with scikit-learn's formulas.
+pub use ember_metrics as metrics;

@@ -260,6 +260,12 @@ fn config_errors_name_the_key_and_the_choices() {
     );
     assert!(learner_err(&BASE.replace("name = \"step\"", "name = \"steplr\""))
         .starts_with("scheduler: unknown scheduler 'steplr'; did you mean 'step'?"));
+    // The loss declares its targets (no loss names in the loop): mse takes floats.
+    let mse = BASE.replace("name = \"cross_entropy\"", "name = \"mse\"");
+    assert_eq!(
+        learner_err(&mse),
+        "loss 'mse' compares the output with float targets of its shape, but the synthetic training set holds class indices; use cross_entropy (or nll after log_softmax) for class labels"
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod layers;
 mod learner;
 mod linear;
 mod losses;
+mod metrics;
 mod nn;
 mod optimizers;
 mod parity;

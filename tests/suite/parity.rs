@@ -126,7 +126,7 @@ fn problems_inside_a_case_are_fail_lines_not_crashes() {
         with("ragged", &|c| c["inputs"]["input"] = json!([[1.0, 2.0], [3.0]])),
         with("shape", &|c| c["expected"]["output"] = json!([[-0.2, 0.0, 2.0]])),
         with("dtype", &|c| c["dtype"] = json!("f16")),
-        with("kind", &|c| c["kind"] = json!("metric")),
+        with("kind", &|c| c["kind"] = json!("metrik")),
         with("extra", &|c| c["expected"]["grad_bias"] = json!([1.0])),
         with("optim", &|c| {
             c["kind"] = json!("optimizer");
@@ -152,7 +152,7 @@ fn problems_inside_a_case_are_fail_lines_not_crashes() {
         "FAIL  ragged  inputs.input: ragged nested array",
         "FAIL  shape  output: shape [3], expected [1, 3]",
         "FAIL  dtype  dtype \"f16\" is not supported; use \"f32\" or \"f64\"",
-        "FAIL  kind  unknown kind 'metric'",
+        "FAIL  kind  unknown kind 'metrik'",
         "FAIL  extra  expected.grad_bias is not something a activation case produces",
         "FAIL  optim  unknown optimizer 'adamm'; did you mean 'adam'?",
         "FAIL  loss  missing input 'target'",

@@ -24,6 +24,7 @@ pub use cli::{main, run};
 use ember_activations as _;
 use ember_layers as _;
 use ember_losses as _;
+use ember_metrics as _;
 use ember_optimizers as _;
 use ember_regularizers as _;
 use ember_schedulers as _;

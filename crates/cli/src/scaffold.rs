@@ -23,6 +23,12 @@ pub fn new_plugin(
     dir: Option<&Path>,
     ember_dir: Option<&Path>,
 ) -> anyhow::Result<PathBuf> {
+    if kind == Kind::Metric {
+        anyhow::bail!(
+            "`ember new-plugin` does not generate metric crates yet: implement `ember_core::Metric` on a struct with \
+             #[derive(Hyperparams)] and #[plugin(metric = \"{name}\", summary = \"...\")], as plugins/metrics does"
+        );
+    }
     check_name(kind, name)?;
     let krate = crate_name.unwrap_or(name);
     check_crate(krate)?;
@@ -118,7 +124,7 @@ const KEYWORDS: [&str; 51] = [
 
 /// Library names the generated crate and its module cannot take: Rust's own crates,
 /// Ember's crates (its dependencies, direct or not) and candle.
-const TAKEN: [&str; 20] = [
+const TAKEN: [&str; 21] = [
     "std",
     "core",
     "alloc",
@@ -139,6 +145,7 @@ const TAKEN: [&str; 20] = [
     "ember_schedulers",
     "ember_regularizers",
     "ember_layers",
+    "ember_metrics",
 ];
 
 /// Names from Rust's prelude that the templates use: a struct of that name would hide them.
@@ -324,6 +331,8 @@ fn readme(n: &Names) -> String {
         Kind::Scheduler => "[scheduler]\nname = \"@name@\"\nfactor = 0.9",
         Kind::Regularizer => "[[regularizers]]\nname = \"@name@\"\nlambda = 0.001",
         Kind::Layer => "[[model.layers]]\nname = \"flatten\"\n\n[[model.layers]]\nname = \"@name@\"\ninit = 0.5\n\n[[model.layers]]\nname = \"linear\"\nout_features = 10",
+        // Refused by `new_plugin` before any template is filled.
+        Kind::Metric => "",
     };
     let math = if optimizer {
         "`step` in `src/@name@.rs` has two paths that must agree: the composed one (candle\n\
@@ -476,6 +485,7 @@ fn registration_checks(kind: Kind) -> &'static str {
     assert_eq!(refused("lambda", Value::Float(-1.0)), "@name@.lambda = -1.0 is invalid: must be >= 0");
 "#
         }
+        Kind::Metric => "",
     }
 }
 
@@ -559,6 +569,7 @@ fn template(n: &Names) -> (String, String) {
 "#
             ),
         ),
+        Kind::Metric => (String::new(), String::new()),
     }
 }
 

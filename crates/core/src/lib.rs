@@ -1,8 +1,8 @@
-//! Ember's core: the six plugin kinds, the registry that finds them by name, typed
+//! Ember's core: the seven plugin kinds, the registry that finds them by name, typed
 //! hyperparameters, the [`Module`] trait and the library error.
 //!
 //! A plugin crate implements one of the traits ([`Activation`], [`Loss`], [`Optimizer`],
-//! [`Scheduler`], [`Regularizer`], [`Layer`]) on a struct whose fields are its hyperparameters, and
+//! [`Scheduler`], [`Regularizer`], [`Layer`], [`Metric`]) on a struct whose fields are its hyperparameters, and
 //! registers it under a name with one derive: each hyperparameter is stated once, with
 //! PyTorch's name, default and a doc line (see [`Hyperparams`] for every attribute).
 //!
@@ -46,6 +46,7 @@ pub mod env;
 mod error;
 pub mod layer;
 pub mod memory;
+pub mod metric;
 pub mod module;
 pub mod ops;
 pub mod optim;
@@ -60,13 +61,14 @@ mod value;
 pub use ember_macros::{Hyperparams, OptimizerState, ParamEnum};
 pub use error::{suggest, Context, Error, IoContext, Result};
 pub use layer::{Built, Layer, LayerContext};
+pub use metric::{Direction, Metric, MetricState};
 pub use module::Module;
 pub use optim::{AnyState, DynOptimizer, Optimizer, OptimizerState, StepContext};
 pub use params::{DefaultValue, Dims, Hyperparams, ParamEnum, ParamSpec, ParamType, ParamValue, Params};
-pub use plugins::{Activation, Loss, Regularizer, RegularizerRole, Scheduler};
+pub use plugins::{Activation, Loss, LossTargets, Regularizer, RegularizerRole, Scheduler};
 pub use registry::{
-    activation, layer, loss, optimizer, regularizer, scheduler, ActivationEntry, BuildContext, Entry, Kind, LayerEntry,
-    LossEntry, OptimizerEntry, PluginInfo, RegularizerEntry, SchedulerEntry,
+    activation, layer, loss, metric, optimizer, regularizer, scheduler, ActivationEntry, BuildContext, Entry, Kind,
+    LayerEntry, LossEntry, MetricEntry, OptimizerEntry, PluginInfo, RegularizerEntry, SchedulerEntry,
 };
 pub use state::State;
 pub use value::{Config, Value};

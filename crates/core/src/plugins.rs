@@ -1,4 +1,5 @@
-//! Four of the five plugin traits (the optimizer's is in [`crate::optim`]). Each is
+//! Four of the plugin traits (the optimizer's is in [`crate::optim`], the layer's in
+//! [`crate::layer`], the metric's in [`crate::metric`]). Each is
 //! object safe: the registry hands out `Box<dyn ...>`.
 
 use std::fmt::Debug;
@@ -20,10 +21,35 @@ pub trait Activation: Send + Sync + Debug {
     }
 }
 
+/// The targets a loss compares a model's output with: what a training loop checks the
+/// data and the model against, instead of matching loss names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossTargets {
+    /// Integer class indices `[N]` against scores `[N, classes]` (`nll`).
+    Classes,
+    /// Class indices, or class probabilities of the output's shape (`cross_entropy`).
+    ClassesOrProbabilities,
+    /// Floats of the output's shape: regression (`mse`, `l1`, `huber`), multi-label
+    /// (`bce_with_logits` with 0/1 targets) and distribution losses.
+    Floats,
+}
+
+impl LossTargets {
+    /// Whether integer class indices are accepted.
+    pub fn takes_classes(self) -> bool {
+        matches!(self, LossTargets::Classes | LossTargets::ClassesOrProbabilities)
+    }
+}
+
 /// A training objective comparing a model's output with a target.
 pub trait Loss: Send + Sync + Debug {
     /// The loss: 0-d unless the plugin's `reduction` is `none`.
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor>;
+
+    /// The targets the loss takes; floats of the output's shape unless it says otherwise.
+    fn targets(&self) -> LossTargets {
+        LossTargets::Floats
+    }
 }
 
 /// A learning-rate schedule over the optimizer's parameter groups.

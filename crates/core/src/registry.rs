@@ -8,12 +8,13 @@ use candle_core::{DType, Device};
 
 use crate::error::{closest, plausible, Error, Result};
 use crate::layer::Layer;
+use crate::metric::Metric;
 use crate::optim::DynOptimizer;
 use crate::params::{ParamSpec, Params};
 use crate::plugins::{Activation, Loss, Regularizer, Scheduler};
 use crate::value::Config;
 
-/// The six plugin kinds.
+/// The seven plugin kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Activation,
@@ -22,12 +23,13 @@ pub enum Kind {
     Scheduler,
     Regularizer,
     Layer,
+    Metric,
 }
 
 impl Kind {
     /// Every kind, in the order listings use.
-    pub const ALL: [Kind; 6] =
-        [Kind::Activation, Kind::Loss, Kind::Optimizer, Kind::Scheduler, Kind::Regularizer, Kind::Layer];
+    pub const ALL: [Kind; 7] =
+        [Kind::Activation, Kind::Loss, Kind::Optimizer, Kind::Scheduler, Kind::Regularizer, Kind::Layer, Kind::Metric];
 
     /// `activation`, `loss`, ...: the name used in configs, parity files and the CLI.
     pub fn as_str(self) -> &'static str {
@@ -38,6 +40,7 @@ impl Kind {
             Kind::Scheduler => "scheduler",
             Kind::Regularizer => "regularizer",
             Kind::Layer => "layer",
+            Kind::Metric => "metric",
         }
     }
 
@@ -50,6 +53,7 @@ impl Kind {
             Kind::Scheduler => "schedulers",
             Kind::Regularizer => "regularizers",
             Kind::Layer => "layers",
+            Kind::Metric => "metrics",
         }
     }
 }
@@ -118,6 +122,7 @@ pub type OptimizerEntry = Entry<dyn DynOptimizer>;
 pub type SchedulerEntry = Entry<dyn Scheduler>;
 pub type RegularizerEntry = Entry<dyn Regularizer>;
 pub type LayerEntry = Entry<dyn Layer>;
+pub type MetricEntry = Entry<dyn Metric>;
 
 inventory::collect!(ActivationEntry);
 inventory::collect!(LossEntry);
@@ -125,8 +130,9 @@ inventory::collect!(OptimizerEntry);
 inventory::collect!(SchedulerEntry);
 inventory::collect!(RegularizerEntry);
 inventory::collect!(LayerEntry);
+inventory::collect!(MetricEntry);
 
-/// Ties a plugin trait object type to its [`Kind`]. Implemented for the six kinds.
+/// Ties a plugin trait object type to its [`Kind`]. Implemented for the seven kinds.
 pub trait PluginKind: 'static {
     const KIND: Kind;
 }
@@ -148,6 +154,9 @@ impl PluginKind for dyn Regularizer {
 }
 impl PluginKind for dyn Layer {
     const KIND: Kind = Kind::Layer;
+}
+impl PluginKind for dyn Metric {
+    const KIND: Kind = Kind::Metric;
 }
 
 /// Every registration of kind `P`, sorted by name, then module.
@@ -265,6 +274,12 @@ pub fn layer(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<dyn 
     build::<dyn Layer>(name, config, ctx)
 }
 
+/// Builds a registered metric by name; see [`crate::metric::parse_spec`] for the
+/// `name:key=value` form configs use.
+pub fn metric(name: &str, config: &Config, ctx: &BuildContext) -> Result<Box<dyn Metric>> {
+    build::<dyn Metric>(name, config, ctx)
+}
+
 /// What a listing shows of one registration, whatever its kind.
 #[derive(Clone, Copy, Debug)]
 pub struct PluginInfo {
@@ -298,6 +313,7 @@ pub fn plugins(kind: Kind) -> Vec<PluginInfo> {
         Kind::Scheduler => infos::<dyn Scheduler>().collect(),
         Kind::Regularizer => infos::<dyn Regularizer>().collect(),
         Kind::Layer => infos::<dyn Layer>().collect(),
+        Kind::Metric => infos::<dyn Metric>().collect(),
     }
 }
 
@@ -325,6 +341,7 @@ mod tests {
     fn kinds_parse_singular_and_plural() {
         assert_eq!("losses".parse::<Kind>().unwrap(), Kind::Loss);
         assert_eq!("scheduler".parse::<Kind>().unwrap(), Kind::Scheduler);
-        assert!("metric".parse::<Kind>().unwrap_err().to_string().starts_with("unknown plugin kind 'metric'"));
+        assert_eq!("metrics".parse::<Kind>().unwrap(), Kind::Metric);
+        assert!("metrik".parse::<Kind>().unwrap_err().to_string().starts_with("unknown plugin kind 'metrik'"));
     }
 }

@@ -289,7 +289,7 @@ fn parse_plugin(attr: &Attribute) -> syn::Result<Plugin> {
     attr.parse_nested_meta(|meta| {
         let key = meta.path.get_ident().map(Ident::to_string).unwrap_or_default();
         match key.as_str() {
-            "activation" | "loss" | "optimizer" | "scheduler" | "regularizer" | "layer" => {
+            "activation" | "loss" | "optimizer" | "scheduler" | "regularizer" | "layer" | "metric" => {
                 if kind.is_some() {
                     return Err(meta.error("a registration has one kind"));
                 }
@@ -315,7 +315,7 @@ fn parse_plugin(attr: &Attribute) -> syn::Result<Plugin> {
             }
             _ => {
                 return Err(meta.error(
-                    "unknown key; expected KIND = \"name\" (activation, loss, optimizer, scheduler, regularizer, layer), summary, lr, lr_doc, default(..), set(..) or build",
+                    "unknown key; expected KIND = \"name\" (activation, loss, optimizer, scheduler, regularizer, layer, metric), summary, lr, lr_doc, default(..), set(..) or build",
                 ))
             }
         }
@@ -370,6 +370,7 @@ fn registration(ident: &Ident, plugin: &Plugin, params: &[Param], skipped: &[Ski
         "optimizer" => quote! { OptimizerEntry },
         "scheduler" => quote! { SchedulerEntry },
         "layer" => quote! { LayerEntry },
+        "metric" => quote! { MetricEntry },
         _ => quote! { RegularizerEntry },
     };
     let (name, summary) = (&plugin.name, &plugin.summary);

@@ -298,9 +298,10 @@ fn check_case(case: &Json, device: &Device) -> CaseResultInner<Diff> {
         "scheduler" => scheduler_case(&c, &mut diff)?,
         "regularizer" => regularizer_case(&c, &mut diff)?,
         "layer" => layer_case(&c, &mut diff)?,
+        "metric" => metric_case(&c, &mut diff)?,
         other => {
             return Err(format!(
-                "unknown kind '{other}'; use one of activation, loss, optimizer, scheduler, regularizer, layer"
+                "unknown kind '{other}'; use one of activation, loss, optimizer, scheduler, regularizer, layer, metric"
             ))
         }
     }
@@ -509,6 +510,26 @@ fn regularizer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
             Err(format!("regularizer '{}' is random; parity files check only deterministic regularizers", c.name))
         }
     }
+}
+
+/// A metric over `inputs.output` and `inputs.target`, fed in batches of
+/// `inputs.batch_size` rows (default: one batch), against `expected.value`.
+fn metric_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
+    c.check_expected_keys(&["value"])?;
+    c.require("value")?;
+    let metric = ember_core::metric(c.name, &c.config, &c.ctx()).map_err(err_str)?;
+    let output = c.tensor("output")?;
+    let target = to_tensor(&c.input("target")?, c.dtype, c.device)?;
+    let n = output.dims().first().copied().ok_or("inputs.output must have a batch dimension")?;
+    let batch = if c.inputs.contains_key("batch_size") { c.count("batch_size")?.max(1) } else { n.max(1) };
+    let mut state = metric.start();
+    for start in (0..n).step_by(batch) {
+        let len = batch.min(n - start);
+        let (o, t) = (output.narrow(0, start, len).map_err(err_str)?, target.narrow(0, start, len).map_err(err_str)?);
+        state.update(&o, &t).map_err(err_str)?;
+    }
+    let value = state.value().map_err(err_str)?;
+    c.compare("value", &Tensor::new(value, &Device::Cpu).map_err(err_str)?, diff)
 }
 
 fn layer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {

@@ -271,16 +271,23 @@ impl Learner {
         let dtype = dtype_of(&config);
         let crate::data::Loaded { train, eval, source, notice, origins } =
             crate::data::load(&config.data).context("data")?;
-        let class_targets = ["cross_entropy", "nll"].contains(&config.loss.name.as_str());
         crate::data::check_data(&train, &eval, &origins)?;
+        let ctx = BuildContext::new(device.clone(), dtype);
+        let loss = registry::loss(&config.loss.name, &config.loss.config, &ctx).context("loss")?;
+        // The loss says what targets it takes; the data and the model must fit them.
+        let class_targets = loss.targets().takes_classes();
+        if !class_targets && train.targets().dtype().is_int() {
+            return Err(Error::input(format!(
+                "loss '{}' compares the output with float targets of its shape, but {} holds class indices; use cross_entropy (or nll after log_softmax) for class labels",
+                config.loss.name, origins.train_targets
+            )));
+        }
         let (model, output) = build_model(&config, &train.inputs().dims()[1..], dtype, &device)?;
         crate::data::check_fits(&config.model, &output, &train, &eval, &origins, class_targets)?;
         let mut notes = Vec::new();
         if eval.is_empty() {
             notes.push(no_evaluation(&config)?);
         }
-        let ctx = BuildContext::new(device.clone(), dtype);
-        let loss = registry::loss(&config.loss.name, &config.loss.config, &ctx).context("loss")?;
         let groups = config
             .optimizer
             .groups

@@ -3,7 +3,7 @@
 
 use candle_core::Tensor;
 use ember_core::ops::normalize::{self, Norm};
-use ember_core::{check, Hyperparams, Loss, Result};
+use ember_core::{check, Hyperparams, Loss, LossTargets, Result};
 
 use crate::class_index::{class_dim, divide, pick};
 use crate::inputs::{along, class_vector, is_float, same_shape};
@@ -102,6 +102,10 @@ impl CrossEntropy {
 }
 
 impl Loss for CrossEntropy {
+    fn targets(&self) -> LossTargets {
+        LossTargets::ClassesOrProbabilities
+    }
+
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         let dim = class_dim("cross_entropy", input)?;
         let logp = normalize::apply(Norm::LogSoftmax, Some(dim as i64), input)?;

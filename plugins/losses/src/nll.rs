@@ -2,7 +2,7 @@
 //! `nn.NLLLoss`).
 
 use candle_core::Tensor;
-use ember_core::{Hyperparams, Loss, Result};
+use ember_core::{Hyperparams, Loss, LossTargets, Result};
 
 use crate::class_index::{divide, pick, Picked};
 use crate::reduction::Reduction;
@@ -40,6 +40,10 @@ pub(crate) fn reduce_picked(p: &Picked, reduction: Reduction) -> Result<Tensor> 
 }
 
 impl Loss for Nll {
+    fn targets(&self) -> LossTargets {
+        LossTargets::Classes
+    }
+
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         let picked = pick("nll", input, target, self.weight.as_deref(), self.ignore_index)?;
         reduce_picked(&picked, self.reduction)
