@@ -29,8 +29,8 @@ pub struct LayerContext {
     pub path: String,
     /// The layer's registry name, e.g. `conv2d`.
     pub name: String,
-    /// The next layer of the sequence being built, when it is given by its name alone
-    /// (`relu`): a layer may apply it itself ([`LayerContext::absorb_next`]).
+    /// The next layer of the sequence being built, when it is an activation given by its
+    /// name alone (`relu`): a layer may apply it itself ([`LayerContext::absorb_next`]).
     next: Option<String>,
     absorbed: bool,
 }
@@ -50,9 +50,9 @@ impl LayerContext {
     }
 
     /// Called by a layer's builder that can apply the layer after it in its own kernel
-    /// (batch norm followed by `relu`): true when that next layer is `name`, given without
-    /// arguments, and then the sequence runs it as a pass-through (its state_dict names
-    /// and indices are unchanged: such a layer has no parameters).
+    /// (batch norm followed by `relu`): true when that next layer is the activation
+    /// `name`, given without arguments, and then the sequence runs it as a pass-through
+    /// (its state_dict names and indices are unchanged: such a layer has no parameters).
     pub fn absorb_next(&mut self, name: &str) -> bool {
         let take = self.next.as_deref() == Some(name);
         self.absorbed |= take;

@@ -119,10 +119,12 @@ pub fn build_layers(
     result.map(|()| (model, shape))
 }
 
-/// The name of a layer table that has no other key (`{ name = "relu" }`).
+/// The name of a layer table that has no other key (`{ name = "relu" }`) and names an
+/// activation, not a registered layer: what a layer may absorb
+/// ([`LayerContext::absorb_next`]).
 fn bare_name(table: &Config) -> Option<String> {
     match (table.len(), table.get("name")) {
-        (1, Some(Value::Str(n))) => Some(n.clone()),
+        (1, Some(Value::Str(n))) if !registry::entries::<dyn Layer>().iter().any(|e| e.name == n) => Some(n.clone()),
         _ => None,
     }
 }

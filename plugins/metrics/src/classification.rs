@@ -41,80 +41,46 @@ impl Metric for Accuracy {
     }
 }
 
-/// Precision, `tp / (tp + fp)` per class (`precision_score`).
+/// Precision `tp / (tp + fp)` (`precision_score`), recall `tp / (tp + fn)`
+/// (`recall_score`) and F1 `2·tp / (2·tp + fp + fn)` (`f1_score`), per class, combined
+/// by `average`: one set of options, registered three times.
+#[allow(clippy::duplicated_attributes)]
 #[derive(Clone, Debug, Hyperparams)]
-#[plugin(metric = "precision", summary = "tp / (tp + fp), averaged over classes (sklearn precision_score)")]
-pub struct Precision {
+#[plugin(metric = "precision", summary = "tp / (tp + fp), averaged over classes (sklearn precision_score)", set(ratio = Ratio::Precision))]
+#[plugin(metric = "recall", summary = "tp / (tp + fn), averaged over classes (sklearn recall_score)", set(ratio = Ratio::Recall))]
+#[plugin(metric = "f1", summary = "2 tp / (2 tp + fp + fn), averaged over classes (sklearn f1_score)", set(ratio = Ratio::F1))]
+pub struct ClassScore {
     /// how class scores combine: "binary" (class 1), "micro", "macro" or "weighted"
     #[param(default = "binary")]
     pub average: Average,
     #[param(doc = "score this class (or label column) alone, overriding average")]
     pub label: Option<usize>,
-    /// the score of a class with no predicted and no true examples (a 0/0)
+    /// the score of a class whose ratio is 0/0 (nothing predicted, or nothing true)
     #[param(default = 0.0, check = check::probability)]
     pub zero_division: f64,
     /// multi-label targets: a label is predicted where the output is > threshold
     #[param(default = 0.0, check = check::finite)]
     pub threshold: f64,
+    /// Which ratio: set by the registration.
+    #[param(skip)]
+    pub ratio: Ratio,
 }
 
-/// Recall, `tp / (tp + fn)` per class (`recall_score`).
-#[derive(Clone, Debug, Hyperparams)]
-#[plugin(metric = "recall", summary = "tp / (tp + fn), averaged over classes (sklearn recall_score)")]
-pub struct Recall {
-    /// how class scores combine: "binary" (class 1), "micro", "macro" or "weighted"
-    #[param(default = "binary")]
-    pub average: Average,
-    #[param(doc = "score this class (or label column) alone, overriding average")]
-    pub label: Option<usize>,
-    /// the score of a class with no true examples (a 0/0)
-    #[param(default = 0.0, check = check::probability)]
-    pub zero_division: f64,
-    /// multi-label targets: a label is predicted where the output is > threshold
-    #[param(default = 0.0, check = check::finite)]
-    pub threshold: f64,
+impl Metric for ClassScore {
+    fn direction(&self) -> Direction {
+        Direction::Max
+    }
+
+    fn start(&self) -> Box<dyn MetricState> {
+        let score = Score::Averaged {
+            kind: self.ratio,
+            average: self.average,
+            label: self.label,
+            zero_division: self.zero_division,
+        };
+        Box::new(Scored { counts: Counts::new(self.ratio.name(), self.threshold), score })
+    }
 }
-
-/// F1, `2·tp / (2·tp + fp + fn)` per class (`f1_score`).
-#[derive(Clone, Debug, Hyperparams)]
-#[plugin(metric = "f1", summary = "2 tp / (2 tp + fp + fn), averaged over classes (sklearn f1_score)")]
-pub struct F1 {
-    /// how class scores combine: "binary" (class 1), "micro", "macro" or "weighted"
-    #[param(default = "binary")]
-    pub average: Average,
-    #[param(doc = "score this class (or label column) alone, overriding average")]
-    pub label: Option<usize>,
-    /// the score of a class with no predicted and no true examples (a 0/0)
-    #[param(default = 0.0, check = check::probability)]
-    pub zero_division: f64,
-    /// multi-label targets: a label is predicted where the output is > threshold
-    #[param(default = 0.0, check = check::finite)]
-    pub threshold: f64,
-}
-
-macro_rules! averaged {
-    ($ty:ident, $name:literal, $score:expr) => {
-        impl Metric for $ty {
-            fn direction(&self) -> Direction {
-                Direction::Max
-            }
-
-            fn start(&self) -> Box<dyn MetricState> {
-                let score = Score::Averaged {
-                    kind: $score,
-                    average: self.average,
-                    label: self.label,
-                    zero_division: self.zero_division,
-                };
-                Box::new(Scored { counts: Counts::new($name, self.threshold), score })
-            }
-        }
-    };
-}
-
-averaged!(Precision, "precision", Ratio::Precision);
-averaged!(Recall, "recall", Ratio::Recall);
-averaged!(F1, "f1", Ratio::F1);
 
 /// The fraction of examples whose class is among the `k` highest scores
 /// (`top_k_accuracy_score`): of tied scores, the higher class index ranks first, as
@@ -309,15 +275,25 @@ impl Counts {
     }
 }
 
-/// Which per-class ratio.
-#[derive(Clone, Copy, Debug)]
-enum Ratio {
+/// Which per-class ratio a [`ClassScore`] computes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ratio {
     Precision,
     Recall,
+    #[default]
     F1,
 }
 
 impl Ratio {
+    /// The registry name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ratio::Precision => "precision",
+            Ratio::Recall => "recall",
+            Ratio::F1 => "f1",
+        }
+    }
+
     /// (numerator, denominator) from the counts.
     fn parts(self, tp: u64, fp: u64, fn_: u64) -> (f64, f64) {
         let (tp, fp, fn_) = (tp as f64, fp as f64, fn_ as f64);

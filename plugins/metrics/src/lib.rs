@@ -22,5 +22,5 @@
 mod classification;
 mod regression;
 
-pub use classification::{Accuracy, Average, Precision, Recall, TopKAccuracy, F1};
+pub use classification::{Accuracy, Average, ClassScore, Ratio, TopKAccuracy};
 pub use regression::{Mae, Mse, Rmse, R2};
