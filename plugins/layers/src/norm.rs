@@ -111,9 +111,7 @@ impl BatchNorm {
         rv.set(&blend(rv, &unbiased)?)?;
         Ok(())
     }
-}
 
-impl BatchNorm {
     /// ReLU on the composed and evaluation paths, when this layer absorbed it.
     fn activate(&self, y: Tensor) -> Result<Tensor> {
         if self.relu {

@@ -46,26 +46,27 @@ enum Kind {
     R2 { force_finite: bool },
 }
 
+/// `impl Metric` for a regression metric: its direction, and its [`Kind`] read from the
+/// metric's options (`|m| ...`, `m` being the metric).
 macro_rules! regression {
-    ($ty:ident, $direction:expr, $kind:expr) => {
+    ($ty:ident, $direction:expr, |$m:ident| $kind:expr) => {
         impl Metric for $ty {
             fn direction(&self) -> Direction {
                 $direction
             }
 
-            #[allow(unused_variables)]
             fn start(&self) -> Box<dyn MetricState> {
-                let this = self;
-                Box::new(Columns { kind: $kind(this), columns: vec![] })
+                let $m = self;
+                Box::new(Columns { kind: $kind, columns: vec![] })
             }
         }
     };
 }
 
-regression!(Mae, Direction::Min, |_| Kind::Mae);
-regression!(Mse, Direction::Min, |_| Kind::Mse);
-regression!(Rmse, Direction::Min, |_| Kind::Rmse);
-regression!(R2, Direction::Max, |m: &R2| Kind::R2 { force_finite: m.force_finite });
+regression!(Mae, Direction::Min, |_m| Kind::Mae);
+regression!(Mse, Direction::Min, |_m| Kind::Mse);
+regression!(Rmse, Direction::Min, |_m| Kind::Rmse);
+regression!(R2, Direction::Max, |m| Kind::R2 { force_finite: m.force_finite });
 
 impl Kind {
     fn name(self) -> &'static str {

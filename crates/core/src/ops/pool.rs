@@ -334,14 +334,11 @@ impl PoolOp {
         let (w, hw, ohw) = (self.w, self.h * self.w, oh * ow);
         let mut dx: Vec<T> = Vec::with_capacity(self.planes * hw);
         let dst = SendPtr(dx.as_mut_ptr());
-        let ragged = 2 * oh < self.h;
         planes(self.planes, |pl| {
             // Safety: plane `pl` writes only its own elements, and all of them: every
-            // window row below, and first the rows no window covers.
+            // window row below, and first the rows no window covers (an odd height's last).
             let d = unsafe { std::slice::from_raw_parts_mut(dst.get().add(pl * hw), hw) };
-            if ragged {
-                d.fill(T::zero());
-            }
+            d[2 * oh * w..].fill(T::zero());
             let (gp, ap) = (&g[pl * ohw..(pl + 1) * ohw], &arg[pl * ohw..(pl + 1) * ohw]);
             for oy in 0..oh {
                 // The window row's two input rows, zeroed while they are in cache, then
