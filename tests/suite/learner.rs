@@ -233,13 +233,21 @@ fn config_errors_name_the_key_and_the_choices() {
     assert_eq!(err(&edited("train", "epochs = 0")), "run.toml: train.epochs = 0 is invalid: must be >= 1");
     assert_eq!(err(&edited("train", "batch_size = 0")), "run.toml: train.batch_size = 0 is invalid: must be >= 1");
     assert!(err(&edited("train", "dtype = \"f16\"")).contains("train.dtype = \"f16\" is invalid"));
-    let e = err(&edited("train", "early_stopping = { metric = \"val_acc\", patience = 2 }"));
-    assert!(e.contains("train.early_stopping.metric = \"val_acc\" is invalid: must be one of train_loss"), "{e}");
 
     let learner_err = |text: &str| {
         let c = RunConfig::from_toml(text, "run.toml").unwrap();
         Learner::new(c, Device::Cpu, tempfile::tempdir().unwrap().path(), Reporter::Quiet).err().unwrap().to_string()
     };
+    // A watched metric must be a column the run records.
+    assert_eq!(
+        learner_err(&edited("train", "early_stopping = { metric = \"val_acc\", patience = 2 }")),
+        "train.early_stopping.metric = \"val_acc\" is invalid: must be one of train_loss, eval_loss, train_acc, eval_acc; list metrics in train.metrics (e.g. [\"f1:average=macro\"]) to watch them as eval_NAME"
+    );
+    assert_eq!(
+        learner_err(&edited("train", "metrics = [\"f1:average=macro\", \"mae\"]\nbest_metric = \"eval_f1[average=micro]\"")),
+        "train.best_metric = \"eval_f1[average=micro]\" is invalid: must be one of train_loss, eval_loss, train_acc, eval_acc, eval_f1[average=macro], eval_mae"
+    );
+    assert!(learner_err(&edited("train", "metrics = [\"f2\"]")).starts_with("train.metrics[0]: unknown metric 'f2'"));
     assert_eq!(
         learner_err(&BASE.replace("name = \"adam\"", "name = \"adamm\"")),
         "optimizer: unknown optimizer 'adamm'; did you mean 'adam'? Known optimizers: adadelta, adagrad, adam, adamax, adamw, nadam, radam, rmsprop, sgd. An optimizer from a crate of its own is registered only in a program that names that crate: add `use the_plugin_crate as _;`"
@@ -332,7 +340,7 @@ fn early_stopping_ends_the_run_after_patience() {
     c.train.early_stopping = Some(ember::train::config::EarlyStopping {
         metric: "eval_loss".into(),
         patience: 1,
-        mode: "min".into(),
+        mode: Some("min".into()),
         min_delta: 0.0,
     });
     let s = Learner::new(c, Device::Cpu, tmp.path(), Reporter::Quiet).unwrap().fit().unwrap();
@@ -747,6 +755,7 @@ fn progress_keeps_non_finite_numbers_and_reads_older_nulls() {
         train_acc: f64::NAN,
         eval_loss: f64::NEG_INFINITY,
         eval_acc: 0.5,
+        metrics: vec![("f1".into(), f64::NAN), ("r2".into(), f64::NEG_INFINITY), ("mae".into(), x)],
         lr: 0.1,
         seconds: 1.0,
     };
@@ -755,6 +764,10 @@ fn progress_keeps_non_finite_numbers_and_reads_older_nulls() {
     let back: ember::train::Progress = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
     let h = &back.history[0];
     assert!(h.train_loss == f64::INFINITY && h.train_acc.is_nan() && h.eval_loss == f64::NEG_INFINITY);
+    // Metrics keep their order and their non-finite values.
+    let labels: Vec<&str> = h.metrics.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels, ["f1", "r2", "mae"]);
+    assert!(h.metrics[0].1.is_nan() && h.metrics[1].1 == f64::NEG_INFINITY && h.metrics[2].1 == f64::INFINITY);
     assert_eq!(back.best, Some(f64::INFINITY));
     let old = r#"{"epoch":1,"step":7,"batches":7,"history":[{"epoch":1,"train_loss":1.0,"train_acc":null,"eval_loss":null,"eval_acc":null,"lr":0.1,"seconds":0.5}],"best":null,"bad_epochs":0,"stopped_early":false}"#;
     let back: ember::train::Progress = serde_json::from_str(old).unwrap();

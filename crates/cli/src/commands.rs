@@ -144,6 +144,14 @@ pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         "train_acc": num(|r| r.train_acc),
         "eval_loss": num(|r| r.eval_loss),
         "eval_acc": num(|r| r.eval_acc),
+        "metrics": last.as_ref().map(|r| {
+            r.metrics
+                .iter()
+                .map(|(l, v)| (format!("eval_{l}"), json!(v.is_finite().then_some(*v))))
+                .collect::<serde_json::Map<_, _>>()
+        }).unwrap_or_default(),
+        "parameters": summary.parameters,
+        "trainable_parameters": summary.trainable,
         "seconds_per_epoch": summary.seconds_per_epoch,
         "stopped_early": summary.stopped_early,
         "out": learner.out_dir().display().to_string(),
@@ -195,6 +203,7 @@ fn edit_resumed(
             DataConfig::FashionMnist { .. } => "fashion_mnist",
             DataConfig::Mnist { .. } => "mnist",
             DataConfig::Idx { .. } => "idx",
+            DataConfig::Csv { .. } => "csv",
             DataConfig::Synthetic { .. } => "synthetic",
         };
         if d.replace('-', "_") != stored_name {

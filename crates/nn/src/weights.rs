@@ -80,6 +80,52 @@ pub fn load_state_dict(model: &dyn Module, dict: &HashMap<String, Tensor>) -> Re
     Ok(())
 }
 
+/// What a non-strict load did: the tensors it set, the model's tensors the file lacks,
+/// and the file's tensors the model lacks (each sorted).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadReport {
+    pub loaded: Vec<String>,
+    pub missing: Vec<String>,
+    pub unexpected: Vec<String>,
+}
+
+/// Loads what fits and lists the rest, as PyTorch's `load_state_dict(strict=False)`:
+/// missing and unexpected names are reported, not errors; a tensor present in both with
+/// another shape or a non-float dtype is still an error (listing every one), and then
+/// nothing is changed.
+pub fn load_state_dict_partial(model: &dyn Module, dict: &HashMap<String, Tensor>) -> Result<LoadReport> {
+    let state = named_state(model);
+    let mut report = LoadReport::default();
+    let mut problems = Vec::new();
+    for (name, var, _) in &state {
+        match dict.get(name) {
+            None => report.missing.push(name.clone()),
+            Some(t) if t.dims() != var.dims() => problems.push(format!(
+                "wrong shape: {name} is {:?} in the file, {:?} in the model",
+                t.dims(),
+                var.dims()
+            )),
+            Some(t) if t.dtype().is_float() != var.dtype().is_float() => {
+                problems.push(format!("wrong dtype: {name} is {:?} in the file, {:?} in the model", t.dtype(), var.dtype()))
+            }
+            Some(_) => report.loaded.push(name.clone()),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::input(format!("the weights do not fit the model:\n  {}", problems.join("\n  "))));
+    }
+    report.unexpected = dict.keys().filter(|k| !state.iter().any(|(n, _, _)| n == *k)).cloned().collect();
+    for (name, var, _) in &state {
+        if let Some(t) = dict.get(name) {
+            var.set(&t.to_device(var.device())?.to_dtype(var.dtype())?)?;
+        }
+    }
+    report.loaded.sort();
+    report.missing.sort();
+    report.unexpected.sort();
+    Ok(report)
+}
+
 /// Loads weights from a safetensors file (e.g. written by `safetensors.torch.save_file`
 /// from a PyTorch state_dict) into the model, strictly (see [`load_state_dict`]).
 pub fn load_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<()> {

@@ -80,6 +80,69 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 origins,
             })
         }
+        DataConfig::Csv { path, train, test, target, features, delimiter, classes, eval_split, standardize, seed } => {
+            let spec = ember_data::csv::TableSpec {
+                delimiter: delimiter.chars().next().unwrap_or(','),
+                target: target.names(),
+                features: features.clone(),
+                classes: *classes,
+            };
+            let (train_file, test_file) = match (path, train) {
+                (Some(p), _) => (p.clone(), None),
+                (None, Some(t)) => (t.clone(), test.clone()),
+                (None, None) => return Err(Error::config("data", "a csv table needs `path` or `train`")),
+            };
+            let table = ember_data::csv::read_table(Path::new(&train_file), &spec)?;
+            let names = table.class_names.clone();
+            let (mut tr, mut ev, origins) = match &test_file {
+                Some(t) => {
+                    let mut test = ember_data::csv::read_table(Path::new(t), &spec)?;
+                    if *classes {
+                        test.target_values = remap(&test.target_values, &test.class_names, &names, t)?;
+                    }
+                    (table.into_dataset()?, test.into_dataset()?, Origins::same(&train_file, t))
+                }
+                None => {
+                    let n = table.len();
+                    let held = (n as f64 * eval_split).round() as usize;
+                    let mut order: Vec<u32> = (0..n as u32).collect();
+                    let mut rng = Rng::new(ember_core::rng::at(*seed, 0x5711_7000));
+                    for i in (1..n).rev() {
+                        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                        order.swap(i, j);
+                    }
+                    let all = table.into_dataset()?;
+                    let pick = |idx: &[u32]| -> Result<TensorDataset> {
+                        let mut idx = idx.to_vec();
+                        idx.sort_unstable();
+                        let (x, y) = all.batch(&idx)?;
+                        TensorDataset::new(x, y)
+                    };
+                    let what = format!("{train_file} (rows held out by eval_split = {eval_split})");
+                    (pick(&order[held..])?, pick(&order[..held])?, Origins::same(&train_file, &what))
+                }
+            };
+            if *standardize {
+                let x = tr.inputs().to_dtype(DType::F64)?;
+                let mean = x.mean_keepdim(0)?;
+                // The population standard deviation (scikit-learn's StandardScaler); a
+                // constant column is left unscaled.
+                let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?;
+                let std = var.sqrt()?;
+                let ones = std.ones_like()?;
+                let std = std.eq(0.0)?.where_cond(&ones, &std)?;
+                let scale = |d: &TensorDataset| -> Result<TensorDataset> {
+                    if d.is_empty() {
+                        return Ok(d.clone());
+                    }
+                    let x = d.inputs().to_dtype(DType::F64)?.broadcast_sub(&mean)?.broadcast_div(&std)?;
+                    TensorDataset::new(x.to_dtype(DType::F32)?, d.targets().clone())
+                };
+                tr = scale(&tr)?;
+                ev = scale(&ev)?;
+            }
+            Ok(Loaded { train: tr, eval: ev, source: train_file.clone(), notice: None, origins })
+        }
         DataConfig::Synthetic { n_train, n_eval, features, classes, seed } => {
             // Inputs (f32) and labels (i64) of both splits, checked before allocating.
             let rows = n_train.checked_add(*n_eval).map(|n| n as u64);
@@ -117,6 +180,24 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
             Ok(Loaded { train, eval, source: "synthetic".into(), notice: None, origins })
         }
     }
+}
+
+/// Class indices of a test table (by its own sorted labels) mapped to the training
+/// table's indices; a label the training table lacks is an error naming it.
+fn remap(values: &Tensor, labels: &[String], train_labels: &[String], file: &str) -> Result<Tensor> {
+    let map = labels
+        .iter()
+        .map(|l| {
+            train_labels.iter().position(|t| t == l).map(|i| i as i64).ok_or_else(|| {
+                Error::input(format!(
+                    "{file}: class {l:?} does not occur in the training table (its classes: {}); every test label must be a training label",
+                    train_labels.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    let v: Vec<i64> = values.to_vec1::<i64>()?.into_iter().map(|i| map[i as usize]).collect();
+    Ok(Tensor::from_vec(v, values.dims1()?, &Device::Cpu)?)
 }
 
 /// Checks the data before a model is built on it: a training set, and evaluation
@@ -158,6 +239,21 @@ pub fn check_fits(
                 mlp.sizes.first().copied().unwrap_or(0),
                 &dims[1..]
             )));
+        }
+    }
+    if !class_targets {
+        for (data, origin) in [(train, &origins.train_targets), (eval, &origins.eval_targets)] {
+            if data.is_empty() {
+                continue;
+            }
+            let per = &data.targets().dims()[1..];
+            let fits = per == output || (per.is_empty() && output == [1]);
+            if !fits {
+                return Err(Error::input(format!(
+                    "{origin}: each target has shape {per:?} but the model outputs {output:?} per example; the loss compares them element by element, so give the last layer {} outputs",
+                    per.iter().product::<usize>().max(1)
+                )));
+            }
         }
     }
     if class_targets {

@@ -9,21 +9,24 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use ember_core::rng;
 use ember_core::{
-    registry, BuildContext, Config, Context as _, Error, IoContext, LayerContext, Loss, Result, Scheduler,
+    registry, BuildContext, Config, Context as _, Direction, Error, IoContext, LayerContext, Loss, Result,
+    Scheduler,
 };
-use ember_data::{DataLoader, Dataset, TensorDataset};
+use ember_data::{DataLoader, Dataset};
 use ember_nn::{build_layers, load_state_dict, mlp, state_dict, ActivationLayer, Context, Module, Sequential};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, FORMAT};
 use crate::clip::{clip_grad_norm, clip_grad_value};
-use crate::config::{Interval, Metric, Mode, RunConfig};
+use crate::config::{metric_label, Interval, Metric, Mode, RunConfig, TrainSpec};
+use crate::hooks::{Callback, Control, StepArgs, StepEnd, StepOutput, TrainStep};
 use crate::optim::{load_scheduler_state, scheduler_state_dict, OptimizerDriver, ParamGroupSpec};
 use crate::regularize::{Regularization, RegularizerSpec};
 use crate::rundir::{self, Existing, RunLock};
@@ -43,6 +46,10 @@ pub struct EpochRecord {
     pub eval_loss: f64,
     #[serde(with = "nonfinite")]
     pub eval_acc: f64,
+    /// The run's metrics (`train.metrics`) over the evaluation set, by label, in the
+    /// order given: `metrics.csv` column `eval_LABEL`. NaN when undefined.
+    #[serde(default, with = "nonfinite::pairs", skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<(String, f64)>,
     #[serde(with = "nonfinite")]
     pub lr: f64,
     #[serde(with = "nonfinite")]
@@ -89,6 +96,55 @@ mod nonfinite {
         }
     }
 
+    /// The same for labelled values, written as a JSON object in their order.
+    pub mod pairs {
+        use serde::de::{MapAccess, Visitor};
+        use serde::ser::SerializeMap;
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        struct Value(f64);
+
+        impl Serialize for Value {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                super::serialize(&self.0, s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for Value {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                super::deserialize(d).map(Value)
+            }
+        }
+
+        pub fn serialize<S: Serializer>(v: &[(String, f64)], s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(v.len()))?;
+            for (k, x) in v {
+                map.serialize_entry(k, &Value(*x))?;
+            }
+            map.end()
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, f64)>, D::Error> {
+            struct Pairs;
+            impl<'de> Visitor<'de> for Pairs {
+                type Value = Vec<(String, f64)>;
+
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object of metric values")
+                }
+
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                        out.push((k, v.0));
+                    }
+                    Ok(out)
+                }
+            }
+            d.deserialize_map(Pairs)
+        }
+    }
+
     /// The same for `Option<f64>` (`null` is `None`).
     pub mod option {
         use serde::{Deserialize, Deserializer, Serializer};
@@ -111,13 +167,23 @@ mod nonfinite {
 }
 
 impl EpochRecord {
-    fn metric(&self, metric: Metric) -> f64 {
-        match metric {
-            Metric::TrainLoss => self.train_loss,
-            Metric::TrainAcc => self.train_acc,
-            Metric::EvalLoss => self.eval_loss,
-            Metric::EvalAcc => self.eval_acc,
+    /// The value of a `metrics.csv` column (`eval_loss`, `eval_f1[average=macro]`), if
+    /// the record has it.
+    pub fn get(&self, column: &str) -> Option<f64> {
+        match column {
+            Metric::TRAIN_LOSS => Some(self.train_loss),
+            Metric::TRAIN_ACC => Some(self.train_acc),
+            Metric::EVAL_LOSS => Some(self.eval_loss),
+            Metric::EVAL_ACC => Some(self.eval_acc),
+            other => {
+                let label = other.strip_prefix("eval_")?;
+                self.metrics.iter().find(|(l, _)| l == label).map(|(_, v)| *v)
+            }
         }
+    }
+
+    fn metric(&self, column: &str) -> f64 {
+        self.get(column).unwrap_or(f64::NAN)
     }
 }
 
@@ -149,6 +215,9 @@ pub struct Summary {
     pub seconds_per_epoch: f64,
     pub stopped_early: bool,
     pub checkpoint: Option<PathBuf>,
+    /// Elements in the model's parameters, and in those that train (not frozen).
+    pub parameters: usize,
+    pub trainable: usize,
 }
 
 /// Where progress lines go.
@@ -158,16 +227,30 @@ pub enum Reporter {
     Quiet,
 }
 
+/// A column that early stopping, the best checkpoint or a scheduler watches, with the
+/// direction in which it improves.
+#[derive(Clone, Debug, PartialEq)]
+struct Watch {
+    column: String,
+    direction: Direction,
+}
+
 /// A training run. See the module docs.
 pub struct Learner {
-    pub config: RunConfig,
-    model: Sequential,
+    spec: TrainSpec,
+    /// The run config when the run was described by one (`ember train`): checkpoints
+    /// store it, so `ember train --resume` rebuilds the model and the data.
+    run: Option<RunConfig>,
+    model: Arc<dyn Module>,
     loss: Box<dyn Loss>,
     optimizer: OptimizerDriver,
     scheduler: Option<Box<dyn Scheduler>>,
     regularization: Regularization,
-    train: TensorDataset,
-    eval: TensorDataset,
+    metrics: Vec<(String, Box<dyn ember_core::Metric>)>,
+    train: Arc<dyn Dataset>,
+    eval: Option<Arc<dyn Dataset>>,
+    /// Whether the targets are class indices for a loss that takes them (accuracy).
+    class_targets: bool,
     loader: DataLoader,
     out: PathBuf,
     progress: Progress,
@@ -182,6 +265,16 @@ pub struct Learner {
     notes: Vec<String>,
     /// The checkpoint a resumed run continues.
     resumed_from: Option<PathBuf>,
+    /// The parameters that train, and the frozen ones (no gradient, no optimizer state).
+    trainable: Vec<Var>,
+    frozen: Vec<Var>,
+    parameters: usize,
+    best: Watch,
+    stop_on: Option<(Watch, f64, usize)>,
+    monitor: String,
+    step_fn: Option<Box<dyn TrainStep>>,
+    callbacks: Vec<Box<dyn Callback>>,
+    stop_requested: bool,
 }
 
 /// Seconds spent per phase in one epoch (`ember bench train` reports them).
@@ -197,6 +290,16 @@ pub struct Phases {
     pub eval: f64,
     /// metrics.csv, plots, checkpoints.
     pub output: f64,
+}
+
+/// The loss and metrics of one pass over the evaluation set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub loss: f64,
+    /// Top-1 accuracy; NaN unless the targets are class indices.
+    pub acc: f64,
+    /// The run's metrics by label.
+    pub metrics: Vec<(String, f64)>,
 }
 
 /// The model a run config describes, for examples of shape `input` (the batch dimension
@@ -234,12 +337,37 @@ pub fn dtype_of(config: &RunConfig) -> DType {
     config.train.dtype.dtype()
 }
 
+/// Everything a Learner is assembled from, whether a run config or the builder gave it.
+pub(crate) struct Parts {
+    pub spec: TrainSpec,
+    pub run: Option<RunConfig>,
+    pub model: Arc<dyn Module>,
+    /// The loss, when the caller already built it (to check the data against it).
+    pub loss: Option<Box<dyn Loss>>,
+    pub train: Arc<dyn Dataset>,
+    pub eval: Option<Arc<dyn Dataset>>,
+    pub device: Device,
+    pub out: PathBuf,
+    pub reporter: Reporter,
+    pub data_source: String,
+    pub data_notice: Option<String>,
+    pub step_fn: Option<Box<dyn TrainStep>>,
+    pub callbacks: Vec<Box<dyn Callback>>,
+    /// A resumed run takes its weights from the checkpoint, not from `init_from`.
+    pub resuming: bool,
+}
+
 impl Learner {
     /// A new run in the directory `out`, refused if `out` already holds a run (see
     /// [`crate::rundir`]). The directory is locked for this process while the Learner
     /// lives.
     pub fn new(config: RunConfig, device: Device, out: impl Into<PathBuf>, reporter: Reporter) -> Result<Self> {
         Self::start(config, device, out, Existing::Refuse, reporter)
+    }
+
+    /// A run of `model` written in Rust, configured in code: see [`LearnerBuilder`].
+    pub fn builder<M: Module + 'static>(model: M) -> crate::builder::LearnerBuilder<M> {
+        crate::builder::LearnerBuilder::new(model)
     }
 
     /// [`Learner::new`], with `existing` saying what to do when `out` already holds a run:
@@ -258,15 +386,26 @@ impl Learner {
             rundir::prepare_new(&rundir::lock(&out)?, Existing::Refuse)?;
         }
         config.data.make_absolute();
-        let mut learner = Self::build(config, device, out, reporter)?;
-        let lock = rundir::lock(&learner.out)?;
-        rundir::prepare_new(&lock, existing)?;
-        learner.adopt(lock);
-        Ok(learner)
+        if let Some(p) = config.train.init_from.as_mut() {
+            if let Ok(a) = std::path::absolute(&*p) {
+                *p = a.display().to_string();
+            }
+        }
+        let learner = Self::build(config, device, out, reporter, false)?;
+        learner.begin(existing)
     }
 
-    /// Builds every part of the run; `out` is the run directory (not touched here).
-    fn build(config: RunConfig, device: Device, out: PathBuf, reporter: Reporter) -> Result<Self> {
+    /// Takes the run directory for a new run.
+    pub(crate) fn begin(mut self, existing: Existing) -> Result<Self> {
+        let lock = rundir::lock(&self.out)?;
+        rundir::prepare_new(&lock, existing)?;
+        self.adopt(lock);
+        Ok(self)
+    }
+
+    /// Builds every part of a run config's run; `out` is the run directory (not touched
+    /// here).
+    fn build(config: RunConfig, device: Device, out: PathBuf, reporter: Reporter, resuming: bool) -> Result<Self> {
         config.validate()?;
         let dtype = dtype_of(&config);
         let crate::data::Loaded { train, eval, source, notice, origins } =
@@ -284,11 +423,107 @@ impl Learner {
         }
         let (model, output) = build_model(&config, &train.inputs().dims()[1..], dtype, &device)?;
         crate::data::check_fits(&config.model, &output, &train, &eval, &origins, class_targets)?;
-        let mut notes = Vec::new();
-        if eval.is_empty() {
-            notes.push(no_evaluation(&config)?);
+        Self::assemble(Parts {
+            spec: config.spec(),
+            run: Some(config),
+            model: Arc::new(model),
+            loss: Some(loss),
+            eval: (!eval.is_empty()).then(|| Arc::new(eval) as Arc<dyn Dataset>),
+            train: Arc::new(train),
+            device,
+            out,
+            reporter,
+            data_source: source,
+            data_notice: notice,
+            step_fn: None,
+            callbacks: Vec::new(),
+            resuming,
+        })
+    }
+
+    /// Builds the optimizer, scheduler, regularizers, metrics and loader around a model
+    /// and its data.
+    pub(crate) fn assemble(parts: Parts) -> Result<Self> {
+        let Parts {
+            spec,
+            run,
+            model,
+            loss,
+            train,
+            eval,
+            device,
+            out,
+            reporter,
+            data_source,
+            data_notice,
+            step_fn,
+            callbacks,
+            resuming,
+        } = parts;
+        spec.validate()?;
+        let dtype = spec.train.dtype.dtype();
+        let ctx = BuildContext::new(device.clone(), dtype);
+        let loss = match loss {
+            Some(l) => l,
+            None => registry::loss(&spec.loss.name, &spec.loss.config, &ctx).context("loss")?,
+        };
+        if train.is_empty() {
+            return Err(Error::input("data: the training set is empty"));
         }
-        let groups = config
+        let eval = eval.filter(|e| !e.is_empty());
+        let (_, first) = train.batch(&[0])?;
+        let class_targets = loss.targets().takes_classes() && first.dtype().is_int();
+        if !loss.targets().takes_classes() && first.dtype().is_int() {
+            return Err(Error::input(format!(
+                "loss '{}' compares the output with float targets of its shape, but the training targets are class indices ({:?}); use cross_entropy (or nll after log_softmax) for class labels, or give float targets",
+                spec.loss.name,
+                first.dtype()
+            )));
+        }
+        let mut metrics = Vec::new();
+        for (i, m) in spec.train.metrics.iter().enumerate() {
+            let (name, config) = ember_core::metric::parse_spec(m)?;
+            let metric = registry::metric(&name, &config, &ctx).context(format!("train.metrics[{i}]"))?;
+            metrics.push((metric_label(m)?, metric));
+        }
+        let mut notes = Vec::new();
+        if eval.is_none() {
+            notes.push(no_evaluation(&spec)?);
+        }
+        // Parameters to train and to keep fixed.
+        let named = model.named_parameters();
+        let parameters = named.iter().map(|(_, v)| v.elem_count()).sum();
+        for (i, pattern) in spec.train.freeze.iter().enumerate() {
+            if !named.iter().any(|(n, _)| crate::glob::matches(pattern, n)) {
+                let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).take(12).collect();
+                return Err(Error::input(format!(
+                    "train.freeze[{i}] = {pattern:?} matches no parameter; the model's parameters are {}{} (globs: * any run of characters, ? one)",
+                    names.join(", "),
+                    if named.len() > names.len() { ", ..." } else { "" }
+                )));
+            }
+        }
+        let (frozen_named, trainable_named): (Vec<_>, Vec<_>) =
+            named.into_iter().partition(|(n, _)| spec.train.freeze.iter().any(|p| crate::glob::matches(p, n)));
+        if trainable_named.is_empty() {
+            return Err(Error::input(
+                "train.freeze leaves no parameter to train; freeze fewer parameters (e.g. \"0.*\" for the first layer only)",
+            ));
+        }
+        if !frozen_named.is_empty() {
+            let count: usize = frozen_named.iter().map(|(_, v)| v.elem_count()).sum();
+            notes.push(format!(
+                "note: train.freeze keeps {} tensors ({count} parameters) fixed; {} of {parameters} parameters train",
+                frozen_named.len(),
+                parameters - count
+            ));
+        }
+        if !resuming {
+            if let Some(path) = &spec.train.init_from {
+                notes.push(init_weights(model.as_ref(), Path::new(path), spec.train.strict)?);
+            }
+        }
+        let groups = spec
             .optimizer
             .groups
             .iter()
@@ -296,12 +531,12 @@ impl Learner {
             .map(|(i, g)| ParamGroupSpec::from_table(i, g))
             .collect::<Result<Vec<_>>>()?;
         let mut optimizer =
-            OptimizerDriver::new(&config.optimizer.name, &config.optimizer.config, &groups, model.named_parameters())
+            OptimizerDriver::new(&spec.optimizer.name, &spec.optimizer.config, &groups, trainable_named.clone())
                 .context("optimizer")?;
-        let scheduler = match &config.scheduler {
+        let scheduler = match &spec.scheduler {
             Some(s) => {
                 let mut sched = registry::scheduler(&s.name, &s.config, &ctx).context("scheduler")?;
-                if let (Some(m), false) = (s.monitor, sched.needs_metric()) {
+                if let (Some(m), false) = (&s.monitor, sched.needs_metric()) {
                     return Err(Error::input(format!(
                         "scheduler.monitor = {:?} has no effect: scheduler '{}' does not watch a metric; remove `monitor` (it applies to metric-driven schedulers such as reduce_on_plateau)",
                         m.as_str(),
@@ -313,15 +548,15 @@ impl Learner {
             }
             None => None,
         };
-        let specs = config
+        let specs = spec
             .regularizers
             .iter()
             .enumerate()
             .map(|(i, t)| RegularizerSpec::from_table(i, t))
             .collect::<Result<Vec<_>>>()?;
-        let regularization = Regularization::new(&specs, model.named_parameters())?;
-        let t = &config.train;
-        let loader = DataLoader::new(t.batch_size, t.shuffle, t.drop_last, config.seed, device, dtype)?;
+        let regularization = Regularization::new(&specs, trainable_named.clone())?;
+        let t = &spec.train;
+        let loader = DataLoader::new(t.batch_size, t.shuffle, t.drop_last, spec.seed, device, dtype)?;
         if loader.batches(train.len()) == 0 {
             return Err(Error::input(format!(
                 "train.batch_size = {} with drop_last leaves no batch from {} training examples",
@@ -329,26 +564,65 @@ impl Learner {
                 train.len()
             )));
         }
+        // The watched columns, checked against what the run records.
+        let has_eval = eval.is_some();
+        let watch = |key: &str, m: &Metric| resolve(key, m, &metrics, class_targets);
+        let best = match &t.best_metric {
+            Some(m) => watch("train.best_metric", m)?,
+            None if !has_eval => Watch { column: Metric::TRAIN_LOSS.into(), direction: Direction::Min },
+            None if class_targets => Watch { column: Metric::EVAL_ACC.into(), direction: Direction::Max },
+            None => match metrics.first() {
+                Some((label, m)) => Watch { column: format!("eval_{label}"), direction: m.direction() },
+                None => Watch { column: Metric::EVAL_LOSS.into(), direction: Direction::Min },
+            },
+        };
+        let stop_on = match &t.early_stopping {
+            Some(es) => {
+                let mut w = watch("train.early_stopping.metric", &es.metric)?;
+                if let Some(mode) = es.mode {
+                    w.direction = if mode == Mode::Max { Direction::Max } else { Direction::Min };
+                }
+                Some((w, es.min_delta, es.patience))
+            }
+            None => None,
+        };
+        let monitor = match spec.scheduler.as_ref().and_then(|s| s.monitor.as_ref()) {
+            Some(m) => watch("scheduler.monitor", m)?.column,
+            None if !has_eval => Metric::TRAIN_LOSS.into(),
+            None => Metric::EVAL_LOSS.into(),
+        };
         Ok(Learner {
-            config,
+            spec,
+            run,
             model,
             loss,
             optimizer,
             scheduler,
             regularization,
+            metrics,
             train,
             eval,
+            class_targets,
             loader,
             out,
             progress: Progress::default(),
             reporter,
-            data_source: source,
-            data_notice: notice,
+            data_source,
+            data_notice,
             phases: Phases::default(),
             phase_history: Vec::new(),
             _lock: None,
             notes,
             resumed_from: None,
+            trainable: trainable_named.into_iter().map(|(_, v)| v).collect(),
+            frozen: frozen_named.into_iter().map(|(_, v)| v).collect(),
+            parameters,
+            best,
+            stop_on,
+            monitor,
+            step_fn,
+            callbacks,
+            stop_requested: false,
         })
     }
 
@@ -394,6 +668,12 @@ impl Learner {
     ) -> Result<Self> {
         let (ckpt, skipped) = checkpoint::open_for_resume(path)?;
         let file = ckpt.path.clone();
+        if ckpt.metadata.get("config").is_none() && ckpt.metadata.contains_key("spec") {
+            return Err(Error::input(format!(
+                "{}: this run was built in Rust code (Learner::builder), so the checkpoint holds no model or data description; resume it from that code with LearnerBuilder::resume",
+                file.display()
+            )));
+        }
         let mut config = RunConfig::from_json(ckpt.meta("config")?).with_context(|| file.display())?;
         edit(&mut config)?;
         let home = run_dir_of(&file);
@@ -405,32 +685,43 @@ impl Learner {
         }
         checkpoint::remove_stale_temporaries(&out.join("checkpoints"));
         checkpoint::remove_stale_temporaries(&out);
-        let mut learner = Learner::build(config, device, out, reporter)?;
-        learner.adopt(lock);
-        learner.notes.extend(skipped);
-        learner.load(&ckpt)?;
-        let later: Vec<usize> = checkpoint::epoch_files(&learner.out.join("checkpoints"))?
+        let learner = Learner::build(config, device, out, reporter, true)?;
+        learner.continue_from(lock, ckpt, skipped)
+    }
+
+    /// Loads a checkpoint into a freshly built Learner that holds the run directory's
+    /// lock, and notes what a resume should say.
+    pub(crate) fn continue_from(
+        mut self,
+        lock: RunLock,
+        ckpt: checkpoint::Checkpoint,
+        skipped: Vec<String>,
+    ) -> Result<Self> {
+        self.adopt(lock);
+        self.notes.extend(skipped);
+        self.load(&ckpt)?;
+        let later: Vec<usize> = checkpoint::epoch_files(&self.out.join("checkpoints"))?
             .into_iter()
             .map(|(e, _)| e)
-            .filter(|&e| e > learner.progress.epoch)
+            .filter(|&e| e > self.progress.epoch)
             .collect();
         if let (Some(first), Some(last)) = (later.first(), later.last()) {
-            learner.notes.push(format!(
+            self.notes.push(format!(
                 "warning: resuming from epoch {} while {} holds checkpoints of epochs {first} to {last}; this run replaces them as it reaches those epochs (until then `--resume {}` would pick the newest of the old ones)",
-                learner.progress.epoch,
-                learner.out.display(),
-                learner.out.display()
+                self.progress.epoch,
+                self.out.display(),
+                self.out.display()
             ));
         }
-        learner.resumed_from = Some(file);
-        learner.reconcile_best()?;
-        Ok(learner)
+        self.resumed_from = Some(ckpt.path.clone());
+        self.reconcile_best()?;
+        Ok(self)
     }
 
     /// Restores weights, optimizer, scheduler and progress from a checkpoint.
     fn load(&mut self, ckpt: &checkpoint::Checkpoint) -> Result<()> {
         let at = |e: Error| e.context(ckpt.path.display());
-        load_state_dict(&self.model, &ckpt.section("model/")).map_err(at)?;
+        load_state_dict(self.model.as_ref(), &ckpt.section("model/")).map_err(at)?;
         let opt: HashMap<String, Tensor> = ckpt
             .tensors
             .iter()
@@ -474,21 +765,32 @@ impl Learner {
                 self.notes.push(format!(
                     "note: {} {was}, but the best {} was reached at epoch {want}; rewrote it from {}",
                     best.display(),
-                    self.best_metric().0,
+                    self.best.column,
                     src.display()
                 ));
             }
             None => self.notes.push(format!(
                 "warning: {} {was}, but the best {} was reached at epoch {want}, whose checkpoint is no longer kept; best.safetensors is left as it is",
                 best.display(),
-                self.best_metric().0
+                self.best.column
             )),
         }
         Ok(())
     }
 
-    pub fn model(&self) -> &Sequential {
-        &self.model
+    /// The model being trained.
+    pub fn model(&self) -> &dyn Module {
+        self.model.as_ref()
+    }
+
+    /// The training settings.
+    pub fn spec(&self) -> &TrainSpec {
+        &self.spec
+    }
+
+    /// The run config, when the run was described by one.
+    pub fn run_config(&self) -> Option<&RunConfig> {
+        self.run.as_ref()
     }
 
     pub fn progress(&self) -> &Progress {
@@ -504,19 +806,28 @@ impl Learner {
         &self.phase_history
     }
 
-    /// Where the data came from (a directory, "synthetic", or the embedded subset).
+    /// Where the data came from (a directory, "synthetic", the embedded subset, or what
+    /// the builder was told).
     pub fn data_source(&self) -> &str {
         &self.data_source
     }
 
-    /// Trains until `config.train.epochs` epochs are complete (or early stopping).
+    /// The `metrics.csv` column that picks `best.safetensors`, and its direction.
+    pub fn best_metric(&self) -> (&str, Direction) {
+        (&self.best.column, self.best.direction)
+    }
+
+    /// Trains until `train.epochs` epochs are complete (or early stopping, or a callback
+    /// stops it).
     pub fn fit(&mut self) -> Result<Summary> {
         if self._lock.is_none() {
             let lock = rundir::lock(&self.out)?;
             self.adopt(lock);
         }
-        for w in self.config.pairing_warnings() {
-            self.report(&format!("warning: {w}"));
+        if let Some(run) = &self.run {
+            for w in run.pairing_warnings() {
+                self.report(&format!("warning: {w}"));
+            }
         }
         if let Some(n) = &self.data_notice {
             self.report(n);
@@ -527,11 +838,11 @@ impl Learner {
         let mut last_ckpt = None;
         if let Some(from) = &self.resumed_from {
             let p = &self.progress;
-            if p.stopped_early || p.epoch >= self.config.train.epochs {
+            if p.stopped_early || p.epoch >= self.spec.train.epochs {
                 let why = if p.stopped_early {
                     format!("the run stopped early at epoch {} (early stopping)", p.epoch)
                 } else {
-                    format!("the run has already trained {} of {} epochs", p.epoch, self.config.train.epochs)
+                    format!("the run has already trained {} of {} epochs", p.epoch, self.spec.train.epochs)
                 };
                 self.report(&format!(
                     "nothing to do: {why}; {} is unchanged. To train further, pass a larger --epochs{}",
@@ -541,7 +852,7 @@ impl Learner {
                 last_ckpt = Some(from.clone());
             }
         }
-        while self.progress.epoch < self.config.train.epochs && !self.progress.stopped_early {
+        while self.progress.epoch < self.spec.train.epochs && !self.progress.stopped_early {
             let record = self.epoch()?;
             self.progress.history.push(record.clone());
             self.progress.epoch += 1;
@@ -549,19 +860,10 @@ impl Learner {
             let t = Instant::now();
             crate::plot::draw(&self.out, &self.progress.history)?;
             self.phases.output += t.elapsed().as_secs_f64();
-            self.report(&format!(
-                "epoch {}/{}  train_loss {:.4}  train_acc {:.4}  eval_loss {:.4}  eval_acc {:.4}  lr {:.4e}  {:.2}s",
-                record.epoch,
-                self.config.train.epochs,
-                record.train_loss,
-                record.train_acc,
-                record.eval_loss,
-                record.eval_acc,
-                record.lr,
-                record.seconds
-            ));
+            self.report(&self.epoch_line(&record));
             let improved = self.track_best(&record);
             self.early_stopping(&record);
+            self.epoch_callbacks(&record)?;
             let t = Instant::now();
             last_ckpt = Some(self.save_checkpoint(improved)?);
             self.phases.output += t.elapsed().as_secs_f64();
@@ -574,7 +876,41 @@ impl Learner {
             seconds_per_epoch: median(&secs),
             stopped_early: self.progress.stopped_early,
             checkpoint: last_ckpt,
+            parameters: self.parameters,
+            trainable: self.trainable.iter().map(|v| v.elem_count()).sum(),
         })
+    }
+
+    /// The progress line of an epoch.
+    fn epoch_line(&self, r: &EpochRecord) -> String {
+        let mut line = format!("epoch {}/{}  train_loss {:.4}", r.epoch, self.spec.train.epochs, r.train_loss);
+        if self.class_targets {
+            line += &format!("  train_acc {:.4}", r.train_acc);
+        }
+        line += &format!("  eval_loss {:.4}", r.eval_loss);
+        if self.class_targets {
+            line += &format!("  eval_acc {:.4}", r.eval_acc);
+        }
+        for (label, v) in &r.metrics {
+            line += &format!("  eval_{label} {v:.4}");
+        }
+        line + &format!("  lr {:.4e}  {:.2}s", r.lr, r.seconds)
+    }
+
+    /// Runs the callbacks' epoch ends; a stop request ends the run after this epoch.
+    fn epoch_callbacks(&mut self, record: &EpochRecord) -> Result<()> {
+        let mut callbacks = std::mem::take(&mut self.callbacks);
+        let mut stop = false;
+        let result = callbacks.iter_mut().try_for_each(|c| {
+            c.on_epoch_end(record, &mut Control { optimizer: &mut self.optimizer, stop: &mut stop })
+        });
+        self.callbacks = callbacks;
+        result?;
+        if (stop || self.stop_requested) && !self.progress.stopped_early {
+            self.progress.stopped_early = true;
+            self.report(&format!("a callback stopped training after epoch {}", record.epoch));
+        }
+        Ok(())
     }
 
     /// A progress bar with rate and ETA, only when reporting to a terminal.
@@ -586,7 +922,7 @@ impl Learner {
         let bar = indicatif::ProgressBar::new(batches as u64);
         let style = indicatif::ProgressStyle::with_template(&format!(
             "epoch {epoch}/{} [{{bar:30}}] {{pos}}/{{len}} batches  {{per_sec}}  ETA {{eta}}  {{msg}}",
-            self.config.train.epochs
+            self.spec.train.epochs
         ))
         .map(|s| s.progress_chars("=> "))
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
@@ -606,23 +942,48 @@ impl Learner {
         let n = self.train.len();
         let order = self.loader.order(n, epoch as u64);
         let batches = self.loader.batches(n);
-        let accumulate = self.config.train.accumulate;
+        let accumulate = self.spec.train.accumulate;
         let (mut loss_sum, mut correct, mut seen, mut counted) = (0.0, 0usize, 0usize, true);
         let mut acc: Option<GradStore> = None;
-        let params: Vec<candle_core::Var> = self.model.named_parameters().into_iter().map(|(_, v)| v).collect();
+        let params = self.trainable.clone();
         let bar = self.progress_bar(batches, epoch + 1);
         for b in 0..batches {
             let t = Instant::now();
-            let (x, y) = self.loader.batch(&self.train, &order, b)?;
+            let (x, y) = self.loader.batch(self.train.as_ref(), &order, b)?;
             self.phases.data += t.elapsed().as_secs_f64();
-            let seed = rng::at(self.config.seed ^ DROPOUT_STREAM, self.progress.batches);
+            let seed = rng::at(self.spec.seed ^ DROPOUT_STREAM, self.progress.batches);
             self.progress.batches += 1;
-            let t = Instant::now();
-            let out = self.model.forward(&x, &mut Context::train(seed))?;
-            self.phases.forward += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let loss = self.loss.forward(&out, &y)?;
-            self.phases.loss += t.elapsed().as_secs_f64();
+            let mut ctx = Context::train(seed);
+            let (out, loss) = match &mut self.step_fn {
+                None => {
+                    let t = Instant::now();
+                    let out = self.model.forward(&x, &mut ctx)?;
+                    self.phases.forward += t.elapsed().as_secs_f64();
+                    let t = Instant::now();
+                    let loss = self.loss.forward(&out, &y)?;
+                    self.phases.loss += t.elapsed().as_secs_f64();
+                    (Some(out), loss)
+                }
+                Some(step) => {
+                    let t = Instant::now();
+                    let args = StepArgs {
+                        model: self.model.as_ref(),
+                        inputs: &x,
+                        targets: &y,
+                        ctx: &mut ctx,
+                        loss: self.loss.as_ref(),
+                    };
+                    let StepOutput { loss, output } = step.step(args).context("the custom training step")?;
+                    self.phases.forward += t.elapsed().as_secs_f64();
+                    if loss.elem_count() != 1 {
+                        return Err(Error::input(format!(
+                            "the custom training step returned a loss of shape {:?}; it must be one number (reduce it with mean or sum)",
+                            loss.dims()
+                        )));
+                    }
+                    (output, loss.flatten_all()?.squeeze(0)?)
+                }
+            };
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !value.is_finite() {
                 return Err(self.diverged(&format!("the loss is {value}"), b, batches)?);
@@ -630,8 +991,11 @@ impl Learner {
             let rows = y.dim(0)?;
             loss_sum += value * rows as f64;
             seen += rows;
-            match top1(&out, &y)? {
-                Some(c) => correct += c,
+            match out.as_ref().filter(|_| self.class_targets) {
+                Some(out) => match top1(out, &y)? {
+                    Some(c) => correct += c,
+                    None => counted = false,
+                },
                 None => counted = false,
             }
             let mut total = loss;
@@ -647,7 +1011,10 @@ impl Learner {
                 total = total.affine(1.0 / accumulate as f64, 0.0)?;
             }
             let t = Instant::now();
-            let grads = total.backward()?;
+            let mut grads = total.backward()?;
+            for v in &self.frozen {
+                grads.remove(v.as_tensor());
+            }
             self.phases.backward += t.elapsed().as_secs_f64();
             acc = Some(match acc.take() {
                 None => grads,
@@ -669,6 +1036,10 @@ impl Learner {
                 let t = Instant::now();
                 self.optimizer_step(&mut grads, &params)?;
                 self.phases.optimizer += t.elapsed().as_secs_f64();
+                if !self.callbacks.is_empty() {
+                    let end = StepEnd { epoch: epoch + 1, step: self.progress.step, batch: b + 1, batches, loss: value };
+                    self.step_callbacks(&end)?;
+                }
             }
             if let Some(bar) = &bar {
                 bar.inc(1);
@@ -680,25 +1051,36 @@ impl Learner {
         }
         let lr = self.optimizer.lrs()[0];
         let t = Instant::now();
-        let (eval_loss, eval_acc) = self.evaluate()?;
+        let ev = self.evaluate()?;
         self.phases.eval += t.elapsed().as_secs_f64();
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: loss_sum / seen as f64,
             train_acc: if counted { correct as f64 / seen as f64 } else { f64::NAN },
-            eval_loss,
-            eval_acc,
+            eval_loss: ev.loss,
+            eval_acc: ev.acc,
+            metrics: ev.metrics,
             lr,
             seconds: start.elapsed().as_secs_f64(),
         };
-        let monitor = self.monitor();
-        if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.config.scheduler) {
+        if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.spec.scheduler) {
             if cfg.interval == Interval::Epoch {
-                let metric = s.needs_metric().then(|| record.metric(monitor));
+                let metric = s.needs_metric().then(|| record.metric(&self.monitor));
                 self.optimizer.step_schedule(s.as_mut(), metric)?;
             }
         }
         Ok(record)
+    }
+
+    fn step_callbacks(&mut self, end: &StepEnd) -> Result<()> {
+        let mut callbacks = std::mem::take(&mut self.callbacks);
+        let mut stop = false;
+        let result = callbacks
+            .iter_mut()
+            .try_for_each(|c| c.on_step_end(end, &mut Control { optimizer: &mut self.optimizer, stop: &mut stop }));
+        self.callbacks = callbacks;
+        self.stop_requested |= stop;
+        result
     }
 
     /// The error that stops a run whose loss or penalty is not finite, naming where and
@@ -716,18 +1098,18 @@ impl Learner {
         )))
     }
 
-    fn optimizer_step(&mut self, grads: &mut GradStore, params: &[candle_core::Var]) -> Result<()> {
-        let refs: Vec<&candle_core::Var> = params.iter().collect();
-        if let Some(max) = self.config.train.clip_grad_norm {
-            clip_grad_norm(grads, &refs, max, self.config.train.clip_norm_type)?;
+    fn optimizer_step(&mut self, grads: &mut GradStore, params: &[Var]) -> Result<()> {
+        let refs: Vec<&Var> = params.iter().collect();
+        if let Some(max) = self.spec.train.clip_grad_norm {
+            clip_grad_norm(grads, &refs, max, self.spec.train.clip_norm_type)?;
         }
-        if let Some(v) = self.config.train.clip_grad_value {
+        if let Some(v) = self.spec.train.clip_grad_value {
             clip_grad_value(grads, &refs, v)?;
         }
         self.optimizer.step(grads)?;
         self.regularization.constrain()?;
         self.progress.step += 1;
-        if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.config.scheduler) {
+        if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.spec.scheduler) {
             if cfg.interval == Interval::Step {
                 self.optimizer.step_schedule(s.as_mut(), None)?;
             }
@@ -735,54 +1117,57 @@ impl Learner {
         Ok(())
     }
 
-    /// Loss and top-1 accuracy on the evaluation set, in evaluation mode.
-    pub fn evaluate(&self) -> Result<(f64, f64)> {
-        let n = self.eval.len();
+    /// Loss, top-1 accuracy and the run's metrics over the evaluation set, in evaluation
+    /// mode. Metrics accumulate over the whole set (counts and sums), so their values do
+    /// not depend on the batch size.
+    pub fn evaluate(&self) -> Result<Evaluation> {
+        let nan = || Evaluation {
+            loss: f64::NAN,
+            acc: f64::NAN,
+            metrics: self.metrics.iter().map(|(l, _)| (l.clone(), f64::NAN)).collect(),
+        };
+        let Some(eval) = &self.eval else { return Ok(nan()) };
+        let n = eval.len();
         if n == 0 {
-            return Ok((f64::NAN, f64::NAN));
+            return Ok(nan());
         }
         let order: Vec<u32> = (0..n as u32).collect();
         let loader = DataLoader { shuffle: false, drop_last: false, ..self.loader.clone() };
-        let (mut loss_sum, mut correct, mut counted) = (0.0, 0usize, true);
+        let (mut loss_sum, mut correct, mut counted) = (0.0, 0usize, self.class_targets);
+        let mut states: Vec<_> = self.metrics.iter().map(|(_, m)| m.start()).collect();
         for b in 0..loader.batches(n) {
-            let (x, y) = loader.batch(&self.eval, &order, b)?;
+            let (x, y) = loader.batch(eval.as_ref(), &order, b)?;
             let out = self.model.forward(&x, &mut Context::eval())?;
             loss_sum += self.loss.forward(&out, &y)?.to_dtype(DType::F64)?.to_scalar::<f64>()? * y.dim(0)? as f64;
-            match top1(&out, &y)? {
-                Some(c) => correct += c,
-                None => counted = false,
+            if counted {
+                match top1(&out, &y)? {
+                    Some(c) => correct += c,
+                    None => counted = false,
+                }
+            }
+            for ((label, _), state) in self.metrics.iter().zip(&mut states) {
+                state.update(&out, &y).with_context(|| format!("metric {label}"))?;
             }
         }
-        Ok((loss_sum / n as f64, if counted { correct as f64 / n as f64 } else { f64::NAN }))
-    }
-
-    /// The metric that picks `best.safetensors` and whether higher is better: eval_acc by
-    /// default, train_loss when there is no evaluation set.
-    fn best_metric(&self) -> (Metric, bool) {
-        match self.config.train.best_metric {
-            Some(m) => (m, m.higher_is_better()),
-            None if self.eval.is_empty() => (Metric::TrainLoss, false),
-            None => (Metric::EvalAcc, true),
-        }
-    }
-
-    /// The metric a metric-driven scheduler watches: `scheduler.monitor`, by default
-    /// eval_loss (train_loss when there is no evaluation set).
-    fn monitor(&self) -> Metric {
-        match self.config.scheduler.as_ref().and_then(|s| s.monitor) {
-            Some(m) => m,
-            None if self.eval.is_empty() => Metric::TrainLoss,
-            None => Metric::EvalLoss,
-        }
+        let metrics = self
+            .metrics
+            .iter()
+            .zip(&states)
+            .map(|((label, _), s)| Ok((label.clone(), s.value()?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Evaluation {
+            loss: loss_sum / n as f64,
+            acc: if counted { correct as f64 / n as f64 } else { f64::NAN },
+            metrics,
+        })
     }
 
     fn track_best(&mut self, r: &EpochRecord) -> bool {
-        let (metric, maximize) = self.best_metric();
-        let v = r.metric(metric);
+        let v = r.metric(&self.best.column);
         let better = match self.progress.best {
             _ if v.is_nan() => false,
             None => true,
-            Some(b) => (maximize && v > b) || (!maximize && v < b),
+            Some(b) => self.best.direction.better(v, b),
         };
         if better {
             self.progress.best = Some(v);
@@ -792,33 +1177,36 @@ impl Learner {
     }
 
     fn early_stopping(&mut self, r: &EpochRecord) {
-        let Some(es) = &self.config.train.early_stopping else {
+        let Some((watch, min_delta, patience)) = &self.stop_on else {
             return;
         };
         let hist = &self.progress.history[..self.progress.history.len() - 1];
-        let v = r.metric(es.metric);
-        let best =
-            hist.iter().map(|h| h.metric(es.metric)).filter(|x| !x.is_nan()).fold(None, |acc: Option<f64>, x| {
+        let max = watch.direction == Direction::Max;
+        let v = r.metric(&watch.column);
+        let best = hist.iter().map(|h| h.metric(&watch.column)).filter(|x| !x.is_nan()).fold(
+            None,
+            |acc: Option<f64>, x| {
                 Some(match acc {
                     None => x,
-                    Some(a) if es.mode == Mode::Max => a.max(x),
+                    Some(a) if max => a.max(x),
                     Some(a) => a.min(x),
                 })
-            });
+            },
+        );
         let improved = match best {
             None => !v.is_nan(),
-            Some(b) if es.mode == Mode::Max => v > b + es.min_delta,
-            Some(b) => v < b - es.min_delta,
+            Some(b) if max => v > b + min_delta,
+            Some(b) => v < b - min_delta,
         };
         if improved {
             self.progress.bad_epochs = 0;
         } else {
             self.progress.bad_epochs += 1;
-            if self.progress.bad_epochs > es.patience {
+            if self.progress.bad_epochs > *patience {
                 self.progress.stopped_early = true;
                 self.report(&format!(
-                    "early stopping: {} has not improved for {} epochs (patience {})",
-                    es.metric, self.progress.bad_epochs, es.patience
+                    "early stopping: {} has not improved for {} epochs (patience {patience})",
+                    watch.column, self.progress.bad_epochs
                 ));
             }
         }
@@ -827,18 +1215,21 @@ impl Learner {
     /// The full state as one checkpoint's tensors and metadata.
     fn checkpoint_contents(&self) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
         let mut tensors: HashMap<String, Tensor> =
-            state_dict(&self.model).into_iter().map(|(k, v)| (format!("model/{k}"), v)).collect();
+            state_dict(self.model.as_ref()).into_iter().map(|(k, v)| (format!("model/{k}"), v)).collect();
         tensors.extend(self.optimizer.state_dict()?);
         if let Some(s) = &self.scheduler {
             tensors.extend(scheduler_state_dict(s.as_ref())?);
         }
-        let metadata = HashMap::from([
+        let mut metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
-            ("config".to_string(), self.config.to_json()),
+            ("spec".to_string(), self.spec.to_json()),
             ("progress".to_string(), serde_json::to_string(&self.progress).expect("progress serializes")),
             ("epoch".to_string(), self.progress.epoch.to_string()),
             ("step".to_string(), self.progress.step.to_string()),
         ]);
+        if let Some(run) = &self.run {
+            metadata.insert("config".to_string(), run.to_json());
+        }
         Ok((tensors, metadata))
     }
 
@@ -858,17 +1249,22 @@ impl Learner {
         let epoch = self.progress.epoch;
         let files: Vec<PathBuf> =
             checkpoint::epoch_files(&dir)?.into_iter().filter(|(e, _)| *e <= epoch).map(|(_, p)| p).collect();
-        let keep = self.config.train.keep_last.max(1);
+        let keep = self.spec.train.keep_last.max(1);
         for old in files.iter().take(files.len().saturating_sub(keep)).filter(|p| **p != path) {
             let _ = std::fs::remove_file(old);
         }
         Ok(path)
     }
 
-    /// Rewrites `metrics.csv` from the history.
+    /// Rewrites `metrics.csv` from the history: one column per recorded value and per
+    /// metric of the run. NaN is an empty field, infinities are `inf` and `-inf`.
     fn write_metrics(&self) -> Result<()> {
         let path = self.out.join("metrics.csv");
-        let mut text = String::from("epoch,train_loss,train_acc,eval_loss,eval_acc,lr,seconds\n");
+        let mut text = String::from("epoch,train_loss,train_acc,eval_loss,eval_acc");
+        for (label, _) in &self.metrics {
+            text += &format!(",eval_{label}");
+        }
+        text += ",lr,seconds\n";
         let f = |x: f64| {
             if x.is_nan() {
                 String::new()
@@ -878,28 +1274,109 @@ impl Learner {
         };
         for r in &self.progress.history {
             text += &format!(
-                "{},{},{},{},{},{},{:.3}\n",
+                "{},{},{},{},{}",
                 r.epoch,
                 f(r.train_loss),
                 f(r.train_acc),
                 f(r.eval_loss),
-                f(r.eval_acc),
-                r.lr,
-                r.seconds
+                f(r.eval_acc)
             );
+            for (label, _) in &self.metrics {
+                text += &format!(",{}", f(r.metric(&format!("eval_{label}"))));
+            }
+            text += &format!(",{},{:.3}\n", r.lr, r.seconds);
         }
         checkpoint::write_file_atomic(&path, text.as_bytes()).at(&path, "write")
     }
 }
 
-/// The warning for a run without an evaluation set, or an error when the config asks
+/// The column a watched metric names, and its direction: the built-in columns, or
+/// `eval_LABEL` of a metric of the run (`eval_NAME` when one metric has that name).
+fn resolve(
+    key: &str,
+    m: &Metric,
+    metrics: &[(String, Box<dyn ember_core::Metric>)],
+    class_targets: bool,
+) -> Result<Watch> {
+    let name = m.as_str();
+    let builtin = match name {
+        Metric::TRAIN_LOSS | Metric::EVAL_LOSS => Some(Direction::Min),
+        Metric::TRAIN_ACC | Metric::EVAL_ACC if class_targets => Some(Direction::Max),
+        _ => None,
+    };
+    if let Some(direction) = builtin {
+        return Ok(Watch { column: name.to_string(), direction });
+    }
+    if let Some(label) = name.strip_prefix("eval_") {
+        let exact = metrics.iter().find(|(l, _)| l == label);
+        let by_name: Vec<_> = metrics.iter().filter(|(l, _)| l.split('[').next() == Some(label)).collect();
+        let found = exact.or(if by_name.len() == 1 { Some(by_name[0]) } else { None });
+        if let Some((l, metric)) = found {
+            return Ok(Watch { column: format!("eval_{l}"), direction: metric.direction() });
+        }
+    }
+    let mut choices: Vec<String> = vec![Metric::TRAIN_LOSS.into(), Metric::EVAL_LOSS.into()];
+    if class_targets {
+        choices.extend([Metric::TRAIN_ACC.into(), Metric::EVAL_ACC.into()]);
+    }
+    choices.extend(metrics.iter().map(|(l, _)| format!("eval_{l}")));
+    let hint = if matches!(name, Metric::TRAIN_ACC | Metric::EVAL_ACC) {
+        " (accuracy needs class-index targets)".to_string()
+    } else if metrics.is_empty() {
+        "; list metrics in train.metrics (e.g. [\"f1:average=macro\"]) to watch them as eval_NAME".to_string()
+    } else {
+        String::new()
+    };
+    Err(Error::InvalidValue {
+        path: key.to_string(),
+        value: format!("{name:?}"),
+        rule: format!("must be one of {}{hint}", choices.join(", ")),
+    })
+}
+
+/// Loads `init_from` weights into a new run's model: an Ember checkpoint (its `model/`
+/// tensors) or a file of PyTorch-named tensors. Returns the note that says what was
+/// loaded.
+fn init_weights(model: &dyn Module, path: &Path, strict: bool) -> Result<String> {
+    let dict = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+        Error::input(format!(
+            "train.init_from = {:?}: cannot read it as safetensors ({}); give a weights file written by `ember export`, safetensors.torch.save_file or an Ember checkpoint",
+            path.display(),
+            Error::from(e)
+        ))
+    })?;
+    let ember = !dict.is_empty() && dict.keys().all(|k| k.contains('/')) && dict.keys().any(|k| k.starts_with("model/"));
+    let dict: HashMap<String, Tensor> = if ember {
+        dict.into_iter().filter_map(|(k, v)| Some((k.strip_prefix("model/")?.to_string(), v))).collect()
+    } else {
+        dict
+    };
+    let at = |e: Error| e.context(format!("train.init_from = {:?}", path.display()));
+    if strict {
+        load_state_dict(model, &dict).map_err(|e| {
+            at(e.context("strict = true (set train.strict = false to load what matches and list the rest)"))
+        })?;
+        return Ok(format!("note: initialised all {} model tensors from {}", dict.len(), path.display()));
+    }
+    let r = ember_nn::load_state_dict_partial(model, &dict).map_err(at)?;
+    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+    Ok(format!(
+        "note: initialised from {} (strict = false): loaded {} tensors; missing (kept their initialisation): {}; unexpected (ignored): {}",
+        path.display(),
+        r.loaded.len(),
+        list(&r.missing),
+        list(&r.unexpected)
+    ))
+}
+
+/// The warning for a run without an evaluation set, or an error when the settings ask
 /// for an evaluation metric explicitly.
-fn no_evaluation(config: &RunConfig) -> Result<String> {
-    let t = &config.train;
+fn no_evaluation(spec: &TrainSpec) -> Result<String> {
+    let t = &spec.train;
     let asked = [
-        ("train.best_metric", t.best_metric),
-        ("train.early_stopping.metric", t.early_stopping.as_ref().map(|e| e.metric)),
-        ("scheduler.monitor", config.scheduler.as_ref().and_then(|s| s.monitor)),
+        ("train.best_metric", t.best_metric.as_ref()),
+        ("train.early_stopping.metric", t.early_stopping.as_ref().map(|e| &e.metric)),
+        ("scheduler.monitor", spec.scheduler.as_ref().and_then(|s| s.monitor.as_ref())),
     ];
     if let Some((key, Some(m))) = asked.iter().find(|(_, m)| m.is_some_and(Metric::is_eval)) {
         return Err(Error::input(format!(
@@ -911,15 +1388,18 @@ fn no_evaluation(config: &RunConfig) -> Result<String> {
     if t.best_metric.is_none() {
         also += "; best.safetensors follows train_loss";
     }
-    if config.scheduler.as_ref().is_some_and(|s| s.monitor.is_none()) {
+    if spec.scheduler.as_ref().is_some_and(|s| s.monitor.is_none()) {
         also += "; a metric-driven scheduler watches train_loss";
+    }
+    if !t.metrics.is_empty() {
+        also += "; train.metrics are not computed";
     }
     Ok(format!("warning: the evaluation set is empty: eval_loss and eval_acc are not computed{also}"))
 }
 
 /// Whether two paths name the same directory (both made absolute; the same when either
 /// cannot be resolved and they are equal as written).
-fn same_dir(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
@@ -927,7 +1407,7 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 }
 
 /// The run directory of a checkpoint file (`RUN/checkpoints/epoch-N.safetensors` → RUN).
-fn run_dir_of(file: &Path) -> PathBuf {
+pub(crate) fn run_dir_of(file: &Path) -> PathBuf {
     let parent = file.parent().unwrap_or(Path::new("."));
     if parent.file_name().is_some_and(|n| n == "checkpoints") {
         parent.parent().unwrap_or(Path::new(".")).to_path_buf()

@@ -1,0 +1,752 @@
+//! Numeric tables in CSV or TSV files: [`read_table`] reads a header line of column names,
+//! then one row per example, into an `f32` feature matrix and targets (numbers for
+//! regression, or class labels mapped to indices), ready for a
+//! [`TensorDataset`](crate::TensorDataset) ([`Table::into_dataset`]).
+//!
+//! The dialect: the first non-empty line is the header; fields are separated by
+//! [`TableSpec::delimiter`] and trimmed of surrounding whitespace; a field may be
+//! double-quoted, to hold the delimiter, a line break, or a quote written `""`; lines end
+//! with LF, CRLF or CR; blank lines are skipped; the last line needs no line ending; a
+//! UTF-8 byte-order mark is ignored; a `.gz` file is decompressed. Values parse with
+//! Rust's `f64` parser (optional sign, decimal or exponent notation) and are stored as
+//! `f32`. The values `""`, `NA`, `N/A`, `n/a`, `#N/A`, `<NA>`, `NaN`, `nan`, `NULL` and
+//! `null` (and anything else that parses as NaN) are missing: a missing value in a column
+//! the spec uses is an error, since Ember does not impute. Columns the spec does not use
+//! are not checked, beyond every row having one field per column.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use ember_core::{Error, Result};
+
+use crate::TensorDataset;
+
+/// The most bytes a table may hold, as stored and, for a `.gz` file, decompressed.
+const MAX_BYTES: u64 = 1 << 30;
+
+/// Values that stand for a missing value (a subset of pandas' defaults); so does any value
+/// that parses as NaN.
+const MISSING: [&str; 12] = ["", "NA", "N/A", "n/a", "#N/A", "<NA>", "NaN", "nan", "-NaN", "-nan", "NULL", "null"];
+
+/// How many header columns an error lists before `and N more`.
+const LISTED_COLUMNS: usize = 30;
+
+/// What to read from a table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableSpec {
+    /// Field separator (default ','; '\t' for TSV).
+    pub delimiter: char,
+    /// Target column names (one or more), required.
+    pub target: Vec<String>,
+    /// Feature column names; empty = every column that is not a target, in file order.
+    pub features: Vec<String>,
+    /// Whether targets are class labels (any strings or integers), mapped to indices
+    /// 0..K in sorted order like scikit-learn's LabelEncoder (numbers sort numerically
+    /// when every label parses as a number, otherwise as strings). Only with exactly one
+    /// target column. Labels that are equal numbers (`1`, `1.0`, `+1`) are one class,
+    /// named as first written in the file.
+    pub classes: bool,
+}
+
+impl Default for TableSpec {
+    /// Comma-separated, no columns named, numeric targets.
+    fn default() -> Self {
+        TableSpec { delimiter: ',', target: Vec::new(), features: Vec::new(), classes: false }
+    }
+}
+
+/// A table read by [`read_table`] or [`parse_table`]: row i of `inputs` and of
+/// `target_values` is example i.
+#[derive(Clone, Debug)]
+pub struct Table {
+    /// The feature columns' names, in the order of `inputs`' columns.
+    pub features: Vec<String>,
+    /// The target columns' names, in the order of `target_values`' columns.
+    pub targets: Vec<String>,
+    /// `f32 [rows, features]` on the CPU.
+    pub inputs: Tensor,
+    /// With classes: `i64 [rows]`, indices into `class_names`. Otherwise `f32 [rows,
+    /// targets]` (`[rows, 1]` for one target).
+    pub target_values: Tensor,
+    /// With classes: the labels, sorted; index k names class k. Otherwise empty.
+    pub class_names: Vec<String>,
+}
+
+impl Table {
+    /// The number of rows (examples).
+    pub fn len(&self) -> usize {
+        self.inputs.dim(0).unwrap_or(0)
+    }
+
+    /// Whether the table has no rows (never, for a table that was read).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The inputs and target values as a dataset.
+    pub fn into_dataset(self) -> Result<TensorDataset> {
+        TensorDataset::new(self.inputs, self.target_values)
+    }
+}
+
+/// Reads the table at `path` (up to 1 GiB; gzip-compressed when the name ends with `.gz`
+/// or the content starts with gzip's magic number). See [`parse_table`].
+pub fn read_table(path: &Path, spec: &TableSpec) -> Result<Table> {
+    let raw = ember_core::memory::read_capped(path, MAX_BYTES, "a CSV table")?;
+    let named_gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let bytes = if named_gz || raw.starts_with(&[0x1f, 0x8b]) { gunzip(&raw, path)? } else { raw };
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        Error::corrupt(path, format!("line {line}: not UTF-8 text; save the table as UTF-8"))
+    })?;
+    parse_table(text, &path.display().to_string(), spec)
+}
+
+/// Decompresses a gzip file (of one or more members), refusing more than [`MAX_BYTES`].
+fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(raw).take(MAX_BYTES + 1).read_to_end(&mut out).map_err(|e| {
+        Error::corrupt(path, format!("cannot decompress (not gzip, or a damaged or truncated gzip file): {e}"))
+    })?;
+    if out.len() as u64 > MAX_BYTES {
+        return Err(Error::input(format!(
+            "{}: decompresses to more than {}, the limit for a CSV table; is it the right file?",
+            path.display(),
+            ember_core::memory::human(MAX_BYTES)
+        )));
+    }
+    Ok(out)
+}
+
+/// Reads a table from text; `origin` (usually the file's path) names it in errors.
+///
+/// Every error names `origin` and, for a problem in the file, the 1-based line number
+/// (where the row starts), the column and the value: a target or feature that is not in
+/// the header, a header column without a name or named twice, a row whose number of
+/// fields differs from the header's, a value that is missing or not a number in a used
+/// column (any target value, with `classes`, may be any non-missing string), no data
+/// rows, no feature columns, and a spec that asks for `classes` with several targets.
+pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> {
+    check_spec(spec, origin)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut records = split_records(text, spec.delimiter, origin)?.into_iter();
+    let Some(header) = records.next() else {
+        return Err(Error::corrupt(
+            origin,
+            "no header line (the file is empty); a table starts with a line of column names, then has one row per example",
+        ));
+    };
+    let names = &header.fields;
+    for (i, name) in names.iter().enumerate() {
+        if name.is_empty() {
+            return Err(Error::corrupt(
+                origin,
+                format!(
+                    "line {}: column {} of the header has no name; name every column (or remove a trailing {})",
+                    header.line,
+                    i + 1,
+                    show_delimiter(spec.delimiter)
+                ),
+            ));
+        }
+        if let Some(j) = names[..i].iter().position(|n| n == name) {
+            return Err(Error::corrupt(
+                origin,
+                format!(
+                    "line {}: column {name:?} appears twice in the header (columns {} and {}); rename one so that every column has its own name",
+                    header.line,
+                    j + 1,
+                    i + 1
+                ),
+            ));
+        }
+    }
+    let find = |name: &String, role: &str| -> Result<usize> {
+        names.iter().position(|n| n == name).ok_or_else(|| unknown_column(origin, name, role, names, header.line))
+    };
+    let target_cols: Vec<usize> = spec.target.iter().map(|t| find(t, "target")).collect::<Result<_>>()?;
+    let feature_cols: Vec<usize> = if spec.features.is_empty() {
+        (0..names.len()).filter(|i| !target_cols.contains(i)).collect()
+    } else {
+        spec.features.iter().map(|f| find(f, "feature")).collect::<Result<_>>()?
+    };
+    if feature_cols.is_empty() {
+        return Err(Error::input(format!(
+            "{origin}: no feature columns: the header (line {}) has only the target column{} {}; a table needs at least one feature column besides its targets",
+            header.line,
+            if target_cols.len() == 1 { "" } else { "s" },
+            quoted_list(&spec.target)
+        )));
+    }
+    let rows: Vec<Record> = records.collect();
+    if rows.is_empty() {
+        return Err(Error::corrupt(
+            origin,
+            format!("no data rows after the header (line {}); a table has one row per example", header.line),
+        ));
+    }
+
+    let width = names.len();
+    let mut inputs = Vec::with_capacity(rows.len() * feature_cols.len());
+    let mut values = Vec::with_capacity(if spec.classes { 0 } else { rows.len() * target_cols.len() });
+    let mut labels: Vec<&str> = Vec::with_capacity(if spec.classes { rows.len() } else { 0 });
+    for row in &rows {
+        if row.fields.len() != width {
+            return Err(Error::corrupt(
+                origin,
+                format!(
+                    "line {} has {} field{} but the header (line {}) has {width}; every row needs one value per column (quote a value that contains {})",
+                    row.line,
+                    row.fields.len(),
+                    if row.fields.len() == 1 { "" } else { "s" },
+                    header.line,
+                    show_delimiter(spec.delimiter)
+                ),
+            ));
+        }
+        for &c in &feature_cols {
+            inputs.push(number(origin, row.line, &names[c], &row.fields[c], false)?);
+        }
+        for &c in &target_cols {
+            let raw = row.fields[c].as_str();
+            if spec.classes {
+                if is_missing(raw) {
+                    return Err(missing(origin, row.line, &names[c], raw));
+                }
+                labels.push(raw);
+            } else {
+                values.push(number(origin, row.line, &names[c], raw, true)?);
+            }
+        }
+    }
+
+    let n = rows.len();
+    let (target_values, class_names) = if spec.classes {
+        let (indices, class_names) = encode_labels(&labels);
+        (Tensor::from_vec(indices, n, &Device::Cpu)?, class_names)
+    } else {
+        (Tensor::from_vec(values, (n, target_cols.len()), &Device::Cpu)?, Vec::new())
+    };
+    Ok(Table {
+        features: feature_cols.iter().map(|&c| names[c].clone()).collect(),
+        targets: spec.target.clone(),
+        inputs: Tensor::from_vec(inputs, (n, feature_cols.len()), &Device::Cpu)?,
+        target_values,
+        class_names,
+    })
+}
+
+/// Errors in the spec itself, found before reading the table.
+fn check_spec(spec: &TableSpec, origin: &str) -> Result<()> {
+    let fail = |msg: String| -> Result<()> { Err(Error::input(format!("{origin}: {msg}"))) };
+    if matches!(spec.delimiter, '"' | '\n' | '\r') {
+        return fail(format!("the delimiter cannot be {:?}; use ',' or, for TSV, '\\t'", spec.delimiter));
+    }
+    if spec.target.is_empty() {
+        return fail("no target column: name the column (or columns) to predict in the target".into());
+    }
+    if spec.classes && spec.target.len() > 1 {
+        return fail(format!(
+            "classes = true takes exactly one target column, got {} ({}); name one target, or set classes = false for several numeric targets",
+            spec.target.len(),
+            quoted_list(&spec.target)
+        ));
+    }
+    for (i, t) in spec.target.iter().enumerate() {
+        if spec.target[..i].contains(t) {
+            return fail(format!("target column {t:?} is named twice; name each target once"));
+        }
+    }
+    for (i, f) in spec.features.iter().enumerate() {
+        if spec.features[..i].contains(f) {
+            return fail(format!("feature column {f:?} is named twice; name each feature once"));
+        }
+        if spec.target.contains(f) {
+            return fail(format!("column {f:?} is both a feature and a target; a target cannot also be an input"));
+        }
+    }
+    Ok(())
+}
+
+/// A target or feature name that the header lacks: the header's columns, a name that
+/// differs only in case, and a hint when the first line looks like data.
+fn unknown_column(origin: &str, name: &str, role: &str, names: &[String], line: usize) -> Error {
+    let mut msg = format!(
+        "{origin}: no column {name:?} ({role}) in the header (line {line}); its columns are {}",
+        quoted_list(&names[..names.len().min(LISTED_COLUMNS)])
+    );
+    if names.len() > LISTED_COLUMNS {
+        msg += &format!(" and {} more", names.len() - LISTED_COLUMNS);
+    }
+    let wanted = name.trim().to_lowercase();
+    if let Some(close) = names.iter().find(|n| n.to_lowercase() == wanted) {
+        msg += &format!("; did you mean {close:?}? (column names are case-sensitive)");
+    }
+    if names.iter().all(|n| parse_number(n).is_some()) {
+        msg += "; the first line looks like data: a table needs a header line of column names";
+    }
+    Error::input(msg)
+}
+
+/// `"a", "b", "c"`.
+fn quoted_list(names: &[String]) -> String {
+    names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+}
+
+fn show_delimiter(delimiter: char) -> String {
+    match delimiter {
+        '\t' => "a tab".to_string(),
+        ' ' => "a space".to_string(),
+        c => format!("\"{c}\""),
+    }
+}
+
+/// A value of a numeric column (`target`: a regression target, else a feature).
+fn number(origin: &str, line: usize, column: &str, raw: &str, target: bool) -> Result<f32> {
+    if is_missing(raw) {
+        return Err(missing(origin, line, column, raw));
+    }
+    let at = format!("{origin}: line {line}, column {column:?}");
+    let Some(x) = parse_number(raw) else {
+        let mut msg = if target {
+            format!(
+                "{at}: {raw:?} is not a number; a regression target must be numeric (if {column:?} holds class labels, set classes = true)"
+            )
+        } else {
+            format!(
+                "{at}: {raw:?} is not a number; features must be numeric (encode a categorical column as numbers, or leave it out of the features)"
+            )
+        };
+        if raw.contains(',') && parse_number(&raw.replace(',', ".")).is_some() {
+            msg += "; write decimals with a point, not a comma";
+        }
+        return Err(Error::input(msg));
+    };
+    if x.is_infinite() {
+        return Err(Error::input(format!("{at}: {raw:?} is infinite; values must be finite numbers")));
+    }
+    let y = x as f32;
+    if y.is_infinite() {
+        return Err(Error::input(format!(
+            "{at}: {raw:?} is beyond the range of f32 (about ±3.4e38); rescale the column"
+        )));
+    }
+    Ok(y)
+}
+
+fn missing(origin: &str, line: usize, column: &str, raw: &str) -> Error {
+    Error::input(format!(
+        "{origin}: line {line}, column {column:?} is missing ({raw:?}); fill or drop the rows with missing values"
+    ))
+}
+
+fn is_missing(raw: &str) -> bool {
+    MISSING.contains(&raw) || parse_number(raw).is_some_and(f64::is_nan)
+}
+
+/// Rust's `f64` parser, with one leading `+` allowed whatever the Rust version.
+fn parse_number(s: &str) -> Option<f64> {
+    let unsigned = s.strip_prefix('+').filter(|rest| !rest.starts_with(['+', '-'])).unwrap_or(s);
+    unsigned.parse::<f64>().ok()
+}
+
+/// Class indices and sorted class names, as scikit-learn's LabelEncoder: numerically when
+/// every label is a number (equal numbers being one class, named as first written),
+/// otherwise as strings (by code point).
+fn encode_labels(labels: &[&str]) -> (Vec<i64>, Vec<String>) {
+    let numbers: Option<Vec<f64>> = labels.iter().map(|l| parse_number(l)).collect();
+    match numbers {
+        Some(values) => {
+            // 0.0 and -0.0 are one class.
+            let key = |x: f64| if x == 0.0 { 0u64 } else { x.to_bits() };
+            let mut first: HashMap<u64, (f64, &str)> = HashMap::new();
+            for (&x, &label) in values.iter().zip(labels) {
+                first.entry(key(x)).or_insert((x, label));
+            }
+            let mut classes: Vec<(f64, &str)> = first.into_values().collect();
+            classes.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let index: HashMap<u64, i64> = classes.iter().enumerate().map(|(i, c)| (key(c.0), i as i64)).collect();
+            let indices = values.iter().map(|&x| index[&key(x)]).collect();
+            (indices, classes.into_iter().map(|c| c.1.to_string()).collect())
+        }
+        None => {
+            let classes: Vec<&str> = labels.iter().copied().collect::<BTreeSet<&str>>().into_iter().collect();
+            let index: HashMap<&str, i64> = classes.iter().enumerate().map(|(i, &c)| (c, i as i64)).collect();
+            let indices = labels.iter().map(|l| index[l]).collect();
+            (indices, classes.into_iter().map(String::from).collect())
+        }
+    }
+}
+
+/// One row of the file: the line it starts on (1-based) and its fields, trimmed.
+struct Record {
+    line: usize,
+    fields: Vec<String>,
+}
+
+/// Splits text into records: fields separated by `delimiter`, records by LF, CRLF or CR
+/// (except inside double quotes), blank lines dropped.
+fn split_records(text: &str, delimiter: char, origin: &str) -> Result<Vec<Record>> {
+    let mut records = Vec::new();
+    let mut fields: Vec<String> = Vec::new();
+    let mut field = String::new();
+    let mut line = 1; // the current line
+    let mut start = 1; // the line the current record started on
+    let mut quoted = false; // the current record has a quoted field
+    let mut in_quotes = false; // inside a quoted field
+    let mut closed = false; // after the closing quote of the current field
+    let mut opened_at = 0; // the line of the last opening quote
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    field.push('"');
+                } else {
+                    in_quotes = false;
+                    closed = true;
+                }
+            } else {
+                if c == '\n' || (c == '\r' && chars.peek() != Some(&'\n')) {
+                    line += 1;
+                }
+                field.push(c);
+            }
+        } else if c == delimiter {
+            fields.push(take(&mut field));
+            closed = false;
+        } else if c == '\n' || c == '\r' {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            fields.push(take(&mut field));
+            closed = false;
+            end_record(&mut records, std::mem::take(&mut fields), start, quoted);
+            line += 1;
+            start = line;
+            quoted = false;
+        } else if closed {
+            if !c.is_whitespace() {
+                return Err(Error::corrupt(
+                    origin,
+                    format!(
+                        "line {line}: {c:?} after the closing quote of a field; a quoted field ends at its closing quote (write a quote inside it as \"\")"
+                    ),
+                ));
+            }
+        } else if c == '"' && field.trim().is_empty() {
+            field.clear();
+            in_quotes = true;
+            quoted = true;
+            opened_at = line;
+        } else {
+            field.push(c);
+        }
+    }
+    if in_quotes {
+        return Err(Error::corrupt(
+            origin,
+            format!(
+                "line {opened_at}: a quoted field is never closed; end it with a quote (and write a quote inside it as \"\")"
+            ),
+        ));
+    }
+    if !fields.is_empty() || !field.trim().is_empty() || quoted {
+        fields.push(take(&mut field));
+        end_record(&mut records, fields, start, quoted);
+    }
+    Ok(records)
+}
+
+/// The field's value, trimmed; the buffer is left empty.
+fn take(field: &mut String) -> String {
+    let value = field.trim().to_string();
+    field.clear();
+    value
+}
+
+/// Keeps a record unless it is a blank line.
+fn end_record(records: &mut Vec<Record>, fields: Vec<String>, line: usize, quoted: bool) {
+    let blank = !quoted && fields.len() == 1 && fields[0].is_empty();
+    if !blank {
+        records.push(Record { line, fields });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use candle_core::DType;
+
+    use super::*;
+    use crate::Dataset;
+
+    fn spec(target: &[&str]) -> TableSpec {
+        TableSpec { target: target.iter().map(|s| s.to_string()).collect(), ..TableSpec::default() }
+    }
+
+    fn classes(target: &str) -> TableSpec {
+        TableSpec { classes: true, ..spec(&[target]) }
+    }
+
+    fn parse(text: &str, spec: &TableSpec) -> Table {
+        parse_table(text, "table.csv", spec).unwrap()
+    }
+
+    fn error(text: &str, spec: &TableSpec) -> String {
+        parse_table(text, "table.csv", spec).unwrap_err().to_string()
+    }
+
+    fn matrix(t: &Tensor) -> Vec<Vec<f32>> {
+        t.to_vec2::<f32>().unwrap()
+    }
+
+    fn indices(t: &Tensor) -> Vec<i64> {
+        assert_eq!(t.dtype(), DType::I64);
+        t.to_vec1::<i64>().unwrap()
+    }
+
+    #[test]
+    fn features_default_to_every_column_but_the_targets_in_file_order() {
+        let t = parse("a,y,b\n1,10,2\n3,20,4\n", &spec(&["y"]));
+        assert_eq!(t.features, ["a", "b"]);
+        assert_eq!(t.targets, ["y"]);
+        assert_eq!(t.inputs.dtype(), DType::F32);
+        assert_eq!(matrix(&t.inputs), [[1.0, 2.0], [3.0, 4.0]]);
+        assert_eq!(t.target_values.dims(), [2, 1]);
+        assert_eq!(matrix(&t.target_values), [[10.0], [20.0]]);
+        assert!(t.class_names.is_empty());
+        assert_eq!(t.len(), 2);
+        let data = t.into_dataset().unwrap();
+        assert_eq!(data.len(), 2);
+    }
+
+    #[test]
+    fn explicit_features_keep_their_order_and_unused_columns_are_not_checked() {
+        let s = TableSpec { features: vec!["c".into(), "a".into()], ..spec(&["y"]) };
+        let t = parse("a,b,c,y\n1,x,3,0.5\n4,,6,1.5\n", &s);
+        assert_eq!(t.features, ["c", "a"]);
+        assert_eq!(matrix(&t.inputs), [[3.0, 1.0], [6.0, 4.0]]);
+        assert_eq!(matrix(&t.target_values), [[0.5], [1.5]]);
+    }
+
+    #[test]
+    fn several_targets_are_float_columns_in_the_spec_order() {
+        let t = parse("x,y1,y2\n1,2,3\n4,5,6\n", &spec(&["y2", "y1"]));
+        assert_eq!(t.features, ["x"]);
+        assert_eq!(t.targets, ["y2", "y1"]);
+        assert_eq!(t.target_values.dtype(), DType::F32);
+        assert_eq!(matrix(&t.target_values), [[3.0, 2.0], [6.0, 5.0]]);
+    }
+
+    #[test]
+    fn class_labels_map_to_sorted_indices() {
+        let t = parse("x,species\n1,cat\n2,dog\n3,ant\n4,cat\n", &classes("species"));
+        assert_eq!(t.class_names, ["ant", "cat", "dog"]);
+        assert_eq!(t.target_values.dims(), [4]);
+        assert_eq!(indices(&t.target_values), [1, 2, 0, 1]);
+        assert_eq!(t.features, ["x"]);
+
+        // Numbers sort numerically, not as strings.
+        let t = parse("x,y\n1,10\n2,9\n3,2\n4,9\n", &classes("y"));
+        assert_eq!(t.class_names, ["2", "9", "10"]);
+        assert_eq!(indices(&t.target_values), [2, 1, 0, 1]);
+
+        // One label that is not a number: all sort as strings.
+        let t = parse("x,y\n1,9\n2,10\n3,b\n", &classes("y"));
+        assert_eq!(t.class_names, ["10", "9", "b"]);
+        assert_eq!(indices(&t.target_values), [1, 0, 2]);
+
+        // Equal numbers are one class, named as first written.
+        let t = parse("x,y\n1,1.0\n2,1\n3,-0.5\n4,+1\n", &classes("y"));
+        assert_eq!(t.class_names, ["-0.5", "1.0"]);
+        assert_eq!(indices(&t.target_values), [1, 1, 0, 1]);
+    }
+
+    #[test]
+    fn quoted_fields_hold_delimiters_quotes_and_line_breaks() {
+        let text = "\"name, full\",\"x\",label\n\"Smith, J\",\" 1.5 \",\"say \"\"hi\"\"\"\n  \"Doe, A\" , 2 ,\"a,b\"\n";
+        let s = TableSpec { features: vec!["x".into()], ..classes("label") };
+        let t = parse(text, &s);
+        assert_eq!(t.features, ["x"]);
+        assert_eq!(matrix(&t.inputs), [[1.5], [2.0]]);
+        assert_eq!(t.class_names, ["a,b", "say \"hi\""]);
+        assert_eq!(indices(&t.target_values), [1, 0]);
+        // The quoted header name is a column like any other.
+        let e = error(text, &classes("label"));
+        assert!(e.contains(r#"table.csv: line 2, column "name, full": "Smith, J" is not a number"#), "{e}");
+
+        // A line break inside quotes: later rows keep their line numbers.
+        let t = parse("x,label\n1,\"two\nlines\"\n2,abc\n", &classes("label"));
+        assert_eq!(t.class_names, ["abc", "two\nlines"]);
+        let e = error("x,label\n1,\"two\nlines\"\n2,abc\nz,q\n", &classes("label"));
+        assert!(e.contains(r#"table.csv: line 5, column "x": "z" is not a number"#), "{e}");
+    }
+
+    #[test]
+    fn whitespace_crlf_blank_lines_signs_and_a_last_line_without_newline() {
+        let t = parse("\n  a , y \r\n\r\n +1.5 , -2e1 \r\n\n 3 ,.5", &spec(&["y"]));
+        assert_eq!(t.features, ["a"]);
+        assert_eq!(matrix(&t.inputs), [[1.5], [3.0]]);
+        assert_eq!(matrix(&t.target_values), [[-20.0], [0.5]]);
+        let t = parse("\u{feff}a,y\r1,2\r3,4", &spec(&["y"]));
+        assert_eq!(t.features, ["a"]);
+        assert_eq!(matrix(&t.inputs), [[1.0], [3.0]]);
+    }
+
+    #[test]
+    fn tab_separated_values() {
+        let s = TableSpec { delimiter: '\t', ..spec(&["y"]) };
+        let t = parse("a b\tc\ty\n1\t2\t3\n 4 \t5\t6", &s);
+        assert_eq!(t.features, ["a b", "c"]);
+        assert_eq!(matrix(&t.inputs), [[1.0, 2.0], [4.0, 5.0]]);
+        assert_eq!(matrix(&t.target_values), [[3.0], [6.0]]);
+        let e = error("a\ty\n1,5\t2\n", &s);
+        assert!(e.contains(r#"line 2, column "a": "1,5" is not a number"#), "{e}");
+        assert!(e.contains("write decimals with a point"), "{e}");
+        let e = error("a\ty\n1\n", &s);
+        assert!(e.contains("line 2 has 1 field but the header (line 1) has 2"), "{e}");
+        assert!(e.contains("quote a value that contains a tab"), "{e}");
+    }
+
+    #[test]
+    fn a_column_not_in_the_header_is_an_error_listing_the_columns() {
+        let e = error("a,b,y\n1,2,3\n", &spec(&["z"]));
+        assert!(
+            e.contains(r#"table.csv: no column "z" (target) in the header (line 1); its columns are "a", "b", "y""#),
+            "{e}"
+        );
+        let s = TableSpec { features: vec!["A".into()], ..spec(&["y"]) };
+        let e = error("a,b,y\n1,2,3\n", &s);
+        assert!(e.contains(r#"table.csv: no column "A" (feature)"#), "{e}");
+        assert!(e.contains(r#"did you mean "a"?"#), "{e}");
+        let e = error("1,2,3\n4,5,6\n", &spec(&["y"]));
+        assert!(e.contains("the first line looks like data"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_or_unnamed_header_columns_are_errors() {
+        let e = error("a,b,a,y\n1,2,3,4\n", &spec(&["y"]));
+        assert!(e.contains(r#"table.csv: line 1: column "a" appears twice in the header (columns 1 and 3)"#), "{e}");
+        let e = error("\na,y,\n1,2,\n", &spec(&["y"]));
+        assert!(e.contains("table.csv: line 2: column 3 of the header has no name"), "{e}");
+    }
+
+    #[test]
+    fn a_row_with_another_number_of_fields_is_an_error() {
+        let e = error("a,b,y\n1,2,3\n\n1,2\n", &spec(&["y"]));
+        assert!(e.contains("table.csv: line 4 has 2 fields but the header (line 1) has 3"), "{e}");
+        let e = error("a,b,y\n1,2,3,4\n", &spec(&["y"]));
+        assert!(e.contains("table.csv: line 2 has 4 fields but the header (line 1) has 3"), "{e}");
+        assert!(e.contains(r#"quote a value that contains ",""#), "{e}");
+    }
+
+    #[test]
+    fn a_feature_that_is_not_a_number_is_an_error() {
+        let text = "id,age,y\n1,30,0\n2,31,1\n\n3,32,0\n4,33,1\n5,abc,0\n";
+        let e = error(text, &spec(&["y"]));
+        assert!(
+            e.contains(r#"table.csv: line 7, column "age": "abc" is not a number; features must be numeric"#),
+            "{e}"
+        );
+        let e = error("a,y\ninf,1\n", &spec(&["y"]));
+        assert!(e.contains(r#"line 2, column "a": "inf" is infinite"#), "{e}");
+        let e = error("a,y\n1e39,1\n", &spec(&["y"]));
+        assert!(e.contains(r#"line 2, column "a": "1e39" is beyond the range of f32"#), "{e}");
+    }
+
+    #[test]
+    fn a_missing_value_in_a_used_column_is_an_error() {
+        for value in ["", "NA", "NaN", "nan", "N/A", "null", "\"\""] {
+            let text = format!("id,age,y\n1,30,0\n2,31,1\n\n3,32,0\n4,33,1\n5,{value},0\n");
+            let shown = if value == "\"\"" { "" } else { value };
+            let e = error(&text, &spec(&["y"]));
+            let want = format!(
+                "table.csv: line 7, column \"age\" is missing ({shown:?}); fill or drop the rows with missing values"
+            );
+            assert!(e.contains(&want), "{e}");
+        }
+        let e = error("a,y\n1,\n", &spec(&["y"]));
+        assert!(e.contains(r#"table.csv: line 2, column "y" is missing ("")"#), "{e}");
+        let e = error("a,y\n1,cat\n2,NA\n", &classes("y"));
+        assert!(e.contains(r#"table.csv: line 3, column "y" is missing ("NA")"#), "{e}");
+    }
+
+    #[test]
+    fn a_target_that_is_not_a_number_without_classes_is_an_error() {
+        let e = error("a,y\n1,2\n1,cat\n", &spec(&["y"]));
+        assert!(e.contains(r#"table.csv: line 3, column "y": "cat" is not a number"#), "{e}");
+        assert!(e.contains("set classes = true"), "{e}");
+    }
+
+    #[test]
+    fn bad_specs_are_errors() {
+        let e = error("a,y1,y2\n1,2,3\n", &TableSpec { classes: true, ..spec(&["y1", "y2"]) });
+        assert!(e.contains(r#"table.csv: classes = true takes exactly one target column, got 2 ("y1", "y2")"#), "{e}");
+        let e = error("a,y\n1,2\n", &spec(&[]));
+        assert!(e.contains("table.csv: no target column"), "{e}");
+        let e = error("a,y\n1,2\n", &TableSpec { features: vec!["y".into()], ..spec(&["y"]) });
+        assert!(e.contains(r#"column "y" is both a feature and a target"#), "{e}");
+        let e = error("a,y\n1,2\n", &spec(&["y", "y"]));
+        assert!(e.contains(r#"target column "y" is named twice"#), "{e}");
+    }
+
+    #[test]
+    fn an_empty_table_or_one_without_features_is_an_error() {
+        for text in ["", "\n \r\n"] {
+            let e = error(text, &spec(&["y"]));
+            assert!(e.contains("table.csv: no header line"), "{e}");
+        }
+        let e = error("a,y\n\n", &spec(&["y"]));
+        assert!(e.contains("table.csv: no data rows after the header (line 1)"), "{e}");
+        let e = error("y\n1\n", &spec(&["y"]));
+        assert!(
+            e.contains(r#"table.csv: no feature columns: the header (line 1) has only the target column "y""#),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn malformed_quotes_are_errors() {
+        let e = error("a,y\n\"1,2\n3,4\n", &spec(&["y"]));
+        assert!(e.contains("table.csv: line 2: a quoted field is never closed"), "{e}");
+        let e = error("a,y\n\"1\"x,2\n", &spec(&["y"]));
+        assert!(e.contains("table.csv: line 2: 'x' after the closing quote"), "{e}");
+    }
+
+    #[test]
+    fn reads_plain_and_gzip_files() {
+        let dir = std::env::temp_dir().join(format!("ember-csv-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = "a,y\n1,2\n3,4\n";
+        let plain = dir.join("t.csv");
+        std::fs::write(&plain, text).unwrap();
+        let gz = dir.join("t.csv.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        for path in [&plain, &gz] {
+            let t = read_table(path, &spec(&["y"])).unwrap();
+            assert_eq!(matrix(&t.inputs), [[1.0], [3.0]]);
+            assert_eq!(matrix(&t.target_values), [[2.0], [4.0]]);
+        }
+        let fake = dir.join("fake.csv.gz");
+        std::fs::write(&fake, text).unwrap();
+        let e = read_table(&fake, &spec(&["y"])).unwrap_err().to_string();
+        assert!(e.contains("fake.csv.gz: cannot decompress"), "{e}");
+        let latin1 = dir.join("latin1.csv");
+        std::fs::write(&latin1, b"a,y\n1,2\n\xe9,3\n").unwrap();
+        let e = read_table(&latin1, &spec(&["y"])).unwrap_err().to_string();
+        assert!(e.contains("latin1.csv: line 3: not UTF-8 text"), "{e}");
+        let e = read_table(&dir.join("bad.csv"), &spec(&["y"])).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("bad.csv: cannot read"), "{e}");
+        std::fs::write(dir.join("bad.csv"), "a,y\n1,x\n").unwrap();
+        let e = read_table(&dir.join("bad.csv"), &spec(&["y"])).unwrap_err().to_string();
+        assert!(e.contains("bad.csv: line 2, column \"y\": \"x\" is not a number"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
