@@ -24,3 +24,4 @@ mod metrics;
 mod nn;
 mod optimizers;
 mod parity;
+mod tasks;

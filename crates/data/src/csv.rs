@@ -1,7 +1,7 @@
 //! Numeric tables in CSV or TSV files: [`read_table`] reads a header line of column names,
 //! then one row per example, into an `f32` feature matrix and targets (numbers for
 //! regression, or class labels mapped to indices), ready for a
-//! [`TensorDataset`](crate::TensorDataset) ([`Table::into_dataset`]).
+//! [`TensorDataset`] ([`Table::into_dataset`]).
 //!
 //! The dialect: the first non-empty line is the header; fields are separated by
 //! [`TableSpec::delimiter`] and trimmed of surrounding whitespace; a field may be

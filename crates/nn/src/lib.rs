@@ -18,4 +18,6 @@ pub use layers::{ActivationLayer, DropoutLayer, Flatten};
 pub use linear::Linear;
 pub use mlp::{mlp, MlpConfig};
 pub use sequential::Sequential;
-pub use weights::{load_safetensors, load_state_dict, load_state_dict_partial, save_safetensors, state_dict, LoadReport};
+pub use weights::{
+    load_safetensors, load_state_dict, load_state_dict_partial, save_safetensors, state_dict, LoadReport,
+};

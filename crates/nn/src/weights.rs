@@ -105,9 +105,11 @@ pub fn load_state_dict_partial(model: &dyn Module, dict: &HashMap<String, Tensor
                 t.dims(),
                 var.dims()
             )),
-            Some(t) if t.dtype().is_float() != var.dtype().is_float() => {
-                problems.push(format!("wrong dtype: {name} is {:?} in the file, {:?} in the model", t.dtype(), var.dtype()))
-            }
+            Some(t) if t.dtype().is_float() != var.dtype().is_float() => problems.push(format!(
+                "wrong dtype: {name} is {:?} in the file, {:?} in the model",
+                t.dtype(),
+                var.dtype()
+            )),
             Some(_) => report.loaded.push(name.clone()),
         }
     }

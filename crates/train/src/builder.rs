@@ -28,8 +28,7 @@ use ember_data::Dataset;
 
 use crate::checkpoint;
 use crate::config::{
-    EarlyStopping, Interval, Metric, OptimizerConfig, PluginConfig, Precision, SchedulerConfig, TrainConfig,
-    TrainSpec,
+    EarlyStopping, Interval, Metric, OptimizerConfig, PluginConfig, Precision, SchedulerConfig, TrainConfig, TrainSpec,
 };
 use crate::hooks::{Callback, StepArgs, StepOutput, TrainStep};
 use crate::learner::{Learner, Parts, Reporter, Summary};
@@ -196,7 +195,10 @@ impl<M: Module + 'static> LearnerBuilder<M> {
             Ok((name, mut table)) => {
                 table.insert("name".into(), Value::Str(name));
                 if !params.is_empty() {
-                    table.insert("params".into(), Value::List(params.iter().map(|p| Value::Str(p.to_string())).collect()));
+                    table.insert(
+                        "params".into(),
+                        Value::List(params.iter().map(|p| Value::Str(p.to_string())).collect()),
+                    );
                 }
                 self.regularizers.push(table);
             }
@@ -348,7 +350,9 @@ impl<M: Module + 'static> LearnerBuilder<M> {
             Error::input("Learner::builder: no loss; call .loss(\"cross_entropy\") (any registered loss name)")
         })?;
         let optimizer = self.optimizer.clone().ok_or_else(|| {
-            Error::input("Learner::builder: no optimizer; call .optimizer(\"adam:lr=0.001\") (any registered optimizer)")
+            Error::input(
+                "Learner::builder: no optimizer; call .optimizer(\"adam:lr=0.001\") (any registered optimizer)",
+            )
         })?;
         let _ = &self.spec;
         Ok(TrainSpec {

@@ -175,13 +175,16 @@ pub fn copy_atomic(src: &Path, dest: &Path) -> Result<()> {
 }
 
 /// Whether `ckpt` is an Ember checkpoint a run can continue from: the format, the
-/// config and the progress are all there.
+/// settings (the run config, or for a run built in code its training spec) and the
+/// progress are all there.
 fn resumable(ckpt: &Checkpoint) -> Result<()> {
     let format = ckpt.meta("format")?;
     if format != FORMAT {
         return Err(Error::corrupt(&ckpt.path, format!("format {format:?} is not {FORMAT:?}")));
     }
-    ckpt.meta("config")?;
+    if !ckpt.metadata.contains_key("spec") {
+        ckpt.meta("config")?;
+    }
     ckpt.meta("progress")?;
     Ok(())
 }

@@ -32,7 +32,7 @@ pub struct RunConfig {
 }
 
 /// A run's training settings: everything in a run config but the model and the data.
-/// What the Learner builder runs (see [`crate::learner::LearnerBuilder::spec`]); a
+/// What the Learner builder runs (see [`crate::builder::LearnerBuilder::spec`]); a
 /// [`RunConfig`] adds the model and the data. Reads the same TOML tables: `seed`,
 /// `[loss]`, `[optimizer]`, `[scheduler]`, `[[regularizers]]`, `[train]`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -350,9 +350,7 @@ impl DataConfig {
                 [train_images, train_labels, test_images, test_labels].into_iter().for_each(abs)
             }
             DataConfig::FashionMnist { dir } | DataConfig::Mnist { dir } => dir.iter_mut().for_each(abs),
-            DataConfig::Csv { path, train, test, .. } => {
-                [path, train, test].into_iter().flatten().for_each(abs)
-            }
+            DataConfig::Csv { path, train, test, .. } => [path, train, test].into_iter().flatten().for_each(abs),
             DataConfig::Synthetic { .. } => {}
         }
     }
@@ -733,7 +731,11 @@ impl RunConfig {
                 ));
             }
             if delimiter.chars().count() != 1 {
-                return Err(invalid("data.delimiter", format!("{delimiter:?}"), "must be one character (\",\", \";\", \"\\t\")"));
+                return Err(invalid(
+                    "data.delimiter",
+                    format!("{delimiter:?}"),
+                    "must be one character (\",\", \";\", \"\\t\")",
+                ));
             }
         }
         if let DataConfig::Synthetic { features, classes, n_train, .. } = &self.data {

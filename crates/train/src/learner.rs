@@ -16,8 +16,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use ember_core::rng;
 use ember_core::{
-    registry, BuildContext, Config, Context as _, Direction, Error, IoContext, LayerContext, Loss, Result,
-    Scheduler,
+    registry, BuildContext, Config, Context as _, Direction, Error, IoContext, LayerContext, Loss, Result, Scheduler,
 };
 use ember_data::{DataLoader, Dataset};
 use ember_nn::{build_layers, load_state_dict, mlp, state_dict, ActivationLayer, Context, Module, Sequential};
@@ -365,7 +364,7 @@ impl Learner {
         Self::start(config, device, out, Existing::Refuse, reporter)
     }
 
-    /// A run of `model` written in Rust, configured in code: see [`LearnerBuilder`].
+    /// A run of `model` written in Rust, configured in code: see [`LearnerBuilder`](crate::builder::LearnerBuilder).
     pub fn builder<M: Module + 'static>(model: M) -> crate::builder::LearnerBuilder<M> {
         crate::builder::LearnerBuilder::new(model)
     }
@@ -668,7 +667,7 @@ impl Learner {
     ) -> Result<Self> {
         let (ckpt, skipped) = checkpoint::open_for_resume(path)?;
         let file = ckpt.path.clone();
-        if ckpt.metadata.get("config").is_none() && ckpt.metadata.contains_key("spec") {
+        if !ckpt.metadata.contains_key("config") && ckpt.metadata.contains_key("spec") {
             return Err(Error::input(format!(
                 "{}: this run was built in Rust code (Learner::builder), so the checkpoint holds no model or data description; resume it from that code with LearnerBuilder::resume",
                 file.display()
@@ -901,9 +900,9 @@ impl Learner {
     fn epoch_callbacks(&mut self, record: &EpochRecord) -> Result<()> {
         let mut callbacks = std::mem::take(&mut self.callbacks);
         let mut stop = false;
-        let result = callbacks.iter_mut().try_for_each(|c| {
-            c.on_epoch_end(record, &mut Control { optimizer: &mut self.optimizer, stop: &mut stop })
-        });
+        let result = callbacks
+            .iter_mut()
+            .try_for_each(|c| c.on_epoch_end(record, &mut Control { optimizer: &mut self.optimizer, stop: &mut stop }));
         self.callbacks = callbacks;
         result?;
         if (stop || self.stop_requested) && !self.progress.stopped_early {
@@ -1037,7 +1036,8 @@ impl Learner {
                 self.optimizer_step(&mut grads, &params)?;
                 self.phases.optimizer += t.elapsed().as_secs_f64();
                 if !self.callbacks.is_empty() {
-                    let end = StepEnd { epoch: epoch + 1, step: self.progress.step, batch: b + 1, batches, loss: value };
+                    let end =
+                        StepEnd { epoch: epoch + 1, step: self.progress.step, batch: b + 1, batches, loss: value };
                     self.step_callbacks(&end)?;
                 }
             }
@@ -1183,16 +1183,14 @@ impl Learner {
         let hist = &self.progress.history[..self.progress.history.len() - 1];
         let max = watch.direction == Direction::Max;
         let v = r.metric(&watch.column);
-        let best = hist.iter().map(|h| h.metric(&watch.column)).filter(|x| !x.is_nan()).fold(
-            None,
-            |acc: Option<f64>, x| {
+        let best =
+            hist.iter().map(|h| h.metric(&watch.column)).filter(|x| !x.is_nan()).fold(None, |acc: Option<f64>, x| {
                 Some(match acc {
                     None => x,
                     Some(a) if max => a.max(x),
                     Some(a) => a.min(x),
                 })
-            },
-        );
+            });
         let improved = match best {
             None => !v.is_nan(),
             Some(b) if max => v > b + min_delta,
@@ -1273,14 +1271,7 @@ impl Learner {
             }
         };
         for r in &self.progress.history {
-            text += &format!(
-                "{},{},{},{},{}",
-                r.epoch,
-                f(r.train_loss),
-                f(r.train_acc),
-                f(r.eval_loss),
-                f(r.eval_acc)
-            );
+            text += &format!("{},{},{},{},{}", r.epoch, f(r.train_loss), f(r.train_acc), f(r.eval_loss), f(r.eval_acc));
             for (label, _) in &self.metrics {
                 text += &format!(",{}", f(r.metric(&format!("eval_{label}"))));
             }
@@ -1345,7 +1336,8 @@ fn init_weights(model: &dyn Module, path: &Path, strict: bool) -> Result<String>
             Error::from(e)
         ))
     })?;
-    let ember = !dict.is_empty() && dict.keys().all(|k| k.contains('/')) && dict.keys().any(|k| k.starts_with("model/"));
+    let ember =
+        !dict.is_empty() && dict.keys().all(|k| k.contains('/')) && dict.keys().any(|k| k.starts_with("model/"));
     let dict: HashMap<String, Tensor> = if ember {
         dict.into_iter().filter_map(|(k, v)| Some((k.strip_prefix("model/")?.to_string(), v))).collect()
     } else {

@@ -17,8 +17,8 @@ pub mod plot;
 pub mod regularize;
 pub mod rundir;
 
-pub use clip::{clip_grad_norm, clip_grad_value, NormType};
 pub use builder::LearnerBuilder;
+pub use clip::{clip_grad_norm, clip_grad_value, NormType};
 pub use config::{RunConfig, TrainSpec};
 pub use hooks::{Callback, Control, StepArgs, StepEnd, StepOutput, TrainStep};
 pub use learner::{build_model, EpochRecord, Evaluation, Learner, Phases, Progress, Reporter, Summary};

@@ -1,5 +1,7 @@
-//! The run's figures, redrawn after each epoch: `loss.{png,svg}` (train and eval loss)
-//! and `accuracy.{png,svg}` (train and eval accuracy) per epoch, like the seed's plots.
+//! The run's figures, redrawn after each epoch: `loss.{png,svg}` (train and eval loss),
+//! `accuracy.{png,svg}` (train and eval accuracy, for class targets) and one
+//! `metric-LABEL.{png,svg}` per metric of the run (`metric-f1-average-macro.svg`), per
+//! epoch, like the seed's plots.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -42,7 +44,24 @@ pub fn draw(dir: &Path, history: &[EpochRecord]) -> Result<()> {
         ("eval acc", series(history, |r| r.eval_acc), GREEN),
     ];
     let epochs = history.last().map_or(1, |r| r.epoch);
-    for (name, data, label) in [("loss", &loss, "loss"), ("accuracy", &acc, "accuracy")] {
+    // One figure per metric of the run: `metric-f1-average-macro.png` for f1[average=macro].
+    let labels: Vec<String> =
+        history.last().map(|r| r.metrics.iter().map(|(l, _)| l.clone()).collect()).unwrap_or_default();
+    let metric_figures: Vec<(String, [Series; 1], String)> = labels
+        .iter()
+        .map(|label| {
+            let points = history
+                .iter()
+                .filter_map(|r| r.metrics.iter().find(|(l, _)| l == label).map(|(_, v)| (r.epoch as f64, *v)))
+                .filter(|(_, y)| y.is_finite())
+                .collect();
+            (format!("metric-{}", file_stem(label)), [("eval", points, GREEN)], label.clone())
+        })
+        .collect();
+    let mut figures: Vec<(String, &[Series], &str)> =
+        vec![("loss".into(), &loss[..], "loss"), ("accuracy".into(), &acc[..], "accuracy")];
+    figures.extend(metric_figures.iter().map(|(f, s, l)| (f.clone(), &s[..], l.as_str())));
+    for (name, data, label) in figures {
         if data.iter().all(|(_, s, _)| s.is_empty()) {
             continue;
         }
@@ -70,6 +89,20 @@ pub fn draw(dir: &Path, history: &[EpochRecord]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A metric label as a file name: `f1[average=macro]` → `f1-average-macro`.
+fn file_stem(label: &str) -> String {
+    let mut out = String::new();
+    for c in label.chars() {
+        match c {
+            c if c.is_ascii_alphanumeric() || c == '_' => out.push(c),
+            ']' => {}
+            _ if out.ends_with('-') => {}
+            _ => out.push('-'),
+        }
+    }
+    out.trim_end_matches('-').to_string()
 }
 
 /// An 8-bit RGB image as PNG bytes.

@@ -1,0 +1,516 @@
+//! The Learner as a library (issue 19): a model written in Rust trained by
+//! `Learner::builder`, custom steps and callbacks, metrics as metrics.csv columns that
+//! early stopping and the best checkpoint watch, regression and multi-label tasks on CSV
+//! tables, `freeze` and `init_from`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use ember::core::rng::Rng;
+use ember::core::{Config, Value};
+use ember::data::TensorDataset;
+use ember::nn::{Context, Linear, Module};
+use ember::train::hooks::{on_epoch_end, on_step_end};
+use ember::train::{Learner, Reporter, RunConfig, StepArgs, StepOutput};
+
+/// Two branches concatenated, as a user would write it.
+#[derive(Debug)]
+struct Branches {
+    a: Linear,
+    b: Linear,
+    head: Linear,
+}
+
+impl Branches {
+    fn new(features: usize, classes: usize, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let mut l = |i, o| Linear::init(i, o, true, &mut rng, DType::F32, &Device::Cpu).unwrap();
+        Branches { a: l(features, 8), b: l(features, 4), head: l(12, classes) }
+    }
+}
+
+impl Module for Branches {
+    fn forward(&self, x: &Tensor, ctx: &mut Context) -> ember::core::Result<Tensor> {
+        let a = self.a.forward(x, ctx)?.relu()?;
+        let b = self.b.forward(x, ctx)?.tanh()?;
+        self.head.forward(&Tensor::cat(&[&a, &b], 1)?, ctx)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        [("a", &self.a), ("b", &self.b), ("head", &self.head)]
+            .into_iter()
+            .flat_map(|(p, l)| l.named_parameters().into_iter().map(move |(n, v)| (format!("{p}.{n}"), v)))
+            .collect()
+    }
+}
+
+/// Gaussian blobs: `n` examples of `features` floats around fixed class centers, labels
+/// `i % classes`; `seed` draws the noise.
+fn blobs(n: usize, features: usize, classes: usize, seed: u64) -> TensorDataset {
+    let mut centers_rng = Rng::new(99);
+    let centers: Vec<f64> = (0..classes * features).map(|_| centers_rng.uniform_in(-2.0, 2.0)).collect();
+    let mut rng = Rng::new(seed);
+    let mut x = Vec::new();
+    for i in 0..n {
+        for f in 0..features {
+            x.push((centers[(i % classes) * features + f] + rng.uniform_in(-1.5, 1.5)) as f32);
+        }
+    }
+    let y: Vec<i64> = (0..n).map(|i| (i % classes) as i64).collect();
+    TensorDataset::new(
+        Tensor::from_vec(x, (n, features), &Device::Cpu).unwrap(),
+        Tensor::from_vec(y, n, &Device::Cpu).unwrap(),
+    )
+    .unwrap()
+}
+
+fn weights(path: &Path) -> HashMap<String, Vec<f32>> {
+    let ckpt = ember::train::checkpoint::read(path).unwrap();
+    ckpt.tensors
+        .iter()
+        .filter_map(|(k, t)| {
+            Some((k.strip_prefix("model/")?.to_string(), t.flatten_all().ok()?.to_vec1::<f32>().ok()?))
+        })
+        .collect()
+}
+
+fn bits_equal(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+fn csv_rows(dir: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(str::to_string).collect();
+    (header, lines.map(|l| l.split(',').map(str::to_string).collect()).collect())
+}
+
+fn column(dir: &Path, name: &str) -> Vec<f64> {
+    let (header, rows) = csv_rows(dir);
+    let i = header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    rows.iter().map(|r| r[i].parse().unwrap_or(f64::NAN)).collect()
+}
+
+fn builder(dir: &Path) -> ember::train::LearnerBuilder<Branches> {
+    Learner::builder(Branches::new(6, 3, 1))
+        .train_data(blobs(150, 6, 3, 2))
+        .eval_data(blobs(60, 6, 3, 3))
+        .seed(5)
+        .loss("cross_entropy")
+        .optimizer("adam:lr=0.02")
+        .param_group(&["*.bias"], Config::from([("weight_decay".to_string(), Value::Float(0.0))]))
+        .scheduler("step:step_size=1,gamma=0.8")
+        .metrics(["accuracy", "f1:average=macro", "top_k_accuracy:k=2"])
+        .epochs(3)
+        .batch_size(32)
+        .out(dir)
+        .quiet()
+}
+
+#[test]
+fn a_rust_model_trains_with_the_run_directory_of_ember_train_and_resumes_bit_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let s = builder(&a).fit().unwrap();
+    assert_eq!(s.epochs, 3);
+    let last = s.last.clone().unwrap();
+    let labels: Vec<&str> = last.metrics.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels, ["accuracy", "f1[average=macro]", "top_k_accuracy[k=2]"]);
+    // The accuracy metric and the built-in eval_acc are the same number.
+    assert_eq!(last.metrics[0].1, last.eval_acc);
+    assert!(last.eval_acc > 0.6, "{last:?}");
+    let (header, rows) = csv_rows(&a);
+    assert_eq!(
+        header,
+        [
+            "epoch",
+            "train_loss",
+            "train_acc",
+            "eval_loss",
+            "eval_acc",
+            "eval_accuracy",
+            "eval_f1[average=macro]",
+            "eval_top_k_accuracy[k=2]",
+            "lr",
+            "seconds"
+        ]
+    );
+    assert_eq!(rows.len(), 3);
+    for stem in ["loss", "accuracy", "metric-f1-average-macro", "metric-top_k_accuracy-k-2"] {
+        assert!(a.join(format!("{stem}.png")).is_file() && a.join(format!("{stem}.svg")).is_file(), "{stem}");
+    }
+    assert_eq!(s.parameters, 6 * 8 + 8 + 6 * 4 + 4 + 12 * 3 + 3);
+    assert_eq!(s.trainable, s.parameters);
+    // One epoch, then a resume to three: the same weights, bit for bit.
+    builder(&b).epochs(1).fit().unwrap();
+    let mut resumed = builder(&b).resume(&b).unwrap();
+    resumed.fit().unwrap();
+    drop(resumed);
+    let (wa, wb) = (
+        weights(&a.join("checkpoints/epoch-0003.safetensors")),
+        weights(&b.join("checkpoints/epoch-0003.safetensors")),
+    );
+    assert_eq!(wa.len(), 6);
+    for (k, v) in &wa {
+        assert!(bits_equal(v, &wb[k]), "{k} differs after the resume");
+    }
+    assert_eq!(column(&a, "eval_f1[average=macro]"), column(&b, "eval_f1[average=macro]"));
+    // A builder run's checkpoint cannot be resumed by `ember train --resume` (no model
+    // description), and says how to resume it.
+    let e = Learner::resume(&a, Device::Cpu, Some(tmp.path().join("c")), None, Reporter::Quiet).err().unwrap();
+    assert!(e.to_string().contains("LearnerBuilder::resume"), "{e}");
+    // A resume with another seed is refused.
+    let e = builder(&b).seed(6).epochs(4).resume(&b).err().unwrap().to_string();
+    assert!(e.contains("seed 5, this builder 6"), "{e}");
+}
+
+#[test]
+fn early_stopping_and_the_best_checkpoint_follow_a_metric_and_its_direction() {
+    let tmp = tempfile::tempdir().unwrap();
+    // f1 improves upwards: best_metric by the metric's short name picks the epoch with the
+    // highest macro F1.
+    let mut l =
+        builder(tmp.path()).epochs(4).best_metric("eval_f1").early_stopping("eval_top_k_accuracy", 0).build().unwrap();
+    assert_eq!(l.best_metric(), ("eval_f1[average=macro]", ember::core::Direction::Max));
+    let s = l.fit().unwrap();
+    let f1 = column(tmp.path(), "eval_f1[average=macro]");
+    let best = f1.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let best_epoch = f1.iter().position(|v| *v == best).unwrap() + 1;
+    assert_eq!(l.progress().best_epoch, Some(best_epoch));
+    let meta = ember::train::checkpoint::read_metadata(&tmp.path().join("checkpoints/best.safetensors")).unwrap();
+    assert_eq!(meta["epoch"], best_epoch.to_string());
+    // patience 0 on top-2 accuracy (max): stops at the first epoch that does not raise it.
+    let top2 = column(tmp.path(), "eval_top_k_accuracy[k=2]");
+    let stop = (1..top2.len()).find(|&i| top2[i] <= top2[..i].iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+    match stop {
+        Some(i) => assert!(s.stopped_early && s.epochs == i + 1, "{top2:?} {s:?}"),
+        None => assert!(!s.stopped_early && s.epochs == 4, "{top2:?} {s:?}"),
+    }
+}
+
+#[test]
+fn a_custom_step_and_callbacks_run_inside_the_loop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let steps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = steps.clone();
+    let s = builder(tmp.path())
+        .epochs(5)
+        // The loss plus a penalty on the head's output, computed by the user.
+        .train_step(|m: &Branches, s: StepArgs<'_>| {
+            let out = m.forward(s.inputs, s.ctx)?;
+            let extra = out.sqr()?.mean_all()?.affine(0.01, 0.0)?;
+            Ok(StepOutput::loss((s.loss.forward(&out, s.targets)? + extra)?))
+        })
+        .callback(on_step_end(move |step, control| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(step.batches, 5);
+            if step.epoch == 2 {
+                control.set_lr(0, 0.001)?;
+            }
+            Ok(())
+        }))
+        .callback(on_epoch_end(|record, control| {
+            if record.epoch == 3 {
+                control.stop();
+            }
+            Ok(())
+        }))
+        .fit()
+        .unwrap();
+    assert_eq!((s.epochs, s.stopped_early), (3, true));
+    assert_eq!(steps.load(std::sync::atomic::Ordering::SeqCst), 15);
+    // The step returned no output: train_acc is not computed; evaluation still is.
+    let last = s.last.unwrap();
+    assert!(last.train_acc.is_nan() && last.eval_acc.is_finite());
+    // The lr set at epoch 2's steps is the one recorded for epoch 2.
+    let lr = column(tmp.path(), "lr");
+    assert!((lr[0] - 0.02).abs() < 1e-15 && lr[1] == 0.001, "{lr:?}");
+    // A loss that is not one number is an error naming the step.
+    let e = builder(&tmp.path().join("x"))
+        .train_step(|m: &Branches, s: StepArgs<'_>| Ok(StepOutput::loss(m.forward(s.inputs, s.ctx)?)))
+        .fit()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("custom training step returned a loss of shape [32, 3]"), "{e}");
+}
+
+const MLP: &str = r#"
+seed = 3
+[model]
+sizes = [6, 8, 3]
+[loss]
+name = "cross_entropy"
+[optimizer]
+name = "adamw"
+lr = 0.05
+weight_decay = 0.1
+[[regularizers]]
+name = "l2"
+lambda = 0.01
+[data]
+kind = "synthetic"
+n_train = 96
+n_eval = 32
+features = 6
+classes = 3
+[train]
+epochs = 2
+batch_size = 16
+"#;
+
+#[test]
+fn frozen_parameters_stay_bit_identical_and_get_no_optimizer_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = RunConfig::from_toml(&format!("{MLP}freeze = [\"1.*\"]\n"), "t.toml").unwrap();
+    let (init, _) = ember::train::build_model(&config, &[6], DType::F32, &Device::Cpu).unwrap();
+    let before: HashMap<String, Vec<f32>> = ember::nn::state_dict(&init)
+        .into_iter()
+        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    let s = Learner::new(config, Device::Cpu, tmp.path(), Reporter::Quiet).unwrap().fit().unwrap();
+    assert_eq!((s.parameters, s.trainable), (6 * 8 + 8 + 8 * 3 + 3, 8 * 3 + 3));
+    let ckpt = tmp.path().join("checkpoints/epoch-0002.safetensors");
+    let after = weights(&ckpt);
+    assert!(bits_equal(&before["1.weight"], &after["1.weight"]) && bits_equal(&before["1.bias"], &after["1.bias"]));
+    assert!(!bits_equal(&before["3.weight"], &after["3.weight"]), "the unfrozen layer trained");
+    let names: Vec<String> = ember::train::checkpoint::read(&ckpt).unwrap().tensors.into_keys().collect();
+    assert!(names.iter().any(|n| n.starts_with("optimizer/") && n.contains("3.weight")), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("optimizer/") && n.contains("1.")), "{names:?}");
+    // A glob that matches nothing names the parameters.
+    let bad = RunConfig::from_toml(&format!("{MLP}freeze = [\"0.*\"]\n"), "t.toml").unwrap();
+    let e = Learner::new(bad, Device::Cpu, tmp.path().join("x"), Reporter::Quiet).err().unwrap().to_string();
+    assert!(e.contains("train.freeze[0] = \"0.*\" matches no parameter; the model's parameters are 1.weight, 1.bias, 3.weight, 3.bias"), "{e}");
+}
+
+#[test]
+fn init_from_starts_from_exactly_the_files_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    // PyTorch-named weights, as safetensors.torch.save_file(model.state_dict()) writes them.
+    let mut rng = Rng::new(11);
+    let mut t = |shape: &[usize]| {
+        let n: usize = shape.iter().product();
+        Tensor::from_vec((0..n).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect::<Vec<_>>(), shape, &Device::Cpu)
+            .unwrap()
+    };
+    let file = HashMap::from([
+        ("1.weight".to_string(), t(&[8, 6])),
+        ("1.bias".to_string(), t(&[8])),
+        ("3.weight".to_string(), t(&[3, 8])),
+        ("3.bias".to_string(), t(&[3])),
+    ]);
+    let path = tmp.path().join("w.safetensors");
+    candle_core::safetensors::save(&file, &path).unwrap();
+    // lr 0 and no penalties: the weights after training are the file's.
+    let text = MLP.replace("lr = 0.05", "lr = 0.0").replace("lambda = 0.01", "lambda = 0.0");
+    let config =
+        RunConfig::from_toml(&format!("{text}init_from = {:?}\n", path.display().to_string()), "t.toml").unwrap();
+    Learner::new(config, Device::Cpu, tmp.path().join("a"), Reporter::Quiet).unwrap().fit().unwrap();
+    let after = weights(&tmp.path().join("a/checkpoints/epoch-0002.safetensors"));
+    for (k, v) in &file {
+        assert!(bits_equal(&v.flatten_all().unwrap().to_vec1::<f32>().unwrap(), &after[k]), "{k}");
+    }
+    // strict: a file without 3.bias and with an extra tensor is refused, listing both.
+    let mut partial = file.clone();
+    partial.remove("3.bias");
+    partial.insert("extra.weight".into(), t(&[2]));
+    candle_core::safetensors::save(&partial, &path).unwrap();
+    let strict =
+        RunConfig::from_toml(&format!("{text}init_from = {:?}\n", path.display().to_string()), "t.toml").unwrap();
+    let e = Learner::new(strict, Device::Cpu, tmp.path().join("b"), Reporter::Quiet).err().unwrap().to_string();
+    assert!(
+        e.contains("missing: 3.bias") && e.contains("unexpected: extra.weight") && e.contains("strict = false"),
+        "{e}"
+    );
+    // strict = false loads the rest; 3.bias keeps its initialisation.
+    let loose = RunConfig::from_toml(
+        &format!("{text}init_from = {:?}\nstrict = false\n", path.display().to_string()),
+        "t.toml",
+    )
+    .unwrap();
+    let (init, _) = ember::train::build_model(&loose, &[6], DType::F32, &Device::Cpu).unwrap();
+    let init_bias = ember::nn::state_dict(&init)["3.bias"].to_vec1::<f32>().unwrap();
+    Learner::new(loose, Device::Cpu, tmp.path().join("c"), Reporter::Quiet).unwrap().fit().unwrap();
+    let after = weights(&tmp.path().join("c/checkpoints/epoch-0002.safetensors"));
+    assert!(bits_equal(&file["1.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap(), &after["1.weight"]));
+    assert!(bits_equal(&init_bias, &after["3.bias"]));
+}
+
+/// A CSV table: `n` rows of 3 features and targets from `f`.
+fn table(path: &Path, n: usize, seed: u64, targets: &[&str], f: impl Fn(&[f64], &mut Rng) -> Vec<f64>) {
+    let mut rng = Rng::new(seed);
+    let mut text = format!("x1,x2,x3,{}\n", targets.join(","));
+    for _ in 0..n {
+        let x: Vec<f64> = (0..3).map(|_| rng.uniform_in(-2.0, 2.0)).collect();
+        let y = f(&x, &mut rng);
+        let cells: Vec<String> = x.iter().chain(&y).map(|v| format!("{v}")).collect();
+        text += &(cells.join(",") + "\n");
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// The model's outputs on the test table's features, as f64 rows.
+fn predictions(run: &Path, test: &Path, targets: &[&str]) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let config = RunConfig::from_toml(&std::fs::read_to_string(run.join("run.toml")).unwrap(), "run.toml").unwrap();
+    let (model, _) = ember::train::build_model(&config, &[3], DType::F32, &Device::Cpu).unwrap();
+    let w = ember::train::checkpoint::read(
+        &ember::train::checkpoint::epoch_files(&run.join("run/checkpoints")).unwrap().last().unwrap().1,
+    )
+    .unwrap();
+    ember::nn::load_state_dict(&model, &w.section("model/")).unwrap();
+    let spec =
+        ember::data::csv::TableSpec { target: targets.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+    let t = ember::data::csv::read_table(test, &spec).unwrap();
+    let out =
+        model.forward(&t.inputs, &mut Context::eval()).unwrap().to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
+    (out, t.target_values.to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap())
+}
+
+fn run_csv(dir: &Path, toml: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("run.toml"), toml).unwrap();
+    let config = RunConfig::from_toml(toml, "run.toml").unwrap();
+    Learner::new(config, Device::Cpu, dir.join("run"), Reporter::Quiet).unwrap().fit().unwrap();
+}
+
+#[test]
+fn regression_on_a_csv_table_reports_mae_rmse_and_r2_of_its_predictions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, test) = (tmp.path().join("train.csv"), tmp.path().join("test.csv"));
+    let f = |x: &[f64], r: &mut Rng| vec![1.5 * x[0] - 2.0 * x[1] + 0.5 * x[2] * x[2] + 3.0 + r.uniform_in(-0.3, 0.3)];
+    table(&train, 200, 1, &["y"], f);
+    table(&test, 57, 2, &["y"], f);
+    let toml = format!(
+        r#"seed = 1
+[model]
+sizes = [3, 16, 1]
+[loss]
+name = "mse"
+[optimizer]
+name = "adam"
+lr = 0.03
+[data]
+kind = "csv"
+train = {:?}
+test = {:?}
+target = "y"
+[train]
+epochs = 12
+batch_size = 20
+metrics = ["mae", "rmse", "r2"]
+"#,
+        train.display().to_string(),
+        test.display().to_string()
+    );
+    let dir = tmp.path().join("r");
+    run_csv(&dir, &toml);
+    let run = dir.join("run");
+    let (out, y) = predictions(&dir, &test, &["y"]);
+    let n = y.len() as f64;
+    let err: Vec<f64> = out.iter().zip(&y).map(|(p, t)| p[0] - t[0]).collect();
+    let mae = err.iter().map(|e| e.abs()).sum::<f64>() / n;
+    let mse = err.iter().map(|e| e * e).sum::<f64>() / n;
+    let mean = y.iter().map(|t| t[0]).sum::<f64>() / n;
+    let r2 = 1.0 - err.iter().map(|e| e * e).sum::<f64>() / y.iter().map(|t| (t[0] - mean).powi(2)).sum::<f64>();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1e-12);
+    let last = |c: &str| *column(&run, c).last().unwrap();
+    assert!(close(last("eval_mae"), mae), "{} vs {mae}", last("eval_mae"));
+    assert!(close(last("eval_rmse"), mse.sqrt()), "{} vs {}", last("eval_rmse"), mse.sqrt());
+    assert!(close(last("eval_r2"), r2), "{} vs {r2}", last("eval_r2"));
+    assert!(close(last("eval_loss"), mse), "{} vs {mse}", last("eval_loss"));
+    assert!(r2 > 0.8, "the model learned the function: r2 {r2}");
+    // No accuracy for float targets: the columns stay empty.
+    assert!(column(&run, "eval_acc").iter().all(|v| v.is_nan()));
+    // The best checkpoint follows the first metric (mae, lower is better).
+    let maes = column(&run, "eval_mae");
+    let best = maes.iter().cloned().fold(f64::INFINITY, f64::min);
+    let meta = ember::train::checkpoint::read_metadata(&run.join("checkpoints/best.safetensors")).unwrap();
+    assert_eq!(meta["epoch"], (maes.iter().position(|v| *v == best).unwrap() + 1).to_string());
+}
+
+#[test]
+fn multi_label_runs_report_per_label_and_macro_f1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, test) = (tmp.path().join("train.csv"), tmp.path().join("test.csv"));
+    let f = |x: &[f64], r: &mut Rng| {
+        vec![(x[0] + 0.2 * r.uniform_in(-1.0, 1.0) > 0.0) as u8 as f64, (x[1] - x[2] > 0.5) as u8 as f64]
+    };
+    table(&train, 240, 3, &["a", "b"], f);
+    table(&test, 80, 4, &["a", "b"], f);
+    let toml = format!(
+        r#"seed = 2
+[model]
+sizes = [3, 16, 2]
+[loss]
+name = "bce_with_logits"
+[optimizer]
+name = "adam"
+lr = 0.05
+[data]
+kind = "csv"
+train = {:?}
+test = {:?}
+target = ["a", "b"]
+[train]
+epochs = 8
+batch_size = 24
+metrics = ["f1:average=macro", "f1:label=0", "f1:label=1", "accuracy"]
+"#,
+        train.display().to_string(),
+        test.display().to_string()
+    );
+    let dir = tmp.path().join("m");
+    run_csv(&dir, &toml);
+    let run = dir.join("run");
+    let (out, y) = predictions(&dir, &test, &["a", "b"]);
+    // F1 per label from the logits (> 0 is a positive prediction).
+    let f1 = |j: usize| {
+        let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
+        for (p, t) in out.iter().zip(&y) {
+            match (p[j] > 0.0, t[j] == 1.0) {
+                (true, true) => tp += 1.0,
+                (true, false) => fp += 1.0,
+                (false, true) => fn_ += 1.0,
+                _ => {}
+            }
+        }
+        2.0 * tp / (2.0 * tp + fp + fn_)
+    };
+    let exact = out.iter().zip(&y).filter(|(p, t)| (0..2).all(|j| (p[j] > 0.0) == (t[j] == 1.0))).count() as f64;
+    let last = |c: &str| *column(&run, c).last().unwrap();
+    assert!((last("eval_f1[label=0]") - f1(0)).abs() < 1e-12);
+    assert!((last("eval_f1[label=1]") - f1(1)).abs() < 1e-12);
+    assert!((last("eval_f1[average=macro]") - (f1(0) + f1(1)) / 2.0).abs() < 1e-12);
+    assert!((last("eval_accuracy") - exact / y.len() as f64).abs() < 1e-12);
+    assert!(f1(0) > 0.7, "{}", f1(0));
+    // A float-target loss with class-index data is refused, naming the loss and the fix.
+    let e = RunConfig::from_toml(&toml.replace("target = [\"a\", \"b\"]", "target = \"a\"\nclasses = true"), "t.toml")
+        .map(|c| Learner::new(c, Device::Cpu, tmp.path().join("x"), Reporter::Quiet).err().unwrap().to_string())
+        .unwrap();
+    assert!(
+        e.contains("loss 'bce_with_logits' compares the output with float targets") && e.contains("cross_entropy"),
+        "{e}"
+    );
+}
+
+/// The regression example config on a real table (scikit-learn's diabetes data): the
+/// split, the standardisation and the metrics.
+#[test]
+fn the_diabetes_regression_example_learns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = RunConfig::from_file("examples/configs/diabetes_regression.toml").unwrap();
+    config.train.epochs = 40;
+    let loaded = ember::train::data::load(&config.data).unwrap();
+    use ember::data::Dataset;
+    assert_eq!((loaded.train.len(), loaded.eval.len()), (354, 88));
+    // Standardised with the training rows' statistics: mean 0, (population) std 1.
+    let x = loaded.train.inputs().to_dtype(DType::F64).unwrap();
+    let mean = x.mean(0).unwrap().to_vec1::<f64>().unwrap();
+    let std = x.sqr().unwrap().mean(0).unwrap().sqrt().unwrap().to_vec1::<f64>().unwrap();
+    assert!(mean.iter().all(|m| m.abs() < 1e-5) && std.iter().all(|s| (s - 1.0).abs() < 1e-5), "{mean:?} {std:?}");
+    let s = Learner::new(config, Device::Cpu, tmp.path(), Reporter::Quiet).unwrap().fit().unwrap();
+    let last = s.last.unwrap();
+    let get = |l: &str| last.metrics.iter().find(|(k, _)| k == l).unwrap().1;
+    assert!(get("r2") > 0.3 && get("mae") < 55.0, "{last:?}");
+    assert!((get("rmse") - last.eval_loss.sqrt()).abs() < 1e-6 * get("rmse"));
+}
