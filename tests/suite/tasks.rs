@@ -514,3 +514,32 @@ fn the_diabetes_regression_example_learns() {
     assert!(get("r2") > 0.3 && get("mae") < 55.0, "{last:?}");
     assert!((get("rmse") - last.eval_loss.sqrt()).abs() < 1e-6 * get("rmse"));
 }
+
+/// Undefined metrics (no evaluation set here) are NaN: empty in metrics.csv, "NaN" in the
+/// checkpoint's progress, and a resume reads them back.
+#[test]
+fn nan_metrics_are_written_and_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = || {
+        Learner::builder(Branches::new(6, 3, 1))
+            .train_data(blobs(64, 6, 3, 2))
+            .loss("cross_entropy")
+            .optimizer("sgd:lr=0.1")
+            .metrics(["accuracy", "f1:average=macro"])
+            .batch_size(16)
+            .out(tmp.path())
+            .quiet()
+    };
+    b().epochs(1).fit().unwrap();
+    let (header, rows) = csv_rows(tmp.path());
+    let i = header.iter().position(|h| h == "eval_f1[average=macro]").unwrap();
+    assert_eq!(rows[0][i], "");
+    let meta = ember::train::checkpoint::read_metadata(&tmp.path().join("checkpoints/epoch-0001.safetensors")).unwrap();
+    assert!(meta["progress"].contains(r#""f1[average=macro]":"NaN""#), "{}", meta["progress"]);
+    let mut l = b().epochs(2).resume(tmp.path()).unwrap();
+    let s = l.fit().unwrap();
+    assert_eq!(s.epochs, 2);
+    assert!(l.progress().history[0].metrics.iter().all(|(_, v)| v.is_nan()));
+    // With no evaluation set the best checkpoint follows train_loss.
+    assert_eq!(l.best_metric().0, "train_loss");
+}
