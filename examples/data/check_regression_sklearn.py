@@ -17,7 +17,7 @@ for name, part in [('train', train), ('test', test)]:
         f.write(','.join(header) + '\n')
         for r in part: f.write(','.join(repr(float(v)) for v in r) + '\n')
 cfg = open(os.path.join(root, 'examples/configs/diabetes_regression.toml')).read()
-cfg = cfg.replace('path = "examples/data/diabetes.csv"', f'train = "{os.getcwd()}/train.csv"\ntest = "{os.getcwd()}/test.csv"').replace('eval_split = 0.2\n', '').replace('standardize = true', 'standardize = false').replace('lr = 0.05', 'lr = 0.02').replace('epochs = 150', 'epochs = 60')
+cfg = cfg.replace('path = "examples/data/diabetes.csv"', f'train = "{os.getcwd()}/train.csv"\ntest = "{os.getcwd()}/test.csv"').replace('eval_split = 0.2\n', '').replace('lr = 0.05', 'lr = 0.02').replace('epochs = 150', 'epochs = 60')
 open('run.toml', 'w').write(cfg)
 E = os.path.join(root, 'target/release/ember')
 subprocess.run([E, 'train', 'run.toml', '--out', 'run', '--overwrite', '--quiet'], check=True, capture_output=True)

@@ -361,8 +361,9 @@ fn predictions(run: &Path, test: &Path, targets: &[&str]) -> (Vec<Vec<f64>>, Vec
     let spec =
         ember::data::csv::TableSpec { target: targets.iter().map(|s| s.to_string()).collect(), ..Default::default() };
     let t = ember::data::csv::read_table(test, &spec).unwrap();
-    let out =
-        model.forward(&t.inputs, &mut Context::eval()).unwrap().to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
+    // The run's input scaling (standardize = true), as `ember predict` applies it.
+    let x = ember::train::data::scale_inputs(&config.data, &t.inputs).unwrap();
+    let out = model.forward(&x, &mut Context::eval()).unwrap().to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
     (out, t.target_values.to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap())
 }
 
@@ -394,6 +395,7 @@ kind = "csv"
 train = {:?}
 test = {:?}
 target = "y"
+standardize = true
 [train]
 epochs = 12
 batch_size = 20

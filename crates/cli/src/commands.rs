@@ -347,6 +347,8 @@ pub fn predict(
     if x.rank() == 0 {
         anyhow::bail!("{}: 'input' is a scalar; give a batch of examples [N, ...]", input_path.display());
     }
+    let x = ember_train::data::scale_inputs(&config.data, &x)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input_path.display()))?;
     // A model of layers is built for the examples' shape (the batch dimension left out).
     let (model, _) = build_model(&config, &x.dims()[1..], dtype_of(&config), &device)
         .map_err(|e| anyhow::anyhow!("{}: {e}", input_path.display()))?;

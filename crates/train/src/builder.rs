@@ -35,8 +35,9 @@ use crate::learner::{Learner, Parts, Reporter, Summary};
 use crate::rundir::{self, Existing};
 
 /// Builds a [`Learner`] around a model written in Rust. Plugins are named as in run
-/// configs, with options in the metric spec form (`"adam:lr=0.001,betas=..."` is not
-/// possible for lists: use the `_config` methods with a [`Config`] for those).
+/// configs, with scalar options in the `name:key=value,...` form of metric specs
+/// (`"adamw:lr=0.001,weight_decay=0.01"`); list-valued options (`betas`, a loss's
+/// `weight`) go through the `_config` methods with a [`Config`], or [`LearnerBuilder::spec`].
 pub struct LearnerBuilder<M: Module + 'static> {
     model: Arc<M>,
     seed: u64,
@@ -45,7 +46,6 @@ pub struct LearnerBuilder<M: Module + 'static> {
     scheduler: Option<SchedulerConfig>,
     regularizers: Vec<Config>,
     train_config: TrainConfig,
-    spec: Option<TrainSpec>,
     train: Option<Arc<dyn Dataset>>,
     eval: Option<Arc<dyn Dataset>>,
     device: Device,
@@ -74,7 +74,6 @@ impl<M: Module + 'static> LearnerBuilder<M> {
             scheduler: None,
             regularizers: Vec::new(),
             train_config: TrainConfig::default(),
-            spec: None,
             train: None,
             eval: None,
             device: Device::Cpu,
@@ -92,12 +91,11 @@ impl<M: Module + 'static> LearnerBuilder<M> {
     /// (`.epochs(3)`) change single settings of it.
     pub fn spec(mut self, spec: TrainSpec) -> Self {
         self.seed = spec.seed;
-        self.loss = Some(spec.loss.clone());
-        self.optimizer = Some(spec.optimizer.clone());
-        self.scheduler = spec.scheduler.clone();
-        self.regularizers = spec.regularizers.clone();
-        self.train_config = spec.train.clone();
-        self.spec = Some(spec);
+        self.loss = Some(spec.loss);
+        self.optimizer = Some(spec.optimizer);
+        self.scheduler = spec.scheduler;
+        self.regularizers = spec.regularizers;
+        self.train_config = spec.train;
         self
     }
 
@@ -354,7 +352,6 @@ impl<M: Module + 'static> LearnerBuilder<M> {
                 "Learner::builder: no optimizer; call .optimizer(\"adam:lr=0.001\") (any registered optimizer)",
             )
         })?;
-        let _ = &self.spec;
         Ok(TrainSpec {
             seed: self.seed,
             loss,

@@ -123,20 +123,12 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 }
             };
             if *standardize {
-                let x = tr.inputs().to_dtype(DType::F64)?;
-                let mean = x.mean_keepdim(0)?;
-                // The population standard deviation (scikit-learn's StandardScaler); a
-                // constant column is left unscaled.
-                let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?;
-                let std = var.sqrt()?;
-                let ones = std.ones_like()?;
-                let std = std.eq(0.0)?.where_cond(&ones, &std)?;
+                let (mean, std) = moments(&tr)?;
                 let scale = |d: &TensorDataset| -> Result<TensorDataset> {
                     if d.is_empty() {
                         return Ok(d.clone());
                     }
-                    let x = d.inputs().to_dtype(DType::F64)?.broadcast_sub(&mean)?.broadcast_div(&std)?;
-                    TensorDataset::new(x.to_dtype(DType::F32)?, d.targets().clone())
+                    TensorDataset::new(apply_scaling(d.inputs(), &mean, &std)?, d.targets().clone())
                 };
                 tr = scale(&tr)?;
                 ev = scale(&ev)?;
@@ -180,6 +172,47 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
             Ok(Loaded { train, eval, source: "synthetic".into(), notice: None, origins })
         }
     }
+}
+
+/// The per-feature mean and population standard deviation (scikit-learn's
+/// `StandardScaler`) of a training set's inputs `[N, F]`, as f64 `[1, F]`; a constant
+/// column gets a standard deviation of 1 (left unscaled).
+fn moments(train: &TensorDataset) -> Result<(Tensor, Tensor)> {
+    let x = train.inputs().to_dtype(DType::F64)?;
+    let mean = x.mean_keepdim(0)?;
+    let std = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?.sqrt()?;
+    let ones = std.ones_like()?;
+    let std = std.eq(0.0)?.where_cond(&ones, &std)?;
+    Ok((mean, std))
+}
+
+/// `(x - mean) / std`, in `x`'s dtype and on its device.
+fn apply_scaling(x: &Tensor, mean: &Tensor, std: &Tensor) -> Result<Tensor> {
+    let (mean, std) = (mean.to_device(x.device())?, std.to_device(x.device())?);
+    Ok(x.to_dtype(DType::F64)?.broadcast_sub(&mean)?.broadcast_div(&std)?.to_dtype(x.dtype())?)
+}
+
+/// Applies a run's input scaling to new inputs `[N, F]` (for `ember predict`): with
+/// `standardize = true` the training split's mean and standard deviation, recomputed
+/// from the run's data files; otherwise `x` unchanged.
+pub fn scale_inputs(config: &DataConfig, x: &Tensor) -> Result<Tensor> {
+    let DataConfig::Csv { standardize: true, .. } = config else { return Ok(x.clone()) };
+    let mut raw = config.clone();
+    if let DataConfig::Csv { standardize, .. } = &mut raw {
+        *standardize = false;
+    }
+    let loaded = load(&raw).map_err(|e| {
+        e.context("the run standardizes its features with its training split's statistics, which are read again from its data")
+    })?;
+    let (mean, std) = moments(&loaded.train)?;
+    if x.rank() != 2 || x.dim(1)? != mean.dim(1)? {
+        return Err(Error::input(format!(
+            "the inputs have shape {:?}, but the run's tables have {} features per row",
+            x.dims(),
+            mean.dim(1)?
+        )));
+    }
+    apply_scaling(x, &mean, &std)
 }
 
 /// Class indices of a test table (by its own sorted labels) mapped to the training
