@@ -545,3 +545,33 @@ fn nan_metrics_are_written_and_resumed() {
     // With no evaluation set the best checkpoint follows train_loss.
     assert_eq!(l.best_metric().0, "train_loss");
 }
+
+/// The training tables of a run config drive a builder run, with the same names.
+#[test]
+fn a_train_spec_from_toml_configures_the_builder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = ember::train::TrainSpec::from_toml(
+        "seed = 4\n[loss]\nname = \"cross_entropy\"\n[optimizer]\nname = \"sgd\"\nlr = 0.1\nmomentum = 0.9\n[train]\nepochs = 2\nbatch_size = 50\nmetrics = [\"recall:average=micro\"]\n",
+        "spec.toml",
+    )
+    .unwrap();
+    let s = Learner::builder(Branches::new(6, 3, 1))
+        .spec(spec)
+        .train_data(blobs(100, 6, 3, 2))
+        .eval_data(blobs(30, 6, 3, 3))
+        .out(tmp.path())
+        .quiet()
+        .fit()
+        .unwrap();
+    let last = s.last.unwrap();
+    assert_eq!(s.epochs, 2);
+    // Micro-averaged recall over single-label classes is the accuracy.
+    assert_eq!(last.metrics, vec![("recall[average=micro]".to_string(), last.eval_acc)]);
+    let e = ember::train::TrainSpec::from_toml(
+        "[loss]\nname = \"mse\"\n[optimizer]\nname = \"sgd\"\n[model]\nsizes = [1]\n",
+        "spec.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("unknown field `model`"), "{e}");
+}
