@@ -575,3 +575,18 @@ fn a_train_spec_from_toml_configures_the_builder() {
     .to_string();
     assert!(e.contains("unknown field `model`"), "{e}");
 }
+
+/// Every run writes its JSON summary to `summary.json`, a builder run included.
+#[test]
+fn a_builder_run_writes_the_json_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = builder(tmp.path()).epochs(1).freeze(["a.*"]).fit().unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(json, s.to_json());
+    assert_eq!(json["epochs"], 1);
+    assert_eq!(json["parameters"], 6 * 8 + 8 + 6 * 4 + 4 + 12 * 3 + 3);
+    assert_eq!(json["trainable_parameters"], 6 * 4 + 4 + 12 * 3 + 3);
+    assert_eq!(json["metrics"]["eval_f1[average=macro]"], s.last.as_ref().unwrap().metrics[1].1);
+    assert_eq!(json["data"], "in-memory data");
+}

@@ -8,7 +8,6 @@ use candle_core::{Device, Tensor};
 use ember_nn::{load_state_dict, Context, Module};
 use ember_train::rundir::{self, Existing};
 use ember_train::{build_model, checkpoint, learner::dtype_of, Learner, Reporter, RunConfig};
-use serde_json::json;
 
 /// Options of `ember train` (parsed by clap; the doc comments are the `--help` text).
 #[derive(Debug, clap::Args)]
@@ -136,29 +135,7 @@ pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     };
     let summary = learner.fit()?;
-    let last = summary.last.clone();
-    let num = |f: fn(&ember_train::EpochRecord) -> f64| last.as_ref().map(f).filter(|x| x.is_finite());
-    let line = json!({
-        "epochs": summary.epochs,
-        "train_loss": num(|r| r.train_loss),
-        "train_acc": num(|r| r.train_acc),
-        "eval_loss": num(|r| r.eval_loss),
-        "eval_acc": num(|r| r.eval_acc),
-        "metrics": last.as_ref().map(|r| {
-            r.metrics
-                .iter()
-                .map(|(l, v)| (format!("eval_{l}"), json!(v.is_finite().then_some(*v))))
-                .collect::<serde_json::Map<_, _>>()
-        }).unwrap_or_default(),
-        "parameters": summary.parameters,
-        "trainable_parameters": summary.trainable,
-        "seconds_per_epoch": summary.seconds_per_epoch,
-        "stopped_early": summary.stopped_early,
-        "out": learner.out_dir().display().to_string(),
-        "data": learner.data_source(),
-        "threads": ember_core_threads(),
-        "checkpoint": summary.checkpoint.map(|p| p.display().to_string()),
-    });
+    let line = summary.to_json();
     writeln!(out, "{line}")?;
     Ok(())
 }

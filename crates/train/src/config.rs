@@ -320,8 +320,9 @@ pub enum DataConfig {
         eval_split: f64,
         #[serde(default)]
         standardize: bool,
-        #[serde(default)]
-        seed: u64,
+        /// The seed of the `eval_split` draw; default: the run's seed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u64>,
     },
     /// Gaussian blobs, one per class: quick runs and tests.
     Synthetic {
@@ -352,6 +353,14 @@ impl DataConfig {
             DataConfig::FashionMnist { dir } | DataConfig::Mnist { dir } => dir.iter_mut().for_each(abs),
             DataConfig::Csv { path, train, test, .. } => [path, train, test].into_iter().flatten().for_each(abs),
             DataConfig::Synthetic { .. } => {}
+        }
+    }
+
+    /// Gives a table's `eval_split` draw the run's seed when the data names none (so the
+    /// stored config fixes the split).
+    pub fn default_seed(&mut self, run_seed: u64) {
+        if let DataConfig::Csv { seed: seed @ None, .. } = self {
+            *seed = Some(run_seed);
         }
     }
 

@@ -106,7 +106,7 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                     let n = table.len();
                     let held = (n as f64 * eval_split).round() as usize;
                     let mut order: Vec<u32> = (0..n as u32).collect();
-                    let mut rng = Rng::new(ember_core::rng::at(*seed, 0x5711_7000));
+                    let mut rng = Rng::new(ember_core::rng::at(seed.unwrap_or(0), 0x5711_7000));
                     for i in (1..n).rev() {
                         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
                         order.swap(i, j);

@@ -217,6 +217,40 @@ pub struct Summary {
     /// Elements in the model's parameters, and in those that train (not frozen).
     pub parameters: usize,
     pub trainable: usize,
+    /// The run directory and where the data came from.
+    pub out: PathBuf,
+    pub data: String,
+}
+
+impl Summary {
+    /// The summary as `ember train` prints it (its last stdout line) and every run
+    /// writes to `summary.json`: the last epoch's values (null when not computed), the
+    /// metrics by column, the parameter counts, timing, and where things are.
+    pub fn to_json(&self) -> serde_json::Value {
+        let num = |f: fn(&EpochRecord) -> f64| self.last.as_ref().map(f).filter(|x| x.is_finite());
+        let metrics: serde_json::Map<String, serde_json::Value> = self
+            .last
+            .iter()
+            .flat_map(|r| &r.metrics)
+            .map(|(l, v)| (format!("eval_{l}"), serde_json::json!(v.is_finite().then_some(*v))))
+            .collect();
+        serde_json::json!({
+            "epochs": self.epochs,
+            "train_loss": num(|r| r.train_loss),
+            "train_acc": num(|r| r.train_acc),
+            "eval_loss": num(|r| r.eval_loss),
+            "eval_acc": num(|r| r.eval_acc),
+            "metrics": metrics,
+            "parameters": self.parameters,
+            "trainable_parameters": self.trainable,
+            "seconds_per_epoch": self.seconds_per_epoch,
+            "stopped_early": self.stopped_early,
+            "out": self.out.display().to_string(),
+            "data": self.data,
+            "threads": candle_core::utils::get_num_threads(),
+            "checkpoint": self.checkpoint.as_ref().map(|p| p.display().to_string()),
+        })
+    }
 }
 
 /// Where progress lines go.
@@ -385,6 +419,7 @@ impl Learner {
             rundir::prepare_new(&rundir::lock(&out)?, Existing::Refuse)?;
         }
         config.data.make_absolute();
+        config.data.default_seed(config.seed);
         if let Some(p) = config.train.init_from.as_mut() {
             if let Ok(a) = std::path::absolute(&*p) {
                 *p = a.display().to_string();
@@ -869,7 +904,7 @@ impl Learner {
             self.phase_history.push(std::mem::take(&mut self.phases));
         }
         let secs: Vec<f64> = self.progress.history.iter().map(|r| r.seconds).collect();
-        Ok(Summary {
+        let summary = Summary {
             epochs: self.progress.epoch,
             last: self.progress.history.last().cloned(),
             seconds_per_epoch: median(&secs),
@@ -877,7 +912,13 @@ impl Learner {
             checkpoint: last_ckpt,
             parameters: self.parameters,
             trainable: self.trainable.iter().map(|v| v.elem_count()).sum(),
-        })
+            out: self.out.clone(),
+            data: self.data_source.clone(),
+        };
+        let path = self.out.join("summary.json");
+        let text = serde_json::to_string_pretty(&summary.to_json()).expect("a summary serializes") + "\n";
+        checkpoint::write_file_atomic(&path, text.as_bytes()).at(&path, "write")?;
+        Ok(summary)
     }
 
     /// The progress line of an epoch.

@@ -23,7 +23,7 @@ use crate::checkpoint;
 pub const LOCK_FILE: &str = ".ember.lock";
 
 /// The files a run writes at the top of its directory (besides `checkpoints/`).
-const RUN_FILES: [&str; 5] = ["metrics.csv", "loss.png", "loss.svg", "accuracy.png", "accuracy.svg"];
+const RUN_FILES: [&str; 6] = ["metrics.csv", "summary.json", "loss.png", "loss.svg", "accuracy.png", "accuracy.svg"];
 
 /// What to do with a directory that already holds a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -143,8 +143,8 @@ pub fn prepare_new(lock: &RunLock, existing: Existing) -> Result<()> {
     }
 }
 
-/// Removes a run's files from `dir`: the checkpoints (and their temporaries), the metrics
-/// and the plots. Other files are left alone.
+/// Removes a run's files from `dir`: the checkpoints (and their temporaries), the metrics,
+/// the summary and the plots. Other files are left alone.
 fn clear(dir: &Path) -> Result<()> {
     let remove = |p: &Path| match fs::remove_file(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(p, "remove the old run's file", e)),
@@ -159,6 +159,15 @@ fn clear(dir: &Path) -> Result<()> {
     let _ = fs::remove_dir(&ckpts); // only if nothing else is left in it
     for f in RUN_FILES {
         remove(&dir.join(f))?;
+    }
+    // One figure per metric: metric-LABEL.png and .svg.
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("metric-") && (name.ends_with(".png") || name.ends_with(".svg")) {
+                remove(&e.path())?;
+            }
+        }
     }
     Ok(())
 }
