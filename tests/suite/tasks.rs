@@ -503,10 +503,10 @@ fn the_diabetes_regression_example_learns() {
     let mut config = RunConfig::from_file("examples/configs/diabetes_regression.toml").unwrap();
     config.train.epochs = 40;
     let loaded = ember::train::data::load(&config.data).unwrap();
-    use ember::data::Dataset;
     assert_eq!((loaded.train.len(), loaded.eval.len()), (354, 88));
     // Standardised with the training rows' statistics: mean 0, (population) std 1.
-    let x = loaded.train.inputs().to_dtype(DType::F64).unwrap();
+    let all: Vec<u32> = (0..loaded.train.len() as u32).collect();
+    let x = loaded.train.batch(&all).unwrap().0.to_dtype(DType::F64).unwrap();
     let mean = x.mean(0).unwrap().to_vec1::<f64>().unwrap();
     let std = x.sqr().unwrap().mean(0).unwrap().sqrt().unwrap().to_vec1::<f64>().unwrap();
     assert!(mean.iter().all(|m| m.abs() < 1e-5) && std.iter().all(|s| (s - 1.0).abs() < 1e-5), "{mean:?} {std:?}");
@@ -589,4 +589,151 @@ fn a_builder_run_writes_the_json_summary() {
     assert_eq!(json["trainable_parameters"], 6 * 4 + 4 + 12 * 3 + 3);
     assert_eq!(json["metrics"]["eval_f1[average=macro]"], s.last.as_ref().unwrap().metrics[1].1);
     assert_eq!(json["data"], "in-memory data");
+}
+
+/// `kind = "safetensors"`: named tensors of one file, split by eval_split with the run's
+/// seed; a missing name lists what the file holds.
+#[test]
+fn a_safetensors_file_is_a_data_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = blobs(120, 6, 3, 2);
+    let path = tmp.path().join("d.safetensors");
+    let tensors = HashMap::from([
+        ("x".to_string(), data.inputs().clone()),
+        ("label".to_string(), data.targets().to_dtype(DType::U8).unwrap()),
+    ]);
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let toml = |inputs: &str| {
+        format!(
+            "seed = 3\n[model]\nsizes = [6, 8, 3]\n[loss]\nname = \"cross_entropy\"\n[optimizer]\nname = \"adam\"\nlr = 0.05\n[data]\nkind = \"safetensors\"\npath = {:?}\ninputs = \"{inputs}\"\ntargets = \"label\"\neval_split = 0.25\n[train]\nepochs = 3\nbatch_size = 30\n",
+            path.display().to_string()
+        )
+    };
+    let config = RunConfig::from_toml(&toml("x"), "t.toml").unwrap();
+    let mut l = Learner::new(config, Device::Cpu, tmp.path().join("a"), Reporter::Quiet).unwrap();
+    let s = l.fit().unwrap();
+    let stored = l.run_config().unwrap();
+    assert!(matches!(stored.data, ember::train::config::DataConfig::Safetensors { seed: Some(3), .. }));
+    assert!(s.last.unwrap().eval_acc > 0.5);
+    let loaded = ember::train::data::load(&stored.data).unwrap();
+    assert_eq!((loaded.train.len(), loaded.eval.len()), (90, 30));
+    assert_eq!(loaded.train.all_targets().unwrap().dtype(), DType::I64);
+    let e = Learner::new(
+        RunConfig::from_toml(&toml("inputs"), "t.toml").unwrap(),
+        Device::Cpu,
+        tmp.path().join("b"),
+        Reporter::Quiet,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("no tensor \"inputs\" (data.inputs); it holds \"label\", \"x\""), "{e}");
+}
+
+/// `data.missing` for tables: an error by default, `drop` leaves rows out with a note.
+#[test]
+fn missing_values_in_a_table_follow_data_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("t.csv");
+    let mut text = String::from("a,b,y\n");
+    for i in 0..40 {
+        let a = if i % 10 == 3 { "NA".to_string() } else { format!("{}", i as f64 / 10.0) };
+        text += &format!("{a},{},{}\n", (i % 7) as f64, (i % 5) as f64);
+    }
+    std::fs::write(&path, text).unwrap();
+    let toml = |policy: &str| {
+        format!(
+            "[model]\nsizes = [2, 1]\n[loss]\nname = \"mse\"\n[optimizer]\nname = \"sgd\"\nlr = 0.01\n[data]\nkind = \"csv\"\npath = {:?}\ntarget = \"y\"\neval_split = 0.25\n{policy}\n[train]\nepochs = 1\n",
+            path.display().to_string()
+        )
+    };
+    let e = Learner::new(
+        RunConfig::from_toml(&toml(""), "t.toml").unwrap(),
+        Device::Cpu,
+        tmp.path().join("a"),
+        Reporter::Quiet,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("line 5, column \"a\" is missing (\"NA\")") && e.contains("missing = \"drop\""), "{e}");
+    let config = RunConfig::from_toml(&toml("missing = \"drop\""), "t.toml").unwrap();
+    let loaded = ember::train::data::load(&config.data).unwrap();
+    assert_eq!(loaded.train.len() + loaded.eval.len(), 36);
+    assert!(loaded.notice.unwrap().contains("left out 4 rows with missing values"));
+    let e = RunConfig::from_toml(&toml("missing = \"zero\""), "t.toml").unwrap_err().to_string();
+    assert!(e.contains("data.missing = \"zero\" is invalid: must be one of error, drop, mean"), "{e}");
+}
+
+/// Writes an RGB PNG of `w` x `h` pixels.
+fn png(path: &Path, w: u32, h: u32, pixel: impl Fn(u32, u32) -> [u8; 3]) {
+    let mut data = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            data.extend(pixel(x, y));
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header().unwrap().write_image_data(&data).unwrap();
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// `kind = "image_folder"`: classes from sub-folders, an eval split, augmented training
+/// batches that a resume replays exactly.
+#[test]
+fn an_image_folder_trains_with_augmentation_and_resumes_bit_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("images");
+    let mut rng = Rng::new(5);
+    for (class, base) in [("cat", 40u8), ("dog", 200u8)] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..12 {
+            let noise: Vec<u8> = (0..64).map(|_| (rng.uniform() * 40.0) as u8).collect();
+            png(&root.join(class).join(format!("{i}.png")), 8, 8, |x, y| {
+                let v = base.saturating_add(noise[(y * 8 + x) as usize]);
+                [v, v / 2, 255 - v]
+            });
+        }
+    }
+    std::fs::write(root.join("cat/notes.txt"), "not an image").unwrap();
+    let toml = |epochs: usize| {
+        format!(
+            "seed = 9\n[model]\nsizes = [192, 2]\n[loss]\nname = \"cross_entropy\"\n[optimizer]\nname = \"sgd\"\nlr = 0.05\n[data]\nkind = \"image_folder\"\npath = {:?}\nmean = [0.5]\nstd = [0.25]\ncrop_padding = 2\nflip = true\neval_split = 0.25\n[train]\nepochs = {epochs}\nbatch_size = 6\n",
+            root.display().to_string()
+        )
+    };
+    let config = RunConfig::from_toml(&toml(3), "t.toml").unwrap();
+    let loaded = ember::train::data::load(&config.data).unwrap();
+    assert_eq!((loaded.train.len(), loaded.eval.len()), (18, 6));
+    let (x, y) = loaded.eval.batch(&[0, 1]).unwrap();
+    assert_eq!(x.dims(), [2, 3, 8, 8]);
+    assert_eq!(y.dtype(), DType::I64);
+    // Training batches are augmented (crops and flips, the same for the same epoch),
+    // plain batches (evaluation) never.
+    let a = loaded.train.train_batch(&[0, 1, 2, 3], 0).unwrap().0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let b = loaded.train.train_batch(&[0, 1, 2, 3], 0).unwrap().0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let c = loaded.train.train_batch(&[0, 1, 2, 3], 1).unwrap().0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let plain = loaded.train.batch(&[0, 1, 2, 3]).unwrap().0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(bits_equal(&a, &b) && !bits_equal(&a, &c) && !bits_equal(&a, &plain));
+    // Three epochs straight, and one then a resume to three: the same weights.
+    let (one, two) = (tmp.path().join("a"), tmp.path().join("b"));
+    let s = Learner::new(config, Device::Cpu, &one, Reporter::Quiet).unwrap().fit().unwrap();
+    assert!(s.last.unwrap().eval_acc >= 0.5);
+    Learner::new(RunConfig::from_toml(&toml(1), "t.toml").unwrap(), Device::Cpu, &two, Reporter::Quiet)
+        .unwrap()
+        .fit()
+        .unwrap();
+    Learner::resume(&two, Device::Cpu, None, Some(3), Reporter::Quiet).unwrap().fit().unwrap();
+    let (wa, wb) = (
+        weights(&one.join("checkpoints/epoch-0003.safetensors")),
+        weights(&two.join("checkpoints/epoch-0003.safetensors")),
+    );
+    for (k, v) in &wa {
+        assert!(bits_equal(v, &wb[k]), "{k}");
+    }
 }

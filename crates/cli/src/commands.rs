@@ -181,6 +181,8 @@ fn edit_resumed(
             DataConfig::Mnist { .. } => "mnist",
             DataConfig::Idx { .. } => "idx",
             DataConfig::Csv { .. } => "csv",
+            DataConfig::Safetensors { .. } => "safetensors",
+            DataConfig::ImageFolder { .. } => "image_folder",
             DataConfig::Synthetic { .. } => "synthetic",
         };
         if d.replace('-', "_") != stored_name {

@@ -48,12 +48,28 @@ pub struct TableSpec {
     /// target column. Labels that are equal numbers (`1`, `1.0`, `+1`) are one class,
     /// named as first written in the file.
     pub classes: bool,
+    /// What a missing value in a used column does (default: an error naming it).
+    pub missing: Missing,
+}
+
+/// The policy for missing values (`""`, `NA`, `NaN`, ...) in the columns a table uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Missing {
+    /// An error naming the line and the column.
+    #[default]
+    Error,
+    /// Rows with a missing value in any used column are left out ([`Table::dropped`]).
+    Drop,
+    /// A missing feature value becomes its column's mean over the rows that have one
+    /// (scikit-learn's `SimpleImputer(strategy="mean")` fitted on this file); a missing
+    /// target is still an error.
+    Mean,
 }
 
 impl Default for TableSpec {
-    /// Comma-separated, no columns named, numeric targets.
+    /// Comma-separated, no columns named, numeric targets, missing values refused.
     fn default() -> Self {
-        TableSpec { delimiter: ',', target: Vec::new(), features: Vec::new(), classes: false }
+        TableSpec { delimiter: ',', target: Vec::new(), features: Vec::new(), classes: false, missing: Missing::Error }
     }
 }
 
@@ -72,6 +88,10 @@ pub struct Table {
     pub target_values: Tensor,
     /// With classes: the labels, sorted; index k names class k. Otherwise empty.
     pub class_names: Vec<String>,
+    /// Rows left out for missing values ([`Missing::Drop`]).
+    pub dropped: usize,
+    /// Feature values filled with their column's mean ([`Missing::Mean`]).
+    pub imputed: usize,
 }
 
 impl Table {
@@ -192,6 +212,7 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
     let mut inputs = Vec::with_capacity(rows.len() * feature_cols.len());
     let mut values = Vec::with_capacity(if spec.classes { 0 } else { rows.len() * target_cols.len() });
     let mut labels: Vec<&str> = Vec::with_capacity(if spec.classes { rows.len() } else { 0 });
+    let (mut kept, mut dropped, mut imputed) = (0usize, 0usize, 0usize);
     for row in &rows {
         if row.fields.len() != width {
             return Err(Error::corrupt(
@@ -206,8 +227,18 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
                 ),
             ));
         }
+        let gap = |c: usize| is_missing(&row.fields[c]);
+        if spec.missing == Missing::Drop && feature_cols.iter().chain(&target_cols).any(|&c| gap(c)) {
+            dropped += 1;
+            continue;
+        }
         for &c in &feature_cols {
-            inputs.push(number(origin, row.line, &names[c], &row.fields[c], false)?);
+            if spec.missing == Missing::Mean && gap(c) {
+                inputs.push(f32::NAN);
+                imputed += 1;
+            } else {
+                inputs.push(number(origin, row.line, &names[c], &row.fields[c], false)?);
+            }
         }
         for &c in &target_cols {
             let raw = row.fields[c].as_str();
@@ -220,9 +251,35 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
                 values.push(number(origin, row.line, &names[c], raw, true)?);
             }
         }
+        kept += 1;
+    }
+    if kept == 0 {
+        return Err(Error::input(format!(
+            "{origin}: every one of its {} rows has a missing value (missing = \"drop\" left none); fill the gaps, or use missing = \"mean\"",
+            rows.len()
+        )));
+    }
+    if imputed > 0 {
+        let f = feature_cols.len();
+        for (j, &c) in feature_cols.iter().enumerate() {
+            let present: Vec<f64> =
+                (0..kept).map(|i| inputs[i * f + j]).filter(|v| !v.is_nan()).map(f64::from).collect();
+            if present.is_empty() {
+                return Err(Error::input(format!(
+                    "{origin}: column {:?} has no values at all, so it has no mean to fill with; leave it out of the features",
+                    names[c]
+                )));
+            }
+            let mean = (present.iter().sum::<f64>() / present.len() as f64) as f32;
+            for i in 0..kept {
+                if inputs[i * f + j].is_nan() {
+                    inputs[i * f + j] = mean;
+                }
+            }
+        }
     }
 
-    let n = rows.len();
+    let n = kept;
     let (target_values, class_names) = if spec.classes {
         let (indices, class_names) = encode_labels(&labels);
         (Tensor::from_vec(indices, n, &Device::Cpu)?, class_names)
@@ -235,6 +292,8 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
         inputs: Tensor::from_vec(inputs, (n, feature_cols.len()), &Device::Cpu)?,
         target_values,
         class_names,
+        dropped,
+        imputed,
     })
 }
 
@@ -338,7 +397,7 @@ fn number(origin: &str, line: usize, column: &str, raw: &str, target: bool) -> R
 
 fn missing(origin: &str, line: usize, column: &str, raw: &str) -> Error {
     Error::input(format!(
-        "{origin}: line {line}, column {column:?} is missing ({raw:?}); fill or drop the rows with missing values"
+        "{origin}: line {line}, column {column:?} is missing ({raw:?}); fill it, or set missing = \"drop\" (leave such rows out) or \"mean\" (fill features with their column's mean)"
     ))
 }
 
@@ -665,15 +724,33 @@ mod tests {
             let text = format!("id,age,y\n1,30,0\n2,31,1\n\n3,32,0\n4,33,1\n5,{value},0\n");
             let shown = if value == "\"\"" { "" } else { value };
             let e = error(&text, &spec(&["y"]));
-            let want = format!(
-                "table.csv: line 7, column \"age\" is missing ({shown:?}); fill or drop the rows with missing values"
-            );
+            let want =
+                format!("table.csv: line 7, column \"age\" is missing ({shown:?}); fill it, or set missing = \"drop\"");
             assert!(e.contains(&want), "{e}");
         }
         let e = error("a,y\n1,\n", &spec(&["y"]));
         assert!(e.contains(r#"table.csv: line 2, column "y" is missing ("")"#), "{e}");
         let e = error("a,y\n1,cat\n2,NA\n", &classes("y"));
         assert!(e.contains(r#"table.csv: line 3, column "y" is missing ("NA")"#), "{e}");
+    }
+
+    #[test]
+    fn missing_values_can_be_dropped_or_filled_with_the_column_mean() {
+        let text = "a,b,y\n1,10,0\nNA,20,1\n3,,0\n5,40,\n";
+        let t = parse(text, &TableSpec { missing: Missing::Drop, ..spec(&["y"]) });
+        assert_eq!((t.len(), t.dropped, t.imputed), (1, 3, 0));
+        assert_eq!(t.inputs.to_vec2::<f32>().unwrap(), [[1.0, 10.0]]);
+        // Mean: features filled with the mean of their present values; a missing target
+        // is still an error.
+        let e = error(text, &TableSpec { missing: Missing::Mean, ..spec(&["y"]) });
+        assert!(e.contains(r#"line 5, column "y" is missing"#), "{e}");
+        let t = parse("a,b,y\n1,10,0\nNA,20,1\n3,,0\n5,40,1\n", &TableSpec { missing: Missing::Mean, ..spec(&["y"]) });
+        assert_eq!((t.len(), t.dropped, t.imputed), (4, 0, 2));
+        assert_eq!(t.inputs.to_vec2::<f32>().unwrap(), [[1.0, 10.0], [3.0, 20.0], [3.0, 70.0 / 3.0], [5.0, 40.0]]);
+        let e = error("a,y\nNA,0\n,1\n", &TableSpec { missing: Missing::Drop, ..spec(&["y"]) });
+        assert!(e.contains("every one of its 2 rows has a missing value"), "{e}");
+        let e = error("a,b,y\nNA,1,0\n,2,1\n", &TableSpec { missing: Missing::Mean, ..spec(&["y"]) });
+        assert!(e.contains(r#"column "a" has no values at all"#), "{e}");
     }
 
     #[test]

@@ -15,6 +15,23 @@ pub trait Dataset: Send + Sync {
 
     /// The examples at `indices`, stacked: (inputs, targets).
     fn batch(&self, indices: &[u32]) -> Result<(Tensor, Tensor)>;
+
+    /// The examples at `indices` as a training batch of epoch `epoch` (from 0): where a
+    /// dataset augments its training examples (random crops, flips), it draws them from
+    /// its seed, the epoch and each example's index, so a resumed run sees the same
+    /// batches. The default is [`Dataset::batch`]; evaluation always uses `batch`.
+    fn train_batch(&self, indices: &[u32], epoch: u64) -> Result<(Tensor, Tensor)> {
+        let _ = epoch;
+        self.batch(indices)
+    }
+
+    /// Every example's target, stacked: for the checks made before training (labels in
+    /// range, shapes). The default gathers every example with [`Dataset::batch`]; a data
+    /// set that decodes its inputs lazily should answer without decoding them.
+    fn all_targets(&self) -> Result<Tensor> {
+        let all: Vec<u32> = (0..self.len() as u32).collect();
+        Ok(self.batch(&all)?.1)
+    }
 }
 
 /// Inputs and targets held in memory (on the CPU); example i is row i of each.
@@ -54,6 +71,55 @@ impl Dataset for TensorDataset {
     fn batch(&self, indices: &[u32]) -> Result<(Tensor, Tensor)> {
         let idx = Tensor::from_slice(indices, indices.len(), &Device::Cpu)?;
         Ok((self.inputs.index_select(&idx, 0)?, self.targets.index_select(&idx, 0)?))
+    }
+
+    fn all_targets(&self) -> Result<Tensor> {
+        Ok(self.targets.clone())
+    }
+}
+
+/// Some examples of another data set, by index (a train/evaluation split of one folder).
+/// Training batches keep the inner data set's augmentation, keyed by the inner index.
+#[derive(Clone)]
+pub struct Subset {
+    inner: std::sync::Arc<dyn Dataset>,
+    indices: Vec<u32>,
+}
+
+impl Subset {
+    /// The examples of `inner` at `indices` (each must be < `inner.len()`).
+    pub fn new(inner: std::sync::Arc<dyn Dataset>, indices: Vec<u32>) -> Result<Self> {
+        if let Some(bad) = indices.iter().find(|&&i| i as usize >= inner.len()) {
+            return Err(Error::input(format!(
+                "subset: index {bad} is out of range for a data set of {} examples",
+                inner.len()
+            )));
+        }
+        Ok(Subset { inner, indices })
+    }
+
+    fn map(&self, indices: &[u32]) -> Vec<u32> {
+        indices.iter().map(|&i| self.indices[i as usize]).collect()
+    }
+}
+
+impl Dataset for Subset {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    fn batch(&self, indices: &[u32]) -> Result<(Tensor, Tensor)> {
+        self.inner.batch(&self.map(indices))
+    }
+
+    fn train_batch(&self, indices: &[u32], epoch: u64) -> Result<(Tensor, Tensor)> {
+        self.inner.train_batch(&self.map(indices), epoch)
+    }
+
+    fn all_targets(&self) -> Result<Tensor> {
+        let all = self.inner.all_targets()?;
+        let idx = Tensor::from_slice(&self.indices, self.indices.len(), &Device::Cpu)?;
+        Ok(all.index_select(&idx, 0)?)
     }
 }
 
@@ -113,11 +179,22 @@ impl DataLoader {
         }
     }
 
-    /// Batch `b` of `epoch`: inputs in the loader's dtype, both on its device.
+    /// Batch `b` of an epoch's `order`: inputs in the loader's dtype, both on its device.
     pub fn batch(&self, data: &dyn Dataset, order: &[u32], b: usize) -> Result<(Tensor, Tensor)> {
         let start = b * self.batch_size;
         let end = (start + self.batch_size).min(order.len());
-        let (x, y) = data.batch(&order[start..end])?;
+        self.place(data.batch(&order[start..end])?)
+    }
+
+    /// Batch `b` of epoch `epoch`'s `order` as a training batch ([`Dataset::train_batch`]:
+    /// augmented where the dataset augments).
+    pub fn train_batch(&self, data: &dyn Dataset, order: &[u32], b: usize, epoch: u64) -> Result<(Tensor, Tensor)> {
+        let start = b * self.batch_size;
+        let end = (start + self.batch_size).min(order.len());
+        self.place(data.train_batch(&order[start..end], epoch)?)
+    }
+
+    fn place(&self, (x, y): (Tensor, Tensor)) -> Result<(Tensor, Tensor)> {
         let x = if x.dtype() == self.dtype { x } else { x.to_dtype(self.dtype)? };
         Ok((x.to_device(&self.device)?, y.to_device(&self.device)?))
     }

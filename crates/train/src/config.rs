@@ -320,7 +320,67 @@ pub enum DataConfig {
         eval_split: f64,
         #[serde(default)]
         standardize: bool,
+        /// What a missing value (`""`, `NA`, `NaN`, ...) in a used column does:
+        /// `"error"` (default, naming the line and column), `"drop"` (leave the row out)
+        /// or `"mean"` (fill a feature with its column's mean).
+        #[serde(default)]
+        missing: MissingValues,
         /// The seed of the `eval_split` draw; default: the run's seed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u64>,
+    },
+    /// Named input and target tensors of safetensors files (`safetensors.torch.save_file
+    /// ({"x": X, "y": Y}, path)`): one `path` split by `eval_split`, or `train` and `test`
+    /// files. Integer targets are class indices (as i64); float targets are compared with
+    /// the output as they are.
+    Safetensors {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        train: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test: Option<String>,
+        /// The inputs' tensor name (default `inputs`).
+        #[serde(default = "inputs_name")]
+        inputs: String,
+        /// The targets' tensor name (default `targets`).
+        #[serde(default = "targets_name")]
+        targets: String,
+        #[serde(default)]
+        eval_split: f64,
+        /// The seed of the `eval_split` draw; default: the run's seed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u64>,
+    },
+    /// torchvision's `ImageFolder` layout: a folder per class (sorted names are the class
+    /// indices) holding PNG or JPEG images: one `path` split by `eval_split`, or `train`
+    /// and `test` folders (the test folder must have the same classes). `size = [H, W]`
+    /// resizes (bilinear), `mean`/`std` normalise per channel after scaling to [0, 1],
+    /// `channels` converts (1 grey, 3 RGB); `crop_padding` (random crop after zero
+    /// padding) and `flip` (random horizontal flip) augment training batches only, drawn
+    /// from the seed, the epoch and the image, so a resumed run sees the same batches.
+    ImageFolder {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        train: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<[usize; 2]>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mean: Vec<f64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        std: Vec<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channels: Option<usize>,
+        #[serde(default)]
+        crop_padding: usize,
+        #[serde(default)]
+        flip: bool,
+        #[serde(default)]
+        eval_split: f64,
+        /// The seed of the `eval_split` draw and of the augmentation; default: the run's.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seed: Option<u64>,
     },
@@ -351,7 +411,11 @@ impl DataConfig {
                 [train_images, train_labels, test_images, test_labels].into_iter().for_each(abs)
             }
             DataConfig::FashionMnist { dir } | DataConfig::Mnist { dir } => dir.iter_mut().for_each(abs),
-            DataConfig::Csv { path, train, test, .. } => [path, train, test].into_iter().flatten().for_each(abs),
+            DataConfig::Csv { path, train, test, .. }
+            | DataConfig::Safetensors { path, train, test, .. }
+            | DataConfig::ImageFolder { path, train, test, .. } => {
+                [path, train, test].into_iter().flatten().for_each(abs)
+            }
             DataConfig::Synthetic { .. } => {}
         }
     }
@@ -359,7 +423,10 @@ impl DataConfig {
     /// Gives a table's `eval_split` draw the run's seed when the data names none (so the
     /// stored config fixes the split).
     pub fn default_seed(&mut self, run_seed: u64) {
-        if let DataConfig::Csv { seed: seed @ None, .. } = self {
+        if let DataConfig::Csv { seed: seed @ None, .. }
+        | DataConfig::Safetensors { seed: seed @ None, .. }
+        | DataConfig::ImageFolder { seed: seed @ None, .. } = self
+        {
             *seed = Some(run_seed);
         }
     }
@@ -388,6 +455,14 @@ impl Columns {
             Columns::Many(c) => c.clone(),
         }
     }
+}
+
+fn inputs_name() -> String {
+    "inputs".into()
+}
+
+fn targets_name() -> String {
+    "targets".into()
 }
 
 fn comma() -> String {
@@ -656,6 +731,28 @@ pub enum Mode {
 
 closed_option!(Mode);
 
+/// `data.missing` of a table: what a missing value does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ParamEnum)]
+pub enum MissingValues {
+    #[default]
+    Error,
+    Drop,
+    Mean,
+}
+
+closed_option!(MissingValues);
+
+impl MissingValues {
+    /// The table reader's policy.
+    pub fn policy(self) -> ember_data::csv::Missing {
+        match self {
+            MissingValues::Error => ember_data::csv::Missing::Error,
+            MissingValues::Drop => ember_data::csv::Missing::Drop,
+            MissingValues::Mean => ember_data::csv::Missing::Mean,
+        }
+    }
+}
+
 /// Checks every closed option of a config tree (parsed TOML or JSON, read with `get`),
 /// in the order [`RunConfig::validate`] checked them: the first value outside its set is
 /// an error naming the key.
@@ -668,7 +765,8 @@ fn check_options(get: impl Fn(&[&str]) -> Option<String>) -> Result<()> {
     }
     check::<Precision>(&get, &["train", "dtype"])?;
     check::<NormType>(&get, &["train", "clip_norm_type"])?;
-    check::<Mode>(&get, &["train", "early_stopping", "mode"])
+    check::<Mode>(&get, &["train", "early_stopping", "mode"])?;
+    check::<MissingValues>(&get, &["data", "missing"])
 }
 
 /// A number outside its range: `train.epochs = 0 is invalid: must be >= 1`.
@@ -722,13 +820,19 @@ impl RunConfig {
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         self.spec().validate()?;
-        if let DataConfig::Csv { path, train, test, eval_split, delimiter, .. } = &self.data {
+        let files = match &self.data {
+            DataConfig::Csv { path, train, test, eval_split, .. }
+            | DataConfig::Safetensors { path, train, test, eval_split, .. }
+            | DataConfig::ImageFolder { path, train, test, eval_split, .. } => Some((path, train, test, eval_split)),
+            _ => None,
+        };
+        if let Some((path, train, test, eval_split)) = files {
             match (path, train, test) {
                 (Some(_), None, None) | (None, Some(_), _) => {}
                 _ => {
                     return Err(Error::config(
                         "data",
-                        "a csv table is `path = \"table.csv\"` (split by eval_split) or `train = \"...\"` with an optional `test = \"...\"`, not both",
+                        "give `path = \"FILE\"` (split by eval_split) or `train = \"...\"` with an optional `test = \"...\"`, not both",
                     ))
                 }
             }
@@ -739,6 +843,8 @@ impl RunConfig {
                     "must be in [0, 1) and is used with `path` (with train/test files the test file is the evaluation set)",
                 ));
             }
+        }
+        if let DataConfig::Csv { delimiter, .. } = &self.data {
             if delimiter.chars().count() != 1 {
                 return Err(invalid(
                     "data.delimiter",

@@ -1,9 +1,11 @@
 //! Building the datasets a run config names.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 use ember_core::rng::Rng;
 use ember_core::{Error, Result};
-use std::path::Path;
 
 use ember_data::{idx, mnist, Dataset, TensorDataset};
 
@@ -19,8 +21,8 @@ fn images(x: Tensor, y: Tensor) -> Result<TensorDataset> {
 /// The training and evaluation sets of a run, where they came from, and a notice when
 /// they stand in for the requested data.
 pub struct Loaded {
-    pub train: TensorDataset,
-    pub eval: TensorDataset,
+    pub train: Arc<dyn Dataset>,
+    pub eval: Arc<dyn Dataset>,
     pub source: String,
     pub notice: Option<String>,
     /// Where each split came from, for errors about it.
@@ -53,8 +55,8 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
         let s = mnist::load(which, dir.as_deref().map(Path::new))?;
         let origins = Origins::same(&format!("{} (training split)", s.source), &format!("{} (test split)", s.source));
         Ok(Loaded {
-            train: images(s.train.0, s.train.1)?,
-            eval: images(s.test.0, s.test.1)?,
+            train: Arc::new(images(s.train.0, s.train.1)?),
+            eval: Arc::new(images(s.test.0, s.test.1)?),
             source: s.source,
             notice: s.notice,
             origins,
@@ -73,19 +75,32 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 eval_targets: test_labels.clone(),
             };
             Ok(Loaded {
-                train: images(x, y)?,
-                eval: images(xt, yt)?,
+                train: Arc::new(images(x, y)?),
+                eval: Arc::new(images(xt, yt)?),
                 source: train_images.clone(),
                 notice: None,
                 origins,
             })
         }
-        DataConfig::Csv { path, train, test, target, features, delimiter, classes, eval_split, standardize, seed } => {
+        DataConfig::Csv {
+            path,
+            train,
+            test,
+            target,
+            features,
+            delimiter,
+            classes,
+            eval_split,
+            standardize,
+            missing,
+            seed,
+        } => {
             let spec = ember_data::csv::TableSpec {
                 delimiter: delimiter.chars().next().unwrap_or(','),
                 target: target.names(),
                 features: features.clone(),
                 classes: *classes,
+                missing: missing.policy(),
             };
             let (train_file, test_file) = match (path, train) {
                 (Some(p), _) => (p.clone(), None),
@@ -94,32 +109,35 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
             };
             let table = ember_data::csv::read_table(Path::new(&train_file), &spec)?;
             let names = table.class_names.clone();
+            let mut filled = Vec::new();
+            let mut note = |file: &str, t: &ember_data::csv::Table| {
+                if t.dropped > 0 {
+                    filled.push(format!(
+                        "{file}: left out {} rows with missing values (data.missing = \"drop\")",
+                        t.dropped
+                    ));
+                }
+                if t.imputed > 0 {
+                    filled.push(format!(
+                        "{file}: filled {} missing feature values with their column's mean (data.missing = \"mean\")",
+                        t.imputed
+                    ));
+                }
+            };
+            note(&train_file, &table);
             let (mut tr, mut ev, origins) = match &test_file {
                 Some(t) => {
                     let mut test = ember_data::csv::read_table(Path::new(t), &spec)?;
+                    note(t, &test);
                     if *classes {
                         test.target_values = remap(&test.target_values, &test.class_names, &names, t)?;
                     }
                     (table.into_dataset()?, test.into_dataset()?, Origins::same(&train_file, t))
                 }
                 None => {
-                    let n = table.len();
-                    let held = (n as f64 * eval_split).round() as usize;
-                    let mut order: Vec<u32> = (0..n as u32).collect();
-                    let mut rng = Rng::new(ember_core::rng::at(seed.unwrap_or(0), 0x5711_7000));
-                    for i in (1..n).rev() {
-                        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-                        order.swap(i, j);
-                    }
-                    let all = table.into_dataset()?;
-                    let pick = |idx: &[u32]| -> Result<TensorDataset> {
-                        let mut idx = idx.to_vec();
-                        idx.sort_unstable();
-                        let (x, y) = all.batch(&idx)?;
-                        TensorDataset::new(x, y)
-                    };
+                    let (tr, ev) = split(table.into_dataset()?, *eval_split, seed.unwrap_or(0))?;
                     let what = format!("{train_file} (rows held out by eval_split = {eval_split})");
-                    (pick(&order[held..])?, pick(&order[..held])?, Origins::same(&train_file, &what))
+                    (tr, ev, Origins::same(&train_file, &what))
                 }
             };
             if *standardize {
@@ -133,7 +151,105 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 tr = scale(&tr)?;
                 ev = scale(&ev)?;
             }
-            Ok(Loaded { train: tr, eval: ev, source: train_file.clone(), notice: None, origins })
+            let notice = (!filled.is_empty()).then(|| format!("note: {}", filled.join("; ")));
+            Ok(Loaded { train: Arc::new(tr), eval: Arc::new(ev), source: train_file.clone(), notice, origins })
+        }
+        DataConfig::Safetensors { path, train, test, inputs, targets, eval_split, seed } => {
+            let (train_file, test_file) = match (path, train) {
+                (Some(p), _) => (p.clone(), None),
+                (None, Some(t)) => (t.clone(), test.clone()),
+                (None, None) => return Err(Error::config("data", "a safetensors data set needs `path` or `train`")),
+            };
+            let read = |file: &str| -> Result<TensorDataset> {
+                let (x, y) = (tensor_in(file, inputs, "inputs")?, tensor_in(file, targets, "targets")?);
+                let y = match y.dtype() {
+                    DType::U8 | DType::U32 | DType::I16 | DType::I32 => y.to_dtype(DType::I64)?,
+                    _ => y,
+                };
+                TensorDataset::new(x, y).map_err(|e| e.context(file))
+            };
+            let all = read(&train_file)?;
+            let (tr, ev, origins) = match &test_file {
+                Some(t) => (all, read(t)?, Origins::same(&train_file, t)),
+                None => {
+                    let (tr, ev) = split(all, *eval_split, seed.unwrap_or(0))?;
+                    let what = format!("{train_file} (examples held out by eval_split = {eval_split})");
+                    (tr, ev, Origins::same(&train_file, &what))
+                }
+            };
+            Ok(Loaded { train: Arc::new(tr), eval: Arc::new(ev), source: train_file.clone(), notice: None, origins })
+        }
+        DataConfig::ImageFolder {
+            path,
+            train,
+            test,
+            size,
+            mean,
+            std,
+            channels,
+            crop_padding,
+            flip,
+            eval_split,
+            seed,
+        } => {
+            use ember_data::image_folder::{ImageFolder, ImageSpec};
+            let (train_dir, test_dir) = match (path, train) {
+                (Some(p), _) => (p.clone(), None),
+                (None, Some(t)) => (t.clone(), test.clone()),
+                (None, None) => return Err(Error::config("data", "an image folder needs `path` or `train`")),
+            };
+            let spec = ImageSpec {
+                size: size.map(|[h, w]| (h, w)),
+                mean: mean.clone(),
+                std: std.clone(),
+                crop_padding: *crop_padding,
+                flip: *flip,
+                seed: seed.unwrap_or(0),
+                channels: *channels,
+            };
+            let folder = ImageFolder::open(Path::new(&train_dir), spec.clone())?;
+            let classes = folder.classes().to_vec();
+            let (tr, ev, origins): (Arc<dyn Dataset>, Arc<dyn Dataset>, Origins) = match &test_dir {
+                Some(t) => {
+                    // Evaluation images are never augmented, and share the training
+                    // folder's size and channels.
+                    let test_spec = ImageSpec {
+                        size: Some(folder.size()),
+                        channels: Some(folder.channels()),
+                        crop_padding: 0,
+                        flip: false,
+                        ..spec
+                    };
+                    let test = ImageFolder::open(Path::new(t), test_spec)?;
+                    if test.classes() != classes {
+                        return Err(Error::input(format!(
+                            "{t}: its classes ({}) are not the training folder's ({}); both folders need the same class sub-folders",
+                            test.classes().join(", "),
+                            classes.join(", ")
+                        )));
+                    }
+                    (Arc::new(folder), Arc::new(test), Origins::same(&train_dir, t))
+                }
+                None => {
+                    let n = folder.len();
+                    let order = permutation(n, seed.unwrap_or(0));
+                    let held = (n as f64 * eval_split).round() as usize;
+                    let sorted = |idx: &[u32]| {
+                        let mut v = idx.to_vec();
+                        v.sort_unstable();
+                        v
+                    };
+                    let all: Arc<dyn Dataset> = Arc::new(folder);
+                    let what = format!("{train_dir} (images held out by eval_split = {eval_split})");
+                    (
+                        Arc::new(ember_data::Subset::new(all.clone(), sorted(&order[held..]))?),
+                        Arc::new(ember_data::Subset::new(all, sorted(&order[..held]))?),
+                        Origins::same(&train_dir, &what),
+                    )
+                }
+            };
+            let notice = Some(format!("note: {train_dir}: {} classes ({})", classes.len(), classes.join(", ")));
+            Ok(Loaded { train: tr, eval: ev, source: train_dir.clone(), notice, origins })
         }
         DataConfig::Synthetic { n_train, n_eval, features, classes, seed } => {
             // Inputs (f32) and labels (i64) of both splits, checked before allocating.
@@ -169,9 +285,55 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
             };
             let (train, eval) = (make(*n_train)?, make(*n_eval)?);
             let origins = Origins::same("the synthetic training set", "the synthetic evaluation set");
-            Ok(Loaded { train, eval, source: "synthetic".into(), notice: None, origins })
+            Ok(Loaded {
+                train: Arc::new(train),
+                eval: Arc::new(eval),
+                source: "synthetic".into(),
+                notice: None,
+                origins,
+            })
         }
     }
+}
+
+/// Holds out `fraction` of a data set's examples (rounded) for evaluation, drawn by a
+/// permutation seeded from `seed`; both parts keep the file's order.
+fn split(all: TensorDataset, fraction: f64, seed: u64) -> Result<(TensorDataset, TensorDataset)> {
+    let n = all.len();
+    let held = (n as f64 * fraction).round() as usize;
+    let order = permutation(n, seed);
+    let pick = |idx: &[u32]| -> Result<TensorDataset> {
+        let mut idx = idx.to_vec();
+        idx.sort_unstable();
+        let (x, y) = all.batch(&idx)?;
+        TensorDataset::new(x, y)
+    };
+    Ok((pick(&order[held..])?, pick(&order[..held])?))
+}
+
+/// The example order of an `eval_split` draw: the first examples are held out.
+fn permutation(n: usize, seed: u64) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut rng = Rng::new(ember_core::rng::at(seed, 0x5711_7000));
+    for i in (1..n).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// A named tensor of a safetensors file, on the CPU.
+fn tensor_in(file: &str, name: &str, role: &str) -> Result<Tensor> {
+    let tensors = candle_core::safetensors::load(file, &Device::Cpu)
+        .map_err(|e| Error::input(format!("{file}: cannot read it as safetensors: {}", Error::from(e))))?;
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    tensors.get(name).cloned().ok_or_else(|| {
+        Error::input(format!(
+            "{file}: no tensor {name:?} (data.{role}); it holds {}",
+            names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+        ))
+    })
 }
 
 /// The per-feature mean and population standard deviation (scikit-learn's
@@ -204,7 +366,8 @@ pub fn scale_inputs(config: &DataConfig, x: &Tensor) -> Result<Tensor> {
     let loaded = load(&raw).map_err(|e| {
         e.context("the run standardizes its features with its training split's statistics, which are read again from its data")
     })?;
-    let (mean, std) = moments(&loaded.train)?;
+    let all: Vec<u32> = (0..loaded.train.len() as u32).collect();
+    let (mean, std) = moments(&TensorDataset::new(loaded.train.batch(&all)?.0, loaded.train.all_targets()?)?)?;
     if x.rank() != 2 || x.dim(1)? != mean.dim(1)? {
         return Err(Error::input(format!(
             "the inputs have shape {:?}, but the run's tables have {} features per row",
@@ -233,21 +396,26 @@ fn remap(values: &Tensor, labels: &[String], train_labels: &[String], file: &str
     Ok(Tensor::from_vec(v, values.dims1()?, &Device::Cpu)?)
 }
 
+/// The shape of one example's input (from the first example).
+pub fn example_shape(data: &dyn Dataset) -> Result<Vec<usize>> {
+    Ok(data.batch(&[0])?.0.dims()[1..].to_vec())
+}
+
 /// Checks the data before a model is built on it: a training set, and evaluation
 /// examples of the training examples' shape. Errors name the split's file.
-pub fn check_data(train: &TensorDataset, eval: &TensorDataset, origins: &Origins) -> Result<()> {
+pub fn check_data(train: &dyn Dataset, eval: &dyn Dataset, origins: &Origins) -> Result<()> {
     if train.is_empty() {
         return Err(Error::input("data: the training set is empty"));
     }
-    let dims = train.inputs().dims();
-    if !eval.is_empty() && eval.inputs().dims()[1..] != dims[1..] {
-        return Err(Error::input(format!(
-            "{}: its examples have shape {:?}, but the training examples ({}) have shape {:?}; both splits must have the same shape",
-            origins.eval_inputs,
-            &eval.inputs().dims()[1..],
-            origins.train_inputs,
-            &dims[1..]
-        )));
+    let dims = example_shape(train)?;
+    if !eval.is_empty() {
+        let eval_dims = example_shape(eval)?;
+        if eval_dims != dims {
+            return Err(Error::input(format!(
+                "{}: its examples have shape {eval_dims:?}, but the training examples ({}) have shape {dims:?}; both splits must have the same shape",
+                origins.eval_inputs, origins.train_inputs,
+            )));
+        }
     }
     Ok(())
 }
@@ -258,19 +426,18 @@ pub fn check_data(train: &TensorDataset, eval: &TensorDataset, origins: &Origins
 pub fn check_fits(
     model: &ModelConfig,
     output: &[usize],
-    train: &TensorDataset,
-    eval: &TensorDataset,
+    train: &dyn Dataset,
+    eval: &dyn Dataset,
     origins: &Origins,
     class_targets: bool,
 ) -> Result<()> {
-    let dims = train.inputs().dims();
+    let dims = example_shape(train)?;
     if let Some(mlp) = model.mlp_config() {
-        let features: usize = if mlp.flatten { dims[1..].iter().product() } else { *dims.last().unwrap_or(&0) };
+        let features: usize = if mlp.flatten { dims.iter().product() } else { *dims.last().unwrap_or(&0) };
         if mlp.sizes.first() != Some(&features) {
             return Err(Error::input(format!(
-                "model.sizes[0] = {} but each example has {features} features (shape {:?}); set model.sizes[0] = {features}",
+                "model.sizes[0] = {} but each example has {features} features (shape {dims:?}); set model.sizes[0] = {features}",
                 mlp.sizes.first().copied().unwrap_or(0),
-                &dims[1..]
             )));
         }
     }
@@ -279,7 +446,8 @@ pub fn check_fits(
             if data.is_empty() {
                 continue;
             }
-            let per = &data.targets().dims()[1..];
+            let targets = data.batch(&[0])?.1;
+            let per = &targets.dims()[1..];
             let fits = per == output || (per.is_empty() && output == [1]);
             if !fits {
                 return Err(Error::input(format!(
@@ -306,11 +474,15 @@ pub fn check_fits(
             }
         };
         for (data, origin) in [(train, &origins.train_targets), (eval, &origins.eval_targets)] {
-            if data.is_empty() || data.targets().dtype() != DType::I64 {
+            if data.is_empty() {
                 continue;
             }
-            let max = data.targets().max_all()?.to_scalar::<i64>()?;
-            let min = data.targets().min_all()?.to_scalar::<i64>()?;
+            let targets = data.all_targets()?;
+            if targets.dtype() != DType::I64 {
+                continue;
+            }
+            let max = targets.max_all()?.to_scalar::<i64>()?;
+            let min = targets.min_all()?.to_scalar::<i64>()?;
             if min < 0 || max >= classes {
                 return Err(Error::input(format!(
                     "{origin}: the data has labels {min}..={max} but the model outputs {classes} classes; {} (or fix the labels)",

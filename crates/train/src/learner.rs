@@ -444,26 +444,26 @@ impl Learner {
         let dtype = dtype_of(&config);
         let crate::data::Loaded { train, eval, source, notice, origins } =
             crate::data::load(&config.data).context("data")?;
-        crate::data::check_data(&train, &eval, &origins)?;
+        crate::data::check_data(train.as_ref(), eval.as_ref(), &origins)?;
         let ctx = BuildContext::new(device.clone(), dtype);
         let loss = registry::loss(&config.loss.name, &config.loss.config, &ctx).context("loss")?;
         // The loss says what targets it takes; the data and the model must fit them.
         let class_targets = loss.targets().takes_classes();
-        if !class_targets && train.targets().dtype().is_int() {
+        if !class_targets && train.batch(&[0])?.1.dtype().is_int() {
             return Err(Error::input(format!(
                 "loss '{}' compares the output with float targets of its shape, but {} holds class indices; use cross_entropy (or nll after log_softmax) for class labels",
                 config.loss.name, origins.train_targets
             )));
         }
-        let (model, output) = build_model(&config, &train.inputs().dims()[1..], dtype, &device)?;
-        crate::data::check_fits(&config.model, &output, &train, &eval, &origins, class_targets)?;
+        let (model, output) = build_model(&config, &crate::data::example_shape(train.as_ref())?, dtype, &device)?;
+        crate::data::check_fits(&config.model, &output, train.as_ref(), eval.as_ref(), &origins, class_targets)?;
         Self::assemble(Parts {
             spec: config.spec(),
             run: Some(config),
             model: Arc::new(model),
             loss: Some(loss),
-            eval: (!eval.is_empty()).then(|| Arc::new(eval) as Arc<dyn Dataset>),
-            train: Arc::new(train),
+            eval: (!eval.is_empty()).then_some(eval),
+            train,
             device,
             out,
             reporter,
@@ -989,7 +989,7 @@ impl Learner {
         let bar = self.progress_bar(batches, epoch + 1);
         for b in 0..batches {
             let t = Instant::now();
-            let (x, y) = self.loader.batch(self.train.as_ref(), &order, b)?;
+            let (x, y) = self.loader.train_batch(self.train.as_ref(), &order, b, epoch as u64)?;
             self.phases.data += t.elapsed().as_secs_f64();
             let seed = rng::at(self.spec.seed ^ DROPOUT_STREAM, self.progress.batches);
             self.progress.batches += 1;
