@@ -737,3 +737,109 @@ fn an_image_folder_trains_with_augmentation_and_resumes_bit_exactly() {
         assert!(bits_equal(v, &wb[k]), "{k}");
     }
 }
+
+fn ember_cli(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// `ember predict` on a CSV table writes a CSV of predictions: class names and
+/// probabilities for a classifier (labels mapped as in training), the values for a
+/// regression with its scaling applied.
+#[test]
+fn predict_reads_a_table_and_writes_predictions_as_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, new) = (tmp.path().join("train.csv"), tmp.path().join("new.csv"));
+    let mut rng = Rng::new(4);
+    let mut text = String::from("x1,x2,species\n");
+    let mut unlabeled = String::from("x2,x1\n");
+    for i in 0..90 {
+        let c = ["setosa", "versicolor", "virginica"][i % 3];
+        let (a, b) = ((i % 3) as f64 * 2.0 + rng.uniform_in(-0.5, 0.5), rng.uniform_in(-1.0, 1.0));
+        text += &format!("{a},{b},{c}\n");
+        if i < 6 {
+            unlabeled += &format!("{b},{a}\n");
+        }
+    }
+    std::fs::write(&train, text).unwrap();
+    std::fs::write(&new, unlabeled).unwrap();
+    let toml = format!(
+        "seed = 1\n[model]\nsizes = [2, 16, 3]\n[loss]\nname = \"cross_entropy\"\n[optimizer]\nname = \"adam\"\nlr = 0.05\n[data]\nkind = \"csv\"\npath = {:?}\ntarget = \"species\"\nclasses = true\nstandardize = true\neval_split = 0.2\n[train]\nepochs = 15\nbatch_size = 16\n",
+        train.display().to_string()
+    );
+    let cfg = tmp.path().join("run.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let run = tmp.path().join("run");
+    let (ok, _, err) = ember_cli(&["train", cfg.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet"]);
+    assert!(ok, "{err}");
+    let meta = ember::train::checkpoint::read_metadata(&run.join("checkpoints/best.safetensors")).unwrap();
+    assert_eq!(meta["class_names"], r#"["setosa","versicolor","virginica"]"#);
+    let dest = tmp.path().join("pred.csv");
+    let (ok, out, err) = ember_cli(&[
+        "predict",
+        run.to_str().unwrap(),
+        "--input",
+        new.to_str().unwrap(),
+        "--out",
+        dest.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("wrote 6 predictions"), "{out}");
+    let text = std::fs::read_to_string(&dest).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), "id,prediction,p_setosa,p_versicolor,p_virginica");
+    for (i, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f[0], (i + 1).to_string());
+        // The columns are read by name (x2 before x1 in this file) and scaled as in training.
+        assert_eq!(f[1], ["setosa", "versicolor", "virginica"][i % 3], "{text}");
+        let p: Vec<f64> = f[2..].iter().map(|v| v.parse().unwrap()).collect();
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+    // A table without the run's feature columns is an error naming the column.
+    std::fs::write(&new, "x1,x3\n1,2\n").unwrap();
+    let (ok, _, err) = ember_cli(&[
+        "predict",
+        run.to_str().unwrap(),
+        "--input",
+        new.to_str().unwrap(),
+        "--out",
+        dest.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("no column \"x2\""), "{err}");
+}
+
+/// `kind = "parquet"`: a table written by pyarrow (tests/fixtures/tables/gen_tables.py),
+/// string labels as classes, a null filled by `missing = "mean"`.
+#[test]
+fn a_parquet_table_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = std::path::absolute("tests/fixtures/tables/penguins-like.parquet").unwrap();
+    let toml = |missing: &str| {
+        format!(
+            "[model]\nsizes = [3, 8, 3]\n[loss]\nname = \"cross_entropy\"\n[optimizer]\nname = \"adam\"\nlr = 0.05\n[data]\nkind = \"parquet\"\npath = {:?}\ntarget = \"species\"\nclasses = true\nstandardize = true\neval_split = 0.2\n{missing}\n[train]\nepochs = 10\nbatch_size = 8\nmetrics = [\"f1:average=macro\"]\n",
+            path.display().to_string()
+        )
+    };
+    let e = Learner::new(
+        RunConfig::from_toml(&toml(""), "t.toml").unwrap(),
+        Device::Cpu,
+        tmp.path().join("a"),
+        Reporter::Quiet,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("row 5, column \"flipper\" is missing (null)"), "{e}");
+    let config = RunConfig::from_toml(&toml("missing = \"mean\""), "t.toml").unwrap();
+    let loaded = ember::train::data::load(&config.data).unwrap();
+    assert_eq!((loaded.train.len(), loaded.eval.len()), (24, 6));
+    assert_eq!(loaded.class_names, ["Adelie", "Chinstrap", "Gentoo"]);
+    assert_eq!(loaded.feature_names, ["bill", "flipper", "year"]);
+    let s = Learner::new(config, Device::Cpu, tmp.path().join("b"), Reporter::Quiet).unwrap().fit().unwrap();
+    assert!(s.last.unwrap().eval_acc > 0.5);
+}

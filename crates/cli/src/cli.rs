@@ -44,14 +44,20 @@ enum Command {
     },
     /// List a safetensors file's tensors (name, dtype, shape) and metadata.
     Inspect { file: PathBuf },
-    /// Run a trained model in evaluation mode on the tensor `input` of a safetensors file.
+    /// Run a trained model in evaluation mode on new inputs: the tensor `input` of a
+    /// safetensors file, a CSV/TSV table (the run's feature columns; its standardisation
+    /// applied), or an image folder in the training layout. `--out FILE.csv` writes one
+    /// row per example (id, prediction, and per-class probabilities for classifiers);
+    /// any other name writes the raw outputs as a safetensors tensor `output`.
     Predict {
         /// A checkpoint, a run directory, or plain weights (with --config).
         weights: PathBuf,
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A .safetensors file, a .csv/.tsv (.gz) table, or an image folder.
         #[arg(long)]
         input: PathBuf,
+        /// A .csv file (predictions) or a .safetensors file (raw outputs).
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value = "cpu")]

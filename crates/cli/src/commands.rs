@@ -181,6 +181,7 @@ fn edit_resumed(
             DataConfig::Mnist { .. } => "mnist",
             DataConfig::Idx { .. } => "idx",
             DataConfig::Csv { .. } => "csv",
+            DataConfig::Parquet { .. } => "parquet",
             DataConfig::Safetensors { .. } => "safetensors",
             DataConfig::ImageFolder { .. } => "image_folder",
             DataConfig::Synthetic { .. } => "synthetic",
@@ -298,7 +299,8 @@ pub fn inspect(path: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the model in evaluation mode on tensor `input` of `input_path`, writing `output`.
+/// Runs the model in evaluation mode on new inputs (see `ember predict --help`), writing
+/// the outputs as safetensors or the predictions as CSV.
 pub fn predict(
     weights: &Path,
     config: Option<&Path>,
@@ -316,18 +318,14 @@ pub fn predict(
             anyhow::anyhow!("{}: plain weights carry no config; pass --config RUN.toml", file.display())
         })?)?,
     };
-    let inputs = checkpoint::read(input_path)?;
-    let x = inputs
-        .tensors
-        .get("input")
-        .ok_or_else(|| anyhow::anyhow!("{}: no tensor named 'input'", input_path.display()))?
-        .to_device(&device)?
-        .to_dtype(dtype_of(&config))?;
+    let stored = |key: &str| -> Vec<String> {
+        ckpt.metadata.get(key).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
+    };
+    let (x, ids) = read_inputs(&config, input_path, &stored("feature_names"))?;
+    let x = x.to_device(&device)?.to_dtype(dtype_of(&config))?;
     if x.rank() == 0 {
         anyhow::bail!("{}: 'input' is a scalar; give a batch of examples [N, ...]", input_path.display());
     }
-    let x = ember_train::data::scale_inputs(&config.data, &x)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", input_path.display()))?;
     // A model of layers is built for the examples' shape (the batch dimension left out).
     let (model, _) = build_model(&config, &x.dims()[1..], dtype_of(&config), &device)
         .map_err(|e| anyhow::anyhow!("{}: {e}", input_path.display()))?;
@@ -336,8 +334,147 @@ pub fn predict(
     load_state_dict(&model, &dict).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let y = model.forward(&x, &mut Context::eval())?.to_device(&Device::Cpu)?;
     let dims = y.dims().to_vec();
+    let is_csv = dest.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        let names = stored("class_names");
+        let loss = ember_core::registry::loss(&config.loss.name, &config.loss.config, &Default::default())?;
+        let text = predictions_csv(&y, &ids, loss.targets().takes_classes(), &names, &config)?;
+        ember_train::checkpoint::write_file_atomic(dest, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", dest.display()))?;
+        writeln!(out, "wrote {} predictions to {}", ids.len(), dest.display())?;
+        return Ok(());
+    }
     candle_core::safetensors::save(&HashMap::from([("output".to_string(), y)]), dest)
         .map_err(|e| anyhow::anyhow!("{}: cannot write: {}", dest.display(), ember_core::Error::from(e)))?;
     writeln!(out, "wrote output {dims:?} to {}", dest.display())?;
     Ok(())
+}
+
+/// The inputs of `ember predict` and an id per example: a safetensors file's `input`
+/// (ids 0..N), a table's feature columns (ids: the data rows, from 1), or an image
+/// folder's images (ids: their paths under the folder).
+fn read_inputs(config: &RunConfig, input: &Path, trained_on: &[String]) -> anyhow::Result<(Tensor, Vec<String>)> {
+    use ember_data::Dataset;
+    use ember_train::config::DataConfig;
+    let name = input.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let numbered = |n: usize, from: usize| (from..n + from).map(|i| i.to_string()).collect::<Vec<_>>();
+    if input.is_dir() {
+        let DataConfig::ImageFolder { size, mean, std, channels, .. } = &config.data else {
+            anyhow::bail!(
+                "{}: a folder of images predicts for image_folder runs; this run's data is {:?}",
+                input.display(),
+                config.data
+            );
+        };
+        let spec = ember_data::image_folder::ImageSpec {
+            size: size.map(|[h, w]| (h, w)),
+            mean: mean.clone(),
+            std: std.clone(),
+            channels: *channels,
+            ..Default::default()
+        };
+        let folder = ember_data::image_folder::ImageFolder::open(input, spec)?;
+        let all: Vec<u32> = (0..folder.len() as u32).collect();
+        let ids =
+            folder.files().iter().map(|(p, _)| p.strip_prefix(input).unwrap_or(p).display().to_string()).collect();
+        return Ok((folder.batch(&all)?.0, ids));
+    }
+    let table = [".csv", ".tsv", ".csv.gz", ".tsv.gz", ".txt"].iter().any(|e| name.ends_with(e));
+    if table {
+        let DataConfig::Csv { target, features, delimiter, .. } = &config.data else {
+            anyhow::bail!(
+                "{}: a table predicts for csv runs (their feature columns); this run's data is {:?}",
+                input.display(),
+                config.data
+            );
+        };
+        let delimiter = if name.contains(".tsv") { '\t' } else { delimiter.chars().next().unwrap_or(',') };
+        let spec = ember_data::csv::TableSpec {
+            delimiter,
+            target: Vec::new(),
+            // The columns the model was trained on, by name, in training order.
+            features: if !trained_on.is_empty() { trained_on.to_vec() } else { features.clone() },
+            exclude: target.names(),
+            ..Default::default()
+        };
+        let t = ember_data::csv::read_table(input, &spec)?;
+        let x = ember_train::data::scale_inputs(&config.data, &t.inputs)?;
+        let n = t.len();
+        return Ok((x, numbered(n, 1)));
+    }
+    let inputs = checkpoint::read(input)?;
+    let x = inputs
+        .tensors
+        .get("input")
+        .ok_or_else(|| anyhow::anyhow!("{}: no tensor named 'input'", input.display()))?
+        .clone();
+    let n = if x.rank() == 0 { 0 } else { x.dim(0)? };
+    let x = if x.rank() == 2 { ember_train::data::scale_inputs(&config.data, &x)? } else { x };
+    Ok((x, numbered(n, 0)))
+}
+
+/// One CSV row per example: `id,prediction` and, for class targets, `p_CLASS` columns
+/// (softmax of the outputs: the class probabilities for logits and for log-probabilities
+/// alike); for float targets the output columns, named by the run's target columns when
+/// it has them.
+fn predictions_csv(
+    y: &Tensor,
+    ids: &[String],
+    classes: bool,
+    names: &[String],
+    config: &RunConfig,
+) -> anyhow::Result<String> {
+    let quote = |s: &str| {
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let y = y.to_dtype(candle_core::DType::F64)?;
+    let y = if y.rank() == 1 { y.unsqueeze(1)? } else { y.flatten_from(1)? };
+    let k = y.dim(1)?;
+    let mut text = String::from("id");
+    if classes {
+        let label = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
+        text += ",prediction";
+        for c in 0..k {
+            text += &format!(",p_{}", quote(&label(c)));
+        }
+        text += "\n";
+        let p = softmax_rows(&y)?;
+        for (id, row) in ids.iter().zip(p.to_vec2::<f64>()?) {
+            let best = row.iter().enumerate().fold(0, |b, (i, v)| if *v > row[b] { i } else { b });
+            text += &format!("{},{}", quote(id), quote(&label(best)));
+            for v in row {
+                text += &format!(",{v}");
+            }
+            text += "\n";
+        }
+    } else {
+        let cols: Vec<String> = match &config.data {
+            ember_train::config::DataConfig::Csv { target, .. } if target.names().len() == k => target.names(),
+            _ if k == 1 => vec!["prediction".into()],
+            _ => (0..k).map(|c| format!("output_{c}")).collect(),
+        };
+        for c in &cols {
+            text += &format!(",{}", quote(c));
+        }
+        text += "\n";
+        for (id, row) in ids.iter().zip(y.to_vec2::<f64>()?) {
+            text += &quote(id);
+            for v in row {
+                text += &format!(",{v}");
+            }
+            text += "\n";
+        }
+    }
+    Ok(text)
+}
+
+/// Row-wise softmax of `[N, K]` scores.
+fn softmax_rows(y: &Tensor) -> anyhow::Result<Tensor> {
+    let max = y.max_keepdim(1)?;
+    let e = y.broadcast_sub(&max)?.exp()?;
+    Ok(e.broadcast_div(&e.sum_keepdim(1)?)?)
 }

@@ -31,7 +31,7 @@ const MAX_BYTES: u64 = 1 << 30;
 const MISSING: [&str; 12] = ["", "NA", "N/A", "n/a", "#N/A", "<NA>", "NaN", "nan", "-NaN", "-nan", "NULL", "null"];
 
 /// How many header columns an error lists before `and N more`.
-const LISTED_COLUMNS: usize = 30;
+pub(crate) const LISTED_COLUMNS: usize = 30;
 
 /// What to read from a table.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +50,9 @@ pub struct TableSpec {
     pub classes: bool,
     /// What a missing value in a used column does (default: an error naming it).
     pub missing: Missing,
+    /// Columns left out of the default features and not required to exist: the
+    /// training targets when new inputs are read for prediction (with `target` empty).
+    pub exclude: Vec<String>,
 }
 
 /// The policy for missing values (`""`, `NA`, `NaN`, ...) in the columns a table uses.
@@ -69,7 +72,14 @@ pub enum Missing {
 impl Default for TableSpec {
     /// Comma-separated, no columns named, numeric targets, missing values refused.
     fn default() -> Self {
-        TableSpec { delimiter: ',', target: Vec::new(), features: Vec::new(), classes: false, missing: Missing::Error }
+        TableSpec {
+            delimiter: ',',
+            target: Vec::new(),
+            features: Vec::new(),
+            classes: false,
+            missing: Missing::Error,
+            exclude: Vec::new(),
+        }
     }
 }
 
@@ -188,7 +198,7 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
     };
     let target_cols: Vec<usize> = spec.target.iter().map(|t| find(t, "target")).collect::<Result<_>>()?;
     let feature_cols: Vec<usize> = if spec.features.is_empty() {
-        (0..names.len()).filter(|i| !target_cols.contains(i)).collect()
+        (0..names.len()).filter(|&i| !target_cols.contains(&i) && !spec.exclude.contains(&names[i])).collect()
     } else {
         spec.features.iter().map(|f| find(f, "feature")).collect::<Result<_>>()?
     };
@@ -298,12 +308,12 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
 }
 
 /// Errors in the spec itself, found before reading the table.
-fn check_spec(spec: &TableSpec, origin: &str) -> Result<()> {
+pub(crate) fn check_spec(spec: &TableSpec, origin: &str) -> Result<()> {
     let fail = |msg: String| -> Result<()> { Err(Error::input(format!("{origin}: {msg}"))) };
     if matches!(spec.delimiter, '"' | '\n' | '\r') {
         return fail(format!("the delimiter cannot be {:?}; use ',' or, for TSV, '\\t'", spec.delimiter));
     }
-    if spec.target.is_empty() {
+    if spec.target.is_empty() && spec.exclude.is_empty() {
         return fail("no target column: name the column (or columns) to predict in the target".into());
     }
     if spec.classes && spec.target.len() > 1 {
@@ -350,7 +360,7 @@ fn unknown_column(origin: &str, name: &str, role: &str, names: &[String], line: 
 }
 
 /// `"a", "b", "c"`.
-fn quoted_list(names: &[String]) -> String {
+pub(crate) fn quoted_list(names: &[String]) -> String {
     names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
 }
 
@@ -414,7 +424,7 @@ fn parse_number(s: &str) -> Option<f64> {
 /// Class indices and sorted class names, as scikit-learn's LabelEncoder: numerically when
 /// every label is a number (equal numbers being one class, named as first written),
 /// otherwise as strings (by code point).
-fn encode_labels(labels: &[&str]) -> (Vec<i64>, Vec<String>) {
+pub(crate) fn encode_labels(labels: &[&str]) -> (Vec<i64>, Vec<String>) {
     let numbers: Option<Vec<f64>> = labels.iter().map(|l| parse_number(l)).collect();
     match numbers {
         Some(values) => {

@@ -547,6 +547,19 @@ fn decode(bytes: &[u8]) -> std::result::Result<Decoded, String> {
     Ok(image)
 }
 
+/// Decodes PNG or JPEG bytes (told apart by content) to `(channels, height, width,
+/// pixels)`: `height x width` pixels of interleaved 8-bit samples, 1 (grey) or 3 (RGB)
+/// channels, any alpha channel dropped (PIL's `convert("L")` / `convert("RGB")`). The
+/// Parquet table reader's image columns use it; the error says what is wrong, the caller
+/// names the image.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+pub(crate) fn decode_image(bytes: &[u8]) -> std::result::Result<(usize, usize, usize, Vec<u8>), String> {
+    let image = decode(bytes)?;
+    let (height, width) = (image.height, image.width);
+    let channels = if image.channels >= 3 { 3 } else { 1 };
+    Ok((channels, height, width, convert(image, channels)))
+}
+
 /// The error for an image with more than [`MAX_PIXELS`] pixels.
 fn too_large(width: u64, height: u64) -> String {
     format!(

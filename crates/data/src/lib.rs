@@ -3,9 +3,12 @@
 //! on the chosen device), an [`idx`] reader for the MNIST family's files, [`mnist`]:
 //! Fashion-MNIST and MNIST found on disk, in the Hugging Face cache or on the hub
 //! ([`hub`]), or an embedded Fashion-MNIST subset; [`csv`]: numeric tables in CSV or
-//! TSV files (features and regression targets or class labels); and [`image_folder`]:
+//! TSV files (features and regression targets or class labels); [`image_folder`]:
 //! PNG and JPEG images in one sub-directory per class, like torchvision's `ImageFolder`
-//! (resizing, normalisation, seeded random crops and flips for training).
+//! (resizing, normalisation, seeded random crops and flips for training); and, with the
+//! `hub` feature, [`parquet_table`]: the same tables read from Parquet files (numeric,
+//! boolean and text-label columns, or one column of PNG or JPEG images such as Hugging
+//! Face datasets store).
 
 pub mod csv;
 pub mod idx;
@@ -16,3 +19,5 @@ pub mod mnist;
 pub use loader::{DataLoader, Dataset, Subset, TensorDataset};
 #[cfg(feature = "hub")]
 pub mod hub;
+#[cfg(feature = "hub")]
+pub mod parquet_table;

@@ -53,6 +53,7 @@ pub struct LearnerBuilder<M: Module + 'static> {
     existing: Existing,
     reporter: Reporter,
     data_source: String,
+    class_names: Vec<String>,
     step_fn: Option<Box<dyn TrainStep>>,
     callbacks: Vec<Box<dyn Callback>>,
     errors: Vec<Error>,
@@ -81,6 +82,7 @@ impl<M: Module + 'static> LearnerBuilder<M> {
             existing: Existing::Refuse,
             reporter: Reporter::Stderr,
             data_source: "in-memory data".into(),
+            class_names: Vec::new(),
             step_fn: None,
             callbacks: Vec::new(),
             errors: Vec::new(),
@@ -120,6 +122,13 @@ impl<M: Module + 'static> LearnerBuilder<M> {
     /// What the progress output and the JSON summary say the data is.
     pub fn data_source(mut self, text: impl Into<String>) -> Self {
         self.data_source = text.into();
+        self
+    }
+
+    /// The names of the classes, index k naming class k: stored in checkpoints, written by
+    /// `ember predict`.
+    pub fn class_names<S: AsRef<str>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.class_names = names.into_iter().map(|s| s.as_ref().to_string()).collect();
         self
     }
 
@@ -379,6 +388,8 @@ impl<M: Module + 'static> LearnerBuilder<M> {
             reporter: std::mem::replace(&mut self.reporter, Reporter::Quiet),
             data_source: self.data_source.clone(),
             data_notice: None,
+            class_names: self.class_names.clone(),
+            feature_names: Vec::new(),
             step_fn: self.step_fn.take(),
             callbacks: std::mem::take(&mut self.callbacks),
             resuming,

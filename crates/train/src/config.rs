@@ -329,6 +329,30 @@ pub enum DataConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seed: Option<u64>,
     },
+    /// A Parquet table, with the `csv` kind's keys (no `delimiter`): numeric, boolean and
+    /// label columns; a column of images (Hugging Face's Image feature, or PNG/JPEG
+    /// bytes) as the only feature gives `[C, H, W]` inputs.
+    Parquet {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        train: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test: Option<String>,
+        target: Columns,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        features: Vec<String>,
+        #[serde(default)]
+        classes: bool,
+        #[serde(default)]
+        eval_split: f64,
+        #[serde(default)]
+        standardize: bool,
+        #[serde(default)]
+        missing: MissingValues,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u64>,
+    },
     /// Named input and target tensors of safetensors files (`safetensors.torch.save_file
     /// ({"x": X, "y": Y}, path)`): one `path` split by `eval_split`, or `train` and `test`
     /// files. Integer targets are class indices (as i64); float targets are compared with
@@ -412,6 +436,7 @@ impl DataConfig {
             }
             DataConfig::FashionMnist { dir } | DataConfig::Mnist { dir } => dir.iter_mut().for_each(abs),
             DataConfig::Csv { path, train, test, .. }
+            | DataConfig::Parquet { path, train, test, .. }
             | DataConfig::Safetensors { path, train, test, .. }
             | DataConfig::ImageFolder { path, train, test, .. } => {
                 [path, train, test].into_iter().flatten().for_each(abs)
@@ -424,6 +449,7 @@ impl DataConfig {
     /// stored config fixes the split).
     pub fn default_seed(&mut self, run_seed: u64) {
         if let DataConfig::Csv { seed: seed @ None, .. }
+        | DataConfig::Parquet { seed: seed @ None, .. }
         | DataConfig::Safetensors { seed: seed @ None, .. }
         | DataConfig::ImageFolder { seed: seed @ None, .. } = self
         {
@@ -822,6 +848,7 @@ impl RunConfig {
         self.spec().validate()?;
         let files = match &self.data {
             DataConfig::Csv { path, train, test, eval_split, .. }
+            | DataConfig::Parquet { path, train, test, eval_split, .. }
             | DataConfig::Safetensors { path, train, test, eval_split, .. }
             | DataConfig::ImageFolder { path, train, test, eval_split, .. } => Some((path, train, test, eval_split)),
             _ => None,

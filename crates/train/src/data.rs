@@ -27,7 +27,17 @@ pub struct Loaded {
     pub notice: Option<String>,
     /// Where each split came from, for errors about it.
     pub origins: Origins,
+    /// The class names, index k naming class k, when the data has them (stored in
+    /// checkpoints; `ember predict` writes them).
+    pub class_names: Vec<String>,
+    /// A table's feature columns, in input order (stored in checkpoints, so that
+    /// `ember predict` reads new tables by column name).
+    pub feature_names: Vec<String>,
 }
+
+/// Fashion-MNIST's classes, in label order.
+pub const FASHION_MNIST_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /// The files (or descriptions) each split was read from: errors about a split name them.
 #[derive(Clone, Debug, Default)]
@@ -60,6 +70,11 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
             source: s.source,
             notice: s.notice,
             origins,
+            class_names: match which {
+                mnist::Which::FashionMnist => FASHION_MNIST_CLASSES.iter().map(|c| c.to_string()).collect(),
+                _ => (0..10).map(|d| d.to_string()).collect(),
+            },
+            feature_names: Vec::new(),
         })
     };
     match config {
@@ -80,6 +95,8 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 source: train_images.clone(),
                 notice: None,
                 origins,
+                class_names: Vec::new(),
+                feature_names: Vec::new(),
             })
         }
         DataConfig::Csv {
@@ -101,59 +118,40 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 features: features.clone(),
                 classes: *classes,
                 missing: missing.policy(),
+                exclude: Vec::new(),
             };
-            let (train_file, test_file) = match (path, train) {
-                (Some(p), _) => (p.clone(), None),
-                (None, Some(t)) => (t.clone(), test.clone()),
-                (None, None) => return Err(Error::config("data", "a csv table needs `path` or `train`")),
-            };
-            let table = ember_data::csv::read_table(Path::new(&train_file), &spec)?;
-            let names = table.class_names.clone();
-            let mut filled = Vec::new();
-            let mut note = |file: &str, t: &ember_data::csv::Table| {
-                if t.dropped > 0 {
-                    filled.push(format!(
-                        "{file}: left out {} rows with missing values (data.missing = \"drop\")",
-                        t.dropped
-                    ));
-                }
-                if t.imputed > 0 {
-                    filled.push(format!(
-                        "{file}: filled {} missing feature values with their column's mean (data.missing = \"mean\")",
-                        t.imputed
-                    ));
-                }
-            };
-            note(&train_file, &table);
-            let (mut tr, mut ev, origins) = match &test_file {
-                Some(t) => {
-                    let mut test = ember_data::csv::read_table(Path::new(t), &spec)?;
-                    note(t, &test);
-                    if *classes {
-                        test.target_values = remap(&test.target_values, &test.class_names, &names, t)?;
-                    }
-                    (table.into_dataset()?, test.into_dataset()?, Origins::same(&train_file, t))
-                }
-                None => {
-                    let (tr, ev) = split(table.into_dataset()?, *eval_split, seed.unwrap_or(0))?;
-                    let what = format!("{train_file} (rows held out by eval_split = {eval_split})");
-                    (tr, ev, Origins::same(&train_file, &what))
-                }
-            };
-            if *standardize {
-                let (mean, std) = moments(&tr)?;
-                let scale = |d: &TensorDataset| -> Result<TensorDataset> {
-                    if d.is_empty() {
-                        return Ok(d.clone());
-                    }
-                    TensorDataset::new(apply_scaling(d.inputs(), &mean, &std)?, d.targets().clone())
-                };
-                tr = scale(&tr)?;
-                ev = scale(&ev)?;
-            }
-            let notice = (!filled.is_empty()).then(|| format!("note: {}", filled.join("; ")));
-            Ok(Loaded { train: Arc::new(tr), eval: Arc::new(ev), source: train_file.clone(), notice, origins })
+            let files =
+                TableFiles { path, train, test, eval_split: *eval_split, standardize: *standardize, seed: *seed };
+            load_tables(&ember_data::csv::read_table, &spec, &files)
         }
+        #[cfg(feature = "hub")]
+        DataConfig::Parquet {
+            path,
+            train,
+            test,
+            target,
+            features,
+            classes,
+            eval_split,
+            standardize,
+            missing,
+            seed,
+        } => {
+            let spec = ember_data::csv::TableSpec {
+                target: target.names(),
+                features: features.clone(),
+                classes: *classes,
+                missing: missing.policy(),
+                ..Default::default()
+            };
+            let files =
+                TableFiles { path, train, test, eval_split: *eval_split, standardize: *standardize, seed: *seed };
+            load_tables(&ember_data::parquet_table::read_parquet_table, &spec, &files)
+        }
+        #[cfg(not(feature = "hub"))]
+        DataConfig::Parquet { .. } => Err(Error::input(
+            "data: kind = \"parquet\" needs the `hub` feature (on by default); rebuild without --no-default-features",
+        )),
         DataConfig::Safetensors { path, train, test, inputs, targets, eval_split, seed } => {
             let (train_file, test_file) = match (path, train) {
                 (Some(p), _) => (p.clone(), None),
@@ -177,7 +175,15 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                     (tr, ev, Origins::same(&train_file, &what))
                 }
             };
-            Ok(Loaded { train: Arc::new(tr), eval: Arc::new(ev), source: train_file.clone(), notice: None, origins })
+            Ok(Loaded {
+                train: Arc::new(tr),
+                eval: Arc::new(ev),
+                source: train_file.clone(),
+                notice: None,
+                origins,
+                class_names: Vec::new(),
+                feature_names: Vec::new(),
+            })
         }
         DataConfig::ImageFolder {
             path,
@@ -249,7 +255,15 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 }
             };
             let notice = Some(format!("note: {train_dir}: {} classes ({})", classes.len(), classes.join(", ")));
-            Ok(Loaded { train: tr, eval: ev, source: train_dir.clone(), notice, origins })
+            Ok(Loaded {
+                train: tr,
+                eval: ev,
+                source: train_dir.clone(),
+                notice,
+                origins,
+                class_names: classes,
+                feature_names: Vec::new(),
+            })
         }
         DataConfig::Synthetic { n_train, n_eval, features, classes, seed } => {
             // Inputs (f32) and labels (i64) of both splits, checked before allocating.
@@ -291,9 +305,90 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 source: "synthetic".into(),
                 notice: None,
                 origins,
+                class_names: Vec::new(),
+                feature_names: Vec::new(),
             })
         }
     }
+}
+
+/// The files of a table data set and what to do with them.
+struct TableFiles<'a> {
+    path: &'a Option<String>,
+    train: &'a Option<String>,
+    test: &'a Option<String>,
+    eval_split: f64,
+    standardize: bool,
+    seed: Option<u64>,
+}
+
+/// A table data set (CSV or Parquet, by `read`): the training file split by eval_split
+/// or a test file, class labels mapped alike, missing values noted, features
+/// standardised.
+fn load_tables(
+    read: &dyn Fn(&Path, &ember_data::csv::TableSpec) -> Result<ember_data::csv::Table>,
+    spec: &ember_data::csv::TableSpec,
+    files: &TableFiles,
+) -> Result<Loaded> {
+    let TableFiles { path, train, test, eval_split, standardize, seed } = files;
+    let (eval_split, standardize, classes, spec) = (*eval_split, *standardize, &spec.classes, spec);
+    let (train_file, test_file) = match (path, train) {
+        (Some(p), _) => (p.clone(), None),
+        (None, Some(t)) => (t.clone(), (*test).clone()),
+        (None, None) => return Err(Error::config("data", "a table needs `path` or `train`")),
+    };
+    let table = read(Path::new(&train_file), spec)?;
+    let names = table.class_names.clone();
+    let feature_names = table.features.clone();
+    let mut filled = Vec::new();
+    let mut note = |file: &str, t: &ember_data::csv::Table| {
+        if t.dropped > 0 {
+            filled.push(format!("{file}: left out {} rows with missing values (data.missing = \"drop\")", t.dropped));
+        }
+        if t.imputed > 0 {
+            filled.push(format!(
+                "{file}: filled {} missing feature values with their column's mean (data.missing = \"mean\")",
+                t.imputed
+            ));
+        }
+    };
+    note(&train_file, &table);
+    let (mut tr, mut ev, origins) = match &test_file {
+        Some(t) => {
+            let mut test = read(Path::new(t), spec)?;
+            note(t, &test);
+            if *classes {
+                test.target_values = remap(&test.target_values, &test.class_names, &names, t)?;
+            }
+            (table.into_dataset()?, test.into_dataset()?, Origins::same(&train_file, t))
+        }
+        None => {
+            let (tr, ev) = split(table.into_dataset()?, eval_split, seed.unwrap_or(0))?;
+            let what = format!("{train_file} (rows held out by eval_split = {eval_split})");
+            (tr, ev, Origins::same(&train_file, &what))
+        }
+    };
+    if standardize {
+        let (mean, std) = moments(&tr)?;
+        let scale = |d: &TensorDataset| -> Result<TensorDataset> {
+            if d.is_empty() {
+                return Ok(d.clone());
+            }
+            TensorDataset::new(apply_scaling(d.inputs(), &mean, &std)?, d.targets().clone())
+        };
+        tr = scale(&tr)?;
+        ev = scale(&ev)?;
+    }
+    let notice = (!filled.is_empty()).then(|| format!("note: {}", filled.join("; ")));
+    Ok(Loaded {
+        train: Arc::new(tr),
+        eval: Arc::new(ev),
+        source: train_file.clone(),
+        notice,
+        origins,
+        class_names: names,
+        feature_names,
+    })
 }
 
 /// Holds out `fraction` of a data set's examples (rounded) for evaluation, drawn by a
@@ -358,9 +453,11 @@ fn apply_scaling(x: &Tensor, mean: &Tensor, std: &Tensor) -> Result<Tensor> {
 /// `standardize = true` the training split's mean and standard deviation, recomputed
 /// from the run's data files; otherwise `x` unchanged.
 pub fn scale_inputs(config: &DataConfig, x: &Tensor) -> Result<Tensor> {
-    let DataConfig::Csv { standardize: true, .. } = config else { return Ok(x.clone()) };
+    let (DataConfig::Csv { standardize: true, .. } | DataConfig::Parquet { standardize: true, .. }) = config else {
+        return Ok(x.clone());
+    };
     let mut raw = config.clone();
-    if let DataConfig::Csv { standardize, .. } = &mut raw {
+    if let DataConfig::Csv { standardize, .. } | DataConfig::Parquet { standardize, .. } = &mut raw {
         *standardize = false;
     }
     let loaded = load(&raw).map_err(|e| {

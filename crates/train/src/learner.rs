@@ -290,6 +290,8 @@ pub struct Learner {
     reporter: Reporter,
     data_source: String,
     data_notice: Option<String>,
+    class_names: Vec<String>,
+    feature_names: Vec<String>,
     phases: Phases,
     phase_history: Vec<Phases>,
     /// The run directory's lock, held while the Learner lives.
@@ -384,6 +386,10 @@ pub(crate) struct Parts {
     pub reporter: Reporter,
     pub data_source: String,
     pub data_notice: Option<String>,
+    /// Names of the classes, index k naming class k (may be empty).
+    pub class_names: Vec<String>,
+    /// A table's feature columns (may be empty).
+    pub feature_names: Vec<String>,
     pub step_fn: Option<Box<dyn TrainStep>>,
     pub callbacks: Vec<Box<dyn Callback>>,
     /// A resumed run takes its weights from the checkpoint, not from `init_from`.
@@ -442,7 +448,7 @@ impl Learner {
     fn build(config: RunConfig, device: Device, out: PathBuf, reporter: Reporter, resuming: bool) -> Result<Self> {
         config.validate()?;
         let dtype = dtype_of(&config);
-        let crate::data::Loaded { train, eval, source, notice, origins } =
+        let crate::data::Loaded { train, eval, source, notice, origins, class_names, feature_names } =
             crate::data::load(&config.data).context("data")?;
         crate::data::check_data(train.as_ref(), eval.as_ref(), &origins)?;
         let ctx = BuildContext::new(device.clone(), dtype);
@@ -469,6 +475,8 @@ impl Learner {
             reporter,
             data_source: source,
             data_notice: notice,
+            class_names,
+            feature_names,
             step_fn: None,
             callbacks: Vec::new(),
             resuming,
@@ -490,6 +498,8 @@ impl Learner {
             reporter,
             data_source,
             data_notice,
+            class_names,
+            feature_names,
             step_fn,
             callbacks,
             resuming,
@@ -643,6 +653,8 @@ impl Learner {
             reporter,
             data_source,
             data_notice,
+            class_names,
+            feature_names,
             phases: Phases::default(),
             phase_history: Vec::new(),
             _lock: None,
@@ -1268,6 +1280,11 @@ impl Learner {
         ]);
         if let Some(run) = &self.run {
             metadata.insert("config".to_string(), run.to_json());
+        }
+        for (key, names) in [("class_names", &self.class_names), ("feature_names", &self.feature_names)] {
+            if !names.is_empty() {
+                metadata.insert(key.to_string(), serde_json::to_string(names).expect("names serialize"));
+            }
         }
         Ok((tensors, metadata))
     }
