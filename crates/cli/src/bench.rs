@@ -9,6 +9,31 @@ use ember_core::ops::{self, Kernels};
 use ember_core::{registry, BuildContext, Config, StepContext};
 use serde_json::json;
 
+/// Times reading a CSV file into an f32 feature matrix and targets, `repeat` times.
+pub fn table(file: &std::path::Path, target: &str, repeat: usize, out: &mut dyn Write) -> anyhow::Result<()> {
+    let spec = ember_data::csv::TableSpec { target: vec![target.to_string()], ..Default::default() };
+    let mut times = Vec::new();
+    let mut shape = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let start = Instant::now();
+        let t = ember_data::csv::read_table(file, &spec)?;
+        times.push(start.elapsed().as_secs_f64());
+        shape = t.inputs.dims().to_vec();
+    }
+    times.sort_by(f64::total_cmp);
+    let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let line = json!({
+        "reader": "ember",
+        "file": file.display().to_string(),
+        "bytes": bytes,
+        "shape": shape,
+        "seconds": times[times.len() / 2],
+        "mb_per_second": bytes as f64 / 1e6 / times[times.len() / 2],
+    });
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
 /// Times `steps` optimizer steps of `name` on one f32 parameter of `numel` elements.
 pub fn optimizer(
     name: &str,

@@ -120,6 +120,17 @@ enum BenchCommand {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Time reading a CSV table into tensors (`bench/tables.py` times pandas and polars on
+    /// the same file).
+    Table {
+        file: PathBuf,
+        /// The target column.
+        #[arg(long)]
+        target: String,
+        /// Timed reads (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Time optimizer steps on one f32 parameter of NUMEL elements.
     Optimizer {
         /// A registered optimizer (`adam`, `sgd`, ...).
@@ -222,6 +233,9 @@ where
         }
         Command::Bench { what: BenchCommand::Train { config, epochs, data_dir, device, threads: _ } } => {
             crate::bench::train(config.as_deref(), epochs, data_dir.as_deref(), &device, out)
+        }
+        Command::Bench { what: BenchCommand::Table { file, target, repeat } } => {
+            crate::bench::table(&file, &target, repeat, out)
         }
         Command::Bench { what: BenchCommand::Optimizer { name, numel, steps, config, composed } } => {
             crate::bench::optimizer(&name, numel, steps, &config, composed, out)

@@ -14,6 +14,9 @@
 //! the spec uses is an error, since Ember does not impute. Columns the spec does not use
 //! are not checked, beyond every row having one field per column.
 
+use std::borrow::Cow;
+
+use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::Path;
@@ -161,14 +164,14 @@ fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>> {
 pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> {
     check_spec(spec, origin)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = split_records(text, spec.delimiter, origin)?.into_iter();
-    let Some(header) = records.next() else {
+    let Some((header, body)) = split_table(text, spec.delimiter, origin)? else {
         return Err(Error::corrupt(
             origin,
             "no header line (the file is empty); a table starts with a line of column names, then has one row per example",
         ));
     };
-    let names = &header.fields;
+    let names: Vec<String> = header.fields.iter().map(|f| f.to_string()).collect();
+    let names = &names;
     for (i, name) in names.iter().enumerate() {
         if name.is_empty() {
             return Err(Error::corrupt(
@@ -210,63 +213,104 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
             quoted_list(&spec.target)
         )));
     }
-    let rows: Vec<Record> = records.collect();
-    if rows.is_empty() {
-        return Err(Error::corrupt(
-            origin,
-            format!("no data rows after the header (line {}); a table has one row per example", header.line),
-        ));
-    }
-
     let width = names.len();
-    let mut inputs = Vec::with_capacity(rows.len() * feature_cols.len());
-    let mut values = Vec::with_capacity(if spec.classes { 0 } else { rows.len() * target_cols.len() });
-    let mut labels: Vec<&str> = Vec::with_capacity(if spec.classes { rows.len() } else { 0 });
-    let (mut kept, mut dropped, mut imputed) = (0usize, 0usize, 0usize);
-    for row in &rows {
-        if row.fields.len() != width {
+    // Rows convert in parallel pieces; the pieces' results join in file order, so the
+    // first error reported is the earliest in the file.
+    let convert = |line: usize, fields: &[&str], c: &mut Converted| -> Result<()> {
+        if fields.len() != width {
             return Err(Error::corrupt(
                 origin,
                 format!(
-                    "line {} has {} field{} but the header (line {}) has {width}; every row needs one value per column (quote a value that contains {})",
-                    row.line,
-                    row.fields.len(),
-                    if row.fields.len() == 1 { "" } else { "s" },
+                    "line {line} has {} field{} but the header (line {}) has {width}; every row needs one value per column (quote a value that contains {})",
+                    fields.len(),
+                    if fields.len() == 1 { "" } else { "s" },
                     header.line,
                     show_delimiter(spec.delimiter)
                 ),
             ));
         }
-        let gap = |c: usize| is_missing(&row.fields[c]);
-        if spec.missing == Missing::Drop && feature_cols.iter().chain(&target_cols).any(|&c| gap(c)) {
-            dropped += 1;
-            continue;
+        let gap = |col: usize| is_missing(fields[col]);
+        if spec.missing == Missing::Drop && feature_cols.iter().chain(&target_cols).any(|&col| gap(col)) {
+            c.dropped += 1;
+            return Ok(());
         }
-        for &c in &feature_cols {
-            if spec.missing == Missing::Mean && gap(c) {
-                inputs.push(f32::NAN);
-                imputed += 1;
+        for &col in &feature_cols {
+            if spec.missing == Missing::Mean && gap(col) {
+                c.inputs.push(f32::NAN);
+                c.imputed += 1;
             } else {
-                inputs.push(number(origin, row.line, &names[c], &row.fields[c], false)?);
+                c.inputs.push(number(origin, line, &names[col], fields[col], false)?);
             }
         }
-        for &c in &target_cols {
-            let raw = row.fields[c].as_str();
+        for &col in &target_cols {
+            let raw = fields[col];
             if spec.classes {
                 if is_missing(raw) {
-                    return Err(missing(origin, row.line, &names[c], raw));
+                    return Err(missing(origin, line, &names[col], raw));
                 }
-                labels.push(raw);
+                c.labels.push(raw.to_string());
             } else {
-                values.push(number(origin, row.line, &names[c], raw, true)?);
+                c.values.push(number(origin, line, &names[col], raw, true)?);
             }
         }
-        kept += 1;
+        c.kept += 1;
+        Ok(())
+    };
+    let parts: Vec<Converted> = match &body {
+        Body::Plain(pieces) => pieces
+            .par_iter()
+            .map(|(first, piece)| {
+                let mut c = Converted::default();
+                let mut fields: Vec<&str> = Vec::with_capacity(width);
+                for (i, raw) in piece.split('\n').enumerate() {
+                    let line = raw.strip_suffix('\r').unwrap_or(raw);
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    fields.clear();
+                    fields.extend(line.split(spec.delimiter).map(str::trim));
+                    convert(first + i, &fields, &mut c)?;
+                }
+                Ok(c)
+            })
+            .collect::<Result<_>>()?,
+        Body::Records(records) => {
+            let chunk = records.len().div_ceil(rayon::current_num_threads() * 4).max(1024);
+            records
+                .par_chunks(chunk)
+                .map(|rows| {
+                    let mut c = Converted::default();
+                    for r in rows {
+                        let fields: Vec<&str> = r.fields.iter().map(|f| &**f).collect();
+                        convert(r.line, &fields, &mut c)?;
+                    }
+                    Ok(c)
+                })
+                .collect::<Result<_>>()?
+        }
+    };
+    let rows: usize = parts.iter().map(|p| p.kept + p.dropped).sum();
+    if rows == 0 {
+        return Err(Error::corrupt(
+            origin,
+            format!("no data rows after the header (line {}); a table has one row per example", header.line),
+        ));
+    }
+    let mut inputs = Vec::with_capacity(rows * feature_cols.len());
+    let mut values = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    let (mut kept, mut dropped, mut imputed) = (0usize, 0usize, 0usize);
+    for p in parts {
+        inputs.extend(p.inputs);
+        values.extend(p.values);
+        labels.extend(p.labels);
+        kept += p.kept;
+        dropped += p.dropped;
+        imputed += p.imputed;
     }
     if kept == 0 {
         return Err(Error::input(format!(
-            "{origin}: every one of its {} rows has a missing value (missing = \"drop\" left none); fill the gaps, or use missing = \"mean\"",
-            rows.len()
+            "{origin}: every one of its {rows} rows has a missing value (missing = \"drop\" left none); fill the gaps, or use missing = \"mean\""
         )));
     }
     if imputed > 0 {
@@ -291,6 +335,7 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
 
     let n = kept;
     let (target_values, class_names) = if spec.classes {
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
         let (indices, class_names) = encode_labels(&labels);
         (Tensor::from_vec(indices, n, &Device::Cpu)?, class_names)
     } else {
@@ -374,6 +419,13 @@ fn show_delimiter(delimiter: char) -> String {
 
 /// A value of a numeric column (`target`: a regression target, else a feature).
 fn number(origin: &str, line: usize, column: &str, raw: &str, target: bool) -> Result<f32> {
+    // The common case first: a finite number within f32's range.
+    if let Some(x) = parse_number(raw) {
+        let y = x as f32;
+        if y.is_finite() {
+            return Ok(y);
+        }
+    }
     if is_missing(raw) {
         return Err(missing(origin, line, column, raw));
     }
@@ -449,15 +501,81 @@ pub(crate) fn encode_labels(labels: &[&str]) -> (Vec<i64>, Vec<String>) {
     }
 }
 
-/// One row of the file: the line it starts on (1-based) and its fields, trimmed.
-struct Record {
-    line: usize,
-    fields: Vec<String>,
+/// A chunk of rows converted: features, numeric targets or labels, and counts.
+#[derive(Default)]
+struct Converted {
+    inputs: Vec<f32>,
+    values: Vec<f32>,
+    labels: Vec<String>,
+    kept: usize,
+    dropped: usize,
+    imputed: usize,
 }
 
-/// Splits text into records: fields separated by `delimiter`, records by LF, CRLF or CR
-/// (except inside double quotes), blank lines dropped.
-fn split_records(text: &str, delimiter: char, origin: &str) -> Result<Vec<Record>> {
+/// One row of the file: the line it starts on (1-based) and its fields, trimmed
+/// (borrowed from the text unless unquoting changed them).
+struct Record<'a> {
+    line: usize,
+    fields: Vec<Cow<'a, str>>,
+}
+
+/// A table's rows after the header: whole lines of plain text (no quotes, LF or CRLF
+/// line ends), split and converted in parallel pieces that know their first line; or
+/// records split with the full dialect.
+enum Body<'a> {
+    Plain(Vec<(usize, &'a str)>),
+    Records(Vec<Record<'a>>),
+}
+
+/// The header record and the rows after it; `None` for a text without a header.
+fn split_table<'a>(text: &'a str, delimiter: char, origin: &str) -> Result<Option<(Record<'a>, Body<'a>)>> {
+    let bytes = text.as_bytes();
+    let lone_cr = memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n'));
+    if memchr::memchr(b'"', bytes).is_some() || lone_cr {
+        let mut records = split_records(text, delimiter, origin)?.into_iter();
+        let Some(header) = records.next() else { return Ok(None) };
+        return Ok(Some((header, Body::Records(records.collect()))));
+    }
+    // The header: the first line that is not blank.
+    let (mut at, mut line) = (0, 1);
+    let header = loop {
+        if at >= text.len() {
+            return Ok(None);
+        }
+        let end = memchr::memchr(b'\n', &bytes[at..]).map_or(text.len(), |i| at + i);
+        let raw = &text[at..end];
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let this = line;
+        at = (end + 1).min(text.len());
+        line += 1;
+        if !raw.trim().is_empty() {
+            let fields = raw.split(delimiter).map(|f| Cow::Borrowed(f.trim())).collect();
+            break Record { line: this, fields };
+        }
+    };
+    // Pieces of whole lines, each with the number of its first line.
+    let rest = &text[at..];
+    let n = rayon::current_num_threads() * 4;
+    let mut bounds = vec![0];
+    for k in 1..n {
+        let from = (rest.len() * k / n).max(*bounds.last().unwrap_or(&0));
+        let end = memchr::memchr(b'\n', &rest.as_bytes()[from..]).map_or(rest.len(), |i| from + i + 1);
+        if end > *bounds.last().unwrap_or(&0) && end < rest.len() {
+            bounds.push(end);
+        }
+    }
+    bounds.push(rest.len());
+    let mut pieces = Vec::with_capacity(bounds.len());
+    let mut first = line;
+    for w in bounds.windows(2) {
+        let piece = &rest[w[0]..w[1]];
+        pieces.push((first, piece.strip_suffix('\n').unwrap_or(piece)));
+        first += memchr::memchr_iter(b'\n', piece.as_bytes()).count();
+    }
+    Ok(Some((header, Body::Plain(pieces))))
+}
+
+fn split_records<'a>(text: &'a str, delimiter: char, origin: &str) -> Result<Vec<Record<'a>>> {
     let mut records = Vec::new();
     let mut fields: Vec<String> = Vec::new();
     let mut field = String::new();
@@ -538,10 +656,10 @@ fn take(field: &mut String) -> String {
 }
 
 /// Keeps a record unless it is a blank line.
-fn end_record(records: &mut Vec<Record>, fields: Vec<String>, line: usize, quoted: bool) {
+fn end_record(records: &mut Vec<Record<'_>>, fields: Vec<String>, line: usize, quoted: bool) {
     let blank = !quoted && fields.len() == 1 && fields[0].is_empty();
     if !blank {
-        records.push(Record { line, fields });
+        records.push(Record { line, fields: fields.into_iter().map(Cow::Owned).collect() });
     }
 }
 
