@@ -256,7 +256,7 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
         c.kept += 1;
         Ok(())
     };
-    let parts: Vec<Converted> = match &body {
+    let parts: Vec<Result<Converted>> = match &body {
         Body::Plain(pieces) => pieces
             .par_iter()
             .map(|(first, piece)| {
@@ -273,7 +273,7 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
                 }
                 Ok(c)
             })
-            .collect::<Result<_>>()?,
+            .collect::<Vec<Result<Converted>>>(),
         Body::Records(records) => {
             let chunk = records.len().div_ceil(rayon::current_num_threads() * 4).max(1024);
             records
@@ -286,9 +286,11 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
                     }
                     Ok(c)
                 })
-                .collect::<Result<_>>()?
+                .collect::<Vec<Result<Converted>>>()
         }
     };
+    // In file order: the first error is the earliest line's, whatever thread found it.
+    let parts: Vec<Converted> = parts.into_iter().collect::<Result<_>>()?;
     let rows: usize = parts.iter().map(|p| p.kept + p.dropped).sum();
     if rows == 0 {
         return Err(Error::corrupt(
@@ -314,23 +316,8 @@ pub fn parse_table(text: &str, origin: &str, spec: &TableSpec) -> Result<Table> 
         )));
     }
     if imputed > 0 {
-        let f = feature_cols.len();
-        for (j, &c) in feature_cols.iter().enumerate() {
-            let present: Vec<f64> =
-                (0..kept).map(|i| inputs[i * f + j]).filter(|v| !v.is_nan()).map(f64::from).collect();
-            if present.is_empty() {
-                return Err(Error::input(format!(
-                    "{origin}: column {:?} has no values at all, so it has no mean to fill with; leave it out of the features",
-                    names[c]
-                )));
-            }
-            let mean = (present.iter().sum::<f64>() / present.len() as f64) as f32;
-            for i in 0..kept {
-                if inputs[i * f + j].is_nan() {
-                    inputs[i * f + j] = mean;
-                }
-            }
-        }
+        let used: Vec<&str> = feature_cols.iter().map(|&c| names[c].as_str()).collect();
+        impute_means(&mut inputs, &used, origin)?;
     }
 
     let n = kept;
@@ -499,6 +486,28 @@ pub(crate) fn encode_labels(labels: &[&str]) -> (Vec<i64>, Vec<String>) {
             (indices, classes.into_iter().map(String::from).collect())
         }
     }
+}
+
+/// Fills the NaN placeholders of missing features (row-major `inputs`, one column per
+/// name in `columns`) with their column's mean over the rows that have a value.
+pub(crate) fn impute_means(inputs: &mut [f32], columns: &[&str], origin: &str) -> Result<()> {
+    let f = columns.len();
+    let rows = inputs.len() / f.max(1);
+    for (j, name) in columns.iter().enumerate() {
+        let present: Vec<f64> = (0..rows).map(|i| inputs[i * f + j]).filter(|v| !v.is_nan()).map(f64::from).collect();
+        if present.is_empty() {
+            return Err(Error::input(format!(
+                "{origin}: column {name:?} has no values at all, so it has no mean to fill with; leave it out of the features"
+            )));
+        }
+        let mean = (present.iter().sum::<f64>() / present.len() as f64) as f32;
+        for i in 0..rows {
+            if inputs[i * f + j].is_nan() {
+                inputs[i * f + j] = mean;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A chunk of rows converted: features, numeric targets or labels, and counts.

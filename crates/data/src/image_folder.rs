@@ -343,6 +343,9 @@ impl ImageFolder {
                     None => image,
                 })
             })
+            .collect::<Vec<Result<Vec<f32>>>>()
+            // In batch order: the error reported is the first failing image's.
+            .into_iter()
             .collect::<Result<Vec<Vec<f32>>>>()?;
         let (c, h, w) = (self.channels, self.height, self.width);
         let mut data = Vec::with_capacity(indices.len() * c * h * w);

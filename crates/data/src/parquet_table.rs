@@ -195,22 +195,8 @@ pub fn read_parquet_table(path: &Path, spec: &TableSpec) -> Result<Table> {
         )));
     }
     if imputed > 0 {
-        for (j, &c) in feature_cols.iter().enumerate() {
-            let present: Vec<f64> =
-                (0..kept).map(|i| inputs[i * nf + j]).filter(|v| !v.is_nan()).map(f64::from).collect();
-            if present.is_empty() {
-                return Err(Error::input(format!(
-                    "{origin}: column {:?} has no values at all, so it has no mean to fill with; leave it out of the features",
-                    names[c]
-                )));
-            }
-            let mean = (present.iter().sum::<f64>() / present.len() as f64) as f32;
-            for i in 0..kept {
-                if inputs[i * nf + j].is_nan() {
-                    inputs[i * nf + j] = mean;
-                }
-            }
-        }
+        let used: Vec<&str> = feature_cols.iter().map(|&c| names[c].as_ref()).collect();
+        crate::csv::impute_means(&mut inputs, &used, origin)?;
     }
 
     let n = kept;

@@ -53,19 +53,7 @@ pub struct TrainSpec {
 impl TrainSpec {
     /// Parses the training tables of a TOML text (no `[model]` or `[data]`).
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let spec: TrainSpec = match toml::from_str(text) {
-            Ok(s) => s,
-            Err(e) => {
-                if let Ok(table) = text.parse::<toml::Table>() {
-                    let tree = toml::Value::Table(table);
-                    check_options(|path| {
-                        path.iter().try_fold(&tree, |v, k| v.get(k)).and_then(|v| v.as_str()).map(str::to_string)
-                    })
-                    .context(origin)?;
-                }
-                return Err(Error::input(e).context(origin));
-            }
-        };
+        let spec: TrainSpec = parse_toml(text, origin)?;
         spec.validate().context(origin)?;
         Ok(spec)
     }
@@ -795,6 +783,23 @@ fn check_options(get: impl Fn(&[&str]) -> Option<String>) -> Result<()> {
     check::<MissingValues>(&get, &["data", "missing"])
 }
 
+/// Parses TOML into a config type; errors give the line, column and valid keys, and a
+/// string outside a closed set is worded as the other invalid values are.
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        if let Ok(table) = text.parse::<toml::Table>() {
+            let tree = toml::Value::Table(table);
+            let options = check_options(|path| {
+                path.iter().try_fold(&tree, |v, k| v.get(k)).and_then(|v| v.as_str()).map(str::to_string)
+            });
+            if let Err(bad) = options {
+                return bad.context(origin);
+            }
+        }
+        Error::input(e).context(origin)
+    })
+}
+
 /// A number outside its range: `train.epochs = 0 is invalid: must be >= 1`.
 fn invalid(path: &str, value: impl std::fmt::Display, rule: &str) -> Error {
     Error::InvalidValue { path: path.to_string(), value: value.to_string(), rule: rule.to_string() }
@@ -803,20 +808,7 @@ fn invalid(path: &str, value: impl std::fmt::Display, rule: &str) -> Error {
 impl RunConfig {
     /// Parses a TOML run description; errors give the line, column and valid keys.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let config: RunConfig = match toml::from_str(text) {
-            Ok(config) => config,
-            Err(e) => {
-                // A string outside a closed set is worded as the other invalid values are.
-                if let Ok(table) = text.parse::<toml::Table>() {
-                    let tree = toml::Value::Table(table);
-                    check_options(|path| {
-                        path.iter().try_fold(&tree, |v, k| v.get(k)).and_then(|v| v.as_str()).map(str::to_string)
-                    })
-                    .context(origin)?;
-                }
-                return Err(Error::input(e).context(origin));
-            }
-        };
+        let config: RunConfig = parse_toml(text, origin)?;
         config.validate().context(origin)?;
         Ok(config)
     }
