@@ -525,3 +525,139 @@ fn ember_train_reads_the_hugging_face_cache_named_by_the_environment() {
     assert!(summary["data"].as_str().unwrap().starts_with("Hugging Face cache"), "{summary}");
     assert!(!stderr.contains("embedded"), "{stderr}");
 }
+
+/// The dataset of `tests/fixtures/hub/tables` (two train shards, one test shard), in a
+/// cache as the hub's parquet conversion of `ember-tests/blobs`.
+fn fake_table_cache(root: &Path) {
+    let repo = root.join("datasets--ember-tests--blobs");
+    std::fs::create_dir_all(repo.join("refs/refs/convert")).unwrap();
+    std::fs::write(repo.join("refs/refs/convert/parquet"), COMMIT).unwrap();
+    for file in ["default/train/0000.parquet", "default/train/0001.parquet", "default/test/0000.parquet"] {
+        let to = repo.join(format!("snapshots/{COMMIT}/{file}"));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hub/tables").join(file), to).unwrap();
+    }
+}
+
+const HUB_RUN: &str = r#"seed = 1
+[model]
+sizes = [3, 16, 3]
+[loss]
+name = "cross_entropy"
+[optimizer]
+name = "adam"
+lr = 0.05
+[data]
+kind = "hub"
+repo = "ember-tests/blobs"
+test_split = "test"
+target = "label"
+classes = true
+missing = "mean"
+standardize = true
+[train]
+epochs = 6
+batch_size = 8
+"#;
+
+/// Runs the ember binary with the cache at `cache`, the hub unreachable, and `offline`.
+fn ember_with_cache(cache: &Path, offline: bool, dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .current_dir(dir)
+        .env("HF_HUB_CACHE", cache)
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .env("HF_HUB_OFFLINE", if offline { "1" } else { "0" })
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// `kind = "hub"`: a dataset's train split in two parquet shards and its test split, read
+/// from a cache laid out as the hub's parquet conversion; trained, resumed, and predicted
+/// on with the class names of all shards.
+#[test]
+fn a_hub_dataset_trains_resumes_and_predicts_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fake_table_cache(&cache);
+    std::fs::write(tmp.path().join("run.toml"), HUB_RUN.replace("epochs = 6", "epochs = 3")).unwrap();
+    let started = Instant::now();
+    let (ok, _, err) = ember_with_cache(&cache, true, tmp.path(), &["train", "run.toml", "--out", "run", "--quiet"]);
+    assert!(ok, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let (ok, _, err) =
+        ember_with_cache(&cache, true, tmp.path(), &["train", "--resume", "run", "--epochs", "6", "--quiet"]);
+    assert!(ok, "{err}");
+    let metrics = std::fs::read_to_string(tmp.path().join("run/metrics.csv")).unwrap();
+    let last = metrics.lines().last().unwrap().to_string();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let fields: Vec<&str> = last.split(',').collect();
+    assert_eq!(fields[col("epoch")], "6", "{metrics}");
+    // Three well separated classes: the held-out split is learned.
+    let acc: f64 = fields[col("eval_acc")].parse().unwrap();
+    assert!(acc > 0.9, "{metrics}");
+
+    // Predict on new rows: class names from every shard ("c" occurs only in the second).
+    std::fs::write(tmp.path().join("new.csv"), "n,x2,x1\n0,2.1,-2.0\n1,0.1,0.1\n2,-1.9,2.1\n").unwrap();
+    let (ok, _, err) =
+        ember_with_cache(&cache, true, tmp.path(), &["predict", "run", "--input", "new.csv", "--out", "p.csv"]);
+    assert!(ok, "{err}");
+    let p = std::fs::read_to_string(tmp.path().join("p.csv")).unwrap();
+    let lines: Vec<&str> = p.lines().collect();
+    assert_eq!(lines[0], "id,prediction,p_a,p_b,p_c", "{p}");
+    let predicted: Vec<&str> = lines[1..].iter().map(|l| l.split(',').nth(1).unwrap()).collect();
+    assert_eq!(predicted, ["a", "b", "c"], "{p}");
+}
+
+/// Without `HF_HUB_OFFLINE` and with the hub unreachable, the cache's files are used with
+/// a notice saying the hub was not asked; a split the cache lacks is an error naming the
+/// dataset, the cache folder and the hub.
+#[test]
+fn a_hub_dataset_falls_back_to_the_cache_and_names_what_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fake_table_cache(&cache);
+    let cfg = HUB_RUN.replace("epochs = 6", "epochs = 1");
+    std::fs::write(tmp.path().join("run.toml"), &cfg).unwrap();
+    let (ok, _, err) = ember_with_cache(&cache, false, tmp.path(), &["train", "run.toml", "--out", "run"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("the hub could not be asked") && err.contains("127.0.0.1:9"), "{err}");
+
+    std::fs::write(tmp.path().join("bad.toml"), cfg.replace("test_split = \"test\"", "test_split = \"validation\""))
+        .unwrap();
+    let (ok, _, err) = ember_with_cache(&cache, true, tmp.path(), &["train", "bad.toml", "--out", "bad"]);
+    assert!(!ok);
+    assert!(err.contains("ember-tests/blobs") && err.contains("\"validation\""), "{err}");
+    assert!(err.contains("HF_HUB_OFFLINE") && err.contains(&cache.display().to_string()), "{err}");
+}
+
+/// Shards are one table: labels encoded over all of them, missing features filled with
+/// the mean over all of them, rows in shard order.
+#[test]
+fn parquet_shards_read_as_one_table() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hub/tables/default/train");
+    let files = [dir.join("0000.parquet"), dir.join("0001.parquet")];
+    let spec = ember::data::csv::TableSpec {
+        target: vec!["label".into()],
+        classes: true,
+        missing: ember::data::csv::Missing::Mean,
+        ..Default::default()
+    };
+    let t = ember::data::parquet_table::read_parquet_tables(&files, &spec).unwrap();
+    assert_eq!(t.class_names, ["a", "b", "c"]);
+    assert_eq!(t.len(), 48);
+    assert_eq!(t.imputed, 1);
+    let x = t.inputs.to_vec2::<f32>().unwrap();
+    // x1 of row 3 (0-based) is null: the mean of the other 47 x1 values of both shards.
+    let others: Vec<f64> = (0..48).filter(|&i| i != 3).map(|i| x[i][0] as f64).collect();
+    let mean = others.iter().sum::<f64>() / 47.0;
+    assert!((x[3][0] as f64 - mean).abs() < 1e-5, "{} vs {mean}", x[3][0]);
+    let y = t.target_values.to_vec1::<i64>().unwrap();
+    assert_eq!(&y[..4], &[0, 1, 0, 1]);
+    assert_eq!(&y[24..27], &[0, 1, 2]);
+    // One shard alone would name only its own classes.
+    let one = ember::data::parquet_table::read_parquet_tables(&files[..1], &spec).unwrap();
+    assert_eq!(one.class_names, ["a", "b"]);
+}

@@ -843,3 +843,162 @@ fn a_parquet_table_trains() {
     let s = Learner::new(config, Device::Cpu, tmp.path().join("b"), Reporter::Quiet).unwrap().fit().unwrap();
     assert!(s.last.unwrap().eval_acc > 0.5);
 }
+
+/// A table run resumed with its CONFIG beside `--resume`: the config is settled as the
+/// stored one was (absolute paths, the split seed from the run's), so it matches.
+#[test]
+fn a_table_run_resumes_with_its_config_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("t.csv");
+    let mut text = String::from("a,b,y\n");
+    for i in 0..40 {
+        text += &format!("{},{},{}\n", i as f64 / 10.0, (i % 7) as f64, (i % 5) as f64);
+    }
+    std::fs::write(&data, text).unwrap();
+    let cfg = tmp.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        "seed = 3\n[model]\nsizes = [2, 1]\n[loss]\nname = \"mse\"\n[optimizer]\nname = \"sgd\"\nlr = 0.01\n[data]\nkind = \"csv\"\npath = \"t.csv\"\ntarget = \"y\"\neval_split = 0.25\n[train]\nepochs = 1\n",
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    let ember = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(args)
+            .current_dir(tmp.path())
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (ok, err) = ember(&["train", "run.toml", "--out", run.to_str().unwrap(), "--quiet"]);
+    assert!(ok, "{err}");
+    let (ok, err) = ember(&["train", "run.toml", "--resume", run.to_str().unwrap(), "--epochs", "2", "--quiet"]);
+    assert!(ok, "{err}");
+    assert!(run.join("checkpoints/epoch-0002.safetensors").is_file());
+}
+
+/// `ember predict RUN --input IN --out DEST`.
+fn predict_cli(run: &Path, input: &Path, dest: &Path) -> (bool, String, String) {
+    ember_cli(&["predict", run.to_str().unwrap(), "--input", input.to_str().unwrap(), "--out", dest.to_str().unwrap()])
+}
+
+/// `standardize = true`: every checkpoint stores the training split's mean and standard
+/// deviation (`input_scaling`), a resumed run stores the same, and `ember predict` scales
+/// by them, so it predicts the same after the data files are gone.
+#[test]
+fn predict_scales_by_the_statistics_stored_in_the_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, test, new) = (tmp.path().join("train.csv"), tmp.path().join("test.csv"), tmp.path().join("new.csv"));
+    let f = |x: &[f64], _: &mut Rng| vec![2.0 * x[0] - x[1] + 0.5 * x[2]];
+    table(&train, 60, 21, &["y"], f);
+    table(&new, 7, 22, &["y"], f);
+    // Evaluation rows far from the training rows: statistics over both splits would differ.
+    let mut text = String::from("x1,x2,x3,y\n");
+    for i in 0..20 {
+        let v = 50.0 + i as f64;
+        text += &format!("{v},{},{},{v}\n", -v, 2.0 * v);
+    }
+    std::fs::write(&test, text).unwrap();
+    let toml = format!(
+        "seed = 3\n[model]\nsizes = [3, 8, 1]\n[loss]\nname = \"mse\"\n[optimizer]\nname = \"adam\"\nlr = 0.01\n[data]\nkind = \"csv\"\ntrain = {:?}\ntest = {:?}\ntarget = \"y\"\nstandardize = true\n[train]\nepochs = 2\nbatch_size = 16\n",
+        train.display().to_string(),
+        test.display().to_string()
+    );
+    let dir = tmp.path().join("r");
+    run_csv(&dir, &toml);
+    let run = dir.join("run");
+    // The training rows' mean and population standard deviation, per feature.
+    let spec = ember::data::csv::TableSpec { target: vec!["y".into()], ..Default::default() };
+    let rows = ember::data::csv::read_table(&train, &spec).unwrap().inputs;
+    let rows = rows.to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
+    let n = rows.len() as f64;
+    let mean: Vec<f64> = (0..3).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n).collect();
+    let std: Vec<f64> =
+        (0..3).map(|j| (rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n).sqrt()).collect();
+    let scaling = |file: &Path| -> ember::train::data::Scaling {
+        let meta = ember::train::checkpoint::read_metadata(file).unwrap();
+        let text = meta.get(ember::train::data::SCALING_KEY).unwrap_or_else(|| panic!("{}: {meta:?}", file.display()));
+        ember::train::data::Scaling::from_json(text, file).unwrap()
+    };
+    let close = |a: &[f64], b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9);
+    let best = run.join("checkpoints/best.safetensors");
+    let stored = scaling(best.as_path());
+    assert!(close(stored.mean.as_slice(), mean.as_slice()), "{:?} vs {mean:?}", stored.mean);
+    assert!(close(stored.std.as_slice(), std.as_slice()), "{:?} vs {std:?}", stored.std);
+    // A resumed run recomputes them from the same data: its checkpoints store the same.
+    Learner::resume(&run, Device::Cpu, None, Some(3), Reporter::Quiet).unwrap().fit().unwrap();
+    let files = ember::train::checkpoint::epoch_files(&run.join("checkpoints")).unwrap();
+    assert_eq!(files.last().unwrap().0, 3);
+    for (_, file) in &files {
+        assert_eq!(scaling(file.as_path()), stored, "{}", file.display());
+    }
+    let (before, after) = (tmp.path().join("before.csv"), tmp.path().join("after.csv"));
+    let (ok, _, err) = predict_cli(&run, &new, &before);
+    assert!(ok, "{err}");
+    std::fs::remove_file(&train).unwrap();
+    std::fs::remove_file(&test).unwrap();
+    // Recomputing the statistics needs the training file; predict does not.
+    let config = RunConfig::from_json(&ember::train::checkpoint::read_metadata(&best).unwrap()["config"]).unwrap();
+    let x = Tensor::zeros((1, 3), DType::F32, &Device::Cpu).unwrap();
+    assert!(ember::train::data::scale_inputs(&config.data, &x).is_err());
+    let (ok, _, err) = predict_cli(&run, &new, &after);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&before).unwrap();
+    assert_eq!(text.lines().count(), 8, "{text}");
+    assert!(text.starts_with("id,y\n"), "{text}");
+    assert_eq!(std::fs::read_to_string(&after).unwrap(), text);
+    // Inputs of another width are an error naming both counts.
+    let bad = tmp.path().join("bad.safetensors");
+    let input = Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap();
+    candle_core::safetensors::save(&HashMap::from([("input".to_string(), input)]), &bad).unwrap();
+    let (ok, _, err) = predict_cli(&run, &bad, &after);
+    assert!(!ok && err.contains("2 features per example") && err.contains("trained on 3 features"), "{err}");
+}
+
+/// `ember predict --input X.parquet` reads the run's feature columns from a Parquet file by
+/// name (the target column and unused columns are not read) and writes the same
+/// predictions as for the same rows in a CSV file.
+#[cfg(feature = "hub")]
+#[test]
+fn predict_reads_a_parquet_table_as_it_reads_a_csv_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let parquet = std::path::absolute("tests/fixtures/tables/penguins-like.parquet").unwrap();
+    // The fixture's rows as the Parquet reader gives them (f32), written as CSV tables:
+    // one to train on, and the features alone (in another column order) to predict.
+    let spec = ember::data::csv::TableSpec {
+        target: vec!["species".into()],
+        features: vec!["bill".into(), "year".into()],
+        classes: true,
+        ..Default::default()
+    };
+    let t = ember::data::parquet_table::read_parquet_table(&parquet, &spec).unwrap();
+    let x = t.inputs.to_vec2::<f32>().unwrap();
+    let y = t.target_values.to_vec1::<i64>().unwrap();
+    let (train, new) = (tmp.path().join("train.csv"), tmp.path().join("new.csv"));
+    let mut text = String::from("bill,year,species\n");
+    let mut rows = String::from("year,bill\n");
+    for (r, c) in x.iter().zip(&y) {
+        text += &format!("{},{},{}\n", r[0], r[1], t.class_names[*c as usize]);
+        rows += &format!("{},{}\n", r[1], r[0]);
+    }
+    std::fs::write(&train, text).unwrap();
+    std::fs::write(&new, rows).unwrap();
+    let toml = format!(
+        "seed = 1\n[model]\nsizes = [2, 8, 3]\n[loss]\nname = \"cross_entropy\"\n[optimizer]\nname = \"adam\"\nlr = 0.05\n[data]\nkind = \"csv\"\npath = {:?}\ntarget = \"species\"\nclasses = true\nstandardize = true\neval_split = 0.2\n[train]\nepochs = 3\nbatch_size = 8\n",
+        train.display().to_string()
+    );
+    let dir = tmp.path().join("r");
+    run_csv(&dir, &toml);
+    let run = dir.join("run");
+    let (from_parquet, from_csv) = (tmp.path().join("p.csv"), tmp.path().join("c.csv"));
+    let (ok, out, err) = predict_cli(&run, &parquet, &from_parquet);
+    assert!(ok, "{err}");
+    assert!(out.contains("wrote 30 predictions"), "{out}");
+    let (ok, _, err) = predict_cli(&run, &new, &from_csv);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&from_parquet).unwrap();
+    assert!(text.starts_with("id,prediction,p_Adelie,p_Chinstrap,p_Gentoo\n"), "{text}");
+    assert_eq!(text.lines().count(), 31, "{text}");
+    assert_eq!(std::fs::read_to_string(&from_csv).unwrap(), text);
+}

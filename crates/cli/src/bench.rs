@@ -34,6 +34,96 @@ pub fn table(file: &std::path::Path, target: &str, repeat: usize, out: &mut dyn 
     Ok(())
 }
 
+/// Times `epochs` training epochs over the image folder `dir`, as training reads it: each
+/// epoch a shuffled order, then every batch through [`ember_data::DataLoader::train_batch`]
+/// (read, decode, random crop with `crop_padding`, flip, normalisation with mean and std
+/// 0.5), the batch summed so nothing is left undone. `ImageFolder::open` only lists the
+/// files and reads the first image; the images are decoded per batch, inside the epochs.
+/// Prints `open_seconds`, every epoch's seconds, the median and images per second.
+pub fn images(
+    dir: &std::path::Path,
+    size: &[String],
+    batch_size: usize,
+    epochs: usize,
+    crop_padding: usize,
+    flip: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    use ember_data::image_folder::{ImageFolder, ImageSpec};
+    use ember_data::{DataLoader, Dataset};
+    let size = parse_size(size)?;
+    if batch_size == 0 || epochs == 0 {
+        anyhow::bail!("--batch-size and --epochs must be at least 1");
+    }
+    let spec = ImageSpec { size, mean: vec![0.5], std: vec![0.5], crop_padding, flip, seed: 0, channels: Some(3) };
+    let start = Instant::now();
+    let folder = ImageFolder::open(dir, spec)?;
+    let open_seconds = start.elapsed().as_secs_f64();
+    let loader = DataLoader::new(batch_size, true, false, 0, Device::Cpu, DType::F32)?;
+    let n = folder.len();
+    let mut epoch_seconds = Vec::with_capacity(epochs);
+    let mut checksum = 0f64;
+    for epoch in 0..epochs as u64 {
+        let start = Instant::now();
+        let order = loader.order(n, epoch);
+        let mut seen = 0;
+        for b in 0..loader.batches(n) {
+            let (x, y) = loader.train_batch(&folder, &order, b, epoch)?;
+            seen += y.dim(0)?;
+            checksum += x.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+        epoch_seconds.push(start.elapsed().as_secs_f64());
+        if seen != n {
+            anyhow::bail!("bench images: epoch {epoch} served {seen} of {n} images");
+        }
+    }
+    let mut sorted = epoch_seconds.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let (height, width) = folder.size();
+    let line = json!({
+        "loader": "ember",
+        "dir": dir.display().to_string(),
+        "images": n,
+        "classes": folder.classes().len(),
+        "shape": [folder.channels(), height, width],
+        "batch_size": batch_size,
+        "crop_padding": crop_padding,
+        "flip": flip,
+        "threads": crate::commands::ember_core_threads(),
+        "open_seconds": open_seconds,
+        "epoch_seconds": epoch_seconds,
+        "seconds_per_epoch": median,
+        "images_per_second": n as f64 / median,
+        "checksum": checksum,
+    });
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+/// `--size`: `H,W`, `H W`, `HxW` or one number (a square); none: `None`.
+fn parse_size(values: &[String]) -> anyhow::Result<Option<(usize, usize)>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        anyhow::anyhow!(
+            "--size {}: give the height and width as H,W (e.g. --size 32,32), H W, or one number for a square",
+            values.join(" ")
+        )
+    };
+    let numbers = values
+        .iter()
+        .flat_map(|v| v.split([',', 'x']))
+        .map(|s| s.trim().parse::<usize>().map_err(|_| bad()))
+        .collect::<anyhow::Result<Vec<usize>>>()?;
+    match numbers[..] {
+        [n] => Ok(Some((n, n))),
+        [h, w] => Ok(Some((h, w))),
+        _ => Err(bad()),
+    }
+}
+
 /// Times `steps` optimizer steps of `name` on one f32 parameter of `numel` elements.
 pub fn optimizer(
     name: &str,

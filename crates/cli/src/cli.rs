@@ -45,16 +45,17 @@ enum Command {
     /// List a safetensors file's tensors (name, dtype, shape) and metadata.
     Inspect { file: PathBuf },
     /// Run a trained model in evaluation mode on new inputs: the tensor `input` of a
-    /// safetensors file, a CSV/TSV table (the run's feature columns; its standardisation
-    /// applied), or an image folder in the training layout. `--out FILE.csv` writes one
-    /// row per example (id, prediction, and per-class probabilities for classifiers);
-    /// any other name writes the raw outputs as a safetensors tensor `output`.
+    /// safetensors file, a CSV/TSV or Parquet table (the run's feature columns; the
+    /// standardisation stored in the checkpoint applied), or an image folder in the
+    /// training layout. `--out FILE.csv` writes one row per example (id, prediction, and
+    /// per-class probabilities for classifiers); any other name writes the raw outputs
+    /// as a safetensors tensor `output`.
     Predict {
         /// A checkpoint, a run directory, or plain weights (with --config).
         weights: PathBuf,
         #[arg(long)]
         config: Option<PathBuf>,
-        /// A .safetensors file, a .csv/.tsv (.gz) table, or an image folder.
+        /// A .safetensors file, a .csv/.tsv (.gz) or .parquet table, or an image folder.
         #[arg(long)]
         input: PathBuf,
         /// A .csv file (predictions) or a .safetensors file (raw outputs).
@@ -130,6 +131,32 @@ enum BenchCommand {
         /// Timed reads (the median is reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+    },
+    /// Time training epochs over an image folder (one sub-directory per class): reading,
+    /// decoding, random crop, flip and normalisation (mean 0.5, std 0.5) of shuffled
+    /// batches (`bench/images.py` times torchvision's ImageFolder and DataLoader on the same
+    /// folder).
+    Images {
+        /// The folder: DIR/CLASS/IMAGE.jpg or .png.
+        dir: PathBuf,
+        /// Resize every image to H,W (`--size 32,32`, `--size 32 32`, or `--size 32` for a
+        /// square); default: the images' own size (every image must have it).
+        #[arg(long, num_args = 1..=2, value_name = "H,W")]
+        size: Vec<String>,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// Timed epochs (the median is reported, and every epoch's time).
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Black pixels padded on each side before the random crop (0: no crop).
+        #[arg(long, default_value_t = 4)]
+        crop_padding: usize,
+        /// Random horizontal flips (`--flip false`: none).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        flip: bool,
+        /// CPU threads decoding the images (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Time optimizer steps on one f32 parameter of NUMEL elements.
     Optimizer {
@@ -237,6 +264,9 @@ where
         Command::Bench { what: BenchCommand::Table { file, target, repeat } } => {
             crate::bench::table(&file, &target, repeat, out)
         }
+        Command::Bench {
+            what: BenchCommand::Images { dir, size, batch_size, epochs, crop_padding, flip, threads: _ },
+        } => crate::bench::images(&dir, &size, batch_size, epochs, crop_padding, flip, out),
         Command::Bench { what: BenchCommand::Optimizer { name, numel, steps, config, composed } } => {
             crate::bench::optimizer(&name, numel, steps, &config, composed, out)
         }

@@ -157,7 +157,7 @@ fn edit_resumed(
         );
     }
     if let Some((mut config, path)) = given {
-        config.data.make_absolute();
+        config.settle();
         let (a, b) = (serde_json::to_value(&config)?, serde_json::to_value(&*stored)?);
         let mut diffs = Vec::new();
         differences("", &a, &b, &mut diffs);
@@ -182,6 +182,7 @@ fn edit_resumed(
             DataConfig::Idx { .. } => "idx",
             DataConfig::Csv { .. } => "csv",
             DataConfig::Parquet { .. } => "parquet",
+            DataConfig::Hub { .. } => "hub",
             DataConfig::Safetensors { .. } => "safetensors",
             DataConfig::ImageFolder { .. } => "image_folder",
             DataConfig::Synthetic { .. } => "synthetic",
@@ -321,7 +322,14 @@ pub fn predict(
     let stored = |key: &str| -> Vec<String> {
         ckpt.metadata.get(key).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
     };
-    let (x, ids) = read_inputs(&config, input_path, &stored("feature_names"))?;
+    // The run's input scaling as stored at training time (`standardize = true`); older
+    // checkpoints and plain weights have none, and predict recomputes it from the data.
+    let scaling = ckpt
+        .metadata
+        .get(ember_train::data::SCALING_KEY)
+        .map(|text| ember_train::data::Scaling::from_json(text, &file))
+        .transpose()?;
+    let (x, ids) = read_inputs(&config, input_path, &stored("feature_names"), scaling.as_ref())?;
     let x = x.to_device(&device)?.to_dtype(dtype_of(&config))?;
     if x.rank() == 0 {
         anyhow::bail!("{}: 'input' is a scalar; give a batch of examples [N, ...]", input_path.display());
@@ -351,11 +359,19 @@ pub fn predict(
 }
 
 /// The inputs of `ember predict` and an id per example: a safetensors file's `input`
-/// (ids 0..N), a table's feature columns (ids: the data rows, from 1), or an image
-/// folder's images (ids: their paths under the folder).
-fn read_inputs(config: &RunConfig, input: &Path, trained_on: &[String]) -> anyhow::Result<(Tensor, Vec<String>)> {
+/// (ids 0..N), a CSV or Parquet table's feature columns (ids: the data rows, from 1), or
+/// an image folder's images (ids: their paths under the folder). Table rows and
+/// safetensors inputs get the run's input scaling: `scaling` as the checkpoint stores it,
+/// else recomputed from the run's data ([`ember_train::data::scale_for_prediction`]).
+fn read_inputs(
+    config: &RunConfig,
+    input: &Path,
+    trained_on: &[String],
+    scaling: Option<&ember_train::data::Scaling>,
+) -> anyhow::Result<(Tensor, Vec<String>)> {
     use ember_data::Dataset;
     use ember_train::config::DataConfig;
+    let scale = |x: &Tensor| ember_train::data::scale_for_prediction(scaling, &config.data, x);
     let name = input.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     let numbered = |n: usize, from: usize| (from..n + from).map(|i| i.to_string()).collect::<Vec<_>>();
     if input.is_dir() {
@@ -379,26 +395,34 @@ fn read_inputs(config: &RunConfig, input: &Path, trained_on: &[String]) -> anyho
             folder.files().iter().map(|(p, _)| p.strip_prefix(input).unwrap_or(p).display().to_string()).collect();
         return Ok((folder.batch(&all)?.0, ids));
     }
-    let table = [".csv", ".tsv", ".csv.gz", ".tsv.gz", ".txt"].iter().any(|e| name.ends_with(e));
+    let parquet = name.ends_with(".parquet");
+    let table = parquet || [".csv", ".tsv", ".csv.gz", ".tsv.gz", ".txt"].iter().any(|e| name.ends_with(e));
     if table {
-        let DataConfig::Csv { target, features, delimiter, .. } = &config.data else {
-            anyhow::bail!(
-                "{}: a table predicts for csv runs (their feature columns); this run's data is {:?}",
+        let (target, features, delimiter) = match &config.data {
+            DataConfig::Csv { target, features, delimiter, .. } => {
+                (target.names(), features, delimiter.chars().next().unwrap_or(','))
+            }
+            DataConfig::Parquet { target, features, .. } | DataConfig::Hub { target, features, .. } => {
+                (target.names(), features, ',')
+            }
+            _ => anyhow::bail!(
+                "{}: a table predicts for csv, parquet and hub runs (their feature columns); this run's data is {:?}",
                 input.display(),
                 config.data
-            );
+            ),
         };
-        let delimiter = if name.contains(".tsv") { '\t' } else { delimiter.chars().next().unwrap_or(',') };
+        let delimiter = if name.contains(".tsv") { '\t' } else { delimiter };
         let spec = ember_data::csv::TableSpec {
             delimiter,
+            // The target columns may be absent from new rows: never read, never required.
             target: Vec::new(),
             // The columns the model was trained on, by name, in training order.
             features: if !trained_on.is_empty() { trained_on.to_vec() } else { features.clone() },
-            exclude: target.names(),
+            exclude: target,
             ..Default::default()
         };
-        let t = ember_data::csv::read_table(input, &spec)?;
-        let x = ember_train::data::scale_inputs(&config.data, &t.inputs)?;
+        let t = if parquet { read_parquet(input, &spec)? } else { ember_data::csv::read_table(input, &spec)? };
+        let x = scale(&t.inputs)?;
         let n = t.len();
         return Ok((x, numbered(n, 1)));
     }
@@ -409,8 +433,23 @@ fn read_inputs(config: &RunConfig, input: &Path, trained_on: &[String]) -> anyho
         .ok_or_else(|| anyhow::anyhow!("{}: no tensor named 'input'", input.display()))?
         .clone();
     let n = if x.rank() == 0 { 0 } else { x.dim(0)? };
-    let x = if x.rank() == 2 { ember_train::data::scale_inputs(&config.data, &x)? } else { x };
+    let x = scale(&x)?;
     Ok((x, numbered(n, 0)))
+}
+
+/// A Parquet table of new rows for `ember predict` (the `hub` feature's reader).
+#[cfg(feature = "hub")]
+fn read_parquet(input: &Path, spec: &ember_data::csv::TableSpec) -> anyhow::Result<ember_data::csv::Table> {
+    Ok(ember_data::parquet_table::read_parquet_table(input, spec)?)
+}
+
+/// Without the `hub` feature there is no Parquet reader.
+#[cfg(not(feature = "hub"))]
+fn read_parquet(input: &Path, _spec: &ember_data::csv::TableSpec) -> anyhow::Result<ember_data::csv::Table> {
+    anyhow::bail!(
+        "{}: reading Parquet needs the `hub` feature (on by default); rebuild without --no-default-features (or with --features hub)",
+        input.display()
+    )
 }
 
 /// One CSV row per example: `id,prediction` and, for class targets, `p_CLASS` columns
@@ -453,7 +492,13 @@ fn predictions_csv(
         }
     } else {
         let cols: Vec<String> = match &config.data {
-            ember_train::config::DataConfig::Csv { target, .. } if target.names().len() == k => target.names(),
+            ember_train::config::DataConfig::Csv { target, .. }
+            | ember_train::config::DataConfig::Parquet { target, .. }
+            | ember_train::config::DataConfig::Hub { target, .. }
+                if target.names().len() == k =>
+            {
+                target.names()
+            }
             _ if k == 1 => vec!["prediction".into()],
             _ => (0..k).map(|c| format!("output_{c}")).collect(),
         };

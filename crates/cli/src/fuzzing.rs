@@ -12,8 +12,8 @@ use ember_train::config::RunConfig;
 pub type Body = fn(&[u8]);
 
 /// The targets by name, as `cargo fuzz` and the corpus folders know them.
-pub const TARGETS: [(&str, Body); 4] =
-    [("config", config), ("parity", parity), ("idx", idx), ("checkpoint", checkpoint)];
+pub const TARGETS: [(&str, Body); 5] =
+    [("config", config), ("parity", parity), ("idx", idx), ("checkpoint", checkpoint), ("csv", csv)];
 
 /// A run config, as TOML (`ember train CONFIG`) and as the JSON a checkpoint stores; a
 /// config that parses also gets its pairing warnings.
@@ -57,4 +57,40 @@ pub fn checkpoint(data: &[u8]) {
     if let Ok(progress) = ckpt.meta("progress") {
         let _ = serde_json::from_str::<serde_json::Value>(progress);
     }
+}
+
+/// A CSV table (`kind = "csv"`, `ember predict` on a table): the first byte picks the
+/// delimiter (`,` `;` tab `|`), the target column (the header's first or last name),
+/// `classes` and the missing-value policy; the rest is the file's text, parsed as is and
+/// gzipped (the reader takes both). A table that parses must be whole: one input row and
+/// one target per kept row, every feature finite (missing values filled or refused),
+/// class indices inside the class names, the dropped rows counted.
+pub fn csv(data: &[u8]) {
+    use ember_data::csv::{parse_table, Missing, TableSpec};
+    let Some((&options, rest)) = data.split_first() else { return };
+    let Ok(text) = std::str::from_utf8(rest) else { return };
+    let delimiter = [',', ';', '\t', '|'][(options & 3) as usize];
+    let header: Vec<&str> = text.lines().next().unwrap_or("").split(delimiter).map(str::trim).collect();
+    let target = if options & 4 == 0 { header[0] } else { header[header.len() - 1] };
+    let spec = TableSpec {
+        delimiter,
+        target: vec![target.trim_matches('"').to_string()],
+        classes: options & 8 != 0,
+        missing: [Missing::Error, Missing::Drop, Missing::Mean, Missing::Error][((options >> 4) & 3) as usize],
+        ..Default::default()
+    };
+    let Ok(t) = parse_table(text, "fuzz.csv", &spec) else { return };
+    let rows = t.inputs.dims()[0];
+    assert_eq!(t.inputs.dims(), [rows, t.features.len()], "inputs are [rows, features]");
+    assert_eq!(t.target_values.dims()[0], rows, "one target per row");
+    assert!(rows > 0, "a table that parses has rows");
+    let x = t.inputs.flatten_all().and_then(|x| x.to_vec1::<f32>()).expect("f32 inputs");
+    assert!(x.iter().all(|v| v.is_finite()), "a kept feature value is finite");
+    if spec.classes {
+        let y = t.target_values.to_vec1::<i64>().expect("i64 class indices");
+        assert!(y.iter().all(|&i| i >= 0 && (i as usize) < t.class_names.len()), "class indices name classes");
+    }
+    // Both line ends count: a lone carriage return ends a record too.
+    let lines = text.split(['\n', '\r']).filter(|l| !l.trim().is_empty()).count();
+    assert!(rows + t.dropped <= lines, "no more rows than lines");
 }

@@ -198,16 +198,158 @@ impl Hub {
     /// and checks each ([`check`]); a bad one is deleted and is an error naming it.
     pub fn download(&self, which: Which) -> std::result::Result<(PathBuf, PathBuf), String> {
         let f = files(which);
-        let train = self.download_one(f, f.train)?;
-        let test = self.download_one(f, f.test)?;
+        let train = self.download_one(f.repo, f.revision, f.train, None)?;
+        let test = self.download_one(f.repo, f.revision, f.test, None)?;
         Ok((train, test))
+    }
+
+    /// The parquet files of one split of a dataset's parquet conversion ([`Split`]), in
+    /// shard order, each checked ([`check`]). Unless offline, the hub lists the split's
+    /// files (`{config}/{split}/` or, for a dataset converted only in part,
+    /// `{config}/partial-{split}/`); each is read from the cache when a good copy is there
+    /// and downloaded otherwise. Offline, or when the hub cannot be asked, the cache's
+    /// snapshot of the revision is listed instead, with a notice when the hub was not
+    /// reached (the cache may hold only some of the shards). The error lists every place
+    /// tried and why it failed.
+    pub fn split(&self, s: &Split) -> std::result::Result<Found, String> {
+        let mut tried = Vec::new();
+        if !self.offline {
+            match self.list_split(s) {
+                Ok((dir, listed)) => {
+                    let mut files = Vec::with_capacity(listed.len());
+                    for (name, size) in listed {
+                        let cached = self.cached_file(&s.repo, &s.revision, &name).ok();
+                        let file = match cached.filter(|p| check(p, Some(size)).is_ok()) {
+                            Some(p) => p,
+                            None => self
+                                .download_one(&s.repo, &s.revision, &name, Some(size))
+                                .map_err(|e| format!("{} ({name}): {e}", s.describe()))?,
+                        };
+                        files.push(file);
+                    }
+                    let notice = dir.contains("/partial-").then(|| {
+                        format!(
+                            "note: {}: the hub converted only the first part of this split to parquet ({dir}); training uses that part",
+                            s.describe()
+                        )
+                    });
+                    return Ok(Found { files, notice });
+                }
+                Err(e) => tried.push(format!("the hub at {}: {e}", self.endpoint)),
+            }
+        }
+        match self.cached_split(s) {
+            Ok(files) => {
+                let notice = (!tried.is_empty()).then(|| {
+                    format!(
+                        "note: {}: the hub could not be asked for its file list ({}); using the {} parquet file{} of the cache, which may be only part of the split",
+                        s.describe(),
+                        tried.join("; "),
+                        files.len(),
+                        if files.len() == 1 { "" } else { "s" }
+                    )
+                });
+                Ok(Found { files, notice })
+            }
+            Err(e) => {
+                tried.push(format!("the cache: {e}"));
+                if self.offline {
+                    tried.push("the hub: not asked (HF_HUB_OFFLINE is set)".into());
+                }
+                Err(format!("{}: not found: {}", s.describe(), tried.join("; ")))
+            }
+        }
+    }
+
+    /// The split's folder in the repository and its parquet files with their sizes, as
+    /// the hub lists them: `{config}/{split}`, else `{config}/partial-{split}`.
+    fn list_split(&self, s: &Split) -> std::result::Result<(String, Vec<(String, u64)>), String> {
+        let repo = self.repo(&s.repo)?;
+        let mut first_error = None;
+        for dir in [format!("{}/{}", s.config, s.split), format!("{}/partial-{}", s.config, s.split)] {
+            let entries = repo.list_tree().revision(s.revision.clone()).path_in_repo(dir.clone()).send();
+            match entries {
+                Ok(entries) => {
+                    let mut files: Vec<(String, u64)> = entries
+                        .into_iter()
+                        .filter_map(|e| match e {
+                            hf_hub::repository::RepoTreeEntry::File { path, size, .. }
+                                if path.ends_with(".parquet") =>
+                            {
+                                Some((path, size))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    files.sort();
+                    if files.is_empty() {
+                        return Err(format!("{dir} holds no parquet files"));
+                    }
+                    return Ok((dir, files));
+                }
+                Err(e) => {
+                    first_error.get_or_insert_with(|| describe(&e));
+                }
+            }
+        }
+        Err(first_error.unwrap_or_default())
+    }
+
+    /// A file of a repository's revision from the cache, if it is there (unchecked).
+    fn cached_file(&self, repo: &str, revision: &str, file: &str) -> std::result::Result<PathBuf, String> {
+        let repo = self.repo(repo)?;
+        match repo.download_file().filename(file).revision(revision).local_files_only(true).send() {
+            Ok(path) => Ok(path),
+            Err(HFError::LocalEntryNotFound { .. }) => Err("not cached".to_string()),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// The split's parquet files in the cache's snapshot of the revision, sorted; a
+    /// file that fails [`check`] is an error naming it.
+    fn cached_split(&self, s: &Split) -> std::result::Result<Vec<PathBuf>, String> {
+        let root = self.cache()?.join(format!("datasets--{}", s.repo.replace('/', "--")));
+        let commit = if s.revision.len() == 40 && s.revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+            s.revision.clone()
+        } else {
+            let refs = root.join("refs").join(&s.revision);
+            match std::fs::read_to_string(&refs) {
+                Ok(c) => c.trim().to_string(),
+                Err(_) => return Err(format!("no revision {:?} of {} in {}", s.revision, s.repo, root.display())),
+            }
+        };
+        let snapshot = root.join("snapshots").join(&commit);
+        for dir in [format!("{}/{}", s.config, s.split), format!("{}/partial-{}", s.config, s.split)] {
+            let Ok(entries) = std::fs::read_dir(snapshot.join(&dir)) else { continue };
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                continue;
+            }
+            for f in &files {
+                check(f, None).map_err(|why| format!("{}: {why}", f.display()))?;
+            }
+            return Ok(files);
+        }
+        Err(format!("no parquet files for config {:?}, split {:?} in {}", s.config, s.split, snapshot.display()))
     }
 
     /// Downloads one file on a worker thread, watched from this one: the hub must start
     /// sending it within t and then keep up [`MIN_BYTES`] per 2·t. A transfer given up on
     /// is left to the client's read and total timeouts to end; hf-hub renames nothing
     /// into place from a transfer that did not finish.
-    fn download_one(&self, f: HubFiles, file: &'static str) -> std::result::Result<PathBuf, String> {
+    /// `listed`, the size the hub's listing gave, is checked when the download announces
+    /// none.
+    fn download_one(
+        &self,
+        repo: &str,
+        revision: &str,
+        file: &str,
+        listed: Option<u64>,
+    ) -> std::result::Result<PathBuf, String> {
         enum Msg {
             /// The hub answered the metadata request; the file's size (0: not given).
             Started(u64),
@@ -215,7 +357,8 @@ impl Hub {
             Bytes(u64),
             Done(std::result::Result<PathBuf, String>),
         }
-        let repo = self.repo(f.repo)?;
+        let repo = self.repo(repo)?;
+        let (file, revision) = (file.to_string(), revision.to_string());
         let (tx, rx) = mpsc::channel();
         let bar = Arc::new(Mutex::new(None));
         let abandoned = Arc::new(AtomicBool::new(false));
@@ -223,11 +366,11 @@ impl Hub {
             tx: Mutex::new(tx.clone()),
             bar: bar.clone(),
             abandoned: abandoned.clone(),
-            name: file,
+            name: file.clone(),
             draw: self.progress,
         };
         std::thread::spawn(move || {
-            let send = repo.download_file().filename(file).revision(f.revision).force_download(true);
+            let send = repo.download_file().filename(file).revision(revision).force_download(true);
             let result = send.progress(progress).send();
             let _ = tx.send(Msg::Done(result.map_err(|e| describe(&e))));
         });
@@ -235,7 +378,7 @@ impl Hub {
             tx: Mutex<mpsc::Sender<Msg>>,
             bar: Arc<Mutex<Option<indicatif::ProgressBar>>>,
             abandoned: Arc<AtomicBool>,
-            name: &'static str,
+            name: String,
             draw: bool,
         }
         impl ProgressHandler for Bar {
@@ -305,7 +448,7 @@ impl Hub {
                 Ok(Msg::Bytes(n)) => bytes = bytes.max(n),
                 Ok(Msg::Done(result)) => {
                     let path = result?;
-                    return match check(&path, size.filter(|n| *n > 0)) {
+                    return match check(&path, size.filter(|n| *n > 0).or(listed)) {
                         Ok(()) => Ok(path),
                         Err(why) => {
                             discard(&path);
@@ -339,6 +482,34 @@ impl Hub {
             }
         }
     }
+}
+
+/// One split of a Hugging Face dataset's parquet conversion (the dataset viewer's copy of
+/// any dataset as parquet files, at the revision `refs/convert/parquet`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// The dataset repository, `owner/name`.
+    pub repo: String,
+    /// The revision holding the parquet files (`refs/convert/parquet`).
+    pub revision: String,
+    /// The dataset's configuration (subset), `default` for most datasets.
+    pub config: String,
+    /// The split: `train`, `test`, `validation`, ...
+    pub split: String,
+}
+
+impl Split {
+    /// `owner/name (config c, split s)`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} (config {:?}, split {:?})", self.repo, self.config, self.split)
+    }
+}
+
+/// The files [`Hub::split`] found, and a notice about them.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub files: Vec<PathBuf>,
+    pub notice: Option<String>,
 }
 
 /// Checks a parquet file from the cache before it is trusted: it is not empty, it is

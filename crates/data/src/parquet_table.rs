@@ -53,6 +53,81 @@ const SHOWN_CHARS: usize = 40;
 /// sizes, and, naming the 1-based row and the column, a value that is missing or of a type
 /// the column's role cannot take.
 pub fn read_parquet_table(path: &Path, spec: &TableSpec) -> Result<Table> {
+    read_one(path, spec, true)
+}
+
+/// Reads the same columns of several Parquet files (the shards of one data set, as a
+/// Hugging Face parquet conversion splits it) as one table, rows in the order of `paths`,
+/// with [`read_parquet_table`]'s semantics over all of them: class labels are encoded over
+/// every file's labels, and `missing = "mean"` fills a feature with its mean over all
+/// files. The files must give the same feature columns and, for images, one size.
+pub fn read_parquet_tables(paths: &[std::path::PathBuf], spec: &TableSpec) -> Result<Table> {
+    match paths {
+        [] => return Err(Error::input("no Parquet files to read (a data set needs at least one)")),
+        [one] => return read_parquet_table(one, spec),
+        _ => {}
+    }
+    let parts = paths.iter().map(|p| read_one(p, spec, false)).collect::<Result<Vec<Table>>>()?;
+    let first = &parts[0];
+    for (part, path) in parts.iter().zip(paths).skip(1) {
+        if part.features != first.features {
+            return Err(Error::input(format!(
+                "{}: its feature columns {} are not those of {} ({}); the files of one data set need the same columns",
+                path.display(),
+                quoted_list(&part.features),
+                paths[0].display(),
+                quoted_list(&first.features)
+            )));
+        }
+        if part.inputs.dims()[1..] != first.inputs.dims()[1..] {
+            return Err(Error::input(format!(
+                "{}: its examples have shape {:?} but those of {} have {:?}; the files of one data set need one shape",
+                path.display(),
+                &part.inputs.dims()[1..],
+                paths[0].display(),
+                &first.inputs.dims()[1..]
+            )));
+        }
+    }
+    let inputs: Vec<&Tensor> = parts.iter().map(|t| &t.inputs).collect();
+    let mut inputs = Tensor::cat(&inputs, 0)?;
+    let imputed: usize = parts.iter().map(|t| t.imputed).sum();
+    if imputed > 0 {
+        let dims = inputs.dims().to_vec();
+        let mut values = inputs.flatten_all()?.to_vec1::<f32>()?;
+        let used: Vec<&str> = first.features.iter().map(String::as_str).collect();
+        let origin = format!("{} and {} more files", paths[0].display(), paths.len() - 1);
+        crate::csv::impute_means(&mut values, &used, &origin)?;
+        inputs = Tensor::from_vec(values, dims, &Device::Cpu)?;
+    }
+    let (target_values, class_names) = if spec.classes {
+        let mut labels: Vec<&str> = Vec::with_capacity(inputs.dim(0)?);
+        for part in &parts {
+            for i in part.target_values.to_vec1::<i64>()? {
+                labels.push(&part.class_names[i as usize]);
+            }
+        }
+        let n = labels.len();
+        let (indices, names) = encode_labels(&labels);
+        (Tensor::from_vec(indices, n, &Device::Cpu)?, names)
+    } else {
+        let values: Vec<&Tensor> = parts.iter().map(|t| &t.target_values).collect();
+        (Tensor::cat(&values, 0)?, Vec::new())
+    };
+    Ok(Table {
+        features: first.features.clone(),
+        targets: first.targets.clone(),
+        inputs,
+        target_values,
+        class_names,
+        dropped: parts.iter().map(|t| t.dropped).sum(),
+        imputed,
+    })
+}
+
+/// [`read_parquet_table`], with `impute = false` leaving missing features as NaN (for
+/// [`read_parquet_tables`], which fills them over all files).
+fn read_one(path: &Path, spec: &TableSpec, impute: bool) -> Result<Table> {
     let origin = path.display().to_string();
     let origin = origin.as_str();
     // The delimiter means nothing here: checked as the default, it never fails.
@@ -194,7 +269,7 @@ pub fn read_parquet_table(path: &Path, spec: &TableSpec) -> Result<Table> {
             if images { "" } else { ", or use missing = \"mean\"" }
         )));
     }
-    if imputed > 0 {
+    if imputed > 0 && impute {
         let used: Vec<&str> = feature_cols.iter().map(|&c| names[c].as_ref()).collect();
         crate::csv::impute_means(&mut inputs, &used, origin)?;
     }

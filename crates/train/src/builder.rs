@@ -390,6 +390,8 @@ impl<M: Module + 'static> LearnerBuilder<M> {
             data_notice: None,
             class_names: self.class_names.clone(),
             feature_names: Vec::new(),
+            // A user's Dataset comes as the user scaled it: nothing to store.
+            input_scaling: None,
             step_fn: self.step_fn.take(),
             callbacks: std::mem::take(&mut self.callbacks),
             resuming,

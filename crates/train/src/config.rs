@@ -341,6 +341,38 @@ pub enum DataConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seed: Option<u64>,
     },
+    /// Any Hugging Face dataset, through its parquet conversion (the revision
+    /// `refs/convert/parquet` of the dataset repository, which the hub keeps for every
+    /// dataset): `repo = "owner/name"`, `config` (default `"default"`), `split` (default
+    /// `"train"`), with the `parquet` kind's column keys. `test_split` names the evaluation
+    /// split; without it `eval_split` holds out part of `split`. Files are read from the
+    /// Hugging Face cache (`HF_HUB_CACHE` / `HF_HOME`) and downloaded into it when missing;
+    /// `HF_HUB_OFFLINE=1` reads the cache alone.
+    Hub {
+        repo: String,
+        #[serde(default = "default_hub_config")]
+        config: String,
+        #[serde(default = "default_hub_split")]
+        split: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test_split: Option<String>,
+        /// The revision holding the parquet files.
+        #[serde(default = "default_hub_revision")]
+        revision: String,
+        target: Columns,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        features: Vec<String>,
+        #[serde(default)]
+        classes: bool,
+        #[serde(default)]
+        eval_split: f64,
+        #[serde(default)]
+        standardize: bool,
+        #[serde(default)]
+        missing: MissingValues,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u64>,
+    },
     /// Named input and target tensors of safetensors files (`safetensors.torch.save_file
     /// ({"x": X, "y": Y}, path)`): one `path` split by `eval_split`, or `train` and `test`
     /// files. Integer targets are class indices (as i64); float targets are compared with
@@ -429,7 +461,7 @@ impl DataConfig {
             | DataConfig::ImageFolder { path, train, test, .. } => {
                 [path, train, test].into_iter().flatten().for_each(abs)
             }
-            DataConfig::Synthetic { .. } => {}
+            DataConfig::Synthetic { .. } | DataConfig::Hub { .. } => {}
         }
     }
 
@@ -438,6 +470,7 @@ impl DataConfig {
     pub fn default_seed(&mut self, run_seed: u64) {
         if let DataConfig::Csv { seed: seed @ None, .. }
         | DataConfig::Parquet { seed: seed @ None, .. }
+        | DataConfig::Hub { seed: seed @ None, .. }
         | DataConfig::Safetensors { seed: seed @ None, .. }
         | DataConfig::ImageFolder { seed: seed @ None, .. } = self
         {
@@ -477,6 +510,18 @@ fn inputs_name() -> String {
 
 fn targets_name() -> String {
     "targets".into()
+}
+
+fn default_hub_config() -> String {
+    "default".into()
+}
+
+fn default_hub_split() -> String {
+    "train".into()
+}
+
+fn default_hub_revision() -> String {
+    "refs/convert/parquet".into()
 }
 
 fn comma() -> String {
@@ -690,8 +735,8 @@ closed_option!(NormType);
 
 /// A metric a run records per epoch, by its `metrics.csv` column: one of [`METRICS`]
 /// (`train_loss`, `train_acc`, `eval_loss`, `eval_acc`) or `eval_` and the label of a
-/// metric in `train.metrics` (`eval_f1[average=macro]`; `eval_f1` when only one `f1` is
-/// listed). What `train.best_metric`, `train.early_stopping.metric` and
+/// metric in `train.metrics` (`eval_f1[average=macro]`, which may be named `eval_f1` when
+/// only one `f1` is listed). What `train.best_metric`, `train.early_stopping.metric` and
 /// `scheduler.monitor` name; the Learner checks it against the run's metrics.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -822,6 +867,20 @@ impl RunConfig {
         Self::from_toml(&text, &path.display().to_string())
     }
 
+    /// Fixes what a config leaves to its run, as a new run stores it: file paths made
+    /// absolute (data and `train.init_from`) and a table's split seed defaulted to the
+    /// run's. A CONFIG given beside `--resume` is settled the same way before it is
+    /// compared with the stored one.
+    pub fn settle(&mut self) {
+        self.data.make_absolute();
+        self.data.default_seed(self.seed);
+        if let Some(p) = self.train.init_from.as_mut() {
+            if let Ok(a) = std::path::absolute(&*p) {
+                *p = a.display().to_string();
+            }
+        }
+    }
+
     /// The training settings: everything but the model and the data.
     pub fn spec(&self) -> TrainSpec {
         TrainSpec {
@@ -860,6 +919,22 @@ impl RunConfig {
                     "data.eval_split",
                     eval_split,
                     "must be in [0, 1) and is used with `path` (with train/test files the test file is the evaluation set)",
+                ));
+            }
+        }
+        if let DataConfig::Hub { repo, test_split, eval_split, .. } = &self.data {
+            if repo.trim().is_empty() || repo.split('/').count() > 2 {
+                return Err(invalid(
+                    "data.repo",
+                    format!("{repo:?}"),
+                    "must name a dataset repository, \"owner/name\"",
+                ));
+            }
+            if !(0.0..1.0).contains(eval_split) || (test_split.is_some() && *eval_split > 0.0) {
+                return Err(invalid(
+                    "data.eval_split",
+                    eval_split,
+                    "must be in [0, 1) and is used without `test_split` (with a test split, that split is the evaluation set)",
                 ));
             }
         }

@@ -33,6 +33,84 @@ pub struct Loaded {
     /// A table's feature columns, in input order (stored in checkpoints, so that
     /// `ember predict` reads new tables by column name).
     pub feature_names: Vec<String>,
+    /// The input scaling applied to both splits (a table with `standardize = true`: the
+    /// training split's statistics); stored in checkpoints, so that `ember predict`
+    /// scales new inputs the same way. `None` when the inputs are used as read.
+    pub scaling: Option<Scaling>,
+}
+
+/// The checkpoint metadata key of a run's [`Scaling`] (JSON, see [`Scaling::to_json`]).
+pub const SCALING_KEY: &str = "input_scaling";
+
+/// A table's per-feature input scaling, `(x - mean) / std` computed in f64: with
+/// `standardize = true`, the training split's mean and population standard deviation
+/// (scikit-learn's `StandardScaler`; a constant column has a std of 1). One value per
+/// feature (per element of an example, for inputs of higher rank), in input order.
+/// Checkpoints store it as `{"mean": [...], "std": [...]}` under [`SCALING_KEY`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Scaling {
+    /// The training split's mean per feature.
+    pub mean: Vec<f64>,
+    /// The training split's population standard deviation per feature (1 where 0).
+    pub std: Vec<f64>,
+}
+
+impl Scaling {
+    /// The scaling of `[1, ...]` f64 statistics (as [`moments`] gives them).
+    fn from_tensors(mean: &Tensor, std: &Tensor) -> Result<Scaling> {
+        Ok(Scaling {
+            mean: mean.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?,
+            std: std.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?,
+        })
+    }
+
+    /// The JSON a checkpoint stores: `{"mean": [...], "std": [...]}` (floats round-trip
+    /// exactly).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a scaling serializes")
+    }
+
+    /// Reads [`Scaling::to_json`]'s JSON; `origin` (the checkpoint) names an error.
+    pub fn from_json(text: &str, origin: &Path) -> Result<Scaling> {
+        let s: Scaling = serde_json::from_str(text)
+            .map_err(|e| Error::corrupt(origin, format!("unreadable {SCALING_KEY} metadata: {e}")))?;
+        if s.mean.len() != s.std.len() {
+            return Err(Error::corrupt(
+                origin,
+                format!("{SCALING_KEY} has {} means but {} standard deviations", s.mean.len(), s.std.len()),
+            ));
+        }
+        Ok(s)
+    }
+
+    /// `(x - mean) / std` for inputs `[N, ...]` with one statistic per element of an
+    /// example (`[N, F]` for a table), in `x`'s dtype and on its device. Inputs with
+    /// another number of features are an error naming both counts.
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        if x.rank() < 2 {
+            return Err(Error::input(format!(
+                "the inputs have shape {:?}, but the run scales table rows of {} features: give a batch [N, {}]",
+                x.dims(),
+                self.mean.len(),
+                self.mean.len()
+            )));
+        }
+        let per = x.dims()[1..].to_vec();
+        let count: usize = per.iter().product();
+        if count != self.mean.len() || self.std.len() != self.mean.len() {
+            return Err(Error::input(format!(
+                "the inputs have {count} features per example (shape {:?}), but the run was trained on {} features (its stored input scaling, standardize = true, has {} means); give the columns it was trained on",
+                x.dims(),
+                self.mean.len(),
+                self.mean.len()
+            )));
+        }
+        let mut shape = vec![1];
+        shape.extend(per);
+        let mean = Tensor::from_vec(self.mean.clone(), shape.clone(), &Device::Cpu)?;
+        let std = Tensor::from_vec(self.std.clone(), shape, &Device::Cpu)?;
+        apply_scaling(x, &mean, &std)
+    }
 }
 
 /// Fashion-MNIST's classes, in label order.
@@ -75,6 +153,7 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 _ => (0..10).map(|d| d.to_string()).collect(),
             },
             feature_names: Vec::new(),
+            scaling: None,
         })
     };
     match config {
@@ -97,6 +176,7 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 origins,
                 class_names: Vec::new(),
                 feature_names: Vec::new(),
+                scaling: None,
             })
         }
         DataConfig::Csv {
@@ -152,6 +232,81 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
         DataConfig::Parquet { .. } => Err(Error::input(
             "data: kind = \"parquet\" needs the `hub` feature (on by default); rebuild without --no-default-features",
         )),
+        #[cfg(feature = "hub")]
+        DataConfig::Hub {
+            repo,
+            config: subset,
+            split,
+            test_split,
+            revision,
+            target,
+            features,
+            classes,
+            eval_split,
+            standardize,
+            missing,
+            seed,
+        } => {
+            let hub = ember_data::hub::Hub::from_env()?;
+            let mut notices = Vec::new();
+            let mut resolve = |name: &str| -> Result<(String, Vec<std::path::PathBuf>)> {
+                let s = ember_data::hub::Split {
+                    repo: repo.clone(),
+                    revision: revision.clone(),
+                    config: subset.clone(),
+                    split: name.to_string(),
+                };
+                let found = hub.split(&s).map_err(|e| {
+                    Error::input(format!(
+                        "data: {e}; check data.repo, data.config and data.split (the hub's dataset viewer lists them), or set HF_HUB_CACHE to the cache that holds the dataset"
+                    ))
+                })?;
+                notices.extend(found.notice);
+                Ok((s.describe(), found.files))
+            };
+            let train_part = resolve(split)?;
+            let test_part = test_split.as_deref().map(&mut resolve).transpose()?;
+            let spec = ember_data::csv::TableSpec {
+                target: target.names(),
+                features: features.clone(),
+                classes: *classes,
+                missing: missing.policy(),
+                ..Default::default()
+            };
+            let parts: Vec<(String, Vec<std::path::PathBuf>)> = std::iter::once(train_part).chain(test_part).collect();
+            let read = |name: &Path, spec: &ember_data::csv::TableSpec| -> Result<ember_data::csv::Table> {
+                let files = parts.iter().find(|(n, _)| Path::new(n) == name).map(|(_, f)| f.as_slice()).unwrap_or(&[]);
+                ember_data::parquet_table::read_parquet_tables(files, spec)
+            };
+            let (train_name, test_name) = (Some(parts[0].0.clone()), parts.get(1).map(|p| p.0.clone()));
+            let files = match &test_name {
+                Some(_) => TableFiles {
+                    path: &None,
+                    train: &train_name,
+                    test: &test_name,
+                    eval_split: *eval_split,
+                    standardize: *standardize,
+                    seed: *seed,
+                },
+                None => TableFiles {
+                    path: &train_name,
+                    train: &None,
+                    test: &None,
+                    eval_split: *eval_split,
+                    standardize: *standardize,
+                    seed: *seed,
+                },
+            };
+            let mut loaded = load_tables(&read, &spec, &files)?;
+            notices.extend(loaded.notice.take().map(|n| n.trim_start_matches("note: ").to_string()));
+            let notes: Vec<String> = notices.iter().map(|n| n.trim_start_matches("note: ").to_string()).collect();
+            loaded.notice = (!notes.is_empty()).then(|| format!("note: {}", notes.join("; ")));
+            Ok(loaded)
+        }
+        #[cfg(not(feature = "hub"))]
+        DataConfig::Hub { .. } => Err(Error::input(
+            "data: kind = \"hub\" needs the `hub` feature (on by default); rebuild without --no-default-features",
+        )),
         DataConfig::Safetensors { path, train, test, inputs, targets, eval_split, seed } => {
             let (train_file, test_file) = match (path, train) {
                 (Some(p), _) => (p.clone(), None),
@@ -183,6 +338,7 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 origins,
                 class_names: Vec::new(),
                 feature_names: Vec::new(),
+                scaling: None,
             })
         }
         DataConfig::ImageFolder {
@@ -263,6 +419,7 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 origins,
                 class_names: classes,
                 feature_names: Vec::new(),
+                scaling: None,
             })
         }
         DataConfig::Synthetic { n_train, n_eval, features, classes, seed } => {
@@ -307,6 +464,7 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 origins,
                 class_names: Vec::new(),
                 feature_names: Vec::new(),
+                scaling: None,
             })
         }
     }
@@ -368,6 +526,7 @@ fn load_tables(
             (tr, ev, Origins::same(&train_file, &what))
         }
     };
+    let mut scaling = None;
     if standardize {
         let (mean, std) = moments(&tr)?;
         let scale = |d: &TensorDataset| -> Result<TensorDataset> {
@@ -378,6 +537,7 @@ fn load_tables(
         };
         tr = scale(&tr)?;
         ev = scale(&ev)?;
+        scaling = Some(Scaling::from_tensors(&mean, &std)?);
     }
     let notice = (!filled.is_empty()).then(|| format!("note: {}", filled.join("; ")));
     Ok(Loaded {
@@ -388,6 +548,7 @@ fn load_tables(
         origins,
         class_names: names,
         feature_names,
+        scaling,
     })
 }
 
@@ -449,15 +610,36 @@ fn apply_scaling(x: &Tensor, mean: &Tensor, std: &Tensor) -> Result<Tensor> {
     Ok(x.to_dtype(DType::F64)?.broadcast_sub(&mean)?.broadcast_div(&std)?.to_dtype(x.dtype())?)
 }
 
-/// Applies a run's input scaling to new inputs `[N, F]` (for `ember predict`): with
-/// `standardize = true` the training split's mean and standard deviation, recomputed
-/// from the run's data files; otherwise `x` unchanged.
+/// Scales new inputs for `ember predict` as the run scaled its training inputs: by the
+/// checkpoint's stored [`Scaling`] when it has one (the source of truth: the training
+/// data need not exist any more), else as [`scale_inputs`] does for inputs `[N, F]`
+/// (recomputed from the run's data files: checkpoints written before the scaling was
+/// stored, and plain weights with a run config). Inputs of another rank are left as
+/// they are when nothing is stored.
+pub fn scale_for_prediction(stored: Option<&Scaling>, config: &DataConfig, x: &Tensor) -> Result<Tensor> {
+    match stored {
+        Some(s) => s.apply(x),
+        None if x.rank() == 2 => scale_inputs(config, x),
+        None => Ok(x.clone()),
+    }
+}
+
+/// Applies a run's input scaling to new inputs `[N, F]`: with `standardize = true` the
+/// training split's mean and standard deviation, recomputed from the run's data files;
+/// otherwise `x` unchanged. `ember predict` uses the checkpoint's stored [`Scaling`]
+/// instead when it has one ([`scale_for_prediction`]).
 pub fn scale_inputs(config: &DataConfig, x: &Tensor) -> Result<Tensor> {
-    let (DataConfig::Csv { standardize: true, .. } | DataConfig::Parquet { standardize: true, .. }) = config else {
+    let (DataConfig::Csv { standardize: true, .. }
+    | DataConfig::Parquet { standardize: true, .. }
+    | DataConfig::Hub { standardize: true, .. }) = config
+    else {
         return Ok(x.clone());
     };
     let mut raw = config.clone();
-    if let DataConfig::Csv { standardize, .. } | DataConfig::Parquet { standardize, .. } = &mut raw {
+    if let DataConfig::Csv { standardize, .. }
+    | DataConfig::Parquet { standardize, .. }
+    | DataConfig::Hub { standardize, .. } = &mut raw
+    {
         *standardize = false;
     }
     let loaded = load(&raw).map_err(|e| {

@@ -292,6 +292,8 @@ pub struct Learner {
     data_notice: Option<String>,
     class_names: Vec<String>,
     feature_names: Vec<String>,
+    /// The input scaling the data applied (stored in checkpoints for `ember predict`).
+    input_scaling: Option<crate::data::Scaling>,
     phases: Phases,
     phase_history: Vec<Phases>,
     /// The run directory's lock, held while the Learner lives.
@@ -390,6 +392,8 @@ pub(crate) struct Parts {
     pub class_names: Vec<String>,
     /// A table's feature columns (may be empty).
     pub feature_names: Vec<String>,
+    /// The input scaling the data applied (`standardize = true`), if any.
+    pub input_scaling: Option<crate::data::Scaling>,
     pub step_fn: Option<Box<dyn TrainStep>>,
     pub callbacks: Vec<Box<dyn Callback>>,
     /// A resumed run takes its weights from the checkpoint, not from `init_from`.
@@ -424,13 +428,7 @@ impl Learner {
         if existing == Existing::Refuse && rundir::existing_run(&out).is_some() {
             rundir::prepare_new(&rundir::lock(&out)?, Existing::Refuse)?;
         }
-        config.data.make_absolute();
-        config.data.default_seed(config.seed);
-        if let Some(p) = config.train.init_from.as_mut() {
-            if let Ok(a) = std::path::absolute(&*p) {
-                *p = a.display().to_string();
-            }
-        }
+        config.settle();
         let learner = Self::build(config, device, out, reporter, false)?;
         learner.begin(existing)
     }
@@ -448,7 +446,7 @@ impl Learner {
     fn build(config: RunConfig, device: Device, out: PathBuf, reporter: Reporter, resuming: bool) -> Result<Self> {
         config.validate()?;
         let dtype = dtype_of(&config);
-        let crate::data::Loaded { train, eval, source, notice, origins, class_names, feature_names } =
+        let crate::data::Loaded { train, eval, source, notice, origins, class_names, feature_names, scaling } =
             crate::data::load(&config.data).context("data")?;
         crate::data::check_data(train.as_ref(), eval.as_ref(), &origins)?;
         let ctx = BuildContext::new(device.clone(), dtype);
@@ -477,6 +475,7 @@ impl Learner {
             data_notice: notice,
             class_names,
             feature_names,
+            input_scaling: scaling,
             step_fn: None,
             callbacks: Vec::new(),
             resuming,
@@ -500,6 +499,7 @@ impl Learner {
             data_notice,
             class_names,
             feature_names,
+            input_scaling,
             step_fn,
             callbacks,
             resuming,
@@ -655,6 +655,7 @@ impl Learner {
             data_notice,
             class_names,
             feature_names,
+            input_scaling,
             phases: Phases::default(),
             phase_history: Vec::new(),
             _lock: None,
@@ -1285,6 +1286,9 @@ impl Learner {
             if !names.is_empty() {
                 metadata.insert(key.to_string(), serde_json::to_string(names).expect("names serialize"));
             }
+        }
+        if let Some(s) = &self.input_scaling {
+            metadata.insert(crate::data::SCALING_KEY.to_string(), s.to_json());
         }
         Ok((tensors, metadata))
     }
