@@ -661,3 +661,123 @@ fn parquet_shards_read_as_one_table() {
     let one = ember::data::parquet_table::read_parquet_tables(&files[..1], &spec).unwrap();
     assert_eq!(one.class_names, ["a", "b"]);
 }
+
+/// A hub serving the `tests/fixtures/hub/tables` dataset as `ember-tests/blobs`: the tree
+/// API lists a split's files, `resolve` serves them. Returns the endpoint and a log of
+/// request lines.
+fn fake_table_hub() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hub/tables");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (seen, root) = (seen.clone(), root.clone());
+            std::thread::spawn(move || loop {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut header = String::new();
+                while reader.read_line(&mut header).unwrap_or(0) > 2 {
+                    header.clear();
+                }
+                seen.lock().unwrap().push(line.trim().to_string());
+                let mut parts = line.split_whitespace();
+                let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let path = target.split('?').next().unwrap_or("");
+                let tree = "/api/datasets/ember-tests/blobs/tree/refs%2Fconvert%2Fparquet/";
+                let resolve = "/datasets/ember-tests/blobs/resolve/refs%2Fconvert%2Fparquet/";
+                let answer = if let Some(dir) = path.strip_prefix(tree) {
+                    let listed: Vec<String> = std::fs::read_dir(root.join(dir))
+                        .map(|entries| {
+                            let mut names: Vec<String> =
+                                entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+                            names.sort();
+                            names
+                                .iter()
+                                .map(|n| {
+                                    let size = std::fs::metadata(root.join(dir).join(n)).unwrap().len();
+                                    format!(r#"{{"type":"file","oid":"{n}","size":{size},"path":"{dir}/{n}"}}"#)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if listed.is_empty() {
+                        None
+                    } else {
+                        Some(("application/json", format!("[{}]", listed.join(",")).into_bytes(), String::new()))
+                    }
+                } else if let Some(file) = path.strip_prefix(resolve) {
+                    std::fs::read(root.join(file)).ok().map(|body| {
+                        let extra = format!(
+                            "etag: \"{0}\"\r\nx-linked-etag: \"{0}\"\r\nx-linked-size: {1}\r\nx-repo-commit: {COMMIT}\r\n",
+                            file.replace('/', "-"),
+                            body.len()
+                        );
+                        ("application/octet-stream", body, extra)
+                    })
+                } else {
+                    None
+                };
+                let Some((kind, body, extra)) = answer else {
+                    let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+                    continue;
+                };
+                let head =
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: {kind}\r\n{extra}\r\n", body.len());
+                stream.write_all(head.as_bytes()).unwrap();
+                if method == "GET" {
+                    stream.write_all(&body).unwrap();
+                }
+            });
+        }
+    });
+    (endpoint, log)
+}
+
+/// Online, a hub dataset's shards are listed by the hub and downloaded into the cache;
+/// the next run finds them there (the hub is asked for the list, not the files), and an
+/// offline run reads the cache alone.
+#[test]
+fn a_hub_dataset_is_listed_downloaded_and_then_read_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (endpoint, log) = fake_table_hub();
+    std::fs::write(tmp.path().join("run.toml"), HUB_RUN.replace("epochs = 6", "epochs = 1")).unwrap();
+    let train = |out: &str, offline: bool| {
+        let run = Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(["train", "run.toml", "--out", out, "--quiet"])
+            .current_dir(tmp.path())
+            .env("HF_HUB_CACHE", &cache)
+            .env("HF_ENDPOINT", &endpoint)
+            .env("HF_HUB_OFFLINE", if offline { "1" } else { "0" })
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    };
+    train("a", false);
+    let first: Vec<String> = std::mem::take(&mut *log.lock().unwrap());
+    let gets = |log: &[String]| log.iter().filter(|l| l.starts_with("GET") && l.contains("/resolve/")).count();
+    assert_eq!(gets(&first), 3, "{first:#?}");
+    let snapshot = cache.join(format!("datasets--ember-tests--blobs/snapshots/{COMMIT}/default"));
+    for file in ["train/0000.parquet", "train/0001.parquet", "test/0000.parquet"] {
+        assert!(snapshot.join(file).is_file(), "{file} not cached: {:?}", files_under(&cache));
+    }
+    train("b", false);
+    let second: Vec<String> = std::mem::take(&mut *log.lock().unwrap());
+    assert_eq!(gets(&second), 0, "{second:#?}");
+    assert!(second.iter().any(|l| l.contains("/tree/")), "{second:#?}");
+    train("c", true);
+    assert!(log.lock().unwrap().is_empty(), "offline, yet: {:?}", log.lock().unwrap());
+    // The same data, whichever way it came: the same metrics.
+    let metrics = |run: &str| {
+        let text = std::fs::read_to_string(tmp.path().join(run).join("metrics.csv")).unwrap();
+        text.lines().nth(1).unwrap().split(',').take(5).collect::<Vec<_>>().join(",")
+    };
+    assert_eq!(metrics("a"), metrics("b"));
+    assert_eq!(metrics("a"), metrics("c"));
+}

@@ -5,16 +5,20 @@ use candle_core::{DType, Device, Tensor, Var};
 use ember::core::registry::{plugins, Kind};
 use ember::core::{loss, BuildContext, Config, Loss};
 
-const BUILTIN_LOSSES: [&str; 11] = [
+const BUILTIN_LOSSES: [&str; 15] = [
     "bce",
     "bce_with_logits",
     "cross_entropy",
+    "hinge_embedding",
     "huber",
     "kl_div",
     "l1",
     "mse",
+    "multi_margin",
+    "multilabel_margin",
     "multilabel_soft_margin",
     "nll",
+    "poisson_nll",
     "smooth_l1",
     "soft_margin",
 ];
@@ -57,7 +61,10 @@ fn every_builtin_loss_is_registered() {
 fn example(name: &str) -> (Tensor, Tensor) {
     let x = t2(&[&[0.3, -1.2, 0.8], &[1.5, 0.1, -0.4]]);
     let target = match name {
-        "nll" | "cross_entropy" => classes(&[2, 0]),
+        "nll" | "cross_entropy" | "multi_margin" => classes(&[2, 0]),
+        "multilabel_margin" => t2(&[&[2.0, 0.0, -1.0], &[1.0, -1.0, -1.0]]),
+        "hinge_embedding" => t2(&[&[1.0, -1.0, 1.0], &[-1.0, -1.0, 1.0]]),
+        "poisson_nll" => t2(&[&[0.0, 1.0, 3.0], &[2.0, 0.0, 5.0]]),
         "bce" => t2(&[&[0.0, 1.0, 0.25], &[1.0, 0.5, 0.0]]),
         "soft_margin" => t2(&[&[1.0, -1.0, 1.0], &[-1.0, 1.0, 1.0]]),
         "kl_div" => t2(&[&[0.2, 0.5, 0.3], &[0.0, 0.6, 0.4]]),
@@ -82,6 +89,10 @@ fn gradients_match_central_finite_differences_in_f64() {
         ("soft_margin", ""),
         ("multilabel_soft_margin", "weight = [1.0, 0.5, 2.0]"),
         ("kl_div", "reduction = \"batchmean\""),
+        ("poisson_nll", "full = true"),
+        ("hinge_embedding", "margin = 0.5"),
+        ("multi_margin", "p = 2\nweight = [1.0, 2.0, 0.5]"),
+        ("multilabel_margin", ""),
     ];
     for name in BUILTIN_LOSSES {
         assert!(configs.iter().any(|(n, _)| *n == name), "{name} untested");

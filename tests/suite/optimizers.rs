@@ -13,8 +13,21 @@ use ember::train::{clip_grad_norm, clip_grad_value, NormType, OptimizerDriver, P
 use serde_json::Value as Json;
 
 const OPTIMIZERS: [&str; 9] = ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "radam", "rmsprop", "sgd"];
-const SCHEDULERS: [&str; 8] =
-    ["cosine", "cosine_warm_restarts", "exponential", "linear", "multi_step", "one_cycle", "reduce_on_plateau", "step"];
+const SCHEDULERS: [&str; 13] = [
+    "chained",
+    "constant",
+    "cosine",
+    "cosine_warm_restarts",
+    "cyclic",
+    "exponential",
+    "linear",
+    "multi_step",
+    "one_cycle",
+    "polynomial",
+    "reduce_on_plateau",
+    "sequential",
+    "step",
+];
 
 fn cfg(text: &str) -> Config {
     toml::from_str(text).unwrap()
@@ -282,7 +295,16 @@ fn every_scheduler_resumes_from_its_saved_state() {
         ("cosine_warm_restarts", "T_0 = 3\nT_mult = 2"),
         ("one_cycle", "max_lr = 1.0\ntotal_steps = 12"),
         ("reduce_on_plateau", "patience = 1"),
+        ("constant", "factor = 0.5\ntotal_iters = 3"),
+        ("polynomial", "total_iters = 8\npower = 2.0"),
+        ("cyclic", "base_lr = 0.01\nmax_lr = 0.1\nstep_size_up = 2\nmode = \"triangular2\"\ncycle_momentum = false"),
+        (
+            "sequential",
+            "milestones = [2]\nschedulers = [{ name = \"linear\", start_factor = 0.1, total_iters = 2 }, { name = \"cosine\", T_max = 6 }]",
+        ),
+        ("chained", "schedulers = [{ name = \"constant\", factor = 0.5, total_iters = 3 }, { name = \"exponential\", gamma = 0.9 }]"),
     ];
+    assert_eq!(configs.len(), SCHEDULERS.len(), "every scheduler is resumed");
     for (name, text) in configs {
         let build = || ember::core::scheduler(name, &cfg(text), &BuildContext::default()).unwrap();
         let metric = |k: usize| Some([1.0, 0.9, 0.95, 0.97, 0.96, 0.99, 1.0, 0.98, 0.97, 0.99, 1.0][k % 11]);

@@ -1002,3 +1002,80 @@ fn predict_reads_a_parquet_table_as_it_reads_a_csv_table() {
     assert_eq!(text.lines().count(), 31, "{text}");
     assert_eq!(std::fs::read_to_string(&from_csv).unwrap(), text);
 }
+
+/// Every file data kind through the CLI: trained, resumed with its CONFIG, and predicted
+/// on with new inputs of its own kind written as CSV (a Parquet table, a safetensors
+/// `input`, an image folder), from small fixtures.
+#[test]
+fn parquet_safetensors_and_image_folder_runs_train_resume_and_predict_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let penguins = std::path::absolute("tests/fixtures/tables/penguins-like.parquet").unwrap();
+    let data = blobs(60, 4, 3, 8);
+    let tensors = HashMap::from([
+        ("x".to_string(), data.inputs().clone()),
+        ("y".to_string(), data.targets().to_dtype(DType::U8).unwrap()),
+    ]);
+    candle_core::safetensors::save(&tensors, dir.join("d.safetensors")).unwrap();
+    let new_inputs = HashMap::from([("input".to_string(), data.inputs().narrow(0, 0, 5).unwrap())]);
+    candle_core::safetensors::save(&new_inputs, dir.join("new.safetensors")).unwrap();
+    for (class, base) in [("cat", 30u8), ("dog", 220u8)] {
+        std::fs::create_dir_all(dir.join("images").join(class)).unwrap();
+        for i in 0..6 {
+            png(&dir.join("images").join(class).join(format!("{i}.png")), 4, 4, |x, y| {
+                let v = base.saturating_add(((x + y + i) % 5) as u8 * 4);
+                [v, v, v]
+            });
+        }
+    }
+    let head = "seed = 2\n[loss]\nname = \"cross_entropy\"\n[optimizer]\nname = \"adam\"\nlr = 0.05\n[train]\nepochs = 1\nbatch_size = 8\n";
+    let kinds = [
+        (
+            "parquet",
+            format!(
+                "[model]\nsizes = [2, 8, 3]\n[data]\nkind = \"parquet\"\npath = {:?}\ntarget = \"species\"\nfeatures = [\"bill\", \"year\"]\nclasses = true\nstandardize = true\neval_split = 0.2\n",
+                penguins.display().to_string()
+            ),
+            penguins.clone(),
+            "id,prediction,p_Adelie,p_Chinstrap,p_Gentoo",
+            30,
+        ),
+        (
+            "safetensors",
+            "[model]\nsizes = [4, 8, 3]\n[data]\nkind = \"safetensors\"\npath = \"d.safetensors\"\ninputs = \"x\"\ntargets = \"y\"\neval_split = 0.25\n".to_string(),
+            dir.join("new.safetensors"),
+            "id,prediction,p_0,p_1,p_2",
+            5,
+        ),
+        (
+            "image_folder",
+            "[model]\nsizes = [48, 2]\n[data]\nkind = \"image_folder\"\npath = \"images\"\nflip = true\neval_split = 0.25\n".to_string(),
+            dir.join("images"),
+            "id,prediction,p_cat,p_dog",
+            12,
+        ),
+    ];
+    for (kind, data, input, header, rows) in kinds {
+        std::fs::write(dir.join(format!("{kind}.toml")), format!("{head}{data}")).unwrap();
+        let run = dir.join(format!("run-{kind}"));
+        let ember = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+                .args(args)
+                .current_dir(dir)
+                .env("HF_ENDPOINT", "http://127.0.0.1:9")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{kind}: {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let (config, run_arg) = (format!("{kind}.toml"), run.to_str().unwrap());
+        ember(&["train", &config, "--out", run_arg, "--quiet"]);
+        ember(&["train", &config, "--resume", run_arg, "--epochs", "2", "--quiet"]);
+        assert!(run.join("checkpoints/epoch-0002.safetensors").is_file(), "{kind}");
+        let dest = dir.join(format!("{kind}-predictions.csv"));
+        ember(&["predict", run_arg, "--input", input.to_str().unwrap(), "--out", dest.to_str().unwrap()]);
+        let text = std::fs::read_to_string(&dest).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], header, "{kind}: {text}");
+        assert_eq!(lines.len(), rows + 1, "{kind}: {text}");
+    }
+}

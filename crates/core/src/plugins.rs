@@ -58,6 +58,17 @@ pub trait Scheduler: Send + Sync + Debug {
     /// PyTorch's `LinearLR` and `OneCycleLR` do when they are constructed).
     fn init(&mut self, lrs: &mut [f64]) -> Result<()>;
 
+    /// Starts the schedule after another one already moved the rates (inside `chained`,
+    /// as PyTorch's `ChainedScheduler` constructs its schedules one after another on the
+    /// same optimizer): `base` holds the groups' configured rates, which PyTorch keeps as
+    /// every schedule's base (`initial_lr`), and `lrs` the rates now in effect, which the
+    /// schedule's first step updates. The default, [`Scheduler::init`] on `lrs`, is right
+    /// for schedules that never read their base rates.
+    fn init_with_base(&mut self, base: &[f64], lrs: &mut [f64]) -> Result<()> {
+        let _ = base;
+        self.init(lrs)
+    }
+
     /// Advances one step (PyTorch's `scheduler.step()`), updating `lrs` in place.
     /// `metric` is the monitored value for metric-driven schedules.
     fn step(&mut self, lrs: &mut [f64], metric: Option<f64>) -> Result<()>;

@@ -56,3 +56,23 @@ pub fn along(v: &Tensor, dim: usize, rank: usize) -> Result<Tensor> {
     shape[dim] = v.elem_count();
     Ok(v.reshape(shape)?)
 }
+
+/// For the margin losses over classes (`multi_margin`, `multilabel_margin`): the number of
+/// samples N and classes C of a (C) or (N, C) input, or (1, 1) for a 0-d input, as PyTorch
+/// takes them. C must be at least 1.
+pub fn frames_and_classes(name: &str, input: &Tensor) -> Result<(usize, usize)> {
+    match *input.dims() {
+        [] => Ok((1, 1)),
+        [c] if c > 0 => Ok((1, c)),
+        [n, c] if c > 0 => Ok((n, c)),
+        _ => Err(Error::input(format!(
+            "{name}: input must hold class scores of shape (C) or (N, C) with C >= 1, got shape {:?}",
+            input.dims()
+        ))),
+    }
+}
+
+/// The target's values as f64 (integer or float targets), for checks on the host.
+pub fn host_values(target: &Tensor) -> Result<Vec<f64>> {
+    Ok(target.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
+}

@@ -1,6 +1,7 @@
 //! Ember's built-in losses, registered by name with PyTorch's options, defaults and
 //! numerics: `l1`, `mse`, `smooth_l1`, `huber`, `nll`, `cross_entropy`, `bce`,
-//! `bce_with_logits`, `soft_margin`, `multilabel_soft_margin`, `kl_div`. Every loss takes
+//! `bce_with_logits`, `soft_margin`, `multilabel_soft_margin`, `kl_div`, `poisson_nll`,
+//! `hinge_embedding`, `multi_margin`, `multilabel_margin`. Every loss takes
 //! `reduction` = none | mean | sum (default mean; `kl_div` also `batchmean`).
 //!
 //! Which output activation goes with which loss:
@@ -11,6 +12,10 @@
 //! | `log_softmax` | `nll` |
 //! | `sigmoid` probabilities | `bce` |
 //! | raw scores, one per label | `bce_with_logits` (applies the sigmoid itself) |
+//! | raw scores, one class per sample | `multi_margin` (hinge; class-index targets) |
+//! | raw scores, several classes per sample | `multilabel_margin` (hinge; class lists padded with -1) |
+//! | raw log-rates of counts | `poisson_nll` (or a rate from `softplus` with `log_input = false`) |
+//! | a distance between two embeddings | `hinge_embedding` (targets 1 similar, -1 dissimilar) |
 //!
 //! A program gets these registrations by linking the crate: the `ember` facade does;
 //! otherwise write `use ember_losses as _;`.
@@ -19,13 +24,17 @@ mod bce;
 mod bce_with_logits;
 mod class_index;
 mod cross_entropy;
+mod hinge_embedding;
 mod huber;
 mod inputs;
 mod kl_div;
 mod l1;
 mod mse;
+mod multi_margin;
+mod multilabel_margin;
 mod multilabel_soft_margin;
 mod nll;
+mod poisson_nll;
 mod reduction;
 mod smooth_l1;
 mod soft_margin;
@@ -33,12 +42,16 @@ mod soft_margin;
 pub use bce::Bce;
 pub use bce_with_logits::BceWithLogits;
 pub use cross_entropy::CrossEntropy;
+pub use hinge_embedding::HingeEmbedding;
 pub use huber::Huber;
 pub use kl_div::{KlDiv, KlDivReduction};
 pub use l1::L1;
 pub use mse::Mse;
+pub use multi_margin::MultiMargin;
+pub use multilabel_margin::MultilabelMargin;
 pub use multilabel_soft_margin::MultilabelSoftMargin;
 pub use nll::Nll;
+pub use poisson_nll::PoissonNll;
 pub use reduction::Reduction;
 pub use smooth_l1::SmoothL1;
 pub use soft_margin::SoftMargin;

@@ -29,6 +29,13 @@ impl Scheduler for CosineLr {
         Ok(())
     }
 
+    /// The base is the groups' configured rate (the restart branch past T_max reads it);
+    /// the first step leaves the rates as they are.
+    fn init_with_base(&mut self, base: &[f64], _lrs: &mut [f64]) -> Result<()> {
+        self.progress = Progress::start(base);
+        Ok(())
+    }
+
     fn step(&mut self, lrs: &mut [f64], _metric: Option<f64>) -> Result<()> {
         self.progress.last_epoch += 1;
         let (t, t_max, eta_min) = (self.progress.last_epoch, self.t_max, self.eta_min);

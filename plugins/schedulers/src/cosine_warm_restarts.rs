@@ -50,6 +50,14 @@ impl Scheduler for CosineWarmRestarts {
         self.apply(lrs)
     }
 
+    /// Sets the rates from the groups' configured ones, whatever came before.
+    fn init_with_base(&mut self, base: &[f64], lrs: &mut [f64]) -> Result<()> {
+        self.progress = Progress::start(base);
+        self.t_i = self.t_0;
+        self.t_cur = 0;
+        self.apply(lrs)
+    }
+
     fn step(&mut self, lrs: &mut [f64], _metric: Option<f64>) -> Result<()> {
         self.progress.last_epoch += 1;
         self.t_cur += 1;
