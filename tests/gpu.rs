@@ -41,7 +41,17 @@ fn parity_cases_pass_on_cuda_where_they_pass_on_the_cpu() {
     let Some(gpu) = cuda() else { return };
     let mut failures = Vec::new();
     let (mut ran, mut skipped) = (0, 0);
-    for name in ["activations", "losses", "losses_more", "optimizers", "regularizers", "layers"] {
+    for name in [
+        "activations",
+        "losses",
+        "losses_more",
+        "losses_multi",
+        "optimizers",
+        "optimizers_more",
+        "optimizers_adafactor",
+        "regularizers",
+        "layers",
+    ] {
         let file = load(&root().join(format!("tests/parity/{name}.json"))).unwrap();
         for (i, case) in file.cases.iter().enumerate() {
             if !run_case_on(case, i, &Device::Cpu).passed() {

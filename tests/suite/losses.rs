@@ -3,16 +3,19 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use ember::core::registry::{plugins, Kind};
-use ember::core::{loss, BuildContext, Config, Loss};
+use ember::core::{loss, BuildContext, Config, Loss, LossArg};
 
-const BUILTIN_LOSSES: [&str; 15] = [
+const BUILTIN_LOSSES: [&str; 19] = [
     "bce",
     "bce_with_logits",
+    "cosine_embedding",
     "cross_entropy",
+    "gaussian_nll",
     "hinge_embedding",
     "huber",
     "kl_div",
     "l1",
+    "margin_ranking",
     "mse",
     "multi_margin",
     "multilabel_margin",
@@ -21,7 +24,20 @@ const BUILTIN_LOSSES: [&str; 15] = [
     "poisson_nll",
     "smooth_l1",
     "soft_margin",
+    "triplet_margin",
 ];
+
+/// The losses of three tensors and their arguments (the rest take an input and a target).
+const SEVERAL_INPUT_LOSSES: [(&str, &str); 4] = [
+    ("cosine_embedding", "input1, input2, target"),
+    ("gaussian_nll", "input, target, var"),
+    ("margin_ranking", "input1, input2, target"),
+    ("triplet_margin", "anchor, positive, negative"),
+];
+
+fn several_inputs(name: &str) -> bool {
+    SEVERAL_INPUT_LOSSES.iter().any(|(n, _)| *n == name)
+}
 
 fn build(name: &str, config: &str) -> Box<dyn Loss> {
     let config: Config = toml::from_str(config).unwrap();
@@ -54,6 +70,10 @@ fn every_builtin_loss_is_registered() {
     for p in plugins(Kind::Loss) {
         let reduction = p.params.iter().find(|s| s.name == "reduction").expect("every loss takes reduction");
         assert_eq!(reduction.default.to_string(), "\"mean\"", "{}", p.name);
+    }
+    for name in BUILTIN_LOSSES {
+        let args = build(name, "").arguments();
+        assert_eq!(args == LossArg::INPUT_TARGET, !several_inputs(name), "{name}: {args:?}");
     }
 }
 
@@ -94,8 +114,9 @@ fn gradients_match_central_finite_differences_in_f64() {
         ("multi_margin", "p = 2\nweight = [1.0, 2.0, 0.5]"),
         ("multilabel_margin", ""),
     ];
+    // The losses of three tensors have a test of their own below.
     for name in BUILTIN_LOSSES {
-        assert!(configs.iter().any(|(n, _)| *n == name), "{name} untested");
+        assert!(configs.iter().any(|(n, _)| *n == name) || several_inputs(name), "{name} untested");
     }
     let h = 1e-6;
     for (name, cfg) in configs {
@@ -120,6 +141,174 @@ fn gradients_match_central_finite_differences_in_f64() {
             );
         }
     }
+}
+
+/// Arguments for each loss of three tensors (two rows of three features), away from
+/// every kink.
+fn several_args(name: &str) -> Vec<Tensor> {
+    let a = t2(&[&[0.3, -1.2, 0.8], &[1.5, 0.1, -0.4]]);
+    let b = t2(&[&[0.5, -0.2, 2.0], &[1.0, 0.3, -2.0]]);
+    let c = t2(&[&[-0.7, 0.9, 0.2], &[0.4, -1.1, 0.6]]);
+    match name {
+        "gaussian_nll" => vec![a, b, t2(&[&[0.5, 1.2, 0.8], &[2.0, 0.3, 1.1]])],
+        "margin_ranking" => vec![a, b, t2(&[&[1.0, -1.0, 1.0], &[-1.0, 1.0, 1.0]])],
+        "cosine_embedding" => vec![a, b, Tensor::new(&[1.0, -1.0], &Device::Cpu).unwrap()],
+        "triplet_margin" => vec![a, b, c],
+        other => panic!("{other} takes an input and a target"),
+    }
+}
+
+#[test]
+fn several_input_gradients_match_central_finite_differences_in_f64() {
+    let configs = [
+        ("cosine_embedding", "margin = 0.1\nreduction = \"sum\""),
+        ("gaussian_nll", "full = true\neps = 0.1"),
+        ("margin_ranking", "margin = 0.5"),
+        ("triplet_margin", "p = 3.0\nswap = true"),
+    ];
+    for (name, _) in SEVERAL_INPUT_LOSSES {
+        assert!(configs.iter().any(|(n, _)| *n == name), "{name} untested");
+    }
+    let h = 1e-6;
+    for (name, cfg) in configs {
+        let l = build(name, cfg);
+        let spec = l.arguments();
+        let args = several_args(name);
+        assert_eq!(spec.len(), args.len(), "{name}");
+        let vars: Vec<Option<Var>> =
+            spec.iter().zip(&args).map(|(a, t)| a.grad.then(|| Var::from_tensor(t).unwrap())).collect();
+        let tracked: Vec<Tensor> = vars
+            .iter()
+            .zip(&args)
+            .map(|(v, t)| v.as_ref().map_or_else(|| t.clone(), |v| v.as_tensor().clone()))
+            .collect();
+        let grads = l.forward_args(&tracked.iter().collect::<Vec<_>>()).unwrap().backward().unwrap();
+        for (k, v) in vars.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let grad: Vec<f64> = grads.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let flat: Vec<f64> = args[k].flatten_all().unwrap().to_vec1().unwrap();
+            for i in 0..flat.len() {
+                let at = |d: f64| {
+                    let mut w = flat.clone();
+                    w[i] += d;
+                    let mut moved = args.clone();
+                    moved[k] = Tensor::from_vec(w, args[k].shape(), &Device::Cpu).unwrap();
+                    l.forward_args(&moved.iter().collect::<Vec<_>>()).unwrap().to_scalar::<f64>().unwrap()
+                };
+                let numeric = (at(h) - at(-h)) / (2.0 * h);
+                assert!(
+                    (numeric - grad[i]).abs() <= 1e-6 * (1.0 + numeric.abs()),
+                    "{name}: d/d{}[{i}] is {} by autograd, {numeric} numerically",
+                    spec[k].name,
+                    grad[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn several_input_losses_name_their_arguments() {
+    let x = t2(&[&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]]);
+    for (name, args) in SEVERAL_INPUT_LOSSES {
+        let l = build(name, "");
+        assert_eq!(LossArg::names(l.arguments()), args);
+        let e = l.forward(&x, &x).unwrap_err().to_string();
+        let start = format!("{name} takes {args}, not a model output and a target: call forward_args(&[{args}])");
+        assert!(e.starts_with(&start), "{e}");
+        let e = l.forward_args(&[&x, &x]).unwrap_err().to_string();
+        assert_eq!(e, format!("{name} takes 3 tensors ({args}), got 2"));
+    }
+    // A loss of an input and a target takes them through forward_args too.
+    let mse = build("mse", "");
+    assert_eq!(mse.arguments(), LossArg::INPUT_TARGET);
+    assert_eq!(mse.forward_args(&[&x, &x]).unwrap().to_scalar::<f64>().unwrap(), 0.0);
+    assert_eq!(mse.forward_args(&[&x]).unwrap_err().to_string(), "the loss takes 2 tensors (input, target), got 1");
+}
+
+#[test]
+fn several_input_losses_check_shapes_labels_and_variances() {
+    let x = t2(&[&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]]);
+    let run = |name: &str, args: &[&Tensor]| build(name, "").forward_args(args).unwrap_err().to_string();
+    let row = Tensor::new(&[1.0, -1.0], &Device::Cpu).unwrap();
+    assert_eq!(
+        run("margin_ranking", &[&x, &x, &row]),
+        "margin_ranking: input1 [2, 3], input2 [2, 3] and target [2] must have one shape"
+    );
+    let labels = t2(&[&[1.0, 0.0, 1.0], &[-1.0, 1.0, 1.0]]);
+    assert_eq!(
+        run("margin_ranking", &[&x, &x, &labels]),
+        "margin_ranking: every target must be 1 or -1, got 0 at flat index 1; map 0/1 labels to -1/1 with 2y - 1"
+    );
+    let e = run("cosine_embedding", &[&x, &x, &labels]);
+    let start = "cosine_embedding: needs input1 and input2 of one shape (N, D) with a target of shape (N)";
+    assert!(e.starts_with(start), "{e}");
+    let e = run("triplet_margin", &[&x, &x, &row]);
+    let start = "triplet_margin: anchor [2, 3], positive [2, 3] and negative [2] must have one shape";
+    assert!(e.starts_with(start), "{e}");
+    let var = t2(&[&[1.0, 0.5, -0.1], &[1.0, 1.0, 1.0]]);
+    assert_eq!(
+        run("gaussian_nll", &[&x, &x, &var]),
+        "gaussian_nll: every var must be >= 0 (a variance), got -0.1 at flat index 2; end the variance head with softplus or exp"
+    );
+    let e = run("gaussian_nll", &[&x, &x, &Tensor::ones(3, DType::F64, &Device::Cpu).unwrap()]);
+    assert!(e.starts_with("gaussian_nll: var has shape [3], which does not fit the input's [2, 3]"), "{e}");
+    // One variance per row, as [2] or as [2, 1], is PyTorch's homoscedastic case.
+    let l = build("gaussian_nll", "");
+    let y = x.affine(1.0, 1.0).unwrap();
+    let per_row = l.forward_args(&[&x, &y, &row.abs().unwrap()]).unwrap().to_scalar::<f64>().unwrap();
+    let column = l.forward_args(&[&x, &y, &row.abs().unwrap().unsqueeze(1).unwrap()]).unwrap();
+    assert_eq!(per_row, column.to_scalar::<f64>().unwrap());
+    assert_eq!(build_err("triplet_margin", "margin = 0.0"), "triplet_margin.margin = 0.0 is invalid: must be > 0");
+    assert_eq!(
+        build_err("triplet_margin", "p = 0.5"),
+        "triplet_margin.p = 0.5 is invalid: must be a finite number >= 1"
+    );
+}
+
+/// A loss of three tensors trains only in a custom step (which calls forward_args) and
+/// without an evaluation set (whose loss is loss(output, target)): both are refused when
+/// the Learner is built, naming the loss and its arguments.
+#[test]
+fn the_learner_takes_a_several_input_loss_only_from_a_custom_step() {
+    use ember::core::rng::Rng;
+    use ember::data::TensorDataset;
+    use ember::nn::{Linear, Module};
+    use ember::train::{Learner, StepArgs, StepOutput};
+
+    let data = || {
+        let x: Vec<f32> = (0..64).map(|i| ((i * 7 % 13) as f32 - 6.0) / 4.0).collect();
+        let x = Tensor::from_vec(x, (16, 4), &Device::Cpu).unwrap();
+        TensorDataset::new(x, Tensor::zeros(16, DType::F32, &Device::Cpu).unwrap()).unwrap()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let builder = || {
+        let model = Linear::init(4, 3, true, &mut Rng::new(1), DType::F32, &Device::Cpu).unwrap();
+        Learner::builder(model)
+            .train_data(data())
+            .loss("triplet_margin")
+            .optimizer("sgd:lr=0.1")
+            .epochs(1)
+            .batch_size(8)
+            .out(tmp.path())
+            .quiet()
+    };
+    let e = builder().build().err().unwrap().to_string();
+    let start = "loss 'triplet_margin' takes anchor, positive, negative, not a model output and a target";
+    assert!(e.contains(start), "{e}");
+    // Anchors, positives (scaled) and negatives (flipped) through the model in one pass.
+    fn step(m: &Linear, s: StepArgs<'_>) -> ember::core::Result<StepOutput> {
+        let n = s.inputs.dim(0)?;
+        let all = Tensor::cat(&[s.inputs, &s.inputs.affine(1.1, 0.0)?, &s.inputs.affine(-1.0, 0.5)?], 0)?;
+        let out = m.forward(&all, s.ctx)?;
+        let (a, p, q) = (out.narrow(0, 0, n)?, out.narrow(0, n, n)?, out.narrow(0, 2 * n, n)?);
+        Ok(StepOutput::loss(s.loss.forward_args(&[&a, &p, &q])?))
+    }
+    let e = builder().eval_data(data()).train_step(step).build().err().unwrap().to_string();
+    assert!(e.contains("loss 'triplet_margin' takes anchor, positive, negative, but the evaluation"), "{e}");
+    let summary = builder().train_step(step).fit().unwrap();
+    assert_eq!(summary.epochs, 1);
+    assert!(summary.last.unwrap().train_loss.is_finite());
 }
 
 #[test]

@@ -12,7 +12,20 @@ use ember::core::{BuildContext, Config, StepContext};
 use ember::train::{clip_grad_norm, clip_grad_value, NormType, OptimizerDriver, ParamGroupSpec};
 use serde_json::Value as Json;
 
-const OPTIMIZERS: [&str; 9] = ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "radam", "rmsprop", "sgd"];
+const OPTIMIZERS: [&str; 12] = [
+    "adadelta",
+    "adafactor",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "asgd",
+    "nadam",
+    "radam",
+    "rmsprop",
+    "rprop",
+    "sgd",
+];
 const SCHEDULERS: [&str; 13] = [
     "chained",
     "constant",
@@ -116,6 +129,10 @@ fn fused_kernels_match_the_composed_reference() {
         ("rmsprop", "lr = 0.01\nalpha = 0.3\nmaximize = true"),
         ("adagrad", "lr = 0.1\nlr_decay = 0.01\nweight_decay = 0.1"),
         ("adagrad", "lr = 0.1\ninitial_accumulator_value = 0.5\nmaximize = true"),
+        ("rprop", "lr = 0.01"),
+        ("rprop", "lr = 0.05\netas = [0.3, 1.5]\nstep_sizes = [0.001, 0.2]\nmaximize = true"),
+        ("asgd", "lr = 0.01\nt0 = 3.0"),
+        ("asgd", "lr = 0.05\nlambd = 0.01\nalpha = 0.5\nt0 = 4.0\nweight_decay = 0.1\nmaximize = true"),
     ];
     // More elements than one chunk, and an odd count, to cross every split.
     let n = (1 << 17) + 3;

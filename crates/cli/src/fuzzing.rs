@@ -126,6 +126,7 @@ pub fn csv(data: &[u8]) {
         assert!(y.iter().all(|&i| i >= 0 && (i as usize) < t.class_names.len()), "class indices name classes");
     }
     // Both line ends count: a lone carriage return ends a record too.
-    let lines = text.split(['\n', '\r']).filter(|l| !l.trim().is_empty()).count();
+    // A blank line is white space without a delimiter (a line of tabs is a TSV row).
+    let lines = text.split(['\n', '\r']).filter(|l| !l.trim().is_empty() || l.contains(delimiter)).count();
     assert!(rows + t.dropped <= lines, "no more rows than lines");
 }

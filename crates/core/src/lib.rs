@@ -65,7 +65,7 @@ pub use metric::{Direction, Metric, MetricState};
 pub use module::Module;
 pub use optim::{AnyState, DynOptimizer, Optimizer, OptimizerState, StepContext};
 pub use params::{DefaultValue, Dims, Hyperparams, ParamEnum, ParamSpec, ParamType, ParamValue, Params};
-pub use plugins::{Activation, Loss, LossTargets, Regularizer, RegularizerRole, Scheduler};
+pub use plugins::{Activation, Loss, LossArg, LossTargets, Regularizer, RegularizerRole, Scheduler};
 pub use registry::{
     activation, layer, loss, metric, optimizer, regularizer, scheduler, ActivationEntry, BuildContext, Entry, Kind,
     LayerEntry, LossEntry, MetricEntry, OptimizerEntry, PluginInfo, RegularizerEntry, SchedulerEntry,

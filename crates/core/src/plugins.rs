@@ -1,6 +1,6 @@
 //! Four of the plugin traits (the optimizer's is in [`crate::optim`], the layer's in
-//! [`crate::layer`], the metric's in [`crate::metric`]). Each is
-//! object safe: the registry hands out `Box<dyn ...>`.
+//! [`crate::layer`], the metric's in [`crate::metric`]), and the loss's [`LossArg`]. Each
+//! trait is object safe: the registry hands out `Box<dyn ...>`.
 
 use std::fmt::Debug;
 
@@ -41,14 +41,68 @@ impl LossTargets {
     }
 }
 
-/// A training objective comparing a model's output with a target.
+/// One tensor a loss takes, under PyTorch's name for the argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LossArg {
+    /// PyTorch's argument name (`input`, `target`, `input1`, `anchor`, `var`, ...).
+    pub name: &'static str,
+    /// Whether the loss is differentiable in it: a model's outputs (and `var`) are, targets
+    /// are not. Parity files check the gradient `grad_<name>` of each of these.
+    pub grad: bool,
+}
+
+impl LossArg {
+    /// `input` (differentiable) and `target`: the arguments of [`Loss::forward`], and of
+    /// every loss that does not say otherwise.
+    pub const INPUT_TARGET: &'static [LossArg] = &[LossArg::grad("input"), LossArg::data("target")];
+
+    /// An argument the loss is differentiable in.
+    pub const fn grad(name: &'static str) -> Self {
+        LossArg { name, grad: true }
+    }
+
+    /// An argument without a gradient (a target, labels).
+    pub const fn data(name: &'static str) -> Self {
+        LossArg { name, grad: false }
+    }
+
+    /// The names, comma-separated (`anchor, positive, negative`), for messages.
+    pub fn names(args: &[LossArg]) -> String {
+        args.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// A training objective comparing a model's output with a target, or, for a loss of
+/// other tensors ([`Loss::arguments`]: `margin_ranking`, `triplet_margin`, ...), computed
+/// from those by [`Loss::forward_args`].
 pub trait Loss: Send + Sync + Debug {
-    /// The loss: 0-d unless the plugin's `reduction` is `none`.
+    /// The loss of a model's output and a target: 0-d unless the plugin's `reduction` is
+    /// `none`. A loss of other arguments refuses it, naming them.
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor>;
 
     /// The targets the loss takes; floats of the output's shape unless it says otherwise.
     fn targets(&self) -> LossTargets {
         LossTargets::Floats
+    }
+
+    /// The tensors the loss takes, in order, under PyTorch's names: `input` and `target`
+    /// ([`LossArg::INPUT_TARGET`]) unless the loss says otherwise.
+    fn arguments(&self) -> &'static [LossArg] {
+        LossArg::INPUT_TARGET
+    }
+
+    /// The loss of its [`Loss::arguments`], given in that order. The default, for a loss of
+    /// an input and a target, is [`Loss::forward`].
+    fn forward_args(&self, args: &[&Tensor]) -> Result<Tensor> {
+        match args {
+            [input, target] => self.forward(input, target),
+            _ => Err(Error::input(format!(
+                "the loss takes {} tensors ({}), got {}",
+                self.arguments().len(),
+                LossArg::names(self.arguments()),
+                args.len()
+            ))),
+        }
     }
 }
 

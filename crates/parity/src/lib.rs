@@ -405,17 +405,49 @@ fn activation_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
     Ok(())
 }
 
+/// A loss over its arguments (`input` and `target`, or the loss's own: `input1`,
+/// `input2`, `target`; `anchor`, `positive`, `negative`; ...), each read from
+/// `inputs.<name>`; expected `output` and `grad_<name>` for the differentiable ones.
 fn loss_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
-    c.check_expected_keys(&["output", "grad_input"])?;
+    if let Some(k) = c.expected.keys().find(|k| *k != "output" && !k.starts_with("grad_")) {
+        return Err(format!(
+            "expected.{k} is not something a loss case produces; use output, grad_input (or grad_NAME for each differentiable argument)"
+        ));
+    }
     c.require("output")?;
     let loss = ember_core::loss(c.name, &c.config, &c.ctx()).map_err(err_str)?;
-    let x = Var::from_tensor(&c.tensor("input")?).map_err(err_str)?;
-    let target = to_tensor(&c.input("target")?, c.dtype, c.device)?;
-    let y = loss.forward(x.as_tensor(), &target).map_err(err_str)?;
+    let args = loss.arguments();
+    let grads_of: Vec<&str> = args.iter().filter(|a| a.grad).map(|a| a.name).collect();
+    for k in c.expected.keys().filter(|k| k.starts_with("grad_")) {
+        if !grads_of.contains(&&k["grad_".len()..]) {
+            let allowed: Vec<String> = grads_of.iter().map(|n| format!("grad_{n}")).collect();
+            return Err(format!(
+                "expected.{k} is not something loss '{}' produces; use output, {}",
+                c.name,
+                allowed.join(", ")
+            ));
+        }
+    }
+    // One tensor per argument, in the loss's order; a Var for each differentiable one.
+    let mut tensors = Vec::with_capacity(args.len());
+    let mut vars = Vec::new();
+    for a in args {
+        if a.grad {
+            let v = Var::from_tensor(&c.tensor(a.name)?).map_err(err_str)?;
+            tensors.push(v.as_tensor().clone());
+            vars.push((a.name, v));
+        } else {
+            tensors.push(to_tensor(&c.input(a.name)?, c.dtype, c.device)?);
+        }
+    }
+    let refs: Vec<&Tensor> = tensors.iter().collect();
+    let y = loss.forward_args(&refs).map_err(err_str)?;
     c.compare("output", &y, diff)?;
-    if c.expected.contains_key("grad_input") {
+    if c.expected.keys().any(|k| k.starts_with("grad_")) {
         let grads = backward(&y, c.opt_input("grad_output")?, c.dtype)?;
-        c.compare("grad_input", &grad_of(&grads, &x)?, diff)?;
+        for (name, v) in &vars {
+            c.compare(&format!("grad_{name}"), &grad_of(&grads, v)?, diff)?;
+        }
     }
     Ok(())
 }

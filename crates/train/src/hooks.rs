@@ -18,6 +18,9 @@ pub struct StepArgs<'a> {
     /// Pass it to every forward call of this step (dropout draws from it).
     pub ctx: &'a mut Context,
     /// The loss the run was given (`loss = "..."`), to combine with the step's own terms.
+    /// A loss of other tensors than an output and a target (`triplet_margin`,
+    /// `gaussian_nll`, ...) is called with `loss.forward_args(&[...])`, its arguments in
+    /// the order `loss.arguments()` names them.
     pub loss: &'a dyn Loss,
 }
 

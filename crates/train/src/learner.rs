@@ -16,7 +16,8 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use ember_core::rng;
 use ember_core::{
-    registry, BuildContext, Config, Context as _, Direction, Error, IoContext, LayerContext, Loss, Result, Scheduler,
+    registry, BuildContext, Config, Context as _, Direction, Error, IoContext, LayerContext, Loss, LossArg, Result,
+    Scheduler,
 };
 use ember_data::{DataLoader, Dataset};
 use ember_nn::{build_layers, load_state_dict, mlp, state_dict, ActivationLayer, Context, Module, Sequential};
@@ -451,6 +452,7 @@ impl Learner {
         crate::data::check_data(train.as_ref(), eval.as_ref(), &origins)?;
         let ctx = BuildContext::new(device.clone(), dtype);
         let loss = registry::loss(&config.loss.name, &config.loss.config, &ctx).context("loss")?;
+        check_loss_arguments(loss.as_ref(), &config.loss.name, false, false)?;
         // The loss says what targets it takes; the data and the model must fit them.
         let class_targets = loss.targets().takes_classes();
         if !class_targets && train.batch(&[0])?.1.dtype().is_int() {
@@ -515,6 +517,7 @@ impl Learner {
             return Err(Error::input("data: the training set is empty"));
         }
         let eval = eval.filter(|e| !e.is_empty());
+        check_loss_arguments(loss.as_ref(), &spec.loss.name, step_fn.is_some(), eval.is_some())?;
         let (_, first) = train.batch(&[0])?;
         let class_targets = loss.targets().takes_classes() && first.dtype().is_int();
         if !loss.targets().takes_classes() && first.dtype().is_int() {
@@ -1421,6 +1424,29 @@ fn init_weights(model: &dyn Module, path: &Path, strict: bool) -> Result<String>
         list(&r.missing),
         list(&r.unexpected)
     ))
+}
+
+/// A loss of other tensors than a model output and a target (`margin_ranking`,
+/// `triplet_margin`, ...: [`Loss::arguments`]) works only inside a custom training step,
+/// which calls [`Loss::forward_args`] itself, and without an evaluation set: the default
+/// step and the evaluation call `loss.forward(output, target)`.
+fn check_loss_arguments(loss: &dyn Loss, name: &str, custom_step: bool, eval: bool) -> Result<()> {
+    let args = loss.arguments();
+    if args == LossArg::INPUT_TARGET {
+        return Ok(());
+    }
+    let names = LossArg::names(args);
+    if !custom_step {
+        return Err(Error::input(format!(
+            "loss '{name}' takes {names}, not a model output and a target, so the Learner's own step cannot compute it: give a custom training step (LearnerBuilder::train_step) that calls StepArgs.loss.forward_args(&[{names}]), or choose a loss of (output, target)"
+        )));
+    }
+    if eval {
+        return Err(Error::input(format!(
+            "loss '{name}' takes {names}, but the evaluation after each epoch computes loss(output, target); train without an evaluation set, or choose a loss of (output, target)"
+        )));
+    }
+    Ok(())
 }
 
 /// The warning for a run without an evaluation set, or an error when the settings ask

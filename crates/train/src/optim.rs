@@ -7,7 +7,7 @@
 //! is built per group. A parameter without a gradient is skipped, and its state is
 //! created lazily at its first step, as in PyTorch.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use candle_core::backprop::GradStore;
@@ -260,11 +260,16 @@ impl OptimizerDriver {
     }
 
     /// Restores what [`OptimizerDriver::state_dict`] produced. Every key must name a
-    /// known group or parameter, and buffers must have their parameter's shape.
+    /// known group or parameter, and buffers must have the shape the optimizer keeps
+    /// them in (their parameter's, for elementwise optimizers).
     pub fn load_state_dict(&mut self, dict: &HashMap<String, Tensor>) -> Result<()> {
         let mut states: Vec<Option<State>> = vec![None; self.params.len()];
         let mut lrs = self.lrs.clone();
         let mut problems = Vec::new();
+        // What each parameter's state holds, and each buffer's shape: the parameter's for
+        // elementwise optimizers, reduced for factored ones (Adafactor's row and column
+        // statistics).
+        let expected: Vec<_> = (0..self.params.len()).map(|i| self.expected_state(i)).collect();
         for (key, t) in dict {
             let Some(rest) = key.strip_prefix("optimizer/") else {
                 continue;
@@ -294,28 +299,35 @@ impl OptimizerDriver {
             };
             let var = &self.params[i].1;
             let state = states[i].get_or_insert_with(State::new);
+            let want = expected[i].as_ref().and_then(|(t, _)| t.get(field)).map_or(var.dims(), Vec::as_slice);
             if !t.dtype().is_float() {
                 problems.push(format!("{key}: dtype {:?}; optimizer state must be floating point", t.dtype()));
             } else if kind == "scalar" {
                 state.scalars.insert(field.to_string(), scalar(key, t)?);
-            } else if t.dims() != var.dims() {
-                problems.push(format!(
-                    "{key}: shape {:?}, but parameter '{pname}' has shape {:?}",
-                    t.dims(),
-                    var.dims()
-                ));
+            } else if t.dims() != want {
+                problems.push(if want == var.dims() {
+                    format!("{key}: shape {:?}, but parameter '{pname}' has shape {:?}", t.dims(), var.dims())
+                } else {
+                    format!(
+                        "{key}: shape {:?}, but {} keeps it with shape {want:?} for parameter '{pname}' (shape {:?})",
+                        t.dims(),
+                        self.name,
+                        var.dims()
+                    )
+                });
             } else {
                 let t = t.to_device(var.device())?.to_dtype(var.dtype())?;
                 state.tensors.insert(field.to_string(), t.contiguous()?.copy()?);
             }
         }
         for (i, state) in states.iter().enumerate() {
-            let (Some(state), Some((tensors, scalars))) = (state, self.expected_state(i)) else { continue };
+            let (Some(state), Some((tensors, scalars))) = (state, &expected[i]) else { continue };
+            let tensors: BTreeSet<String> = tensors.keys().cloned().collect();
             let pname = &self.params[i].0;
             let name = &self.name;
             for (kind, want, have) in [
                 ("state", &tensors, state.tensors.keys().cloned().collect::<BTreeSet<_>>()),
-                ("scalar", &scalars, state.scalars.keys().cloned().collect()),
+                ("scalar", scalars, state.scalars.keys().cloned().collect()),
             ] {
                 for k in want.difference(&have) {
                     problems
@@ -355,7 +367,7 @@ impl OptimizerDriver {
     /// The names of the buffers and scalars that parameter `i`'s state holds after a
     /// step, found by stepping a copy of the parameter with a zero gradient (optimizers
     /// may create entries lazily, as SGD's momentum buffer). `None` if the probe fails.
-    fn expected_state(&self, i: usize) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+    fn expected_state(&self, i: usize) -> Option<ExpectedState> {
         let var = &self.params[i].1;
         let g = self.group_of[i];
         let optimizer = &self.groups[g].optimizer;
@@ -365,7 +377,10 @@ impl OptimizerDriver {
         let ctx = StepContext::new(self.lrs[g]).with_momentum(self.momenta[g]);
         optimizer.step(&probe, &grad, &mut state, &ctx).ok()?;
         let state = state.save();
-        Some((state.tensors.into_keys().collect(), state.scalars.into_keys().collect()))
+        Some((
+            state.tensors.into_iter().map(|(k, t)| (k, t.dims().to_vec())).collect(),
+            state.scalars.into_keys().collect(),
+        ))
     }
 
     /// Saves [`OptimizerDriver::state_dict`] as a safetensors file.
@@ -381,6 +396,10 @@ impl OptimizerDriver {
         self.load_state_dict(&dict)
     }
 }
+
+/// A parameter's optimizer state as a step leaves it: each buffer's shape by name, and
+/// the names of its scalars.
+type ExpectedState = (BTreeMap<String, Vec<usize>>, BTreeSet<String>);
 
 fn scalar(key: &str, t: &Tensor) -> Result<f64> {
     if t.rank() != 0 {

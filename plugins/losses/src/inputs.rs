@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Tensor};
 use ember_core::ops::pointwise::check_float;
-use ember_core::{Error, Result};
+use ember_core::{Error, LossArg, Result};
 
 /// Whether `dtype` is a float type.
 pub fn is_float(dtype: DType) -> bool {
@@ -75,4 +75,46 @@ pub fn frames_and_classes(name: &str, input: &Tensor) -> Result<(usize, usize)> 
 /// The target's values as f64 (integer or float targets), for checks on the host.
 pub fn host_values(target: &Tensor) -> Result<Vec<f64>> {
     Ok(target.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
+}
+
+/// The tensors given to a loss of several arguments (`args`, in order), checked against
+/// their number.
+pub fn take<'a, const N: usize>(name: &str, args: &[LossArg], given: &[&'a Tensor]) -> Result<[&'a Tensor; N]> {
+    <[&'a Tensor; N]>::try_from(given).map_err(|_| {
+        Error::input(format!("{name} takes {} tensors ({}), got {}", args.len(), LossArg::names(args), given.len()))
+    })
+}
+
+/// What [`Loss::forward`](ember_core::Loss::forward) answers for a loss of other arguments
+/// than a model output and a target.
+pub fn not_input_target(name: &str, args: &[LossArg]) -> Error {
+    let names = LossArg::names(args);
+    Error::input(format!(
+        "{name} takes {names}, not a model output and a target: call forward_args(&[{names}]); in a Learner, compute it in a custom training step (LearnerBuilder::train_step), whose StepArgs carry the loss"
+    ))
+}
+
+/// The dtype a loss computes in for inputs of `dtype`: f32 for f16 and bf16 (PyTorch's
+/// math type for half floats), else `dtype` itself.
+pub fn compute_dtype(dtype: DType) -> DType {
+    match dtype {
+        DType::F16 | DType::BF16 => DType::F32,
+        d => d,
+    }
+}
+
+/// Every target is 1 or -1 (PyTorch would read any other value as neither kind of pair).
+pub fn plus_minus_one(name: &str, target: &Tensor) -> Result<()> {
+    if let Some((i, v)) = host_values(target)?.into_iter().enumerate().find(|(_, v)| *v != 1.0 && *v != -1.0) {
+        return Err(Error::input(format!(
+            "{name}: every target must be 1 or -1, got {v} at flat index {i}; map 0/1 labels to -1/1 with 2y - 1"
+        )));
+    }
+    Ok(())
+}
+
+/// max(z, 0) as PyTorch's `clamp_min(z, 0)` differentiates it: gradient 1 where z > 0,
+/// else 0 (so 0 at z = 0); NaN stays NaN.
+pub fn clamp_min_zero(z: &Tensor) -> candle_core::Result<Tensor> {
+    z.le(0.0)?.where_cond(&z.zeros_like()?, z)
 }

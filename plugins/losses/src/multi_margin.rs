@@ -9,9 +9,9 @@ use crate::inputs::{class_vector, frames_and_classes, is_float};
 use crate::reduction::Reduction;
 
 /// For scores x of shape (N, C) or (C) and class indices y of shape (N) or (): per sample,
-/// Σ_{i ≠ y} w[y] max(0, margin - x[y] + x[i])^p / C; then `reduction` over the N
+/// `Σ_{i ≠ y} w[y] max(0, margin - x[y] + x[i])^p / C`; then `reduction` over the N
 /// samples (`none` gives the target's shape). A term counts only where
-/// margin - x[y] + x[i] > 0, so its gradient is 0 at the kink, as PyTorch's. Pair it
+/// `margin - x[y] + x[i] > 0`, so its gradient is 0 at the kink, as PyTorch's. Pair it
 /// with raw scores (no softmax); predictions are the arg-max class.
 #[derive(Clone, Debug, PartialEq, Hyperparams)]
 #[plugin(

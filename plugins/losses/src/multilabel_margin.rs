@@ -11,9 +11,9 @@ use crate::reduction::Reduction;
 /// For scores x of shape (N, C) or (C) and a target of the same shape whose rows list the
 /// sample's target classes, padded with -1 after the last (`[3, 0, -1, -1]`: classes 3
 /// and 0; entries after the first -1 are ignored): per sample,
-/// Σ_{j target} Σ_{i not a target} max(0, 1 - (x[j] - x[i])) / C; then `reduction` over
+/// `Σ_{j target} Σ_{i not a target} max(0, 1 - (x[j] - x[i])) / C`; then `reduction` over
 /// the N samples (`none` gives N values, or a 0-d loss for a (C) input). A term counts
-/// only where 1 - x[j] + x[i] > 0, as PyTorch's. The target may be an integer tensor or
+/// only where `1 - x[j] + x[i] > 0`, as PyTorch's. The target may be an integer tensor or
 /// floats holding whole numbers. Pair it with raw scores (no sigmoid).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Hyperparams)]
 #[plugin(

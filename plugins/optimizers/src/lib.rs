@@ -1,6 +1,6 @@
 //! Ember's built-in optimizers, registered by name with PyTorch's semantics, argument
 //! names and defaults: `sgd`, `adagrad`, `rmsprop`, `adam`, `adamw`, `adadelta`,
-//! `adamax`, `nadam`, `radam`.
+//! `adamax`, `nadam`, `radam`, `adafactor`, `rprop`, `asgd`.
 //!
 //! Each is a struct of its hyperparameters (`#[derive(Hyperparams)]`, registered by a
 //! `#[plugin(optimizer = ...)]` that also declares the default `lr`) implementing
@@ -13,9 +13,9 @@
 //! keeps a copy of either. `adamw` is [`Adam`] registered a second time, with decoupled
 //! weight decay.
 //!
-//! `sgd` (with momentum), `adam`/`adamw`, `rmsprop` and `adagrad` update contiguous
-//! f32/f64 CPU parameters with fused kernels (one pass over memory, split across
-//! threads); every optimizer also has a composed-op path, the reference the fused
+//! `sgd` (with momentum), `adam`/`adamw`, `rmsprop`, `adagrad`, `rprop` and `asgd`
+//! update contiguous f32/f64 CPU parameters with fused kernels (one pass over memory,
+//! split across threads); every optimizer also has a composed-op path, the reference the fused
 //! kernels are tested against and the path for other devices and dtypes. The fused
 //! kernel is taken exactly when [`ember_core::optim::fused_kind`] allows it, so
 //! `EMBER_KERNELS=composed` or [`ember_core::ops::with_kernels`]`(Kernels::Composed, ..)`
@@ -25,23 +25,29 @@
 //! otherwise write `use ember_optimizers as _;`.
 
 mod adadelta;
+mod adafactor;
 mod adagrad;
 mod adam;
 mod adamax;
+mod asgd;
 mod common;
 mod nadam;
 mod radam;
 mod rmsprop;
+mod rprop;
 mod sgd;
 
 pub use adadelta::{Adadelta, AdadeltaState};
+pub use adafactor::{Adafactor, AdafactorEps, AdafactorState};
 pub use adagrad::{Adagrad, AdagradState};
 pub use adam::{Adam, AdamState};
 pub use adamax::{Adamax, AdamaxState};
+pub use asgd::{Asgd, AsgdState};
 pub use common::Betas;
 pub use nadam::{Nadam, NadamState};
 pub use radam::{Radam, RadamState};
 pub use rmsprop::{Rmsprop, RmspropState};
+pub use rprop::{Rprop, RpropState};
 pub use sgd::{Sgd, SgdState};
 
 #[cfg(test)]
