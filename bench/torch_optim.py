@@ -14,11 +14,14 @@ import torch
 parser = argparse.ArgumentParser()
 parser.add_argument("--numel", type=int, default=1 << 24)
 parser.add_argument("--steps", type=int, default=20)
-parser.add_argument("--name", default="adam", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"])
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
+              "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad, "adadelta": torch.optim.Adadelta,
+              "adamax": torch.optim.Adamax, "nadam": torch.optim.NAdam, "radam": torch.optim.RAdam,
+              "asgd": torch.optim.ASGD, "rprop": torch.optim.Rprop}
+parser.add_argument("--name", default="adam", choices=sorted(OPTIMIZERS))
 args = parser.parse_args()
 
-OPT = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
-       "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}[args.name]
+OPT = OPTIMIZERS[args.name]
 KW = {"sgd": {"lr": 0.01, "momentum": 0.9}}.get(args.name, {})
 
 for variant in ("single_tensor", "foreach", "fused"):

@@ -503,3 +503,40 @@ fn cycling_momentum_needs_an_optimizer_with_momentum_or_betas() {
     driver.follow(sched.as_ref()).unwrap();
     assert_eq!(driver.momenta(), [None]);
 }
+
+/// `warmup = N` on any scheduler is `sequential` of LinearLR (from `warmup_start_factor`,
+/// default 1/3, to 1 over N steps) and the scheduler, with milestone N.
+#[test]
+fn warmup_on_a_scheduler_is_sequential_linear_then_it() {
+    let resolve = |text: &str| -> ember::train::config::SchedulerConfig { toml::from_str(text).unwrap() };
+    let lrs = |name: &str, config: &Config| {
+        let mut s = ember::core::scheduler(name, config, &BuildContext::default()).unwrap();
+        let mut lrs = vec![0.1];
+        s.init(&mut lrs).unwrap();
+        let mut seen = vec![lrs[0]];
+        for _ in 0..10 {
+            s.step(&mut lrs, None).unwrap();
+            seen.push(lrs[0]);
+        }
+        seen
+    };
+    let (name, config) =
+        resolve("name = \"cosine\"\nT_max = 6\nwarmup = 3\nwarmup_start_factor = 0.01").resolved().unwrap();
+    assert_eq!(name, "sequential");
+    let explicit = cfg("milestones = [3]\nschedulers = [{ name = \"linear\", start_factor = 0.01, end_factor = 1.0, total_iters = 3 }, { name = \"cosine\", T_max = 6 }]");
+    let (a, b) = (lrs(&name, &config), lrs("sequential", &explicit));
+    assert_eq!(a, b);
+    assert!((a[0] - 0.001).abs() < 1e-15 && (a[3] - 0.1).abs() < 1e-15, "{a:?}");
+    let (_, config) = resolve("name = \"step\"\nstep_size = 2\nwarmup = 2").resolved().unwrap();
+    assert!((lrs("sequential", &config)[0] - 0.1 / 3.0).abs() < 1e-15);
+    let plain = resolve("name = \"step\"\nstep_size = 2").resolved().unwrap();
+    assert_eq!(plain.0, "step");
+    for (text, want) in [
+        ("name = \"cosine\"\nT_max = 4\nwarmup = 0", "scheduler.warmup = 0 is invalid"),
+        ("name = \"cosine\"\nT_max = 4\nwarmup_start_factor = 0.1", "warmup_start_factor without warmup"),
+        ("name = \"chained\"\nwarmup = 2\nschedulers = []", "warmup on chained"),
+    ] {
+        let e = resolve(text).resolved().unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    }
+}

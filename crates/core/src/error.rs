@@ -224,14 +224,14 @@ fn clean_candle(e: &candle_core::Error) -> String {
     }
 }
 
-/// Whether `candidate` is a plausible intended spelling of `name`: a few edits away, or
-/// one contains the other (`slope` for `negative_slope`, `steplr` for `step`).
 /// The candidate closest to `name` when it is a plausible typo of it (for "did you
 /// mean" hints).
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     closest(name, candidates).filter(|s| plausible(name, s))
 }
 
+/// Whether `candidate` is a plausible intended spelling of `name`: a few edits away, or
+/// one contains the other (`slope` for `negative_slope`, `steplr` for `step`).
 pub(crate) fn plausible(name: &str, candidate: &str) -> bool {
     candidate.contains(name)
         || name.contains(candidate)

@@ -393,6 +393,8 @@ fn unknown_column(origin: &str, name: &str, role: &str, names: &[String], line: 
     let wanted = name.trim().to_lowercase();
     if let Some(close) = names.iter().find(|n| n.to_lowercase() == wanted) {
         msg += &format!("; did you mean {close:?}? (column names are case-sensitive)");
+    } else if let Some(close) = ember_core::suggest(name, names.iter().map(String::as_str)) {
+        msg += &format!("; did you mean {close:?}?");
     }
     if names.iter().all(|n| parse_number(n).is_some()) {
         msg += "; the first line looks like data: a table needs a header line of column names";
@@ -1067,6 +1069,10 @@ mod tests {
         assert!(e.contains(r#"did you mean "a"?"#), "{e}");
         let e = error("1,2,3\n4,5,6\n", &spec(&["y"]));
         assert!(e.contains("the first line looks like data"), "{e}");
+        let e = error("sepal_length,species\n1,a\n", &TableSpec { classes: true, ..spec(&["speceis"]) });
+        assert!(e.ends_with(r#"its columns are "sepal_length", "species"; did you mean "species"?"#), "{e}");
+        let e = error("sepal_length,species\n1,a\n", &TableSpec { classes: true, ..spec(&["petal"]) });
+        assert!(!e.contains("did you mean"), "{e}");
     }
 
     #[test]

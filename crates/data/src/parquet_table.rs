@@ -332,6 +332,8 @@ fn unknown_column(origin: &str, name: &str, role: &str, names: &[String]) -> Err
     let wanted = name.trim().to_lowercase();
     if let Some(close) = names.iter().find(|n| n.to_lowercase() == wanted) {
         msg += &format!("; did you mean {close:?}? (column names are case-sensitive)");
+    } else if let Some(close) = ember_core::suggest(name, names.iter().map(String::as_str)) {
+        msg += &format!("; did you mean {close:?}?");
     }
     Error::input(msg)
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ember_core::{Config, Context, Error, ParamEnum, Result};
+use ember_core::{Config, Context, Error, ParamEnum, Result, Value};
 use serde::{Deserialize, Serialize};
 
 pub use crate::clip::NormType;
@@ -264,6 +264,59 @@ pub struct SchedulerConfig {
     pub monitor: Option<Metric>,
     #[serde(flatten)]
     pub config: Config,
+}
+
+impl SchedulerConfig {
+    /// The scheduler to build, by name and config: the scheduler itself, or with `warmup =
+    /// N` (a shorthand on any scheduler) PyTorch's `SequentialLR([LinearLR(start_factor =
+    /// warmup_start_factor (default 1/3, LinearLR's), total_iters = N), SCHEDULER],
+    /// milestones = [N])`: the learning rate rises linearly to its configured value over N
+    /// steps (epochs or batches, by `interval`), then the scheduler runs from its start.
+    pub fn resolved(&self) -> Result<(String, Config)> {
+        let Some(warmup) = self.config.get("warmup") else {
+            if self.config.contains_key("warmup_start_factor") {
+                return Err(Error::config(
+                    "scheduler",
+                    "warmup_start_factor without warmup: set warmup = N (the warm-up steps) too, or remove it",
+                ));
+            }
+            return Ok((self.name.clone(), self.config.clone()));
+        };
+        let steps = match warmup {
+            Value::Int(n) if *n >= 1 => *n,
+            other => {
+                return Err(invalid(
+                    "scheduler.warmup",
+                    other,
+                    "must be a whole number of steps >= 1 (epochs, or batches with interval = \"batch\")",
+                ))
+            }
+        };
+        if matches!(self.name.as_str(), "sequential" | "chained") {
+            return Err(Error::config(
+                "scheduler",
+                format!(
+                    "warmup on {}: put a {{ name = \"linear\", ... }} schedule first in its schedulers instead",
+                    self.name
+                ),
+            ));
+        }
+        let start = self.config.get("warmup_start_factor").cloned().unwrap_or(Value::Float(1.0 / 3.0));
+        let linear = Config::from([
+            ("name".to_string(), Value::Str("linear".into())),
+            ("start_factor".to_string(), start),
+            ("end_factor".to_string(), Value::Float(1.0)),
+            ("total_iters".to_string(), Value::Int(steps)),
+        ]);
+        let mut main: Config =
+            self.config.iter().filter(|(k, _)| !k.starts_with("warmup")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        main.insert("name".into(), Value::Str(self.name.clone()));
+        let config = Config::from([
+            ("milestones".to_string(), Value::List(vec![Value::Int(steps)])),
+            ("schedulers".to_string(), Value::List(vec![Value::Table(linear), Value::Table(main)])),
+        ]);
+        Ok(("sequential".into(), config))
+    }
 }
 
 /// Where the examples come from.

@@ -582,7 +582,8 @@ impl Learner {
                 .context("optimizer")?;
         let scheduler = match &spec.scheduler {
             Some(s) => {
-                let mut sched = registry::scheduler(&s.name, &s.config, &ctx).context("scheduler")?;
+                let (name, config) = s.resolved()?;
+                let mut sched = registry::scheduler(&name, &config, &ctx).context("scheduler")?;
                 if let (Some(m), false) = (&s.monitor, sched.needs_metric()) {
                     return Err(Error::input(format!(
                         "scheduler.monitor = {:?} has no effect: scheduler '{}' does not watch a metric; remove `monitor` (it applies to metric-driven schedulers such as reduce_on_plateau)",
