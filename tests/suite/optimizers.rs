@@ -540,3 +540,47 @@ fn warmup_on_a_scheduler_is_sequential_linear_then_it() {
         assert!(e.contains(want), "{e}");
     }
 }
+
+/// A parameter group may name its own optimizer: built from the group's keys alone (that
+/// optimizer's defaults for the rest), stepping exactly as that optimizer alone on those
+/// parameters; its state saves and loads with the rest.
+#[test]
+fn a_group_with_its_own_optimizer_steps_as_that_optimizer_alone() {
+    let groups = [ParamGroupSpec { params: vec!["*.bias".into()], overrides: cfg("name = \"adamw\"\nlr = 0.02") }];
+    let copy = |params: &[(String, Var)]| -> Vec<(String, Var)> {
+        params.iter().map(|(n, v)| (n.clone(), Var::from_tensor(&v.as_tensor().copy().unwrap()).unwrap())).collect()
+    };
+    let params = model();
+    let mut mixed = OptimizerDriver::new("sgd", &cfg("lr = 0.05\nmomentum = 0.5"), &groups, params.clone()).unwrap();
+    let (weight, bias) = (copy(&params[..1]), copy(&params[1..2]));
+    let mut sgd = OptimizerDriver::new("sgd", &cfg("lr = 0.05\nmomentum = 0.5"), &[], weight.clone()).unwrap();
+    let mut adamw = OptimizerDriver::new("adamw", &cfg("lr = 0.02"), &[], bias.clone()).unwrap();
+    assert_eq!(mixed.lrs(), [0.05, 0.02]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut resumed: Option<(OptimizerDriver, Vec<(String, Var)>)> = None;
+    for k in 0..4 {
+        if k == 2 {
+            // Saved and loaded into a fresh driver midway: the same steps follow.
+            mixed.save(dir.path().join("mixed.safetensors")).unwrap();
+            let fresh = copy(&params);
+            let mut again =
+                OptimizerDriver::new("sgd", &cfg("lr = 0.05\nmomentum = 0.5"), &groups, fresh.clone()).unwrap();
+            again.load(dir.path().join("mixed.safetensors")).unwrap();
+            resumed = Some((again, fresh));
+        }
+        if let Some((again, fresh)) = resumed.as_mut() {
+            again.step(&grads(fresh, k)).unwrap();
+        }
+        mixed.step(&grads(&params, k)).unwrap();
+        let both: Vec<(String, Var)> = weight.iter().chain(&bias).cloned().collect();
+        let g = grads(&both, k);
+        sgd.step(&g).unwrap();
+        adamw.step(&g).unwrap();
+    }
+    let (got, want) = (snapshot(&params), [snapshot(&weight), snapshot(&bias)].concat());
+    assert_eq!(got[..2], want[..], "sgd on the weight, adamw on the bias");
+    assert_eq!(snapshot(&resumed.unwrap().1), got, "resumed midway");
+    let bad = [ParamGroupSpec { params: vec!["*.bias".into()], overrides: cfg("name = \"adamw\"\nmomentum = 0.9") }];
+    let e = OptimizerDriver::new("sgd", &cfg("lr = 0.05"), &bad, model()).unwrap_err().to_string();
+    assert!(e.contains("optimizer.groups[0]") && e.contains("momentum"), "{e}");
+}

@@ -55,7 +55,11 @@ impl ParamGroupSpec {
 }
 
 struct Group {
+    /// The optimizer's registry name (a group may name its own).
+    name: String,
     optimizer: Box<dyn DynOptimizer>,
+    /// Whether the optimizer takes `momentum` or `betas` (what momentum cycling moves).
+    has_momentum: bool,
     /// The patterns that select it (empty for the default group).
     patterns: Vec<String>,
 }
@@ -69,8 +73,6 @@ pub struct OptimizerDriver {
     lrs: Vec<f64>,
     /// The momentum a scheduler sets for each group (`None`: as configured).
     momenta: Vec<Option<f64>>,
-    /// Whether the optimizer takes `momentum` or `betas` (what momentum cycling moves).
-    has_momentum: bool,
     params: Vec<(String, Var)>,
     group_of: Vec<usize>,
     states: Vec<Option<AnyState>>,
@@ -84,22 +86,48 @@ impl std::fmt::Debug for OptimizerDriver {
 
 impl OptimizerDriver {
     /// The optimizer `name` with `config`, over `params`, with extra parameter `groups`
-    /// (group 0 is the default group; `groups[i]` becomes group i + 1).
+    /// (group 0 is the default group; `groups[i]` becomes group i + 1). A group's
+    /// overrides change the default group's config; a group that names an optimizer of
+    /// its own (`name = "adamw"`) is built from its own keys alone, with that optimizer's
+    /// defaults for the rest (Muon on the matrices, AdamW on the rest, in one run).
     pub fn new(name: &str, config: &Config, groups: &[ParamGroupSpec], params: Vec<(String, Var)>) -> Result<Self> {
         let ctx = BuildContext::default();
+        let momentum_keys = |name: &str| -> Result<bool> {
+            let keys = registry::find::<dyn DynOptimizer>(name)?.params;
+            Ok(keys.iter().any(|k| k.name == "momentum" || k.name == "betas"))
+        };
         let (optimizer, lr) = registry::optimizer_with_lr(name, config, &ctx)?;
         let mut lrs = vec![lr];
-        let mut built = vec![Group { optimizer, patterns: Vec::new() }];
+        let mut built = vec![Group {
+            name: name.to_string(),
+            optimizer,
+            has_momentum: momentum_keys(name)?,
+            patterns: Vec::new(),
+        }];
         for (i, spec) in groups.iter().enumerate() {
-            let mut merged = config.clone();
-            merged.extend(spec.overrides.clone());
-            let (optimizer, lr) =
-                registry::optimizer_with_lr(name, &merged, &ctx).with_context(|| format!("optimizer.groups[{i}]"))?;
+            let at = || format!("optimizer.groups[{i}]");
+            let (group_name, merged) = match spec.overrides.get("name") {
+                None => {
+                    let mut merged = config.clone();
+                    merged.extend(spec.overrides.clone());
+                    (name.to_string(), merged)
+                }
+                Some(Value::Str(own)) => {
+                    let own_keys = spec.overrides.iter().filter(|(k, _)| *k != "name");
+                    (own.clone(), own_keys.map(|(k, v)| (k.clone(), v.clone())).collect())
+                }
+                Some(other) => {
+                    return Err(Error::config(
+                        format!("{}.name", at()),
+                        format!("expected an optimizer name (a string such as \"adamw\"), got {other}"),
+                    ))
+                }
+            };
+            let (optimizer, lr) = registry::optimizer_with_lr(&group_name, &merged, &ctx).with_context(at)?;
             lrs.push(lr);
-            built.push(Group { optimizer, patterns: spec.params.clone() });
+            let has_momentum = momentum_keys(&group_name)?;
+            built.push(Group { name: group_name, optimizer, has_momentum, patterns: spec.params.clone() });
         }
-        let keys = registry::find::<dyn DynOptimizer>(name)?.params;
-        let has_momentum = keys.iter().any(|k| k.name == "momentum" || k.name == "betas");
         let mut seen = std::collections::HashSet::new();
         for (pname, _) in &params {
             if !seen.insert(pname.as_str()) {
@@ -144,7 +172,6 @@ impl OptimizerDriver {
             groups: built,
             lrs,
             momenta,
-            has_momentum,
             params,
             group_of,
             states,
@@ -190,10 +217,10 @@ impl OptimizerDriver {
             self.momenta.iter_mut().for_each(|m| *m = None);
             return Ok(());
         }
-        if !self.has_momentum {
+        if let Some(g) = self.groups.iter().find(|g| !g.has_momentum) {
             return Err(Error::input(format!(
                 "the scheduler cycles momentum (cycle_momentum = true, PyTorch's default), but optimizer '{}' has no `momentum` or `betas`; set cycle_momentum = false in [scheduler]",
-                self.name
+                g.name
             )));
         }
         for (g, m) in self.momenta.iter_mut().enumerate() {
@@ -233,7 +260,7 @@ impl OptimizerDriver {
             let ctx = StepContext::new(self.lrs[group]).with_momentum(self.momenta[group]);
             optimizer
                 .step(var, &grad, state, &ctx)
-                .with_context(|| format!("{} step on parameter '{name}'", self.name))?;
+                .with_context(|| format!("{} step on parameter '{name}'", self.groups[group].name))?;
         }
         Ok(())
     }
@@ -311,7 +338,7 @@ impl OptimizerDriver {
                     format!(
                         "{key}: shape {:?}, but {} keeps it with shape {want:?} for parameter '{pname}' (shape {:?})",
                         t.dims(),
-                        self.name,
+                        self.groups[self.group_of[i]].name,
                         var.dims()
                     )
                 });
@@ -324,7 +351,7 @@ impl OptimizerDriver {
             let (Some(state), Some((tensors, scalars))) = (state, &expected[i]) else { continue };
             let tensors: BTreeSet<String> = tensors.keys().cloned().collect();
             let pname = &self.params[i].0;
-            let name = &self.name;
+            let name = &self.groups[self.group_of[i]].name;
             for (kind, want, have) in [
                 ("state", &tensors, state.tensors.keys().cloned().collect::<BTreeSet<_>>()),
                 ("scalar", scalars, state.scalars.keys().cloned().collect()),
