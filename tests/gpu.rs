@@ -46,9 +46,11 @@ fn parity_cases_pass_on_cuda_where_they_pass_on_the_cpu() {
         "losses",
         "losses_more",
         "losses_multi",
+        "losses_ctc",
         "optimizers",
         "optimizers_more",
         "optimizers_adafactor",
+        "optimizers_ref",
         "regularizers",
         "layers",
     ] {

@@ -236,7 +236,7 @@ fn plugins_accepts_plural_kinds_and_rejects_unknown_ones() {
     assert!(text.starts_with("regularizers (5)\n"), "{text}");
     let (code, text, _) = run_cli(&["plugins", "--kind", "losses"]);
     assert_eq!(code, 0);
-    assert!(text.starts_with("losses (19)\n"), "{text}");
+    assert!(text.starts_with("losses (20)\n"), "{text}");
     let (code, _, err) = run_cli(&["plugins", "--kind", "activatoin"]);
     assert_eq!(code, 2);
     assert!(err.contains("unknown plugin kind 'activatoin'; expected one of activation, loss"), "{err}");

@@ -250,7 +250,7 @@ fn config_errors_name_the_key_and_the_choices() {
     assert!(learner_err(&edited("train", "metrics = [\"f2\"]")).starts_with("train.metrics[0]: unknown metric 'f2'"));
     assert_eq!(
         learner_err(&BASE.replace("name = \"adam\"", "name = \"adamm\"")),
-        "optimizer: unknown optimizer 'adamm'; did you mean 'adam'? Known optimizers: adadelta, adafactor, adagrad, adam, adamax, adamw, asgd, nadam, radam, rmsprop, rprop, sgd. An optimizer from a crate of its own is registered only in a program that names that crate: add `use the_plugin_crate as _;`"
+        "optimizer: unknown optimizer 'adamm'; did you mean 'adam'? Known optimizers: adadelta, adafactor, adagrad, adam, adamax, adamw, adan, asgd, lamb, lars, muon, nadam, radam, rmsprop, rprop, sgd. An optimizer from a crate of its own is registered only in a program that names that crate: add `use the_plugin_crate as _;`"
     );
     assert_eq!(
         learner_err(&edited("optimizer", "betas = [0.9, 1.5]")),

@@ -5,11 +5,12 @@ use candle_core::{DType, Device, Tensor, Var};
 use ember::core::registry::{plugins, Kind};
 use ember::core::{loss, BuildContext, Config, Loss, LossArg};
 
-const BUILTIN_LOSSES: [&str; 19] = [
+const BUILTIN_LOSSES: [&str; 20] = [
     "bce",
     "bce_with_logits",
     "cosine_embedding",
     "cross_entropy",
+    "ctc",
     "gaussian_nll",
     "hinge_embedding",
     "huber",
@@ -27,9 +28,10 @@ const BUILTIN_LOSSES: [&str; 19] = [
     "triplet_margin",
 ];
 
-/// The losses of three tensors and their arguments (the rest take an input and a target).
-const SEVERAL_INPUT_LOSSES: [(&str, &str); 4] = [
+/// The losses of several tensors and their arguments (the rest take an input and a target).
+const SEVERAL_INPUT_LOSSES: [(&str, &str); 5] = [
     ("cosine_embedding", "input1, input2, target"),
+    ("ctc", "log_probs, targets, input_lengths, target_lengths"),
     ("gaussian_nll", "input, target, var"),
     ("margin_ranking", "input1, input2, target"),
     ("triplet_margin", "anchor, positive, negative"),
@@ -166,8 +168,9 @@ fn several_input_gradients_match_central_finite_differences_in_f64() {
         ("margin_ranking", "margin = 0.5"),
         ("triplet_margin", "p = 3.0\nswap = true"),
     ];
+    // ctc's gradient is PyTorch's, not the derivative: it has a test of its own below.
     for (name, _) in SEVERAL_INPUT_LOSSES {
-        assert!(configs.iter().any(|(n, _)| *n == name), "{name} untested");
+        assert!(configs.iter().any(|(n, _)| *n == name) || name == "ctc", "{name} untested");
     }
     let h = 1e-6;
     for (name, cfg) in configs {
@@ -217,7 +220,8 @@ fn several_input_losses_name_their_arguments() {
         let start = format!("{name} takes {args}, not a model output and a target: call forward_args(&[{args}])");
         assert!(e.starts_with(&start), "{e}");
         let e = l.forward_args(&[&x, &x]).unwrap_err().to_string();
-        assert_eq!(e, format!("{name} takes 3 tensors ({args}), got 2"));
+        let count = args.split(", ").count();
+        assert_eq!(e, format!("{name} takes {count} tensors ({args}), got 2"));
     }
     // A loss of an input and a target takes them through forward_args too.
     let mse = build("mse", "");
@@ -264,6 +268,156 @@ fn several_input_losses_check_shapes_labels_and_variances() {
         build_err("triplet_margin", "p = 0.5"),
         "triplet_margin.p = 0.5 is invalid: must be a finite number >= 1"
     );
+}
+
+/// PyTorch's CTC gradient with respect to log_probs is the gradient through the
+/// log_softmax that made them: exp(log_probs) plus the derivative, for every frame within
+/// a sequence's input length (0 beyond it, where the loss does not depend on log_probs).
+/// It holds for any log_probs, normalised or not.
+#[test]
+fn ctc_gradient_is_exp_log_probs_plus_the_derivative_within_each_input_length() {
+    let l = build("ctc", "reduction = \"sum\"\nblank = 1");
+    let (frames, batch, classes_n) = (4, 2, 3);
+    let vals: Vec<f64> = (0..frames * batch * classes_n).map(|i| ((i * 7 % 11) as f64 - 5.0) / 4.0).collect();
+    let shape = (frames, batch, classes_n);
+    let x = Tensor::from_vec(vals.clone(), shape, &Device::Cpu).unwrap();
+    // [0, 2] in 4 frames; [2, 2] (a blank between the repeats) in 3.
+    let targets = Tensor::new(&[[0i64, 2], [2, 2]], &Device::Cpu).unwrap();
+    let (il, tl) = (classes(&[4, 3]), classes(&[2, 2]));
+    let xv = Var::from_tensor(&x).unwrap();
+    let grads = l.forward_args(&[xv.as_tensor(), &targets, &il, &tl]).unwrap().backward().unwrap();
+    let grad: Vec<f64> = grads.get(xv.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let h = 1e-6;
+    for i in 0..vals.len() {
+        let at = |d: f64| {
+            let mut v = vals.clone();
+            v[i] += d;
+            let xi = Tensor::from_vec(v, shape, &Device::Cpu).unwrap();
+            l.forward_args(&[&xi, &targets, &il, &tl]).unwrap().to_scalar::<f64>().unwrap()
+        };
+        let numeric = (at(h) - at(-h)) / (2.0 * h);
+        let (t, b) = (i / (batch * classes_n), i / classes_n % batch);
+        let expected = if t < [4, 3][b] {
+            numeric + vals[i].exp()
+        } else {
+            assert_eq!(numeric, 0.0, "frame {t} is beyond sequence {b}'s input length");
+            0.0
+        };
+        assert!(
+            (expected - grad[i]).abs() <= 1e-6 * (1.0 + expected.abs()),
+            "ctc: d/dlog_probs[{i}] is {} by autograd, {expected} expected",
+            grad[i]
+        );
+    }
+}
+
+#[test]
+fn ctc_is_infinite_where_no_alignment_fits_and_zero_with_zero_infinity() {
+    let d = &Device::Cpu;
+    let vals = vec![-0.5, -1.0, -2.0, -1.2, -0.7, -1.5, -0.9, -1.1, -1.3, -0.4, -2.2, -1.0];
+    let x = Var::from_tensor(&Tensor::from_vec(vals, (2, 2, 3), d).unwrap()).unwrap();
+    // Concatenated: [1, 1] needs 3 frames (a blank between the repeats) but has 2; [2] fits.
+    let targets = Tensor::new(&[1i64, 1, 2], d).unwrap();
+    let (il, tl) = (classes(&[2, 2]), classes(&[2, 1]));
+    let args = [x.as_tensor(), &targets, &il, &tl];
+    let none = build("ctc", "reduction = \"none\"").forward_args(&args).unwrap();
+    let v: Vec<f64> = none.to_vec1().unwrap();
+    assert_eq!(v[0], f64::INFINITY);
+    assert!(v[1].is_finite() && v[1] > 0.0, "{v:?}");
+    // As in PyTorch, the impossible sequence's gradient is NaN, the other's finite.
+    let grads = none.sum_all().unwrap().backward().unwrap();
+    let g: Vec<f64> = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    for t in 0..2 {
+        for c in 0..3 {
+            assert!(g[t * 6 + c].is_nan() && g[t * 6 + 3 + c].is_finite(), "{g:?}");
+        }
+    }
+    let zero = build("ctc", "reduction = \"none\"\nzero_infinity = true").forward_args(&args).unwrap();
+    assert_eq!(zero.to_vec1::<f64>().unwrap(), vec![0.0, v[1]]);
+    let grads = zero.sum_all().unwrap().backward().unwrap();
+    let gz: Vec<f64> = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    for t in 0..2 {
+        for c in 0..3 {
+            assert_eq!(gz[t * 6 + c], 0.0);
+            assert_eq!(gz[t * 6 + 3 + c], g[t * 6 + 3 + c]);
+        }
+    }
+    // mean: each loss over its target length, then the mean over the batch.
+    let mean = build("ctc", "zero_infinity = true").forward_args(&args).unwrap().to_scalar::<f64>().unwrap();
+    assert!((mean - v[1] / 2.0).abs() < 1e-12, "{mean} vs {}", v[1] / 2.0);
+}
+
+#[test]
+fn ctc_takes_unbatched_and_half_precision_log_probs() {
+    let d = &Device::Cpu;
+    let vals: Vec<f32> = (0..20).map(|i| -((i % 7) as f32) / 3.0 - 0.2).collect();
+    let x = Tensor::from_vec(vals, (5, 4), d).unwrap();
+    let l = build("ctc", "reduction = \"none\"");
+    let one = |v: i64| Tensor::new(v, d).unwrap();
+    let y = l.forward_args(&[&x, &Tensor::new(&[1i64, 2], d).unwrap(), &one(5), &one(2)]).unwrap();
+    assert!(y.dims().is_empty(), "{:?}", y.dims());
+    let batched = x.unsqueeze(1).unwrap();
+    let padded = Tensor::new(&[[1i64, 2]], d).unwrap();
+    let yb = l.forward_args(&[&batched, &padded, &classes(&[5]), &classes(&[2])]).unwrap();
+    assert_eq!(yb.to_vec1::<f32>().unwrap(), vec![y.to_scalar::<f32>().unwrap()]);
+    let half = x.to_dtype(DType::BF16).unwrap();
+    let yh = l.forward_args(&[&half, &Tensor::new(&[1i64, 2], d).unwrap(), &one(5), &one(2)]).unwrap();
+    assert_eq!(yh.dtype(), DType::BF16);
+    let (h, f) = (yh.to_dtype(DType::F32).unwrap().to_scalar::<f32>().unwrap(), y.to_scalar::<f32>().unwrap());
+    assert!((h - f).abs() <= 0.02 * f.abs(), "bf16 {h} vs f32 {f}");
+}
+
+#[test]
+fn ctc_checks_its_arguments() {
+    let d = &Device::Cpu;
+    let x = Tensor::zeros((5, 2, 4), DType::F32, d).unwrap();
+    // Sequence 1 is padded with the blank, which is never read.
+    let targets = Tensor::new(&[[1i64, 2, 3], [3, 3, 0]], d).unwrap();
+    let (il, tl) = (classes(&[5, 4]), classes(&[3, 2]));
+    assert!(build("ctc", "").forward_args(&[&x, &targets, &il, &tl]).unwrap().to_scalar::<f32>().unwrap().is_finite());
+    let run = |cfg: &str, args: &[&Tensor]| build("ctc", cfg).forward_args(args).unwrap_err().to_string();
+    let with_blank = Tensor::new(&[[1i64, 0, 3], [3, 3, 0]], d).unwrap();
+    assert_eq!(
+        run("", &[&x, &with_blank, &il, &tl]),
+        "ctc: targets: sequence 0 has the blank label 0 at position 1; targets hold the labels between blanks, never blank itself"
+    );
+    let too_big = Tensor::new(&[[1i64, 2, 4], [3, 3, 0]], d).unwrap();
+    assert_eq!(
+        run("", &[&x, &too_big, &il, &tl]),
+        "ctc: targets: label 4 (sequence 0, position 2) is not a class of log_probs, which has 4 (its last dimension)"
+    );
+    assert_eq!(
+        run("blank = 4", &[&x, &targets, &il, &tl]),
+        "ctc: blank = 4 is not one of log_probs's 4 classes (its last dimension); give 0 <= blank < 4"
+    );
+    assert_eq!(
+        run("", &[&x, &targets, &classes(&[6, 4]), &tl]),
+        "ctc: input_lengths[0] = 6 is more than log_probs's 5 frames (its first dimension)"
+    );
+    assert_eq!(
+        run("", &[&x, &targets, &il, &classes(&[4, 2])]),
+        "ctc: target_lengths[0] = 4 is more than the padded targets' width 3 (shape [2, 3])"
+    );
+    assert_eq!(
+        run("", &[&x, &classes(&[1, 2, 3, 3]), &il, &tl]),
+        "ctc: 1-D targets hold every sequence's labels one after another, so as many as target_lengths sum to (5), got 4"
+    );
+    assert_eq!(
+        run("", &[&x, &targets.to_dtype(DType::F32).unwrap(), &il, &tl]),
+        "ctc: targets must be an integer tensor (i64, i32, u32, ...), got F32"
+    );
+    assert_eq!(
+        run("", &[&x, &targets, &classes(&[5]), &tl]),
+        "ctc: input_lengths must hold one length per sequence, shape (2) (or () for an unbatched (T, C) log_probs), got shape [1]"
+    );
+    assert_eq!(run("", &[&x, &targets, &il, &classes(&[3, -1])]), "ctc: target_lengths[1] = -1 is negative");
+    let flat = Tensor::zeros(4, DType::F32, d).unwrap();
+    assert_eq!(
+        run("", &[&flat, &targets, &il, &tl]),
+        "ctc: log_probs must have shape (T, N, C) (frames, sequences, classes), or (T, C) for one sequence, got [4]"
+    );
+    let e = build_err("ctc", "blank = -1");
+    assert!(e.starts_with("ctc.blank = -1 is invalid"), "{e}");
 }
 
 /// A loss of three tensors trains only in a custom step (which calls forward_args) and

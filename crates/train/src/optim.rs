@@ -98,12 +98,8 @@ impl OptimizerDriver {
         };
         let (optimizer, lr) = registry::optimizer_with_lr(name, config, &ctx)?;
         let mut lrs = vec![lr];
-        let mut built = vec![Group {
-            name: name.to_string(),
-            optimizer,
-            has_momentum: momentum_keys(name)?,
-            patterns: Vec::new(),
-        }];
+        let mut built =
+            vec![Group { name: name.to_string(), optimizer, has_momentum: momentum_keys(name)?, patterns: Vec::new() }];
         for (i, spec) in groups.iter().enumerate() {
             let at = || format!("optimizer.groups[{i}]");
             let (group_name, merged) = match spec.overrides.get("name") {
@@ -167,15 +163,7 @@ impl OptimizerDriver {
         }
         let states = vec![None; params.len()];
         let momenta = vec![None; built.len()];
-        Ok(OptimizerDriver {
-            name: name.to_string(),
-            groups: built,
-            lrs,
-            momenta,
-            params,
-            group_of,
-            states,
-        })
+        Ok(OptimizerDriver { name: name.to_string(), groups: built, lrs, momenta, params, group_of, states })
     }
 
     /// The optimizer's registry name.
@@ -254,7 +242,11 @@ impl OptimizerDriver {
             let optimizer = &self.groups[group].optimizer;
             let state = match &mut self.states[i] {
                 Some(s) => s,
-                slot => slot.insert(optimizer.init_state(var.as_tensor())?),
+                slot => slot.insert(
+                    optimizer
+                        .init_state(var.as_tensor())
+                        .with_context(|| format!("{} on parameter '{name}'", self.groups[group].name))?,
+                ),
             };
             let grad = if grad.dtype() == var.dtype() { grad.clone() } else { grad.to_dtype(var.dtype())? };
             let ctx = StepContext::new(self.lrs[group]).with_momentum(self.momenta[group]);

@@ -5,8 +5,9 @@
 //! tensors each, which a training step calls through
 //! [`Loss::forward_args`](ember_core::Loss::forward_args): `gaussian_nll` (input, target,
 //! var), `margin_ranking` and `cosine_embedding` (input1, input2, target) and
-//! `triplet_margin` (anchor, positive, negative). Every loss takes `reduction` = none |
-//! mean | sum (default mean; `kl_div` also `batchmean`).
+//! `triplet_margin` (anchor, positive, negative); and `ctc` (log_probs, targets,
+//! input_lengths, target_lengths), also through `forward_args`. Every loss takes
+//! `reduction` = none | mean | sum (default mean; `kl_div` also `batchmean`).
 //!
 //! Which output activation goes with which loss:
 //!
@@ -24,6 +25,7 @@
 //! | two scores to rank | `margin_ranking` (input1, input2, target 1 or -1) |
 //! | two embeddings | `cosine_embedding` (input1, input2, target 1 similar or -1 dissimilar) |
 //! | three embeddings | `triplet_margin` (anchor, positive, negative) |
+//! | `log_softmax` per frame, label sequences | `ctc` (log_probs (T, N, C), targets, input_lengths, target_lengths) |
 //!
 //! A program gets these registrations by linking the crate: the `ember` facade does;
 //! otherwise write `use ember_losses as _;`.
@@ -33,6 +35,7 @@ mod bce_with_logits;
 mod class_index;
 mod cosine_embedding;
 mod cross_entropy;
+mod ctc;
 mod gaussian_nll;
 mod hinge_embedding;
 mod huber;
@@ -55,6 +58,7 @@ pub use bce::Bce;
 pub use bce_with_logits::BceWithLogits;
 pub use cosine_embedding::CosineEmbedding;
 pub use cross_entropy::CrossEntropy;
+pub use ctc::Ctc;
 pub use gaussian_nll::GaussianNll;
 pub use hinge_embedding::HingeEmbedding;
 pub use huber::Huber;

@@ -1,6 +1,6 @@
 //! Ember's built-in optimizers, registered by name with PyTorch's semantics, argument
 //! names and defaults: `sgd`, `adagrad`, `rmsprop`, `adam`, `adamw`, `adadelta`,
-//! `adamax`, `nadam`, `radam`, `adafactor`, `rprop`, `asgd`.
+//! `adamax`, `nadam`, `radam`, `adafactor`, `rprop`, `asgd`, `muon`.
 //!
 //! Each is a struct of its hyperparameters (`#[derive(Hyperparams)]`, registered by a
 //! `#[plugin(optimizer = ...)]` that also declares the default `lr`) implementing
@@ -11,7 +11,12 @@
 //! optimizer per parameter group and hands every step the learning rate in effect, and
 //! the momentum (`momentum`, or `betas[0]`) when a scheduler cycles it; no optimizer
 //! keeps a copy of either. `adamw` is [`Adam`] registered a second time, with decoupled
-//! weight decay.
+//! weight decay. `muon` (PyTorch's `torch.optim.Muon`) takes 2-D parameters only and
+//! orthogonalizes its momentum by Newton–Schulz in bfloat16, as PyTorch does.
+//!
+//! `lamb`, `lars` and `adan`, which PyTorch lacks, follow the `pytorch-optimizer` package
+//! (`pytorch_optimizer.Lamb`, `LARS`, `Adan`): its argument names, defaults and state
+//! keys, and the update of its default (batched) path.
 //!
 //! `sgd` (with momentum), `adam`/`adamw`, `rmsprop`, `adagrad`, `rprop` and `asgd`
 //! update contiguous f32/f64 CPU parameters with fused kernels (one pass over memory,
@@ -29,8 +34,12 @@ mod adafactor;
 mod adagrad;
 mod adam;
 mod adamax;
+mod adan;
 mod asgd;
 mod common;
+mod lamb;
+mod lars;
+mod muon;
 mod nadam;
 mod radam;
 mod rmsprop;
@@ -42,8 +51,12 @@ pub use adafactor::{Adafactor, AdafactorEps, AdafactorState};
 pub use adagrad::{Adagrad, AdagradState};
 pub use adam::{Adam, AdamState};
 pub use adamax::{Adamax, AdamaxState};
+pub use adan::{Adan, AdanBetas, AdanState};
 pub use asgd::{Asgd, AsgdState};
 pub use common::Betas;
+pub use lamb::{Lamb, LambState};
+pub use lars::{Lars, LarsState};
+pub use muon::{AdjustLr, Muon, MuonState, NsCoefficients};
 pub use nadam::{Nadam, NadamState};
 pub use radam::{Radam, RadamState};
 pub use rmsprop::{Rmsprop, RmspropState};
