@@ -15,11 +15,10 @@ import os
 
 import torch
 import torch.nn.functional as F
-from parity_common import enc, write
+from parity_common import DTYPES, enc, loss_case, write
 
 torch.manual_seed(1)
 HERE = os.path.dirname(os.path.abspath(__file__))
-DTYPES = {"f32": torch.float32, "f64": torch.float64}
 REDUCTIONS = ["none", "mean", "sum"]
 
 
@@ -44,23 +43,7 @@ cases = []
 
 
 def case(cid, name, cfg, x, target, dname):
-    dtype = DTYPES[dname]
-    x = x.to(dtype).clone().requires_grad_(True)
-    int_target = not target.is_floating_point()
-    t = target if int_target else target.to(dtype)
-    y = torch_loss(name, cfg, dtype)(x, t)
-    inputs = {"input": enc(x), "target": {"dtype": "i64", "data": enc(t)} if int_target else enc(t)}
-    if y.dim() > 0:
-        g = torch.randn(y.shape, dtype=dtype)
-        inputs["grad_output"] = enc(g)
-    else:
-        g = torch.ones_like(y)
-    y.backward(g)
-    cases.append({
-        "id": f"{name}/{cid}/{cfg.get('reduction', 'mean')}/{dname}", "kind": "loss", "name": name,
-        "config": cfg, "dtype": dname, "inputs": inputs,
-        "expected": {"output": enc(y), "grad_input": enc(x.grad)},
-    })
+    cases.append(loss_case(cid, name, cfg, x, target, dname, torch_loss(name, cfg, DTYPES[dname])))
 
 
 def each(cid, name, cfg, x, target, reductions=REDUCTIONS):

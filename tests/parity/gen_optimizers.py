@@ -15,11 +15,10 @@ from (-5, -2).
 import os
 
 import torch
-from parity_common import write
+from parity_common import DTYPES, optimizer_cases, write
 
 torch.manual_seed(2)
 HERE = os.path.dirname(os.path.abspath(__file__))
-DTYPES = {"f32": torch.float32, "f64": torch.float64}
 OPTIMIZERS = {
     "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop,
     "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adadelta": torch.optim.Adadelta,
@@ -29,33 +28,14 @@ OPTIMIZERS = {
 cases = []
 
 
-def trajectory(name, cfg, x0, a, b, steps, dtype):
-    torch.set_default_dtype(dtype)
-    try:
-        x = torch.tensor(x0, dtype=dtype, requires_grad=True)
-        a, b = torch.tensor(a, dtype=dtype), torch.tensor(b, dtype=dtype)
-        kwargs = {k: (tuple(v) if k == "betas" else v) for k, v in cfg.items()}
-        opt = OPTIMIZERS[name]([x], **kwargs)
-        out = []
-        for _ in range(steps):
-            with torch.no_grad():
-                x.grad = 2 * a * x + b
-            opt.step()
-            out.append(x.detach().clone().tolist())
-        return out
-    finally:
-        torch.set_default_dtype(torch.float32)
+def make(name, cfg):
+    """The torch optimizer of an Ember name and config, for quadratic_trajectory."""
+    kwargs = {k: (tuple(v) if k == "betas" else v) for k, v in cfg.items()}
+    return lambda params: OPTIMIZERS[name](params, **kwargs)
 
 
 def case(cid, name, cfg, x0, a, b, steps=12):
-    for dname, dtype in DTYPES.items():
-        # Inputs as the working dtype holds them.
-        x0d, ad, bd = (torch.tensor(v, dtype=dtype).tolist() for v in (x0, a, b))
-        cases.append({
-            "id": f"{name}/{cid}/{dname}", "kind": "optimizer", "name": name, "config": cfg, "dtype": dname,
-            "inputs": {"x0": x0d, "a": ad, "b": bd, "steps": steps},
-            "expected": {"trajectory": trajectory(name, cfg, x0d, ad, bd, steps, dtype)},
-        })
+    cases.extend(optimizer_cases(cid, name, cfg, x0, a, b, steps, make(name, cfg)))
 
 
 X0 = (torch.randn(6, dtype=torch.float64) * 2).tolist()

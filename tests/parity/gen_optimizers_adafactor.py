@@ -17,32 +17,19 @@ beta2_decay), in f32 and f64 (f64 cases run with torch's default dtype set to f6
 import os
 
 import torch
-from parity_common import write
+from parity_common import DTYPES, optimizer_cases, write
 
 torch.manual_seed(21)
 HERE = os.path.dirname(os.path.abspath(__file__))
-DTYPES = {"f32": torch.float32, "f64": torch.float64}
 STEPS = 12
 
 cases = []
 
 
-def trajectory(cfg, x0, a, b, steps, dtype):
-    torch.set_default_dtype(dtype)
-    try:
-        x = torch.tensor(x0, dtype=dtype, requires_grad=True)
-        a, b = torch.tensor(a, dtype=dtype), torch.tensor(b, dtype=dtype)
-        kwargs = {k: (tuple(v) if k == "eps" else v) for k, v in cfg.items()}
-        opt = torch.optim.Adafactor([x], **kwargs)
-        out = []
-        for _ in range(steps):
-            with torch.no_grad():
-                x.grad = 2 * a * x + b
-            opt.step()
-            out.append(x.detach().clone().tolist())
-        return out
-    finally:
-        torch.set_default_dtype(torch.float32)
+def make(cfg):
+    """torch.optim.Adafactor with an Ember config, for quadratic_trajectory."""
+    kwargs = {k: (tuple(v) if k == "eps" else v) for k, v in cfg.items()}
+    return lambda params: torch.optim.Adafactor(params, **kwargs)
 
 
 def problem(shape):
@@ -66,14 +53,7 @@ PROBLEMS = {
 def case(shape, cfg, steps=STEPS):
     tag = "-".join(f"{k}{v}" for k, v in cfg.items()).replace(" ", "") or "default"
     x0, a, b = PROBLEMS[shape]
-    for dname, dtype in DTYPES.items():
-        # Inputs as the working dtype holds them.
-        x0d, ad, bd = (torch.tensor(v, dtype=dtype).tolist() for v in (x0, a, b))
-        cases.append({
-            "id": f"adafactor/{shape}/{tag}/{dname}", "kind": "optimizer", "name": "adafactor", "config": cfg,
-            "dtype": dname, "inputs": {"x0": x0d, "a": ad, "b": bd, "steps": steps},
-            "expected": {"trajectory": trajectory(cfg, x0d, ad, bd, steps, dtype)},
-        })
+    cases.extend(optimizer_cases(f"{shape}/{tag}", "adafactor", cfg, x0, a, b, steps, make(cfg)))
 
 
 CONFIGS = [

@@ -32,11 +32,10 @@ import os
 
 import pytorch_optimizer
 import torch
-from parity_common import enc
+from parity_common import DTYPES, optimizer_cases
 
 torch.manual_seed(7)
 HERE = os.path.dirname(os.path.abspath(__file__))
-DTYPES = {"f32": torch.float32, "f64": torch.float64}
 OPTIMIZERS = {"lamb": pytorch_optimizer.Lamb, "lars": pytorch_optimizer.LARS, "adan": pytorch_optimizer.Adan}
 TUPLES = ("betas",)
 STEPS = 15
@@ -44,23 +43,10 @@ STEPS = 15
 cases = []
 
 
-def trajectory(name, cfg, x0, a, b, steps, dtype):
-    torch.set_default_dtype(dtype)
-    try:
-        x = torch.tensor(x0, dtype=dtype, requires_grad=True)
-        a, b = torch.tensor(a, dtype=dtype), torch.tensor(b, dtype=dtype)
-        kwargs = {k: (tuple(v) if k in TUPLES else v) for k, v in cfg.items()}
-        opt = OPTIMIZERS[name]([x], **kwargs)
-        out = []
-        for _ in range(steps):
-            with torch.no_grad():
-                # A fresh gradient tensor each step: these optimizers change p.grad in place.
-                x.grad = 2 * a * x + b
-            opt.step()
-            out.append(x.detach().clone().tolist())
-        return out
-    finally:
-        torch.set_default_dtype(torch.float32)
+def make(name, cfg):
+    """The reference optimizer of an Ember name and config, for quadratic_trajectory."""
+    kwargs = {k: (tuple(v) if k in TUPLES else v) for k, v in cfg.items()}
+    return lambda params: OPTIMIZERS[name](params, **kwargs)
 
 
 def problem(shape, scale=2.0, zero=False):
@@ -85,14 +71,7 @@ PROBLEMS = {
 def case(name, shape, cfg, steps=STEPS):
     tag = "-".join(f"{k}{v}" for k, v in cfg.items()).replace(" ", "") or "default"
     x0, a, b = PROBLEMS[shape]
-    for dname, dtype in DTYPES.items():
-        # Inputs as the working dtype holds them.
-        x0d, ad, bd = (torch.tensor(v, dtype=dtype).tolist() for v in (x0, a, b))
-        cases.append({
-            "id": f"{name}/{shape}/{tag}/{dname}", "kind": "optimizer", "name": name, "config": cfg, "dtype": dname,
-            "inputs": {"x0": x0d, "a": ad, "b": bd, "steps": steps},
-            "expected": {"trajectory": enc(trajectory(name, cfg, x0d, ad, bd, steps, dtype))},
-        })
+    cases.extend(optimizer_cases(f"{shape}/{tag}", name, cfg, x0, a, b, steps, make(name, cfg)))
 
 
 LAMB = [
