@@ -183,14 +183,7 @@ impl Hub {
     /// (the caller checks them: [`check`], [`read_parquet`]).
     pub fn cached(&self, which: Which) -> std::result::Result<(PathBuf, PathBuf), String> {
         let f = files(which);
-        let repo = self.repo(f.repo)?;
-        let get =
-            |file: &str| match repo.download_file().filename(file).revision(f.revision).local_files_only(true).send() {
-                Ok(path) => Ok(path),
-                Err(HFError::LocalEntryNotFound { .. }) => Err("not cached".to_string()),
-                Err(e) => Err(describe(&e)),
-            };
-        Ok((get(f.train)?, get(f.test)?))
+        Ok((self.cached_file(f.repo, f.revision, f.train)?, self.cached_file(f.repo, f.revision, f.test)?))
     }
 
     /// Downloads the train and test parquet files of `which` into the cache, afresh even

@@ -298,8 +298,8 @@ pub fn load(config: &DataConfig) -> Result<Loaded> {
                 },
             };
             let mut loaded = load_tables(&read, &spec, &files)?;
-            notices.extend(loaded.notice.take().map(|n| n.trim_start_matches("note: ").to_string()));
-            let notes: Vec<String> = notices.iter().map(|n| n.trim_start_matches("note: ").to_string()).collect();
+            notices.extend(loaded.notice.take());
+            let notes: Vec<&str> = notices.iter().map(|n| n.trim_start_matches("note: ")).collect();
             loaded.notice = (!notes.is_empty()).then(|| format!("note: {}", notes.join("; ")));
             Ok(loaded)
         }
