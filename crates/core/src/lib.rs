@@ -63,7 +63,7 @@ pub use error::{suggest, Context, Error, IoContext, Result};
 pub use layer::{Built, Layer, LayerContext};
 pub use metric::{Direction, Metric, MetricState};
 pub use module::Module;
-pub use optim::{AnyState, DynOptimizer, Optimizer, OptimizerState, StepContext};
+pub use optim::{AnyState, Closure, ClosureOptimizer, DynOptimizer, Optimizer, OptimizerState, StepContext};
 pub use params::{DefaultValue, Dims, Hyperparams, ParamEnum, ParamSpec, ParamType, ParamValue, Params};
 pub use plugins::{Activation, Loss, LossArg, LossTargets, Regularizer, RegularizerRole, Scheduler};
 pub use registry::{

@@ -81,6 +81,48 @@ pub trait Optimizer: Send + Sync + Debug + 'static {
 
     /// One update of `param` from `grad`, at `ctx.lr`, reading and updating `state`.
     fn step(&self, param: &Var, grad: &Tensor, state: &mut Self::State, ctx: &StepContext) -> Result<()>;
+
+    /// The point at which the model is evaluated, when it is not the parameter itself:
+    /// schedule-free optimizers train at an interpolation `y` and evaluate at their
+    /// average `x` (what the `schedulefree` package's `optimizer.eval()` swaps in).
+    /// `None` (the default): evaluate at the parameter.
+    fn eval_point(&self, param: &Tensor, state: &Self::State) -> Result<Option<Tensor>> {
+        let _ = (param, state);
+        Ok(None)
+    }
+
+    /// `Some` for optimizers that update every parameter at once and re-evaluate the
+    /// loss during a step (L-BFGS, PyTorch's `step(closure)`); the driver then calls
+    /// [`ClosureOptimizer::step`] instead of [`Optimizer::step`]. `None` by default.
+    fn closure_optimizer(&self) -> Option<&dyn ClosureOptimizer> {
+        None
+    }
+}
+
+/// Re-evaluates the loss and the gradient of every parameter at the parameters' current
+/// values (PyTorch's `closure`): the loss, and one gradient per parameter, in the order
+/// the parameters were given (zeros where a parameter got none).
+pub type Closure<'a> = dyn FnMut() -> Result<(f64, Vec<Tensor>)> + 'a;
+
+/// An optimizer that sees all parameters together and may evaluate the loss several
+/// times per step (L-BFGS). Its state is one [`State`] for the whole parameter set.
+pub trait ClosureOptimizer: Send + Sync + Debug {
+    /// Fresh state (before the first step).
+    fn init_state(&self, params: &[&Var]) -> Result<State>;
+
+    /// One step (PyTorch's `optimizer.step(closure)`). `loss` and `grads` are the
+    /// closure's value at the current parameters, already computed by the caller (PyTorch's
+    /// first `closure()` call inside `step`); `closure` evaluates again after the
+    /// parameters move.
+    fn step(
+        &self,
+        params: &[&Var],
+        loss: f64,
+        grads: Vec<Tensor>,
+        closure: &mut Closure<'_>,
+        state: &mut State,
+        ctx: &StepContext,
+    ) -> Result<()>;
 }
 
 /// Any optimizer's state, as the driver keeps it (an [`OptimizerState`] behind a box).
@@ -147,6 +189,12 @@ pub trait DynOptimizer: Send + Sync + Debug {
 
     /// A saved state read back (refused when entries are missing or unknown).
     fn load_state(&self, saved: &State) -> Result<AnyState>;
+
+    /// See [`Optimizer::eval_point`].
+    fn eval_point(&self, param: &Tensor, state: &AnyState) -> Result<Option<Tensor>>;
+
+    /// See [`Optimizer::closure_optimizer`].
+    fn closure_optimizer(&self) -> Option<&dyn ClosureOptimizer>;
 }
 
 impl<O: Optimizer> DynOptimizer for O {
@@ -163,6 +211,17 @@ impl<O: Optimizer> DynOptimizer for O {
 
     fn load_state(&self, saved: &State) -> Result<AnyState> {
         Ok(AnyState::new(O::State::load(saved)?))
+    }
+
+    fn eval_point(&self, param: &Tensor, state: &AnyState) -> Result<Option<Tensor>> {
+        let state = state.downcast_ref::<O::State>().ok_or_else(|| {
+            Error::input(format!("{self:?}: the state passed to eval_point belongs to another optimizer (a driver bug)"))
+        })?;
+        Optimizer::eval_point(self, param, state)
+    }
+
+    fn closure_optimizer(&self) -> Option<&dyn ClosureOptimizer> {
+        Optimizer::closure_optimizer(self)
     }
 }
 

@@ -257,6 +257,26 @@ impl OptimizerDriver {
         Ok(())
     }
 
+    /// Where the model is evaluated, for the parameters whose optimizer evaluates
+    /// elsewhere than at the parameter (schedule-free's average, see
+    /// `Optimizer::eval_point`): `(index into params(), value)`. Empty for every
+    /// other optimizer, and before the first step.
+    pub fn eval_points(&self) -> Result<Vec<(usize, Tensor)>> {
+        let mut out = Vec::new();
+        for (i, ((name, var), state)) in self.params.iter().zip(&self.states).enumerate() {
+            let Some(state) = state else { continue };
+            let group = &self.groups[self.group_of[i]];
+            if let Some(t) = group
+                .optimizer
+                .eval_point(var.as_tensor(), state)
+                .with_context(|| format!("{} evaluation point of parameter '{name}'", group.name))?
+            {
+                out.push((i, t));
+            }
+        }
+        Ok(out)
+    }
+
     /// The state as named tensors: `optimizer/lr/{group}` and, per parameter,
     /// `optimizer/state/{param}/{buffer}` and `optimizer/scalar/{param}/{key}`
     /// (scalars as 0-d f64 tensors, so a round trip is exact).
