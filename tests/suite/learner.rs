@@ -250,7 +250,7 @@ fn config_errors_name_the_key_and_the_choices() {
     assert!(learner_err(&edited("train", "metrics = [\"f2\"]")).starts_with("train.metrics[0]: unknown metric 'f2'"));
     assert_eq!(
         learner_err(&BASE.replace("name = \"adam\"", "name = \"adamm\"")),
-        "optimizer: unknown optimizer 'adamm'; did you mean 'adam'? Known optimizers: adadelta, adafactor, adagrad, adam, adamax, adamw, adan, asgd, lamb, lars, muon, nadam, radam, rmsprop, rprop, sgd. An optimizer from a crate of its own is registered only in a program that names that crate: add `use the_plugin_crate as _;`"
+        "optimizer: unknown optimizer 'adamm'; did you mean 'adam'? Known optimizers: adadelta, adafactor, adagrad, adam, adamax, adamw, adan, asgd, lamb, lars, lbfgs, lion, muon, nadam, radam, rmsprop, rprop, schedule_free_adamw, schedule_free_sgd, sgd. An optimizer from a crate of its own is registered only in a program that names that crate: add `use the_plugin_crate as _;`"
     );
     assert_eq!(
         learner_err(&edited("optimizer", "betas = [0.9, 1.5]")),
@@ -1012,4 +1012,78 @@ fn a_resumed_run_finds_data_that_moved_with_data_dir() {
         ember_in(tmp.path(), &["train", "--resume", "run", "--epochs", "2", "--data-dir", "moved", "--quiet"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"epochs\":2") && out.contains("moved"), "{out}");
+}
+
+const LBFGS: &str = r#"
+seed = 5
+[model]
+sizes = [8, 16, 3]
+dropout = [0.2]
+[loss]
+name = "cross_entropy"
+[optimizer]
+name = "lbfgs"
+lr = 1.0
+max_iter = 4
+history_size = 8
+line_search_fn = "strong_wolfe"
+[[regularizers]]
+name = "l2"
+lambda = 0.001
+[data]
+kind = "synthetic"
+n_train = 120
+n_eval = 40
+features = 8
+classes = 3
+[train]
+epochs = 3
+batch_size = 60
+"#;
+
+#[test]
+fn lbfgs_re_evaluates_each_batch_through_its_closure_and_resumes_bit_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let cfg = || RunConfig::from_toml(LBFGS, "lbfgs.toml").unwrap();
+    let mut straight = Learner::new(cfg(), Device::Cpu, &a, Reporter::Quiet).unwrap();
+    let summary = straight.fit().unwrap();
+    let h = &straight.progress().history;
+    assert!(h[2].train_loss < h[0].train_loss * 0.9, "{h:?}");
+    assert_eq!(summary.epochs, 3);
+    let mut first = cfg();
+    first.train.epochs = 1;
+    Learner::new(first, Device::Cpu, &b, Reporter::Quiet).unwrap().fit().unwrap();
+    Learner::resume(&b, Device::Cpu, None, Some(3), Reporter::Quiet).unwrap().fit().unwrap();
+    assert_eq!(common::checkpoint_weights(&a), common::checkpoint_weights(&b));
+    assert_eq!(common::metrics_without_seconds(&a), common::metrics_without_seconds(&b));
+    let ckpt = ember::train::checkpoint::read(&ember::train::checkpoint::resolve(&a).unwrap()).unwrap();
+    assert!(ckpt.tensors.contains_key("optimizer/closure/d"), "{:?}", ckpt.tensors.keys().collect::<Vec<_>>());
+
+    for (extra, want) in [("accumulate = 2", "train.accumulate > 1"), ("clip_grad_norm = 1.0", "train.clip_grad_norm")]
+    {
+        let text = LBFGS.replace("batch_size = 60", &format!("batch_size = 60\n{extra}"));
+        let e = Learner::new(
+            RunConfig::from_toml(&text, "t.toml").unwrap(),
+            Device::Cpu,
+            tmp.path().join("c"),
+            Reporter::Quiet,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("re-evaluates the loss") && e.contains(want), "{e}");
+    }
+    let grouped =
+        LBFGS.replace("[[regularizers]]", "[[optimizer.groups]]\nparams = [\"*.bias\"]\nlr = 0.5\n[[regularizers]]");
+    let e = Learner::new(
+        RunConfig::from_toml(&grouped, "t.toml").unwrap(),
+        Device::Cpu,
+        tmp.path().join("d"),
+        Reporter::Quiet,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("parameter groups"), "{e}");
 }

@@ -10,6 +10,7 @@
 mod common;
 
 mod activations;
+mod average;
 mod composed;
 mod data;
 mod device;
@@ -19,6 +20,7 @@ mod hub;
 mod layers;
 mod learner;
 mod linear;
+mod loss_broadcast;
 mod losses;
 mod metrics;
 mod nn;

@@ -41,6 +41,10 @@ enum Command {
         /// Replace FILE even if it is an Ember checkpoint.
         #[arg(long)]
         force: bool,
+        /// Export the averaged weights (`train.average`: EMA or SWA; or a schedule-free
+        /// optimizer's evaluation point) instead of the trained ones.
+        #[arg(long)]
+        averaged: bool,
     },
     /// List a safetensors file's tensors (name, dtype, shape) and metadata.
     Inspect { file: PathBuf },
@@ -253,7 +257,9 @@ where
                 },
             )
         }
-        Command::Export { checkpoint, out: dest, force } => crate::commands::export(&checkpoint, &dest, force, out),
+        Command::Export { checkpoint, out: dest, force, averaged } => {
+            crate::commands::export(&checkpoint, &dest, force, averaged, out)
+        }
         Command::Inspect { file } => crate::commands::inspect(&file, out),
         Command::Predict { weights, config, input, out: dest, device } => {
             crate::commands::predict(&weights, config.as_deref(), &input, &dest, &device, out)
@@ -329,6 +335,7 @@ fn plugin_json(p: &PluginInfo) -> serde_json::Value {
                 ParamType::Bool => ("bool", None),
                 ParamType::Choice(c) => ("str", Some(c)),
                 ParamType::FloatList => ("list[float]", None),
+                ParamType::FloatTensor => ("tensor[float]", None),
                 ParamType::IntList => ("list[int]", None),
                 ParamType::IntOrList => ("int|list[int]", None),
                 ParamType::TableList => ("list[table]", None),

@@ -241,7 +241,13 @@ fn stem(path: &Path) -> String {
 
 /// Weights only, PyTorch names, from a checkpoint. Never over the checkpoint itself, nor
 /// (without `force`) over any other Ember checkpoint.
-pub fn export(checkpoint_path: &Path, dest: &Path, force: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn export(
+    checkpoint_path: &Path,
+    dest: &Path,
+    force: bool,
+    averaged: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let src = checkpoint::resolve(checkpoint_path)?;
     if std::fs::canonicalize(dest).ok().is_some_and(|d| std::fs::canonicalize(&src).ok() == Some(d)) {
         anyhow::bail!(
@@ -261,7 +267,18 @@ pub fn export(checkpoint_path: &Path, dest: &Path, force: bool, out: &mut dyn Wr
         }
     }
     let ckpt = checkpoint::read(&src)?;
-    let weights = ckpt.section("model/");
+    let weights = if averaged {
+        let weights = ckpt.section("average/");
+        if weights.is_empty() {
+            anyhow::bail!(
+                "{}: holds no averaged weights (no average/ tensors): the run had no train.average (or averaging had not started by this epoch) and its optimizer has no evaluation point; export without --averaged for the trained weights",
+                ckpt.path.display()
+            );
+        }
+        weights
+    } else {
+        ckpt.section("model/")
+    };
     if weights.is_empty() {
         anyhow::bail!(
             "{}: holds no model weights (no model/ tensors); is it an Ember checkpoint?",
@@ -279,7 +296,12 @@ pub fn export(checkpoint_path: &Path, dest: &Path, force: bool, out: &mut dyn Wr
         let _ = std::fs::remove_file(&tmp);
         anyhow::bail!("{}: cannot write: {e}", dest.display());
     }
-    writeln!(out, "wrote {} tensors to {}", weights.len(), dest.display())?;
+    let which = match ckpt.metadata.get("average") {
+        Some(kind) if averaged => format!(" (averaged: {kind})"),
+        Some(kind) => format!("; the checkpoint also holds averaged weights ({kind}): pass --averaged to export those"),
+        None => String::new(),
+    };
+    writeln!(out, "wrote {} tensors to {}{which}", weights.len(), dest.display())?;
     Ok(())
 }
 

@@ -215,7 +215,9 @@ impl<O: Optimizer> DynOptimizer for O {
 
     fn eval_point(&self, param: &Tensor, state: &AnyState) -> Result<Option<Tensor>> {
         let state = state.downcast_ref::<O::State>().ok_or_else(|| {
-            Error::input(format!("{self:?}: the state passed to eval_point belongs to another optimizer (a driver bug)"))
+            Error::input(format!(
+                "{self:?}: the state passed to eval_point belongs to another optimizer (a driver bug)"
+            ))
         })?;
         Optimizer::eval_point(self, param, state)
     }

@@ -17,8 +17,12 @@ pub enum ParamType {
     Bool,
     /// One of a fixed set of strings.
     Choice(&'static [&'static str]),
-    /// A list of numbers, such as `betas` or a class `weight`.
+    /// A list of numbers, such as `betas`.
     FloatList,
+    /// A tensor of numbers, such as a class `weight` or `pos_weight`: a number (0-d), a
+    /// list (1-d) or nested lists of equal lengths (`[[1.0, 2.0], [3.0, 4.0]]`, 2-d), read
+    /// as a [`FloatTensor`].
+    FloatTensor,
     /// A list of whole numbers, such as `milestones`.
     IntList,
     /// A whole number or a list of them, such as a convolution's `kernel_size` (`3` or
@@ -36,6 +40,7 @@ impl fmt::Display for ParamType {
             ParamType::Bool => f.write_str("bool"),
             ParamType::Choice(c) => write!(f, "{}", c.join("|")),
             ParamType::FloatList => f.write_str("list of float"),
+            ParamType::FloatTensor => f.write_str("tensor of float"),
             ParamType::IntList => f.write_str("list of int"),
             ParamType::IntOrList => f.write_str("int or list of int"),
             ParamType::TableList => f.write_str("list of table"),
@@ -51,6 +56,7 @@ impl ParamType {
             ParamType::Bool => "true or false".into(),
             ParamType::Choice(c) => format!("one of {}", quoted(c)),
             ParamType::FloatList => "a list of numbers".into(),
+            ParamType::FloatTensor => "a number or a (nested) list of numbers".into(),
             ParamType::IntList => "a list of integers".into(),
             ParamType::IntOrList => "an integer or a list of integers".into(),
             ParamType::TableList => "a list of tables".into(),
@@ -357,8 +363,8 @@ impl Params {
 
 /// A hyperparameter's Rust type: its [`ParamType`] and how to read it from checked
 /// [`Params`]. Implemented for `f64`, `i64`, `usize`, `u64`, `bool`, `String`,
-/// `Vec<f64>`, `Vec<i64>`, `Vec<usize>`, `(f64, f64)` (PyTorch's `betas`), `Option<T>`
-/// (PyTorch's `None` default) and every [`ParamEnum`].
+/// `Vec<f64>`, `Vec<i64>`, `Vec<usize>`, `(f64, f64)` (PyTorch's `betas`), [`FloatTensor`]
+/// (a `weight` tensor), `Option<T>` (PyTorch's `None` default) and every [`ParamEnum`].
 pub trait ParamValue: Sized {
     /// The type configs must give.
     const TYPE: ParamType;
@@ -477,6 +483,113 @@ impl ParamValue for Dims {
             .map(|i| usize::try_from(i).map_err(|_| params.invalid(key, "every entry must be >= 0")))
             .collect::<Result<Vec<_>>>()
             .map(Dims)
+    }
+}
+
+/// A tensor-valued hyperparameter (a class `weight`, `pos_weight`), as PyTorch takes a
+/// tensor: a number is a 0-d tensor, a list of numbers a 1-d one, and nested lists of
+/// equal lengths a tensor of more dimensions (`[[1.0, 2.0], [3.0, 4.0]]` has shape
+/// [2, 2]). A plugin checks the shape against its input when it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloatTensor {
+    /// The shape: `[]` for a number, `[n]` for a list of n numbers, `[m, n]` for m lists of n.
+    pub shape: Vec<usize>,
+    /// The entries in row-major order (`shape.iter().product()` of them).
+    pub data: Vec<f64>,
+}
+
+impl FloatTensor {
+    /// A 1-d tensor of `data`.
+    pub fn vector(data: Vec<f64>) -> Self {
+        Self { shape: vec![data.len()], data }
+    }
+
+    /// The number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Reads a number or rectangular nested lists of numbers; the shape comes from the
+    /// first entry at each level of nesting, and every other entry must agree with it.
+    fn parse(v: &Value) -> std::result::Result<Self, TensorProblem> {
+        let mut shape = Vec::new();
+        let mut first = v;
+        while let Value::List(items) = first {
+            shape.push(items.len());
+            match items.first() {
+                Some(item) => first = item,
+                None => break,
+            }
+        }
+        // No capacity from the shape: it is unchecked yet, and its product may overflow.
+        let mut data = Vec::new();
+        collect_entries(v, &shape, &mut Vec::new(), &mut data)?;
+        Ok(Self { shape, data })
+    }
+}
+
+/// What is wrong with a value given for a [`FloatTensor`].
+enum TensorProblem {
+    /// An entry is neither a number nor a list.
+    NotNumber,
+    /// An entry is NaN.
+    Nan,
+    /// Lists of one level differ in length, or a number stands where a list does (or
+    /// the reverse): the reason.
+    Ragged(String),
+}
+
+/// Appends the entries of `v` (at index `at` of the whole value) to `data`, checking
+/// that it has the part of `shape` from its depth on.
+fn collect_entries(
+    v: &Value,
+    shape: &[usize],
+    at: &mut Vec<usize>,
+    data: &mut Vec<f64>,
+) -> std::result::Result<(), TensorProblem> {
+    let depth = at.len();
+    match (v, shape.get(depth)) {
+        (Value::List(items), Some(&n)) if items.len() == n => {
+            for (i, item) in items.iter().enumerate() {
+                at.push(i);
+                collect_entries(item, shape, at, data)?;
+                at.pop();
+            }
+            Ok(())
+        }
+        (Value::List(items), Some(&n)) => Err(TensorProblem::Ragged(format!(
+            "entry {} has {} items but entry {} has {n}",
+            index(at),
+            items.len(),
+            "[0]".repeat(depth)
+        ))),
+        (Value::List(_), None) => Err(TensorProblem::Ragged(format!(
+            "entry {} is a list but entry {} is a number",
+            index(at),
+            "[0]".repeat(depth)
+        ))),
+        (Value::Float(x), _) if x.is_nan() => Err(TensorProblem::Nan),
+        (v, Some(&n)) if v.as_f64().is_some() => Err(TensorProblem::Ragged(format!(
+            "entry {} is a number but entry {} is a list of {n}",
+            index(at),
+            "[0]".repeat(depth)
+        ))),
+        (v, _) => {
+            data.push(v.as_f64().ok_or(TensorProblem::NotNumber)?);
+            Ok(())
+        }
+    }
+}
+
+/// An entry's place in nested lists, as `[1][0]`.
+fn index(at: &[usize]) -> String {
+    at.iter().map(|i| format!("[{i}]")).collect()
+}
+
+impl ParamValue for FloatTensor {
+    const TYPE: ParamType = ParamType::FloatTensor;
+    fn read(params: &Params, key: &str) -> Result<Self> {
+        params.get(key).and_then(|v| FloatTensor::parse(v).ok()).ok_or_else(|| params.undeclared(key))
     }
 }
 
@@ -609,6 +722,22 @@ fn check_type(plugin: &str, spec: &ParamSpec, v: &Value) -> Result<Value> {
             Ok(v.clone())
         }
         (ParamType::IntOrList, Value::Int(_)) => Ok(v.clone()),
+        (ParamType::FloatTensor, v) => match FloatTensor::parse(v) {
+            Ok(_) => Ok(v.clone()),
+            Err(TensorProblem::NotNumber) => Err(wrong()),
+            Err(TensorProblem::Nan) => Err(Error::InvalidValue {
+                path: path.clone(),
+                value: v.to_string(),
+                rule: "every entry must be a number, not NaN".into(),
+            }),
+            Err(TensorProblem::Ragged(why)) => Err(Error::InvalidValue {
+                path: path.clone(),
+                value: v.to_string(),
+                rule: format!(
+                    "nested lists must be rectangular, the nesting giving the tensor's shape: {why}; give every list of one level the same length"
+                ),
+            }),
+        },
         (ParamType::TableList, Value::List(items)) if items.iter().all(|i| matches!(i, Value::Table(_))) => {
             Ok(v.clone())
         }
@@ -665,6 +794,57 @@ mod tests {
         assert_eq!(e.to_string(), "p.approximate = \"erf\" is invalid: must be one of \"none\", \"tanh\"");
         let e = Params::resolve("x 'p'", "p", SPECS, &cfg(&[("beta", Value::Float(f64::NAN))])).unwrap_err();
         assert!(e.to_string().contains("p.beta = nan is invalid"), "{e}");
+    }
+
+    static TENSOR: &[ParamSpec] = &[ParamSpec::optional("pos_weight", ParamType::FloatTensor, "per-class weight")];
+
+    fn tensor(v: Value) -> Result<Option<FloatTensor>> {
+        let p = Params::resolve("loss 'p'", "p", TENSOR, &cfg(&[("pos_weight", v)]))?;
+        Option::<FloatTensor>::read(&p, "pos_weight")
+    }
+
+    fn list(items: &[Value]) -> Value {
+        Value::List(items.to_vec())
+    }
+
+    fn floats(xs: &[f64]) -> Value {
+        Value::List(xs.iter().map(|&x| Value::Float(x)).collect())
+    }
+
+    #[test]
+    fn tensors_are_numbers_or_rectangular_nested_lists() {
+        let t = tensor(list(&[floats(&[1.0, 2.0, 3.0]), list(&[4.0.into(), 5.0.into(), Value::Int(6)])])).unwrap();
+        assert_eq!(t, Some(FloatTensor { shape: vec![2, 3], data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0] }));
+        assert_eq!(tensor(Value::Int(2)).unwrap(), Some(FloatTensor { shape: vec![], data: vec![2.0] }));
+        assert_eq!(tensor(floats(&[0.5, 2.0])).unwrap(), Some(FloatTensor::vector(vec![0.5, 2.0])));
+        let t = tensor(list(&[list(&[floats(&[1.0]), floats(&[2.0])])])).unwrap();
+        assert_eq!(t, Some(FloatTensor { shape: vec![1, 2, 1], data: vec![1.0, 2.0] }));
+        assert_eq!(
+            tensor(list(&[list(&[]), list(&[])])).unwrap(),
+            Some(FloatTensor { shape: vec![2, 0], data: vec![] })
+        );
+        assert_eq!(tensor(Value::Null).unwrap(), None);
+    }
+
+    #[test]
+    fn ragged_or_non_numeric_tensors_are_errors_naming_the_entry() {
+        let e = tensor(list(&[floats(&[1.0, 2.0]), floats(&[3.0])])).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "p.pos_weight = [[1.0, 2.0], [3.0]] is invalid: nested lists must be rectangular, the nesting giving the tensor's shape: entry [1] has 1 items but entry [0] has 2; give every list of one level the same length"
+        );
+        let e = tensor(list(&[floats(&[1.0]), 2.0.into()])).unwrap_err().to_string();
+        assert!(e.contains("entry [1] is a number but entry [0] is a list of 1"), "{e}");
+        let e = tensor(list(&[1.0.into(), floats(&[2.0])])).unwrap_err().to_string();
+        assert!(e.contains("entry [1] is a list but entry [0] is a number"), "{e}");
+        let deep =
+            list(&[list(&[floats(&[1.0, 2.0]), floats(&[3.0, 4.0])]), list(&[floats(&[5.0, 6.0]), floats(&[7.0])])]);
+        let e = tensor(deep).unwrap_err().to_string();
+        assert!(e.contains("entry [1][1] has 1 items but entry [0][0] has 2"), "{e}");
+        let e = tensor(list(&[Value::Float(1.0), Value::from("a")])).unwrap_err().to_string();
+        assert_eq!(e, "p.pos_weight: expected a number or a (nested) list of numbers, got [1.0, \"a\"] (a list)");
+        let e = tensor(list(&[floats(&[1.0, f64::NAN])])).unwrap_err().to_string();
+        assert!(e.contains("is invalid: every entry must be a number, not NaN"), "{e}");
     }
 
     #[test]

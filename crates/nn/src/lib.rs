@@ -5,6 +5,7 @@
 //! are built with [`build_layers`] (each layer told its input shape), and weights save to and load from
 //! safetensors files that PyTorch reads and writes.
 
+mod average;
 mod build;
 mod layers;
 mod linear;
@@ -12,6 +13,7 @@ mod mlp;
 mod sequential;
 mod weights;
 
+pub use average::{AveragedWeights, Averaging};
 pub use build::{activation_layers, build_layer, build_layers, Absorbed, Residual};
 pub use ember_core::module::{Context, Module};
 pub use layers::{ActivationLayer, DropoutLayer, Flatten};

@@ -5,6 +5,8 @@
 //! numbers) is a failed case with a reason; only a file that cannot be read or is not a
 //! parity file stops the run.
 
+mod average;
+
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -299,9 +301,10 @@ fn check_case(case: &Json, device: &Device) -> CaseResultInner<Diff> {
         "regularizer" => regularizer_case(&c, &mut diff)?,
         "layer" => layer_case(&c, &mut diff)?,
         "metric" => metric_case(&c, &mut diff)?,
+        "average" => average::average_case(&c, &mut diff)?,
         other => {
             return Err(format!(
-                "unknown kind '{other}'; use one of activation, loss, optimizer, scheduler, regularizer, layer, metric"
+                "unknown kind '{other}'; use one of activation, loss, optimizer, scheduler, regularizer, layer, metric, average"
             ))
         }
     }
@@ -453,12 +456,18 @@ fn loss_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
 }
 
 fn optimizer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
-    c.check_expected_keys(&["trajectory"])?;
+    c.check_expected_keys(&["trajectory", "eval_trajectory"])?;
     let expected = c
         .expected
         .get("trajectory")
         .and_then(Json::as_array)
         .ok_or("expected.trajectory must be a list of tensors (x after each step)")?;
+    // Optional: where the model is evaluated after each step, for optimizers that
+    // evaluate elsewhere than at the parameter (schedule-free's average).
+    let eval_expected = match c.expected.get("eval_trajectory") {
+        None => None,
+        Some(e) => Some(e.as_array().ok_or("expected.eval_trajectory must be a list of tensors (one per step)")?),
+    };
     let (opt, lr) = ember_core::registry::optimizer_with_lr(c.name, &c.config, &c.ctx()).map_err(err_str)?;
     let (x0, a, b) = (c.tensor("x0")?, c.tensor("a")?, c.tensor("b")?);
     if x0.dims() != a.dims() || x0.dims() != b.dims() {
@@ -468,12 +477,71 @@ fn optimizer_case(c: &Case, diff: &mut Diff) -> CaseResultInner<()> {
     if expected.len() != steps {
         return Err(format!("expected.trajectory has {} entries but inputs.steps is {steps}", expected.len()));
     }
+    if let Some(evals) = eval_expected.filter(|e| e.len() != steps) {
+        return Err(format!("expected.eval_trajectory has {} entries but inputs.steps is {steps}", evals.len()));
+    }
     let x = Var::from_tensor(&x0).map_err(err_str)?;
+    if let Some(closure_opt) = opt.closure_optimizer() {
+        if eval_expected.is_some() {
+            return Err(format!(
+                "optimizer '{}' has no separate evaluation point; remove expected.eval_trajectory",
+                c.name
+            ));
+        }
+        return closure_trajectory(closure_opt, lr, &x, &a, &b, expected, c, diff);
+    }
     let mut state = opt.init_state(x.as_tensor()).map_err(err_str)?;
     let two_a = a.affine(2.0, 0.0).map_err(err_str)?;
     for (k, exp) in expected.iter().enumerate() {
         let g = two_a.mul(x.as_tensor()).and_then(|t| t.add(&b)).map_err(err_str)?;
         opt.step(&x, &g, &mut state, &StepContext::new(lr)).map_err(|e| format!("step {}: {e}", k + 1))?;
+        let exp = parse_data(exp).map_err(|e| format!("expected.trajectory[{k}]: {e}"))?;
+        compare(&format!("step {}", k + 1), x.as_tensor(), &exp, c.rtol, c.atol, diff)?;
+        if let Some(evals) = eval_expected {
+            let point = opt
+                .eval_point(x.as_tensor(), &state)
+                .map_err(|e| format!("evaluation point after step {}: {e}", k + 1))?
+                .ok_or_else(|| {
+                    format!(
+                        "optimizer '{}' evaluates the model at its parameter (it has no separate evaluation point), but the case gives expected.eval_trajectory; remove that key",
+                        c.name
+                    )
+                })?;
+            let exp = parse_data(&evals[k]).map_err(|e| format!("expected.eval_trajectory[{k}]: {e}"))?;
+            compare(&format!("evaluation point after step {}", k + 1), &point, &exp, c.rtol, c.atol, diff)?;
+        }
+    }
+    Ok(())
+}
+
+/// The trajectory of an optimizer that re-evaluates the loss within its step (`lbfgs`,
+/// PyTorch's `step(closure)`): each step gets the loss and gradient at x and a closure
+/// that recomputes both, f = (a*x^2).sum() + (b*x).sum() and g = 2*a*x + b in the working
+/// dtype, wherever the optimizer has moved x.
+#[allow(clippy::too_many_arguments)]
+fn closure_trajectory(
+    opt: &dyn ember_core::ClosureOptimizer,
+    lr: f64,
+    x: &Var,
+    a: &Tensor,
+    b: &Tensor,
+    expected: &[Json],
+    c: &Case,
+    diff: &mut Diff,
+) -> CaseResultInner<()> {
+    let two_a = a.affine(2.0, 0.0).map_err(err_str)?;
+    let eval = || -> ember_core::Result<(f64, Vec<Tensor>)> {
+        let x = x.as_tensor();
+        let f = a.mul(&x.sqr()?)?.sum_all()?.add(&b.mul(x)?.sum_all()?)?;
+        let g = two_a.mul(x)?.add(b)?;
+        Ok((f.to_dtype(DType::F64)?.to_scalar::<f64>()?, vec![g]))
+    };
+    let mut state = opt.init_state(&[x]).map_err(err_str)?;
+    for (k, exp) in expected.iter().enumerate() {
+        let (loss, grads) = eval().map_err(err_str)?;
+        let mut closure = eval;
+        opt.step(&[x], loss, grads, &mut closure, &mut state, &StepContext::new(lr))
+            .map_err(|e| format!("step {}: {e}", k + 1))?;
         let exp = parse_data(exp).map_err(|e| format!("expected.trajectory[{k}]: {e}"))?;
         compare(&format!("step {}", k + 1), x.as_tensor(), &exp, c.rtol, c.atol, diff)?;
     }

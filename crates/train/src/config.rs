@@ -105,6 +105,9 @@ impl TrainSpec {
             }
             labels.push(label);
         }
+        if let Some(a) = &t.average {
+            a.settings()?;
+        }
         if t.init_from.as_deref() == Some("") {
             return Err(invalid("train.init_from", "\"\"", "must name a safetensors file"));
         }
@@ -661,6 +664,71 @@ pub struct TrainConfig {
     /// state, no regularization (PyTorch's `requires_grad_(False)`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub freeze: Vec<String>,
+    /// Weight averaging (`[train.average]`): an EMA or SWA copy of the weights, kept in
+    /// every checkpoint, used for evaluation and `best.safetensors` when `eval = true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<AverageConfig>,
+}
+
+/// Weight averaging (`[train.average]`), PyTorch's `torch.optim.swa_utils.AveragedModel`:
+/// `kind = "ema"` (`multi_avg_fn = get_ema_multi_avg_fn(decay)`) or `"swa"` (the default
+/// running mean). The average is updated after every optimizer step (`interval =
+/// "step"`, EMA's default) or after every epoch's training (`"epoch"`, SWA's default),
+/// from epoch `start_epoch + 1` on (SWA's `swa_start`). Checkpoints hold it (`average/`
+/// tensors, PyTorch names); `ember export --averaged` writes it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AverageConfig {
+    pub kind: AverageKind,
+    /// EMA's decay (weight of the old average), in [0, 1]; default 0.999.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decay: Option<f64>,
+    /// When the average is updated: `"step"` or `"epoch"` (default: step for EMA, epoch
+    /// for SWA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// Epochs trained before averaging starts (updates begin in epoch `start_epoch + 1`).
+    #[serde(default)]
+    pub start_epoch: usize,
+    /// Average the buffers (batch norm's running statistics) too; otherwise they are
+    /// copied from the model at each update (PyTorch's `use_buffers`, default false).
+    #[serde(default)]
+    pub use_buffers: bool,
+    /// Evaluate (and pick `best.safetensors`) with the averaged weights once averaging
+    /// has started.
+    #[serde(default = "yes")]
+    pub eval: bool,
+}
+
+impl AverageConfig {
+    /// The averaging and its update interval, checked.
+    pub fn settings(&self) -> Result<(ember_nn::Averaging, Interval)> {
+        let averaging =
+            match (self.kind, self.decay) {
+                (AverageKind::Ema, decay) => {
+                    let decay = decay.unwrap_or(0.999);
+                    if !(0.0..=1.0).contains(&decay) {
+                        return Err(invalid(
+                            "train.average.decay",
+                            decay,
+                            "must be in [0, 1] (the weight of the old average; 0.999 is usual)",
+                        ));
+                    }
+                    ember_nn::Averaging::Ema { decay }
+                }
+                (AverageKind::Swa, None) => ember_nn::Averaging::Swa,
+                (AverageKind::Swa, Some(d)) => return Err(invalid(
+                    "train.average.decay",
+                    d,
+                    "applies to kind = \"ema\" only (SWA is the equal-weight mean); remove it or set kind = \"ema\"",
+                )),
+            };
+        let interval = self.interval.unwrap_or(match self.kind {
+            AverageKind::Ema => Interval::Step,
+            AverageKind::Swa => Interval::Epoch,
+        });
+        Ok((averaging, interval))
+    }
 }
 
 fn epochs() -> usize {
@@ -785,6 +853,15 @@ impl Precision {
 }
 
 closed_option!(NormType);
+
+/// `train.average.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ParamEnum)]
+pub enum AverageKind {
+    Ema,
+    Swa,
+}
+
+closed_option!(AverageKind);
 
 /// A metric a run records per epoch, by its `metrics.csv` column: one of [`METRICS`]
 /// (`train_loss`, `train_acc`, `eval_loss`, `eval_acc`) or `eval_` and the label of a

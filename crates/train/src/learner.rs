@@ -20,7 +20,9 @@ use ember_core::{
     Scheduler,
 };
 use ember_data::{DataLoader, Dataset};
-use ember_nn::{build_layers, load_state_dict, mlp, state_dict, ActivationLayer, Context, Module, Sequential};
+use ember_nn::{
+    build_layers, load_state_dict, mlp, state_dict, ActivationLayer, AveragedWeights, Context, Module, Sequential,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, FORMAT};
@@ -313,7 +315,20 @@ pub struct Learner {
     step_fn: Option<Box<dyn TrainStep>>,
     callbacks: Vec<Box<dyn Callback>>,
     stop_requested: bool,
+    /// Weight averaging (`train.average`), when configured.
+    average: Option<Average>,
 }
+
+/// A run's weight averaging: the averaged copy and when it moves.
+struct Average {
+    weights: AveragedWeights,
+    interval: Interval,
+    start_epoch: usize,
+    eval: bool,
+}
+
+/// Checkpoint key of the averaged weights' update count (a 0-d f64 tensor).
+const N_AVERAGED: &str = "averaging/n_averaged";
 
 /// Seconds spent per phase in one epoch (`ember bench train` reports them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -580,6 +595,23 @@ impl Learner {
         let mut optimizer =
             OptimizerDriver::new(&spec.optimizer.name, &spec.optimizer.config, &groups, trainable_named.clone())
                 .context("optimizer")?;
+        if optimizer.needs_closure() {
+            let t = &spec.train;
+            let refused = [
+                (
+                    t.accumulate > 1,
+                    "train.accumulate > 1 (it re-evaluates one batch; accumulate over a larger batch_size instead)",
+                ),
+                (t.clip_grad_norm.is_some(), "train.clip_grad_norm (its line search needs the true gradient)"),
+                (t.clip_grad_value.is_some(), "train.clip_grad_value (its line search needs the true gradient)"),
+            ];
+            if let Some((_, what)) = refused.iter().find(|(on, _)| *on) {
+                return Err(Error::input(format!(
+                    "optimizer '{}' re-evaluates the loss within each step (PyTorch's step(closure)) and does not combine with {what}; remove it",
+                    spec.optimizer.name
+                )));
+            }
+        }
         let scheduler = match &spec.scheduler {
             Some(s) => {
                 let (name, config) = s.resolved()?;
@@ -604,6 +636,14 @@ impl Learner {
             .collect::<Result<Vec<_>>>()?;
         let regularization = Regularization::new(&specs, trainable_named.clone())?;
         let t = &spec.train;
+        let average = match &t.average {
+            Some(a) => {
+                let (averaging, interval) = a.settings()?;
+                let weights = AveragedWeights::new(averaging, a.use_buffers)?;
+                Some(Average { weights, interval, start_epoch: a.start_epoch, eval: a.eval })
+            }
+            None => None,
+        };
         let loader = DataLoader::new(t.batch_size, t.shuffle, t.drop_last, spec.seed, device, dtype)?;
         if loader.batches(train.len()) == 0 {
             return Err(Error::input(format!(
@@ -674,6 +714,7 @@ impl Learner {
             step_fn,
             callbacks,
             stop_requested: false,
+            average,
         })
     }
 
@@ -786,6 +827,24 @@ impl Learner {
             self.optimizer.follow(s.as_ref()).map_err(at)?;
         }
         self.optimizer.load_state_dict(&opt).map_err(at)?;
+        if let Some(avg) = &mut self.average {
+            match ckpt.tensors.get(N_AVERAGED) {
+                Some(n) => {
+                    let n = n.to_dtype(DType::F64)?.to_scalar::<f64>().map_err(|e| at(e.into()))?;
+                    if !(n >= 0.0 && n.fract() == 0.0) {
+                        return Err(at(Error::input(format!("{N_AVERAGED} = {n}: not a count of updates"))));
+                    }
+                    avg.weights
+                        .restore(n as u64, &ckpt.section("average/"), self.model.as_ref())
+                        .map_err(|e| at(e.context("averaged weights (average/)")))?;
+                }
+                None => self.notes.push(format!(
+                    "note: {} holds no averaged weights (the run did not average them); averaging ({}) starts now",
+                    ckpt.path.display(),
+                    avg.weights.averaging().name()
+                )),
+            }
+        }
         self.progress = serde_json::from_str(ckpt.meta("progress")?)
             .map_err(|e| Error::corrupt(&ckpt.path, format!("unreadable progress: {e}")))?;
         Ok(())
@@ -1067,6 +1126,12 @@ impl Learner {
             if accumulate > 1 {
                 total = total.affine(1.0 / accumulate as f64, 0.0)?;
             }
+            // What an optimizer that re-evaluates the loss (L-BFGS) starts from.
+            let closure_start = if self.optimizer.needs_closure() {
+                Some(total.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+            } else {
+                None
+            };
             let t = Instant::now();
             let mut grads = total.backward()?;
             for v in &self.frozen {
@@ -1091,7 +1156,52 @@ impl Learner {
             if (b + 1) % accumulate == 0 || b + 1 == batches {
                 let mut grads = acc.take().expect("gradients accumulated");
                 let t = Instant::now();
-                self.optimizer_step(&mut grads, &params)?;
+                match closure_start {
+                    None => self.optimizer_step(&mut grads, &params)?,
+                    Some(start) => {
+                        // PyTorch's `optimizer.step(closure)`: the closure runs the same
+                        // batch again (forward, loss, penalty, backward) at the moved
+                        // weights; its dropout masks come from this batch's seed and the
+                        // evaluation count, so a resumed run draws the same ones.
+                        let (model, loss_fn, regularization, frozen) =
+                            (&self.model, &self.loss, &self.regularization, &self.frozen);
+                        let step_fn = &mut self.step_fn;
+                        let mut evaluations = 0u64;
+                        let mut closure = || -> Result<(f64, GradStore)> {
+                            evaluations += 1;
+                            let mut ctx = Context::train(rng::at(seed, evaluations));
+                            let loss = match step_fn.as_mut() {
+                                None => loss_fn.forward(&model.forward(&x, &mut ctx)?, &y)?,
+                                Some(step) => {
+                                    let args = StepArgs {
+                                        model: model.as_ref(),
+                                        inputs: &x,
+                                        targets: &y,
+                                        ctx: &mut ctx,
+                                        loss: loss_fn.as_ref(),
+                                    };
+                                    step.step(args)
+                                        .context("the custom training step")?
+                                        .loss
+                                        .flatten_all()?
+                                        .sum_all()?
+                                }
+                            };
+                            let total = match regularization.penalty()? {
+                                Some(p) => loss.add(&p.to_dtype(loss.dtype())?)?,
+                                None => loss,
+                            };
+                            let value = total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                            let mut grads = total.backward()?;
+                            for v in frozen {
+                                grads.remove(v.as_tensor());
+                            }
+                            Ok((value, grads))
+                        };
+                        self.optimizer.step_closure(start, &grads, &mut closure)?;
+                        self.after_optimizer_step()?;
+                    }
+                }
                 self.phases.optimizer += t.elapsed().as_secs_f64();
                 if !self.callbacks.is_empty() {
                     let end =
@@ -1107,6 +1217,7 @@ impl Learner {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        self.update_average(Interval::Epoch)?;
         let lr = self.optimizer.lrs()[0];
         let t = Instant::now();
         let ev = self.evaluate()?;
@@ -1165,8 +1276,15 @@ impl Learner {
             clip_grad_value(grads, &refs, v)?;
         }
         self.optimizer.step(grads)?;
+        self.after_optimizer_step()
+    }
+
+    /// Constraints, the step count, a per-step average and a per-step schedule: what
+    /// follows every optimizer step.
+    fn after_optimizer_step(&mut self) -> Result<()> {
         self.regularization.constrain()?;
         self.progress.step += 1;
+        self.update_average(Interval::Step)?;
         if let (Some(s), Some(cfg)) = (&mut self.scheduler, &self.spec.scheduler) {
             if cfg.interval == Interval::Step {
                 self.optimizer.step_schedule(s.as_mut(), None)?;
@@ -1175,10 +1293,66 @@ impl Learner {
         Ok(())
     }
 
+    /// Moves the averaged weights, when the run averages them at `interval` and the
+    /// current epoch is past `start_epoch`.
+    fn update_average(&mut self, interval: Interval) -> Result<()> {
+        if let Some(avg) = &mut self.average {
+            if avg.interval == interval && self.progress.epoch >= avg.start_epoch {
+                avg.weights.update(self.model.as_ref()).context("weight averaging")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The weights evaluation uses when they are not the trained ones, by model name
+    /// (parameters and buffers): the averaged weights (`train.average` with `eval`, once
+    /// averaging has started), else the optimizer's evaluation point (schedule-free's
+    /// average). `None`: the trained weights.
+    fn eval_weights(&self) -> Result<Option<(&'static str, HashMap<String, Tensor>)>> {
+        if let Some(avg) = self.average.as_ref().filter(|a| a.eval && a.weights.n_averaged() > 0) {
+            return Ok(Some((avg.weights.averaging().name(), avg.weights.state_dict())));
+        }
+        let points = self.optimizer.eval_points()?;
+        if points.is_empty() {
+            return Ok(None);
+        }
+        let mut weights = state_dict(self.model.as_ref());
+        for (i, t) in points {
+            weights.insert(self.optimizer.params()[i].0.clone(), t);
+        }
+        Ok(Some(("optimizer", weights)))
+    }
+
+    /// Runs `f` with the model holding the evaluation weights ([`Learner::eval_weights`]),
+    /// then puts the trained weights back (also when `f` fails).
+    fn with_eval_weights<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let Some((_, weights)) = self.eval_weights()? else { return f() };
+        let vars: Vec<(String, Var)> =
+            self.model.named_parameters().into_iter().chain(self.model.named_buffers()).collect();
+        let mut saved = Vec::with_capacity(vars.len());
+        for (name, var) in &vars {
+            if let Some(t) = weights.get(name) {
+                saved.push((var, var.as_tensor().copy()?));
+                var.set(t)?;
+            }
+        }
+        let result = f();
+        for (var, t) in saved {
+            var.set(&t)?;
+        }
+        result
+    }
+
     /// Loss, top-1 accuracy and the run's metrics over the evaluation set, in evaluation
-    /// mode. Metrics accumulate over the whole set (counts and sums), so their values do
-    /// not depend on the batch size.
+    /// mode, with the evaluation weights (the averaged ones with `train.average`, or the
+    /// optimizer's evaluation point: schedule-free's average). Metrics accumulate over the
+    /// whole set (counts and sums), so their values do not depend on the batch size.
     pub fn evaluate(&self) -> Result<Evaluation> {
+        self.with_eval_weights(|| self.evaluate_current())
+    }
+
+    /// [`Learner::evaluate`] with the weights the model holds.
+    fn evaluate_current(&self) -> Result<Evaluation> {
         let nan = || Evaluation {
             loss: f64::NAN,
             acc: f64::NAN,
@@ -1273,6 +1447,20 @@ impl Learner {
         let mut tensors: HashMap<String, Tensor> =
             state_dict(self.model.as_ref()).into_iter().map(|(k, v)| (format!("model/{k}"), v)).collect();
         tensors.extend(self.optimizer.state_dict()?);
+        if let Some(avg) = &self.average {
+            tensors.insert(N_AVERAGED.to_string(), Tensor::new(avg.weights.n_averaged() as f64, &Device::Cpu)?);
+        }
+        let averaged = match &self.average {
+            // The running average whether or not evaluation uses it yet.
+            Some(avg) if avg.weights.n_averaged() > 0 => {
+                Some((avg.weights.averaging().name(), avg.weights.state_dict()))
+            }
+            Some(_) => None,
+            None => self.eval_weights()?,
+        };
+        if let Some((_, weights)) = &averaged {
+            tensors.extend(weights.iter().map(|(k, v)| (format!("average/{k}"), v.clone())));
+        }
         if let Some(s) = &self.scheduler {
             tensors.extend(scheduler_state_dict(s.as_ref())?);
         }
@@ -1285,6 +1473,9 @@ impl Learner {
         ]);
         if let Some(run) = &self.run {
             metadata.insert("config".to_string(), run.to_json());
+        }
+        if let Some((kind, _)) = averaged {
+            metadata.insert("average".to_string(), kind.to_string());
         }
         for (key, names) in [("class_names", &self.class_names), ("feature_names", &self.feature_names)] {
             if !names.is_empty() {

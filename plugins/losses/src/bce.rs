@@ -3,20 +3,23 @@
 use candle_core::{DType, Tensor};
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
+use ember_core::params::FloatTensor;
 use ember_core::{Error, Hyperparams, Loss, Result};
 
-use crate::inputs::{along, class_vector, elementwise_target};
+use crate::inputs::{broadcast_to_input, elementwise_target};
 use crate::reduction::Reduction;
 
 /// -w (y log x + (1 - y) log(1 - x)) for probabilities x in [0, 1], with each log
 /// clamped at -100 as PyTorch clamps it (so x = 0 or 1 gives 100, not inf); gradient
-/// w (x - y) / max(x (1 - x), ε) with PyTorch's ε (1e-12 as f32). `weight` scales the last dimension. Pair it with a
-/// `sigmoid` output, or use `bce_with_logits` on raw scores.
+/// w (x - y) / max(x (1 - x), ε) with PyTorch's ε (1e-12 as f32). `weight` is a tensor
+/// that broadcasts to the input's shape, as in PyTorch (`[C]` scales the last dimension,
+/// `[N, 1]` each sample, `[N, C]` each element). Pair it with a `sigmoid` output, or use
+/// `bce_with_logits` on raw scores.
 #[derive(Clone, Debug, Default, PartialEq, Hyperparams)]
 #[plugin(loss = "bce", summary = "binary cross-entropy on probabilities, logs clamped at -100 (nn.BCELoss)")]
 pub struct Bce {
-    /// rescaling weight per entry of the last dimension
-    pub weight: Option<Vec<f64>>,
+    /// rescaling weight, a tensor that broadcasts to the input's shape ([C]: per entry of the last dimension)
+    pub weight: Option<FloatTensor>,
     /// none: per-element losses; mean; sum
     #[param(default = "mean")]
     pub reduction: Reduction,
@@ -73,9 +76,7 @@ impl Loss for Bce {
         check_unit_range("target", &target, "")?;
         let mut loss = apply2(&Kernel, input, &target)?;
         if let Some(w) = &self.weight {
-            let last = input.rank().saturating_sub(1);
-            let w = class_vector("bce", "weight", w, input, last)?;
-            loss = loss.broadcast_mul(&along(&w, last, input.rank())?)?;
+            loss = loss.broadcast_mul(&broadcast_to_input("bce", "weight", w, input)?)?;
         }
         self.reduction.apply(loss)
     }

@@ -4,25 +4,28 @@
 use candle_core::Tensor;
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply, Ternary};
+use ember_core::params::FloatTensor;
 use ember_core::{Hyperparams, Loss, Result};
 
-use crate::inputs::{along, class_vector, elementwise_target};
+use crate::inputs::{broadcast_to_input, elementwise_target};
 use crate::reduction::Reduction;
 
 /// With l = (pos_weight - 1) y + 1: (1 - y) x - l · logsigmoid(x), where
 /// logsigmoid(x) = min(x, 0) - log1p(exp(-|x|)); finite and exact for logits of ±100
 /// and beyond. Gradient (pos_weight y + 1 - y) σ(x) - pos_weight y (σ(x) - y without
-/// pos_weight). `weight` and `pos_weight` apply along the last (class) dimension.
+/// pos_weight). `weight` and `pos_weight` are tensors that broadcast to the input's shape,
+/// as in PyTorch: `[C]` applies along the last (class) dimension, `[N, C]` per element,
+/// `[C, 1, 1]` per channel of a (N, C, H, W) input.
 #[derive(Clone, Debug, Default, PartialEq, Hyperparams)]
 #[plugin(
     loss = "bce_with_logits",
     summary = "binary cross-entropy on raw scores (logits), stable for large logits (nn.BCEWithLogitsLoss)"
 )]
 pub struct BceWithLogits {
-    /// rescaling weight per entry of the last dimension
-    pub weight: Option<Vec<f64>>,
-    /// weight of positive examples, one per class (last dimension)
-    pub pos_weight: Option<Vec<f64>>,
+    /// rescaling weight, a tensor that broadcasts to the input's shape ([C]: per entry of the last dimension)
+    pub weight: Option<FloatTensor>,
+    /// weight of positive examples, a tensor that broadcasts to the input's shape ([C]: one per class of the last dimension)
+    pub pos_weight: Option<FloatTensor>,
     /// none: per-element losses; mean; sum
     #[param(default = "mean")]
     pub reduction: Reduction,
@@ -76,17 +79,17 @@ impl Ternary for Kernel {
 
 impl Loss for BceWithLogits {
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
-        let target = elementwise_target("bce_with_logits", input, target)?;
-        let last = input.rank().saturating_sub(1);
-        let per_class = |what: &str, v: &[f64]| -> Result<Tensor> {
-            along(&class_vector("bce_with_logits", what, v, input, last)?, last, input.rank())
-        };
+        const NAME: &str = "bce_with_logits";
+        let target = elementwise_target(NAME, input, target)?;
         let mut loss = match &self.pos_weight {
-            Some(pw) => apply(&Kernel { pos_weighted: true }, input, &target, &per_class("pos_weight", pw)?)?,
+            Some(pw) => {
+                let pw = broadcast_to_input(NAME, "pos_weight", pw, input)?;
+                apply(&Kernel { pos_weighted: true }, input, &target, &pw)?
+            }
             None => apply(&Kernel { pos_weighted: false }, input, &target, &target)?,
         };
         if let Some(w) = &self.weight {
-            loss = loss.broadcast_mul(&per_class("weight", w)?)?;
+            loss = loss.broadcast_mul(&broadcast_to_input(NAME, "weight", w, input)?)?;
         }
         self.reduction.apply(loss)
     }

@@ -3,9 +3,10 @@
 
 use candle_core::{DType, Tensor};
 use ember_core::ops::pointwise::check_float;
+use ember_core::params::FloatTensor;
 use ember_core::{Error, Result};
 
-use crate::inputs::{class_vector, is_float};
+use crate::inputs::{class_weights, is_float, PerClass};
 
 /// The class dimension of an input: 1, or 0 for an unbatched (C) input.
 pub fn class_dim(name: &str, input: &Tensor) -> Result<usize> {
@@ -28,10 +29,31 @@ pub struct Picked {
     pub total_weight: f64,
     /// Number of kept elements.
     pub kept: usize,
+    /// The C class weights, as checked against the input (None without a weight).
+    pub class_weight: Option<Vec<f64>>,
 }
 
-/// Checks an integer class-index target against `input` and picks the target classes.
-pub fn pick(name: &str, input: &Tensor, target: &Tensor, weight: Option<&[f64]>, ignore_index: i64) -> Result<Picked> {
+/// Which shapes of class `weight` PyTorch's `nll_loss` takes for an input of `rank`
+/// dimensions: one dimension of C entries for (C) and (N, C) inputs, C entries in any shape
+/// for (N, C, d1, ...) inputs.
+pub fn index_weight_rule(rank: usize) -> PerClass {
+    if rank <= 2 {
+        PerClass::Vector
+    } else {
+        PerClass::AnyShape
+    }
+}
+
+/// Checks an integer class-index target against `input`, and the class `weight` by `rule`
+/// ([`index_weight_rule`] for nll), and picks the target classes.
+pub fn pick(
+    name: &str,
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&FloatTensor>,
+    rule: PerClass,
+    ignore_index: i64,
+) -> Result<Picked> {
     check_float(name, input)?;
     let dim = class_dim(name, input)?;
     if is_float(target.dtype()) {
@@ -60,7 +82,7 @@ pub fn pick(name: &str, input: &Tensor, target: &Tensor, weight: Option<&[f64]>,
         )));
     }
     let class_weight = match weight {
-        Some(w) => Some(class_vector(name, "weight", w, input, dim)?.to_dtype(DType::F64)?.to_vec1::<f64>()?),
+        Some(w) => Some(class_weights(name, w, input, dim, rule)?),
         None => None,
     };
     let targets = target.flatten_all()?.to_dtype(DType::I64)?.to_vec1::<i64>()?;
@@ -97,6 +119,7 @@ pub fn pick(name: &str, input: &Tensor, target: &Tensor, weight: Option<&[f64]>,
         weight: Tensor::from_vec(weights, expected, device)?.to_dtype(input.dtype())?,
         kept: keep_mask.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()? as usize,
         keep: keep_mask,
+        class_weight,
     })
 }
 

@@ -3,10 +3,11 @@
 
 use candle_core::Tensor;
 use ember_core::ops::normalize::{self, Norm};
+use ember_core::params::FloatTensor;
 use ember_core::{check, Hyperparams, Loss, LossTargets, Result};
 
-use crate::class_index::{class_dim, divide, pick};
-use crate::inputs::{along, class_vector, is_float, same_shape};
+use crate::class_index::{class_dim, divide, index_weight_rule, pick};
+use crate::inputs::{along, class_weights, is_float, same_shape, PerClass};
 use crate::nll::reduce_picked;
 use crate::reduction::Reduction;
 
@@ -20,6 +21,10 @@ use crate::reduction::Reduction;
 ///   -Σ_c w_c y_c log p_c per element, with y smoothed to y (1 - ε) + ε / C; `mean`
 ///   divides by the number of elements (N · d1 · ...).
 ///
+/// `weight` is a 1-D tensor of C entries, as PyTorch takes it; for class-index targets and
+/// inputs of 3 or more dimensions PyTorch also takes C entries in any shape (with label
+/// smoothing, a shape whose first size is C, and 1-D under `mean`), and so does Ember.
+///
 /// Do not put `softmax` before it: it applies log-softmax itself.
 #[derive(Clone, Debug, PartialEq, Hyperparams)]
 #[plugin(
@@ -27,8 +32,8 @@ use crate::reduction::Reduction;
     summary = "log_softmax + nll over logits; class-index or probability targets (nn.CrossEntropyLoss)"
 )]
 pub struct CrossEntropy {
-    /// rescaling weight per class
-    pub weight: Option<Vec<f64>>,
+    /// rescaling weight per class, a 1-D tensor of C entries
+    pub weight: Option<FloatTensor>,
     /// target value that contributes nothing (class-index targets)
     #[param(default = -100)]
     pub ignore_index: i64,
@@ -48,17 +53,22 @@ impl Default for CrossEntropy {
 
 impl CrossEntropy {
     fn class_indices(&self, logp: &Tensor, target: &Tensor, dim: usize) -> Result<Tensor> {
-        let picked = pick("cross_entropy", logp, target, self.weight.as_deref(), self.ignore_index)?;
-        let nll_loss = reduce_picked(&picked, self.reduction)?;
         let eps = self.label_smoothing;
+        // PyTorch's label smoothing views the weight along its first dimension, and its
+        // mean gathers from it as a 1-D tensor.
+        let rule = match index_weight_rule(logp.rank()) {
+            PerClass::AnyShape if eps > 0.0 && self.reduction == Reduction::Mean => PerClass::Vector,
+            PerClass::AnyShape if eps > 0.0 => PerClass::Leading,
+            rule => rule,
+        };
+        let picked = pick("cross_entropy", logp, target, self.weight.as_ref(), rule, self.ignore_index)?;
+        let nll_loss = reduce_picked(&picked, self.reduction)?;
         if eps == 0.0 {
             return Ok(nll_loss);
         }
         let classes = logp.dim(dim)?;
-        let weighted = match &self.weight {
-            Some(w) => {
-                logp.broadcast_mul(&along(&class_vector("cross_entropy", "weight", w, logp, dim)?, dim, logp.rank())?)?
-            }
+        let weighted = match &picked.class_weight {
+            Some(w) => logp.broadcast_mul(&per_class(w, logp, dim)?)?,
             None => logp.clone(),
         };
         let smooth = weighted.sum(dim)?.neg()?;
@@ -82,8 +92,9 @@ impl CrossEntropy {
         }
         let mut prod = logp.mul(&target)?;
         if let Some(w) = &self.weight {
-            prod =
-                prod.broadcast_mul(&along(&class_vector("cross_entropy", "weight", w, logp, dim)?, dim, logp.rank())?)?;
+            // PyTorch: probability targets take a 1-D weight of C entries at every rank.
+            let w = class_weights("cross_entropy", w, logp, dim, PerClass::Vector)?;
+            prod = prod.broadcast_mul(&per_class(&w, logp, dim)?)?;
         }
         Ok(match self.reduction {
             Reduction::None => prod.sum(dim)?.neg()?,
@@ -99,6 +110,12 @@ impl CrossEntropy {
             r => r.apply(prod.neg()?)?,
         })
     }
+}
+
+/// C class weights as a tensor of `logp`'s dtype and device shaped to broadcast along `dim`.
+fn per_class(w: &[f64], logp: &Tensor, dim: usize) -> Result<Tensor> {
+    let w = Tensor::from_slice(w, w.len(), logp.device())?.to_dtype(logp.dtype())?;
+    along(&w, dim, logp.rank())
 }
 
 impl Loss for CrossEntropy {

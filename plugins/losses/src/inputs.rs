@@ -3,6 +3,7 @@
 
 use candle_core::{DType, Tensor};
 use ember_core::ops::pointwise::check_float;
+use ember_core::params::FloatTensor;
 use ember_core::{Error, LossArg, Result};
 
 /// Whether `dtype` is a float type.
@@ -36,18 +37,90 @@ pub fn same_shape(name: &str, input: &Tensor, target: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// A per-class weight vector as a tensor of `input`'s dtype and device, checked against
-/// the size of `dim` (the class dimension); `what` names the key (`weight`, `pos_weight`).
-pub fn class_vector(name: &str, what: &str, values: &[f64], input: &Tensor, dim: usize) -> Result<Tensor> {
-    let n = if input.rank() == 0 { 1 } else { input.dim(dim)? };
-    if values.len() != n {
+/// A tensor hyperparameter as a tensor of `input`'s dtype and device, in its own shape.
+pub fn hyper_tensor(t: &FloatTensor, input: &Tensor) -> Result<Tensor> {
+    Ok(Tensor::from_slice(t.data.as_slice(), t.shape.as_slice(), input.device())?.to_dtype(input.dtype())?)
+}
+
+/// One example of a shape that broadcasts to `input`: one value per entry of its last
+/// dimension, or a single number for a 0-d input.
+fn broadcast_example(input: &Tensor) -> String {
+    match input.dims().last() {
+        Some(c) => format!("[{c}] for one value per entry of the last dimension, [1] for one value for all"),
+        None => "a single number".to_string(),
+    }
+}
+
+/// A tensor hyperparameter that scales the loss elementwise (`bce` and `bce_with_logits`
+/// `weight`, `pos_weight`), as a tensor of `input`'s dtype and device in its own shape,
+/// checked as PyTorch checks it: it must broadcast to the input's shape, as an in-place
+/// product does (aligned from the last dimension, each of its sizes 1 or the input's size
+/// there, and no more dimensions than the input). `what` names the key.
+pub fn broadcast_to_input(name: &str, what: &str, t: &FloatTensor, input: &Tensor) -> Result<Tensor> {
+    let (shape, dims) = (t.shape.as_slice(), input.dims());
+    let fits = shape.len() <= dims.len() && shape.iter().rev().zip(dims.iter().rev()).all(|(&w, &x)| w == 1 || w == x);
+    if !fits {
         return Err(Error::input(format!(
-            "{name}.{what} has {} entries but the input has {n} classes (dim {dim} of shape {:?}); give one per class",
-            values.len(),
+            "{name}.{what} of shape {shape:?} does not broadcast to the input's shape {dims:?}: aligned from the last dimension, each of its sizes must be 1 or the input's size there, with at most {} dimensions; give e.g. {}",
+            dims.len(),
+            broadcast_example(input)
+        )));
+    }
+    hyper_tensor(t, input)
+}
+
+/// A tensor hyperparameter that multiplies the loss with PyTorch's full broadcasting
+/// (`multilabel_soft_margin` `weight`: the product may be larger than the input), as a
+/// tensor of `input`'s dtype and device in its own shape: aligned from the last
+/// dimension, each pair of sizes must be equal or one of them 1.
+pub fn broadcast_with_input(name: &str, what: &str, t: &FloatTensor, input: &Tensor) -> Result<Tensor> {
+    let (shape, dims) = (t.shape.as_slice(), input.dims());
+    if !shape.iter().rev().zip(dims.iter().rev()).all(|(&w, &x)| w == 1 || x == 1 || w == x) {
+        return Err(Error::input(format!(
+            "{name}.{what} of shape {shape:?} does not broadcast with the input's shape {dims:?}: aligned from the last dimension, each pair of sizes must be equal or one of them 1; give e.g. {}",
+            broadcast_example(input)
+        )));
+    }
+    hyper_tensor(t, input)
+}
+
+/// Which shapes of a per-class `weight` a loss takes (PyTorch's rules, which differ by
+/// loss and input rank).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PerClass {
+    /// Exactly one dimension of C entries.
+    Vector,
+    /// C entries in any shape, read in order (`nll` and `cross_entropy` on inputs of 3 or
+    /// more dimensions).
+    AnyShape,
+    /// C entries in a shape whose first size is C (`[C]`, `[C, 1]`, ...): `cross_entropy`
+    /// with label smoothing on inputs of 3 or more dimensions, reduction none or sum.
+    Leading,
+}
+
+/// A per-class `weight` checked as PyTorch checks it against the C classes along `dim` of
+/// `input` (C = 1 for a 0-d input): its C values in order.
+pub fn class_weights(name: &str, t: &FloatTensor, input: &Tensor, dim: usize, rule: PerClass) -> Result<Vec<f64>> {
+    let classes = if input.rank() == 0 { 1 } else { input.dim(dim)? };
+    let fits = match rule {
+        PerClass::Vector => t.shape == [classes],
+        PerClass::AnyShape => t.data.len() == classes,
+        PerClass::Leading => t.data.len() == classes && t.shape.first() == Some(&classes),
+    };
+    if !fits {
+        let at = if input.rank() == 0 { String::new() } else { format!(" (dim {dim})") };
+        let also = match rule {
+            PerClass::Vector => String::new(),
+            PerClass::AnyShape => format!(" (or any shape of {classes} entries)"),
+            PerClass::Leading => format!(" (or a shape [{classes}, 1, ...])"),
+        };
+        return Err(Error::input(format!(
+            "{name}.weight has shape {:?} but the input of shape {:?} has {classes} classes{at}; give a 1-D weight of {classes} entries{also}, one per class",
+            t.shape,
             input.dims()
         )));
     }
-    Ok(Tensor::from_slice(values, values.len(), input.device())?.to_dtype(input.dtype())?)
+    Ok(t.data.clone())
 }
 
 /// `v` shaped to broadcast along `dim` of a tensor of rank `rank` ([1, .., C, .., 1]).

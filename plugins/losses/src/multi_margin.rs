@@ -3,9 +3,10 @@
 
 use candle_core::{DType, Tensor};
 use ember_core::ops::pointwise::check_float;
+use ember_core::params::FloatTensor;
 use ember_core::{check, Error, Hyperparams, Loss, LossTargets, Result};
 
-use crate::inputs::{class_vector, frames_and_classes, is_float};
+use crate::inputs::{class_weights, frames_and_classes, is_float, PerClass};
 use crate::reduction::Reduction;
 
 /// For scores x of shape (N, C) or (C) and class indices y of shape (N) or (): per sample,
@@ -25,8 +26,8 @@ pub struct MultiMargin {
     /// how far the target's score must exceed every other class's score
     #[param(default = 1.0, check = check::finite)]
     pub margin: f64,
-    /// rescaling weight per class, applied by each sample's target class
-    pub weight: Option<Vec<f64>>,
+    /// rescaling weight per class (a 1-D tensor of C entries), applied by each sample's target class
+    pub weight: Option<FloatTensor>,
     /// none: per-sample losses; mean; sum
     #[param(default = "mean")]
     pub reduction: Reduction,
@@ -71,11 +72,9 @@ impl Loss for MultiMargin {
                 target.dims()
             )));
         }
+        // PyTorch: a 1-D weight of C entries (one for a 0-d input).
         let class_weight = match &self.weight {
-            Some(w) => {
-                class_vector(NAME, "weight", w, input, input.rank().saturating_sub(1))?;
-                Some(w.as_slice())
-            }
+            Some(w) => Some(class_weights(NAME, w, input, input.rank().saturating_sub(1), PerClass::Vector)?),
             None => None,
         };
         let targets = target.flatten_all()?.to_dtype(DType::I64)?.to_vec1::<i64>()?;
@@ -91,7 +90,7 @@ impl Loss for MultiMargin {
             }
             index.push(t as u32);
             others.extend((0..classes).map(|c| u8::from(c as i64 != t)));
-            sample_weight.push(class_weight.map_or(1.0, |w| w[t as usize]));
+            sample_weight.push(class_weight.as_ref().map_or(1.0, |w| w[t as usize]));
         }
         let device = input.device();
         let x = input.reshape((frames, classes))?.contiguous()?;

@@ -5,22 +5,27 @@ use candle_core::Tensor;
 use ember_core::ops::composed::pick;
 use ember_core::ops::pointwise::Real;
 use ember_core::ops::ternary::{apply2, Ternary};
+use ember_core::params::FloatTensor;
 use ember_core::{Error, Hyperparams, Loss, Result};
 
-use crate::inputs::{along, class_vector, elementwise_target};
+use crate::inputs::{broadcast_with_input, elementwise_target};
 use crate::reduction::Reduction;
 
 /// For input and 0/1 target of shape (N, C) or (C): per sample,
 /// -(1/C) Σ_c w_c (y_c logσ(x_c) + (1 - y_c) logσ(-x_c)); then `reduction` over the N
-/// samples (`none` gives N values).
+/// samples (`none` gives N values). `weight` is a tensor that broadcasts with the input, as
+/// in PyTorch: `[C]` per class, `[N, 1]` per sample, `[N, C]` per element. Like PyTorch,
+/// a weight of more dimensions than the input (`[K, N, C]` for an (N, C) input) makes the
+/// per-element losses `[K, N, C]`, summed over dimension 1 (the input's class dimension)
+/// into K·C values.
 #[derive(Clone, Debug, Default, PartialEq, Hyperparams)]
 #[plugin(
     loss = "multilabel_soft_margin",
     summary = "multi-label one-vs-all logistic loss, averaged over classes (nn.MultiLabelSoftMarginLoss)"
 )]
 pub struct MultilabelSoftMargin {
-    /// rescaling weight per class
-    pub weight: Option<Vec<f64>>,
+    /// rescaling weight, a tensor that broadcasts with the input ([C]: one per class)
+    pub weight: Option<FloatTensor>,
     /// none: per-element losses; mean; sum
     #[param(default = "mean")]
     pub reduction: Reduction,
@@ -91,8 +96,7 @@ impl Loss for MultilabelSoftMargin {
         let class_dim = input.rank() - 1;
         let mut loss = apply2(&Kernel, input, &target)?;
         if let Some(w) = &self.weight {
-            let w = class_vector("multilabel_soft_margin", "weight", w, input, class_dim)?;
-            loss = loss.broadcast_mul(&along(&w, class_dim, input.rank())?)?;
+            loss = loss.broadcast_mul(&broadcast_with_input("multilabel_soft_margin", "weight", w, input)?)?;
         }
         let classes = input.dim(class_dim)? as f64;
         let per_sample = loss.sum(class_dim)?.affine(1.0 / classes, 0.0)?;

@@ -2,20 +2,23 @@
 //! `nn.NLLLoss`).
 
 use candle_core::Tensor;
+use ember_core::params::FloatTensor;
 use ember_core::{Hyperparams, Loss, LossTargets, Result};
 
-use crate::class_index::{divide, pick, Picked};
+use crate::class_index::{divide, index_weight_rule, pick, Picked};
 use crate::reduction::Reduction;
 
 /// For log-probabilities x of shape (N, C), (N, C, d1, ...) or (C) and integer targets of
 /// shape (N), (N, d1, ...) or (): `l = -w[y] x[y]` per element, 0 where y = ignore_index.
 /// `mean` is `Σ l / Σ w[y]` over the kept elements (NaN if every target is ignored).
+/// `weight` is a 1-D tensor of C entries, as PyTorch takes it (for inputs of 3 or more
+/// dimensions PyTorch takes C entries in any shape, and so does Ember).
 /// Pair it with `log_softmax`; `cross_entropy` does both in one step.
 #[derive(Clone, Debug, PartialEq, Hyperparams)]
 #[plugin(loss = "nll", summary = "negative log-likelihood of class indices; input is log-probabilities (nn.NLLLoss)")]
 pub struct Nll {
-    /// rescaling weight per class
-    pub weight: Option<Vec<f64>>,
+    /// rescaling weight per class, a 1-D tensor of C entries
+    pub weight: Option<FloatTensor>,
     /// target value that contributes nothing (class-index targets)
     #[param(default = -100)]
     pub ignore_index: i64,
@@ -45,7 +48,8 @@ impl Loss for Nll {
     }
 
     fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
-        let picked = pick("nll", input, target, self.weight.as_deref(), self.ignore_index)?;
+        let rule = index_weight_rule(input.rank());
+        let picked = pick("nll", input, target, self.weight.as_ref(), rule, self.ignore_index)?;
         reduce_picked(&picked, self.reduction)
     }
 }

@@ -1,6 +1,7 @@
 //! Ember's built-in optimizers, registered by name with PyTorch's semantics, argument
 //! names and defaults: `sgd`, `adagrad`, `rmsprop`, `adam`, `adamw`, `adadelta`,
-//! `adamax`, `nadam`, `radam`, `adafactor`, `rprop`, `asgd`, `muon`.
+//! `adamax`, `nadam`, `radam`, `adafactor`, `rprop`, `asgd`, `muon`; and `lion`
+//! (the `lion-pytorch` package's `Lion`).
 //!
 //! Each is a struct of its hyperparameters (`#[derive(Hyperparams)]`, registered by a
 //! `#[plugin(optimizer = ...)]` that also declares the default `lr`) implementing
@@ -14,11 +15,23 @@
 //! weight decay. `muon` (PyTorch's `torch.optim.Muon`) takes 2-D parameters only and
 //! orthogonalizes its momentum by Newton–Schulz in bfloat16, as PyTorch does.
 //!
+//! `lbfgs` (PyTorch's `torch.optim.LBFGS`, with its strong-Wolfe line search) updates all
+//! parameters together as one flat vector and re-evaluates the loss within its step: it
+//! is an [`ember_core::ClosureOptimizer`], whose one state the driver keeps and whose
+//! step (`OptimizerDriver::step_closure`) gets a closure that recomputes the loss and
+//! gradients on the same batch, as PyTorch's `step(closure)`.
+//!
 //! `lamb`, `lars` and `adan`, which PyTorch lacks, follow the `pytorch-optimizer` package
 //! (`pytorch_optimizer.Lamb`, `LARS`, `Adan`): its argument names, defaults and state
 //! keys, and the update of its default (batched) path.
 //!
-//! `sgd` (with momentum), `adam`/`adamw`, `rmsprop`, `adagrad`, `rprop` and `asgd`
+//! `schedule_free_adamw` and `schedule_free_sgd` follow the `schedulefree` package
+//! (`AdamWScheduleFree`, `SGDScheduleFree`, their `foreach=False` path). They train at a
+//! point y and evaluate at an average x of their iterates, which
+//! [`ember_core::Optimizer::eval_point`] returns; `schedule_free_adamw` has a fused CPU
+//! kernel too.
+//!
+//! `sgd` (with momentum), `adam`/`adamw`, `rmsprop`, `adagrad`, `rprop`, `asgd` and `lion`
 //! update contiguous f32/f64 CPU parameters with fused kernels (one pass over memory,
 //! split across threads); every optimizer also has a composed-op path, the reference the fused
 //! kernels are tested against and the path for other devices and dtypes. The fused
@@ -39,11 +52,14 @@ mod asgd;
 mod common;
 mod lamb;
 mod lars;
+mod lbfgs;
+mod lion;
 mod muon;
 mod nadam;
 mod radam;
 mod rmsprop;
 mod rprop;
+mod schedule_free;
 mod sgd;
 
 pub use adadelta::{Adadelta, AdadeltaState};
@@ -56,11 +72,14 @@ pub use asgd::{Asgd, AsgdState};
 pub use common::Betas;
 pub use lamb::{Lamb, LambState};
 pub use lars::{Lars, LarsState};
+pub use lbfgs::{Lbfgs, LbfgsParamState, LineSearch};
+pub use lion::{Lion, LionState};
 pub use muon::{AdjustLr, Muon, MuonState, NsCoefficients};
 pub use nadam::{Nadam, NadamState};
 pub use radam::{Radam, RadamState};
 pub use rmsprop::{Rmsprop, RmspropState};
 pub use rprop::{Rprop, RpropState};
+pub use schedule_free::{ScheduleFreeAdamW, ScheduleFreeAdamWState, ScheduleFreeSgd, ScheduleFreeSgdState};
 pub use sgd::{Sgd, SgdState};
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Ember's built-in learning-rate schedulers, registered by name with PyTorch's
 //! semantics, argument names and defaults: `step`, `multi_step`, `exponential`,
 //! `cosine`, `linear`, `constant`, `polynomial`, `cosine_warm_restarts`, `cyclic`,
-//! `one_cycle`, `reduce_on_plateau`, and the composites `sequential` (one schedule after
+//! `one_cycle`, `reduce_on_plateau`, `swalr` (annealing to the constant rate of stochastic
+//! weight averaging), and the composites `sequential` (one schedule after
 //! another, e.g. warm-up then cosine) and `chained` (schedules stepped together).
 //!
 //! A schedule updates the learning rates of the optimizer's parameter groups in place,
@@ -26,6 +27,7 @@ mod polynomial;
 mod reduce_on_plateau;
 mod sequential;
 mod step;
+mod swalr;
 
 pub use chained::ChainedScheduler;
 pub use constant::ConstantLr;
@@ -40,6 +42,7 @@ pub use polynomial::PolynomialLr;
 pub use reduce_on_plateau::{PlateauMode, ReduceOnPlateau, ThresholdMode};
 pub use sequential::SequentialLr;
 pub use step::StepLr;
+pub use swalr::SwaLr;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! `sequential`: schedules one after another, each taking over at a milestone (PyTorch
 //! `SequentialLR`), e.g. a linear warm-up then cosine annealing.
 
-use ember_core::{BuildContext, Config, Error, Hyperparams, Result, Scheduler, State};
+use ember_core::{BuildContext, Config, Error, Hyperparams, Result, Scheduler, State, Value};
 
 use crate::common::Progress;
 use crate::nested;
@@ -9,12 +9,15 @@ use crate::nested;
 /// `schedulers[i]` is in charge from step `milestones[i - 1]` until `milestones[i]`.
 /// At its milestone a schedule starts over from the groups' configured rates, as if it
 /// had just been constructed (PyTorch's `step(0)`, the closed form at epoch 0); in
-/// between it steps as it would alone. As in PyTorch, every schedule is built at the
-/// start (so one that cycles momentum sets it from the start) and keeps the configured
-/// rates as its base. Schedules stepped with a metric (`reduce_on_plateau`) are refused.
-/// One difference: PyTorch's `OneCycleLR`, and a `CyclicLR` built first, also rewrite
-/// the optimizer's `initial_lr`, so there the other schedules start over from (and
-/// keep as base) that rate; here they use the configured rate.
+/// between it steps as it would alone. The exception is `swalr`: PyTorch's `SWALR` has
+/// no closed form, so at its milestone it is evaluated on the rate in effect, and anneals
+/// from the rate the schedule before it left (the SWA recipe, e.g. cosine then swalr).
+/// As in PyTorch, every schedule is built at the start (so one that cycles momentum sets
+/// it from the start) and keeps the configured rates as its base. Schedules stepped with
+/// a metric (`reduce_on_plateau`) are refused. One difference: PyTorch's `OneCycleLR`,
+/// and a `CyclicLR` built first, also rewrite the optimizer's `initial_lr`, so there the
+/// other schedules start over from (and keep as base) that rate; here they use the
+/// configured rate.
 ///
 /// ```toml
 /// [scheduler]
@@ -73,6 +76,13 @@ impl SequentialLr {
         Err(Error::input(format!("sequential.milestones = {:?} is invalid: {rule}", self.milestones)))
     }
 
+    /// Whether schedule `k` takes over at its milestone from the rate in effect rather
+    /// than the configured one: those whose PyTorch class has no closed form and reads
+    /// the group's current rate (`SWALR`).
+    fn keeps_rate(&self, k: usize) -> bool {
+        matches!(self.schedulers[k].get("name"), Some(Value::Str(n)) if n == "swalr")
+    }
+
     /// The schedule in charge at step `t` (PyTorch's `bisect_right(milestones, t)`).
     fn active(&self, t: i64) -> usize {
         self.milestones.iter().filter(|&&m| m <= t).count()
@@ -126,8 +136,10 @@ impl Scheduler for SequentialLr {
         let t = self.progress.last_epoch;
         let k = self.active(t);
         if k > 0 && self.milestones[k - 1] == t {
-            for (i, lr) in lrs.iter_mut().enumerate() {
-                *lr = self.progress.base(i)?;
+            if !self.keeps_rate(k) {
+                for (i, lr) in lrs.iter_mut().enumerate() {
+                    *lr = self.progress.base(i)?;
+                }
             }
             self.children[k].init(lrs).map_err(|e| e.context(format!("sequential.schedulers[{k}]")))?;
         } else {
