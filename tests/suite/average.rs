@@ -226,3 +226,71 @@ fn a_schedule_free_run_evaluates_at_its_averaged_point() {
     evaluation_matches_the_exported_average("name = \"schedule_free_adamw\"\nlr = 0.02", "");
     evaluation_matches_the_exported_average("name = \"schedule_free_sgd\"\nlr = 0.5", "");
 }
+
+/// `update_bn = true` against PyTorch's `torch.optim.swa_utils.update_bn` (fixture made by
+/// tests/fixtures/update_bn/gen_update_bn.py): with lr = 0 the average is the initial
+/// weights, and its batch norm statistics are recomputed over the training set in
+/// batches of 4, 4 and 2, from reset statistics (the file's are not the defaults).
+#[test]
+fn update_bn_recomputes_the_averages_batch_norm_statistics_as_pytorch() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/update_bn");
+    let file = |name: &str| format!("{:?}", dir.join(name).to_str().unwrap());
+    let text = format!(
+        r#"
+seed = 1
+[[model.layers]]
+name = "linear"
+out_features = 5
+[[model.layers]]
+name = "batch_norm1d"
+[[model.layers]]
+name = "relu"
+[[model.layers]]
+name = "linear"
+out_features = 3
+[loss]
+name = "cross_entropy"
+[optimizer]
+name = "sgd"
+lr = 0.0
+[data]
+kind = "safetensors"
+train = {}
+test = {}
+[train]
+epochs = 1
+batch_size = 4
+shuffle = false
+init_from = {}
+[train.average]
+kind = "swa"
+update_bn = true
+"#,
+        file("train.safetensors"),
+        file("test.safetensors"),
+        file("weights.safetensors")
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    train(RunConfig::from_toml(&text, "bn.toml").unwrap(), &run);
+    let ckpt = checkpoint::read(&checkpoint::resolve(&run).unwrap()).unwrap();
+    let expected = candle_core::safetensors::load(dir.join("expected.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(expected.len(), 3);
+    for (name, want) in &expected {
+        let got = &ckpt.tensors[&format!("average/{name}")];
+        let (got, want) = (
+            got.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+            want.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+        );
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{name}: {got:?} vs PyTorch {want:?}");
+        }
+    }
+    // The trained model keeps its own statistics (one epoch of momentum updates).
+    let trained = ckpt.tensors["model/1.num_batches_tracked"].to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+    assert_eq!(trained, 45.0);
+
+    let both = text.replace("update_bn = true", "update_bn = true\nuse_buffers = true");
+    let e = RunConfig::from_toml(&both, "bn.toml").unwrap_err().to_string();
+    assert!(e.contains("choose one"), "{e}");
+}

@@ -161,6 +161,8 @@ fn fused_kernels_match_the_composed_reference() {
         ("lion", "lr = 0.01\nweight_decay = 0.01\ndecoupled_weight_decay = true"),
         ("schedule_free_adamw", "lr = 0.01"),
         ("schedule_free_adamw", "lr = 0.01\nweight_decay = 0.1\nwarmup_steps = 3\nr = 0.5"),
+        ("schedule_free_sgd", "lr = 0.1"),
+        ("schedule_free_sgd", "lr = 0.1\nweight_decay = 0.1\nwarmup_steps = 3\nmomentum = 0.3"),
     ];
     // More elements than one chunk, and an odd count, to cross every split.
     let n = (1 << 17) + 3;

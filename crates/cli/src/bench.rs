@@ -136,6 +136,11 @@ pub fn optimizer(
     let config: Config = serde_json::from_str(config)
         .map_err(|e| anyhow::anyhow!("--config must be a JSON object of hyperparameters: {e}"))?;
     let (opt, lr) = registry::optimizer_with_lr(name, &config, &BuildContext::default())?;
+    if opt.closure_optimizer().is_some() {
+        anyhow::bail!(
+            "optimizer '{name}' steps all parameters together and re-evaluates the loss (a closure), so it has no per-element cost to time; time it in training with `ember bench train CONFIG`"
+        );
+    }
     // The one kernel switch: --composed runs every optimizer's composed path.
     let kernels = if composed { Kernels::Composed } else { ops::kernels() };
     if numel == 0 || steps == 0 {

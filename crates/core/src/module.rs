@@ -16,18 +16,34 @@ pub struct Context {
     train: bool,
     seed: u64,
     draws: u64,
+    cumulative: bool,
 }
 
 impl Context {
     /// Evaluation mode: dropout is the identity.
     pub fn eval() -> Self {
-        Context { train: false, seed: 0, draws: 0 }
+        Context { train: false, seed: 0, draws: 0, cumulative: false }
     }
 
     /// Training mode; random layers draw their masks from `seed` (give a new seed, e.g.
     /// derived from the run seed and the step, to every forward pass).
     pub fn train(seed: u64) -> Self {
-        Context { train: true, seed, draws: 0 }
+        Context { train: true, seed, draws: 0, cumulative: false }
+    }
+
+    /// The same context, with layers that keep running statistics (batch norm) folding
+    /// each batch into a cumulative average instead of their momentum's exponential one:
+    /// what PyTorch's `update_bn` does by setting every batch norm's `momentum = None`
+    /// after resetting its statistics.
+    pub fn with_cumulative_statistics(mut self) -> Self {
+        self.cumulative = true;
+        self
+    }
+
+    /// Whether running statistics are a cumulative average in this pass
+    /// ([`Context::with_cumulative_statistics`]).
+    pub fn cumulative_statistics(&self) -> bool {
+        self.cumulative
     }
 
     pub fn is_train(&self) -> bool {

@@ -698,6 +698,13 @@ pub struct AverageConfig {
     /// has started.
     #[serde(default = "yes")]
     pub eval: bool,
+    /// Before evaluating the averaged weights, recompute batch norm's running statistics
+    /// for them (PyTorch's `update_bn`): the statistics are reset, then one pass over the
+    /// training set (in order, in training mode, no augmentation) folds every batch into
+    /// a cumulative average. Checkpoints and `ember export --averaged` hold the
+    /// recomputed statistics. Costs a forward pass over the training set per evaluation.
+    #[serde(default)]
+    pub update_bn: bool,
 }
 
 impl AverageConfig {
@@ -723,6 +730,12 @@ impl AverageConfig {
                     "applies to kind = \"ema\" only (SWA is the equal-weight mean); remove it or set kind = \"ema\"",
                 )),
             };
+        if self.update_bn && self.use_buffers {
+            return Err(Error::config(
+                "train.average",
+                "update_bn recomputes the batch norm statistics of the averaged weights, and use_buffers averages them: choose one (update_bn is SWA's usual recipe)",
+            ));
+        }
         let interval = self.interval.unwrap_or(match self.kind {
             AverageKind::Ema => Interval::Step,
             AverageKind::Swa => Interval::Epoch,

@@ -325,7 +325,14 @@ struct Average {
     interval: Interval,
     start_epoch: usize,
     eval: bool,
+    update_bn: bool,
+    /// The batch norm statistics `update_bn` computed for the current average (until
+    /// the average moves again): what checkpoints store with it.
+    bn_buffers: std::sync::Mutex<Option<HashMap<String, Tensor>>>,
 }
+
+/// Separates `update_bn`'s dropout stream from the other streams drawn from the run seed.
+const UPDATE_BN_STREAM: u64 = 0xB7_B7_B7_B7;
 
 /// Checkpoint key of the averaged weights' update count (a 0-d f64 tensor).
 const N_AVERAGED: &str = "averaging/n_averaged";
@@ -640,7 +647,14 @@ impl Learner {
             Some(a) => {
                 let (averaging, interval) = a.settings()?;
                 let weights = AveragedWeights::new(averaging, a.use_buffers)?;
-                Some(Average { weights, interval, start_epoch: a.start_epoch, eval: a.eval })
+                Some(Average {
+                    weights,
+                    interval,
+                    start_epoch: a.start_epoch,
+                    eval: a.eval,
+                    update_bn: a.update_bn,
+                    bn_buffers: Default::default(),
+                })
             }
             None => None,
         };
@@ -1299,6 +1313,7 @@ impl Learner {
         if let Some(avg) = &mut self.average {
             if avg.interval == interval && self.progress.epoch >= avg.start_epoch {
                 avg.weights.update(self.model.as_ref()).context("weight averaging")?;
+                *avg.bn_buffers.lock().expect("not poisoned") = None;
             }
         }
         Ok(())
@@ -1326,7 +1341,7 @@ impl Learner {
     /// Runs `f` with the model holding the evaluation weights ([`Learner::eval_weights`]),
     /// then puts the trained weights back (also when `f` fails).
     fn with_eval_weights<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let Some((_, weights)) = self.eval_weights()? else { return f() };
+        let Some((kind, weights)) = self.eval_weights()? else { return f() };
         let vars: Vec<(String, Var)> =
             self.model.named_parameters().into_iter().chain(self.model.named_buffers()).collect();
         let mut saved = Vec::with_capacity(vars.len());
@@ -1336,11 +1351,55 @@ impl Learner {
                 var.set(t)?;
             }
         }
-        let result = f();
+        let averaged = self.average.as_ref().filter(|a| a.update_bn && kind != "optimizer");
+        let result = (|| {
+            if let Some(avg) = averaged {
+                if self.update_bn().context("update_bn (train.average)")? {
+                    let buffers = self
+                        .model
+                        .named_buffers()
+                        .into_iter()
+                        .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
+                        .collect::<Result<HashMap<_, _>>>()?;
+                    *avg.bn_buffers.lock().expect("not poisoned") = Some(buffers);
+                }
+            }
+            f()
+        })();
         for (var, t) in saved {
             var.set(&t)?;
         }
         result
+    }
+
+    /// PyTorch's `update_bn(train_loader, model)` on the weights the model holds: resets
+    /// every batch norm's running statistics (buffers named `running_mean`, `running_var`,
+    /// `num_batches_tracked`), then one training-mode pass over the training set in order
+    /// folds each batch into a cumulative average. `false` when the model keeps no
+    /// running statistics (nothing to do).
+    fn update_bn(&self) -> Result<bool> {
+        let buffers = self.model.named_buffers();
+        let is = |name: &str, buffer: &str| name == buffer || name.ends_with(&format!(".{buffer}"));
+        if !buffers.iter().any(|(n, _)| is(n, "running_mean")) {
+            return Ok(false);
+        }
+        for (name, var) in &buffers {
+            let t = var.as_tensor();
+            if is(name, "running_var") {
+                var.set(&t.ones_like()?)?;
+            } else if is(name, "running_mean") || is(name, "num_batches_tracked") {
+                var.set(&t.zeros_like()?)?;
+            }
+        }
+        let n = self.train.len();
+        let order: Vec<u32> = (0..n as u32).collect();
+        let loader = DataLoader { shuffle: false, drop_last: false, ..self.loader.clone() };
+        for b in 0..loader.batches(n) {
+            let (x, _) = loader.batch(self.train.as_ref(), &order, b)?;
+            let seed = rng::at(self.spec.seed ^ UPDATE_BN_STREAM, ((self.progress.epoch as u64) << 32) | b as u64);
+            self.model.forward(&x, &mut Context::train(seed).with_cumulative_statistics())?;
+        }
+        Ok(true)
     }
 
     /// Loss, top-1 accuracy and the run's metrics over the evaluation set, in evaluation
@@ -1453,7 +1512,11 @@ impl Learner {
         let averaged = match &self.average {
             // The running average whether or not evaluation uses it yet.
             Some(avg) if avg.weights.n_averaged() > 0 => {
-                Some((avg.weights.averaging().name(), avg.weights.state_dict()))
+                let mut weights = avg.weights.state_dict();
+                if let Some(bn) = avg.bn_buffers.lock().expect("not poisoned").as_ref() {
+                    weights.extend(bn.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                Some((avg.weights.averaging().name(), weights))
             }
             Some(_) => None,
             None => self.eval_weights()?,

@@ -87,8 +87,9 @@ impl BatchNorm {
 
     /// Folds the batch statistics into the running averages, as PyTorch does: the count
     /// first, then `running = (1 - m) * running + m * batch` with the unbiased variance
-    /// and `m = 1 / count` when `momentum` is None.
-    fn update(&self, mean: &Tensor, var: &Tensor, n: usize) -> Result<()> {
+    /// and `m = 1 / count` when `momentum` is None or the pass asks for `cumulative`
+    /// statistics (`update_bn`).
+    fn update(&self, mean: &Tensor, var: &Tensor, n: usize, cumulative: bool) -> Result<()> {
         let (Some(rm), Some(rv), Some(count)) = (&self.running_mean, &self.running_var, &self.num_batches_tracked)
         else {
             return Ok(());
@@ -98,7 +99,7 @@ impl BatchNorm {
         let unbiased = var.affine(n as f64 / (n - 1) as f64, 0.0)?;
         let blend = |running: &Var, batch: &Tensor| -> Result<Tensor> {
             let r = running.as_tensor();
-            Ok(match self.momentum {
+            Ok(match if cumulative { None } else { self.momentum } {
                 Some(m) => (r.affine(1.0 - m, 0.0)? + batch.affine(m, 0.0)?)?,
                 None => {
                     let f = next.to_dtype(r.dtype())?.recip()?;
@@ -149,7 +150,7 @@ impl Module for BatchNorm {
             };
             let (y, mean, var) = fused::batch_norm_train(&x3, &w, &b, self.eps, self.relu)?;
             if ctx.is_train() {
-                self.update(&mean, &var, n * s)?;
+                self.update(&mean, &var, n * s, ctx.cumulative_statistics())?;
             }
             return Ok(y.reshape(dims)?);
         }
@@ -158,7 +159,12 @@ impl Module for BatchNorm {
             let centered = x3.broadcast_sub(&mean)?;
             let var = centered.sqr()?.mean_keepdim((0, 2))?;
             if ctx.is_train() {
-                self.update(&mean.detach().flatten_all()?, &var.detach().flatten_all()?, n * s)?;
+                self.update(
+                    &mean.detach().flatten_all()?,
+                    &var.detach().flatten_all()?,
+                    n * s,
+                    ctx.cumulative_statistics(),
+                )?;
             }
             centered.broadcast_div(&(var + self.eps)?.sqrt()?)?
         } else {

@@ -18,7 +18,7 @@ use crate::reduction::Reduction;
 #[derive(Clone, Debug, Default, PartialEq, Hyperparams)]
 #[plugin(loss = "bce", summary = "binary cross-entropy on probabilities, logs clamped at -100 (nn.BCELoss)")]
 pub struct Bce {
-    /// rescaling weight, a tensor that broadcasts to the input's shape ([C]: per entry of the last dimension)
+    /// rescaling weight, a tensor that broadcasts to the input's shape (C values: one per entry of the last dimension)
     pub weight: Option<FloatTensor>,
     /// none: per-element losses; mean; sum
     #[param(default = "mean")]

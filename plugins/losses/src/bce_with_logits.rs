@@ -22,9 +22,9 @@ use crate::reduction::Reduction;
     summary = "binary cross-entropy on raw scores (logits), stable for large logits (nn.BCEWithLogitsLoss)"
 )]
 pub struct BceWithLogits {
-    /// rescaling weight, a tensor that broadcasts to the input's shape ([C]: per entry of the last dimension)
+    /// rescaling weight, a tensor that broadcasts to the input's shape (C values: one per entry of the last dimension)
     pub weight: Option<FloatTensor>,
-    /// weight of positive examples, a tensor that broadcasts to the input's shape ([C]: one per class of the last dimension)
+    /// weight of positive examples, a tensor that broadcasts to the input's shape (C values: one per class of the last dimension)
     pub pos_weight: Option<FloatTensor>,
     /// none: per-element losses; mean; sum
     #[param(default = "mean")]

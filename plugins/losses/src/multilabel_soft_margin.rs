@@ -24,7 +24,7 @@ use crate::reduction::Reduction;
     summary = "multi-label one-vs-all logistic loss, averaged over classes (nn.MultiLabelSoftMarginLoss)"
 )]
 pub struct MultilabelSoftMargin {
-    /// rescaling weight, a tensor that broadcasts with the input ([C]: one per class)
+    /// rescaling weight, a tensor that broadcasts with the input (C values: one per class)
     pub weight: Option<FloatTensor>,
     /// none: per-element losses; mean; sum
     #[param(default = "mean")]

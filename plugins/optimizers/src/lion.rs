@@ -228,7 +228,7 @@ mod tests {
         dtype: DType,
     ) -> (Vec<f64>, Vec<f64>, bool) {
         let opt = lion(config).unwrap();
-        let n = (1 << 17) + 3;
+        let n: usize = (1 << 17) + 3;
         let x0: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 / 250.0 - 2.0).collect();
         let x = Var::from_tensor(&Tensor::new(x0, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()).unwrap();
         let mut state = opt.init_state(x.as_tensor()).unwrap();

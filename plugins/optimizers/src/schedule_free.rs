@@ -344,6 +344,64 @@ impl Optimizer for ScheduleFreeAdamW {
     }
 }
 
+impl ScheduleFreeSgd {
+    fn fused_step<T: CpuFloat + Real>(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        states: &[&Tensor],
+        s: &Schedule,
+        y_step: f64,
+    ) -> Result<()> {
+        let k = SgdKernel {
+            wd: (self.weight_decay != 0.0).then(|| T::of(self.weight_decay)),
+            ckp1: T::of(s.ckp1),
+            ckp1_lt_half: s.ckp1 < 0.5,
+            y_step: T::of(y_step),
+            neg_lr: T::of(-s.lr),
+        };
+        with_cpu_data::<T>(param, grad, states, &mut |p, g, st| par_chunks(p, g, st, &k))
+    }
+}
+
+/// The fused Schedule-Free SGD update of one chunk (y, g; z), in the reference's order of
+/// operations.
+#[derive(Clone, Copy)]
+struct SgdKernel<T> {
+    wd: Option<T>,
+    ckp1: T,
+    ckp1_lt_half: bool,
+    y_step: T,
+    neg_lr: T,
+}
+
+impl<T: Real> ChunkKernel<T> for SgdKernel<T> {
+    #[inline(always)]
+    fn run(&self, y: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+        let [z] = s else { unreachable!("schedule_free_sgd has one state buffer") };
+        match (self.wd.is_some(), self.ckp1_lt_half) {
+            (false, true) => self.each::<false, true>(y, g, z),
+            (false, false) => self.each::<false, false>(y, g, z),
+            (true, true) => self.each::<true, true>(y, g, z),
+            (true, false) => self.each::<true, false>(y, g, z),
+        }
+    }
+}
+
+impl<T: Real> SgdKernel<T> {
+    #[inline(always)]
+    fn each<const WD: bool, const LT_HALF: bool>(&self, y: &mut [T], g: &[T], z: &mut [T]) {
+        let n = y.len();
+        let (g, z) = (&g[..n], &mut z[..n]);
+        let wd = self.wd.unwrap_or(T::zero());
+        for ((yi, &gi), zi) in y.iter_mut().zip(g).zip(z.iter_mut()) {
+            let u = if WD { gi + wd * *yi } else { gi };
+            *yi = lerp1(*yi, *zi, self.ckp1, LT_HALF) + self.y_step * u;
+            *zi = *zi + self.neg_lr * u;
+        }
+    }
+}
+
 impl Optimizer for ScheduleFreeSgd {
     type State = ScheduleFreeSgdState;
 
@@ -360,15 +418,24 @@ impl Optimizer for ScheduleFreeSgd {
             (state.k, state.lr_max, state.weight_sum),
             ctx.lr,
         );
-        // Detached, so that the state never holds an autograd graph through the parameter.
-        let (y, mut g) = (param.as_tensor().detach(), grad.detach());
-        if self.weight_decay != 0.0 {
-            g = add_scaled(&g, &y, self.weight_decay)?;
+        let y_step = s.lr * (self.momentum * (1.0 - s.ckp1) - 1.0);
+        let states = [&state.z];
+        match fused_kind(param.as_tensor(), grad, &states) {
+            Some(Fused::F32) => self.fused_step::<f32>(param.as_tensor(), grad, &states, &s, y_step)?,
+            Some(Fused::F64) => self.fused_step::<f64>(param.as_tensor(), grad, &states, &s, y_step)?,
+            None => {
+                // Detached, so that the state never holds an autograd graph through the
+                // parameter.
+                let (y, mut g) = (param.as_tensor().detach(), grad.detach());
+                if self.weight_decay != 0.0 {
+                    g = add_scaled(&g, &y, self.weight_decay)?;
+                }
+                let y_new = add_scaled(&torch_lerp(&y, &state.z, s.ckp1)?, &g, y_step)?;
+                let z_new = add_scaled(&state.z, &g, -s.lr)?;
+                param.set(&y_new)?;
+                state.z = z_new;
+            }
         }
-        let y_new = add_scaled(&torch_lerp(&y, &state.z, s.ckp1)?, &g, s.lr * (self.momentum * (1.0 - s.ckp1) - 1.0))?;
-        let z_new = add_scaled(&state.z, &g, -s.lr)?;
-        param.set(&y_new)?;
-        state.z = z_new;
         state.k += 1;
         state.lr_max = s.lr_max;
         state.weight_sum = s.weight_sum;
