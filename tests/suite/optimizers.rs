@@ -162,6 +162,9 @@ fn fused_kernels_match_the_composed_reference() {
         ("schedule_free_adamw", "lr = 0.01"),
         ("schedule_free_adamw", "lr = 0.01\nweight_decay = 0.1\nwarmup_steps = 3\nr = 0.5"),
         ("schedule_free_sgd", "lr = 0.1"),
+        ("adan", "lr = 0.01"),
+        ("adan", "lr = 0.01\nbetas = [0.3, 0.6, 0.9]\nweight_decay = 0.1\nmaximize = true"),
+        ("adan", "lr = 0.01\nweight_decay = 0.1\nweight_decouple = true"),
         ("schedule_free_sgd", "lr = 0.1\nweight_decay = 0.1\nwarmup_steps = 3\nmomentum = 0.3"),
     ];
     // More elements than one chunk, and an odd count, to cross every split.

@@ -1,7 +1,9 @@
 //! `adan`: adaptive Nesterov momentum from gradient differences (`pytorch_optimizer.Adan`).
 
 use candle_core::{Tensor, Var};
-use ember_core::optim::{addcdiv, addcmul, div_scalar, lerp, zeros};
+use ember_core::ops::fused::{par_chunks, with_cpu_data, ChunkKernel, CpuFloat};
+use ember_core::ops::pointwise::Real;
+use ember_core::optim::{addcdiv, addcmul, div_scalar, fused_kind, lerp, lerp1, zeros, Fused};
 use ember_core::{check, Hyperparams, Optimizer, OptimizerState, ParamType, ParamValue, Params, Result, StepContext};
 
 /// pytorch-optimizer's Adan (the path its default `foreach=None` takes on every device),
@@ -95,6 +97,32 @@ impl Optimizer for Adan {
         let step_size = lr / (1.0 - b1.powf(step));
         let diff_step_size = lr * b2 / (1.0 - b2.powf(step));
         let bias_correction3_sqrt = (1.0 - b3.powf(step)).sqrt();
+        let states = [&state.exp_avg, &state.exp_avg_sq, &state.exp_avg_diff, &state.previous_grad];
+        let fused = |sc: Kernel<f64>| -> Option<Result<()>> {
+            match fused_kind(param.as_tensor(), grad, &states) {
+                Some(Fused::F32) => Some(self.fused::<f32>(param.as_tensor(), grad, &states, &sc.cast())),
+                Some(Fused::F64) => Some(self.fused::<f64>(param.as_tensor(), grad, &states, &sc)),
+                None => None,
+            }
+        };
+        let kernel = Kernel {
+            b1: (1.0 - b1, 1.0 - b1 < 0.5),
+            b2: (1.0 - b2, 1.0 - b2 < 0.5),
+            beta2: b2,
+            beta3: b3,
+            c3: 1.0 - b3,
+            bc3s: bias_correction3_sqrt,
+            eps: self.eps,
+            neg_step: -step_size,
+            neg_diff_step: -diff_step_size,
+            decay: (self.weight_decay != 0.0 && self.weight_decouple).then(|| 1.0 - lr * self.weight_decay),
+            shrink: (self.weight_decay != 0.0 && !self.weight_decouple).then(|| 1.0 + lr * self.weight_decay),
+            sign: if self.maximize { -1.0 } else { 1.0 },
+            first,
+        };
+        if let Some(done) = fused(kernel) {
+            return done;
+        }
         let g = if self.maximize { grad.neg()? } else { grad.clone() };
         // The reference creates previous_grad at the first step as -grad (before
         // maximize negates the gradient).
@@ -120,5 +148,112 @@ impl Optimizer for Adan {
         state.exp_avg_diff = n;
         state.previous_grad = g.neg()?;
         Ok(())
+    }
+}
+
+impl Adan {
+    fn fused<T: CpuFloat + Real>(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        states: &[&Tensor],
+        k: &Kernel<T>,
+    ) -> Result<()> {
+        with_cpu_data::<T>(param, grad, states, &mut |p, g, s| par_chunks(p, g, s, k))
+    }
+}
+
+/// The fused Adan update of one chunk (p, g; m, v, n, previous gradient), in the composed
+/// path's order of operations (the reference's). Scalars in the parameter's dtype; the
+/// lerp weights with whether they are below one half (which form `lerp` takes).
+#[derive(Clone, Copy)]
+struct Kernel<T> {
+    b1: (T, bool),
+    b2: (T, bool),
+    beta2: T,
+    beta3: T,
+    c3: T,
+    bc3s: T,
+    eps: T,
+    neg_step: T,
+    neg_diff_step: T,
+    /// 1 - lr·wd, decoupled weight decay.
+    decay: Option<T>,
+    /// 1 + lr·wd, the reference's coupled decay (a division after the update).
+    shrink: Option<T>,
+    /// -1 when maximizing.
+    sign: T,
+    /// The first step: the previous gradient is taken as -grad.
+    first: bool,
+}
+
+impl Kernel<f64> {
+    fn cast<T: Real>(&self) -> Kernel<T> {
+        Kernel {
+            b1: (T::of(self.b1.0), self.b1.1),
+            b2: (T::of(self.b2.0), self.b2.1),
+            beta2: T::of(self.beta2),
+            beta3: T::of(self.beta3),
+            c3: T::of(self.c3),
+            bc3s: T::of(self.bc3s),
+            eps: T::of(self.eps),
+            neg_step: T::of(self.neg_step),
+            neg_diff_step: T::of(self.neg_diff_step),
+            decay: self.decay.map(T::of),
+            shrink: self.shrink.map(T::of),
+            sign: T::of(self.sign),
+            first: self.first,
+        }
+    }
+}
+
+impl<T: Real> ChunkKernel<T> for Kernel<T> {
+    #[inline(always)]
+    fn run(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]]) {
+        let [m, v, n, prev] = s else { unreachable!("adan has four state buffers") };
+        match (self.first, self.shrink.is_some()) {
+            (false, false) => self.each::<false, false>(p, g, m, v, n, prev),
+            (false, true) => self.each::<false, true>(p, g, m, v, n, prev),
+            (true, false) => self.each::<true, false>(p, g, m, v, n, prev),
+            (true, true) => self.each::<true, true>(p, g, m, v, n, prev),
+        }
+    }
+}
+
+impl<T: Real> Kernel<T> {
+    #[inline(always)]
+    fn each<const FIRST: bool, const SHRINK: bool>(
+        &self,
+        p: &mut [T],
+        g: &[T],
+        m: &mut [T],
+        v: &mut [T],
+        n: &mut [T],
+        prev: &mut [T],
+    ) {
+        let len = p.len();
+        let (g, m, v, n, prev) = (&g[..len], &mut m[..len], &mut v[..len], &mut n[..len], &mut prev[..len]);
+        // Multiplying by 1 is exact: decay and sign stay branch-free.
+        let decay = self.decay.unwrap_or(T::one());
+        let shrink = self.shrink.unwrap_or(T::one());
+        for i in 0..len {
+            let raw = g[i];
+            let gi = raw * self.sign;
+            let previous = if FIRST { -raw } else { prev[i] };
+            let diff = previous + gi;
+            m[i] = lerp1(m[i], gi, self.b1.0, self.b1.1);
+            n[i] = lerp1(n[i], diff, self.b2.0, self.b2.1);
+            let z = diff * self.beta2 + gi;
+            v[i] = v[i] * self.beta3 + z * self.c3 * z;
+            let denom = v[i].sqrt() / self.bc3s + self.eps;
+            let mut pi = p[i] * decay;
+            pi = pi + m[i] * self.neg_step / denom;
+            pi = pi + n[i] * self.neg_diff_step / denom;
+            if SHRINK {
+                pi = pi / shrink;
+            }
+            p[i] = pi;
+            prev[i] = -gi;
+        }
     }
 }

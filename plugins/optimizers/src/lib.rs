@@ -31,8 +31,8 @@
 //! [`ember_core::Optimizer::eval_point`] returns; `schedule_free_adamw` has a fused CPU
 //! kernel too.
 //!
-//! `sgd` (with momentum), `adam`/`adamw`, `rmsprop`, `adagrad`, `rprop`, `asgd`, `lion`,
-//! `schedule_free_adamw` and `schedule_free_sgd` update contiguous f32/f64 CPU parameters
+//! `sgd` (with momentum), `adam`/`adamw`, `rmsprop`, `adagrad`, `rprop`, `asgd`, `adan`,
+//! `lion`, `schedule_free_adamw` and `schedule_free_sgd` update contiguous f32/f64 CPU parameters
 //! with fused kernels (one pass over memory, split across threads); every optimizer also has a composed-op path, the reference the fused
 //! kernels are tested against and the path for other devices and dtypes. The fused
 //! kernel is taken exactly when [`ember_core::optim::fused_kind`] allows it, so
