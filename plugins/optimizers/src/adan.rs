@@ -115,8 +115,8 @@ impl Optimizer for Adan {
             eps: self.eps,
             neg_step: -step_size,
             neg_diff_step: -diff_step_size,
-            decay: (self.weight_decay != 0.0 && self.weight_decouple).then(|| 1.0 - lr * self.weight_decay),
-            shrink: (self.weight_decay != 0.0 && !self.weight_decouple).then(|| 1.0 + lr * self.weight_decay),
+            decay: (self.weight_decay != 0.0 && self.weight_decouple).then_some(1.0 - lr * self.weight_decay),
+            shrink: (self.weight_decay != 0.0 && !self.weight_decouple).then_some(1.0 + lr * self.weight_decay),
             sign: if self.maximize { -1.0 } else { 1.0 },
             first,
         };
