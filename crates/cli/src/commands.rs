@@ -78,11 +78,58 @@ fn override_data(config: &mut RunConfig, dataset: Option<&str>, dir: Option<&Pat
     Ok(())
 }
 
-/// Trains; the last stdout line is a JSON summary.
+/// Trains; the last stdout line is a JSON summary. Under `mpirun -np N` (a build with
+/// the `mpi` feature) the N processes train one run data-parallel: rank 0 writes the run
+/// directory and prints; the other ranks train into an empty scratch directory of
+/// their own, removed at the end.
 pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    use ember_train::distributed::{launched_by_mpirun, Collective, Solo};
     let device = ember_core::device::parse(&args.device)?;
-    let reporter = if args.quiet { Reporter::Quiet } else { Reporter::Stderr };
-    let mut learner = match &args.resume {
+    // The ranks: several when mpirun/mpiexec started this process among others.
+    let launched = launched_by_mpirun().unwrap_or(1);
+    #[cfg(feature = "mpi")]
+    let mpi = if launched > 1 { Some(ember_train::distributed::Mpi::init()?) } else { None };
+    #[cfg(feature = "mpi")]
+    let collective: Box<dyn Collective> = match &mpi {
+        Some(m) => Box::new(m.clone()),
+        None => Box::new(Solo),
+    };
+    #[cfg(not(feature = "mpi"))]
+    let collective: Box<dyn Collective> = if launched > 1 {
+        anyhow::bail!(
+            "mpirun started {launched} processes, but this ember was built without the `mpi` feature, so each would train alone: cargo build --release --features mpi"
+        )
+    } else {
+        Box::new(Solo)
+    };
+    let rank = collective.rank();
+    // Ranks other than 0 write nothing, but a Learner holds (locks) a directory.
+    let scratch = std::env::temp_dir().join(format!("ember-rank{rank}-{}", std::process::id()));
+    let result = train_rank(args, device, collective, &scratch, out);
+    if rank != 0 {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    #[cfg(feature = "mpi")]
+    if let (Err(e), Some(mpi)) = (&result, &mpi) {
+        // The other ranks may be waiting for this one in a collective, and finalizing MPI
+        // would wait for them: end every rank now.
+        eprintln!("error (rank {rank} of {}): {e}", mpi.size());
+        mpi.abort(1);
+    }
+    result
+}
+
+/// [`train`] on one rank of `collective`; ranks other than 0 train into `scratch`.
+fn train_rank(
+    args: TrainArgs,
+    device: Device,
+    collective: Box<dyn ember_train::Collective>,
+    scratch: &Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let rank = collective.rank();
+    let reporter = if args.quiet || rank != 0 { Reporter::Quiet } else { Reporter::Stderr };
+    let learner = match &args.resume {
         Some(path) => {
             if args.overwrite {
                 anyhow::bail!("--overwrite starts a new run; it does not combine with --resume, which continues one");
@@ -92,7 +139,8 @@ pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 Some(p) => Some((RunConfig::from_file(p)?, p.clone())),
                 None => None,
             };
-            Learner::resume_with(path, device, args.out.clone(), reporter, |stored| {
+            let to = if rank == 0 { args.out.clone() } else { Some(scratch.to_path_buf()) };
+            Learner::resume_with(path, device, to, reporter, |stored| {
                 edit_resumed(stored, &args, given, path).map_err(|e| ember_core::Error::input(e.to_string()))
             })?
         }
@@ -113,9 +161,10 @@ pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             }
             config.validate()?;
             let existing = if args.overwrite { Existing::Overwrite } else { Existing::Refuse };
-            let dir = match &args.out {
-                Some(d) => d.clone(),
-                None if args.overwrite => PathBuf::from("runs").join(&name),
+            let (dir, existing) = match &args.out {
+                _ if rank != 0 => (scratch.to_path_buf(), Existing::Overwrite),
+                Some(d) => (d.clone(), existing),
+                None if args.overwrite => (PathBuf::from("runs").join(&name), existing),
                 None => {
                     // Never into an earlier run: the next free runs/NAME-2, runs/NAME-3, ...
                     let base = PathBuf::from("runs").join(&name);
@@ -128,15 +177,18 @@ pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                             base.display()
                         );
                     }
-                    dir
+                    (dir, existing)
                 }
             };
             Learner::start(config, device, dir, existing, reporter)?
         }
     };
+    let mut learner = learner.with_collective(collective)?;
     let summary = learner.fit()?;
-    let line = summary.to_json();
-    writeln!(out, "{line}")?;
+    if rank == 0 {
+        let line = summary.to_json();
+        writeln!(out, "{line}")?;
+    }
     Ok(())
 }
 

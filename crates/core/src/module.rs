@@ -17,18 +17,20 @@ pub struct Context {
     seed: u64,
     draws: u64,
     cumulative: bool,
+    /// This pass's rows of a larger batch: (first row, rows in the whole batch).
+    rows: Option<(usize, usize)>,
 }
 
 impl Context {
     /// Evaluation mode: dropout is the identity.
     pub fn eval() -> Self {
-        Context { train: false, seed: 0, draws: 0, cumulative: false }
+        Context { train: false, seed: 0, draws: 0, cumulative: false, rows: None }
     }
 
     /// Training mode; random layers draw their masks from `seed` (give a new seed, e.g.
     /// derived from the run seed and the step, to every forward pass).
     pub fn train(seed: u64) -> Self {
-        Context { train: true, seed, draws: 0, cumulative: false }
+        Context { train: true, seed, draws: 0, cumulative: false, rows: None }
     }
 
     /// The same context, with layers that keep running statistics (batch norm) folding
@@ -38,6 +40,21 @@ impl Context {
     pub fn with_cumulative_statistics(mut self) -> Self {
         self.cumulative = true;
         self
+    }
+
+    /// The same context for a pass over rows `first..first + n` of a batch of `total`
+    /// rows (a data-parallel rank's shard): random layers draw the masks of the whole
+    /// batch and keep these rows, so the shards of all ranks together see exactly the
+    /// masks one process would draw for the whole batch.
+    pub fn with_rows(mut self, first: usize, total: usize) -> Self {
+        self.rows = Some((first, total));
+        self
+    }
+
+    /// The shard this pass covers ([`Context::with_rows`]): (first row, rows in the
+    /// whole batch); `None` for a whole batch.
+    pub fn rows(&self) -> Option<(usize, usize)> {
+        self.rows
     }
 
     /// Whether running statistics are a cumulative average in this pass

@@ -100,6 +100,32 @@ impl Module for DropoutLayer {
             return Ok(x.clone());
         }
         let seed = ctx.next_seed();
-        self.noise.noise(x, true, seed)
+        match ctx.rows() {
+            // A shard of a larger batch: the noise of the whole batch (the shard placed
+            // among zero rows), then the shard's rows, so every rank draws what one
+            // process would draw for those rows.
+            Some((first, total)) if x.rank() > 0 && total != x.dim(0)? => {
+                let n = x.dim(0)?;
+                if first + n > total {
+                    return Err(Error::input(format!("dropout: rows {first}..{} of a batch of {total}", first + n)));
+                }
+                let pad = |rows: usize| -> Result<Tensor> {
+                    let mut dims = x.dims().to_vec();
+                    dims[0] = rows;
+                    Ok(Tensor::zeros(dims, x.dtype(), x.device())?)
+                };
+                let mut parts = Vec::with_capacity(3);
+                if first > 0 {
+                    parts.push(pad(first)?);
+                }
+                parts.push(x.clone());
+                if total > first + n {
+                    parts.push(pad(total - first - n)?);
+                }
+                let whole = Tensor::cat(&parts, 0)?;
+                Ok(self.noise.noise(&whole, true, seed)?.narrow(0, first, n)?)
+            }
+            _ => self.noise.noise(x, true, seed),
+        }
     }
 }

@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use ember_core::rng;
 use ember_core::{
     registry, BuildContext, Config, Context as _, Direction, Error, IoContext, LayerContext, Loss, LossArg, Result,
-    Scheduler,
+    Scheduler, Value,
 };
 use ember_data::{DataLoader, Dataset};
 use ember_nn::{
@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, FORMAT};
 use crate::clip::{clip_grad_norm, clip_grad_value};
 use crate::config::{metric_label, Interval, Metric, Mode, RunConfig, TrainSpec};
+use crate::distributed::{Collective, Solo};
 use crate::hooks::{Callback, Control, StepArgs, StepEnd, StepOutput, TrainStep};
 use crate::optim::{load_scheduler_state, scheduler_state_dict, OptimizerDriver, ParamGroupSpec};
 use crate::regularize::{Regularization, RegularizerSpec};
@@ -317,6 +318,8 @@ pub struct Learner {
     stop_requested: bool,
     /// Weight averaging (`train.average`), when configured.
     average: Option<Average>,
+    /// The data-parallel ranks this run is spread over ([`Solo`] by default).
+    collective: Box<dyn Collective>,
 }
 
 /// A run's weight averaging: the averaged copy and when it moves.
@@ -729,7 +732,66 @@ impl Learner {
             callbacks,
             stop_requested: false,
             average,
+            collective: Box::new(Solo),
         })
+    }
+
+    /// Spreads the run over `collective`'s ranks (data-parallel, e.g. MPI under
+    /// `mpirun`): every rank builds the same Learner (same config and seed, checked here
+    /// across ranks), takes its contiguous share of each global batch (`batch_size` stays
+    /// the global batch), and the gradients of all ranks are summed before each optimizer
+    /// step, so the run computes what one process computes, up to the summation order.
+    /// Dropout masks are drawn for the whole batch, so they do not depend on the number
+    /// of ranks. Every rank evaluates the whole evaluation set; rank 0 alone prints and
+    /// writes metrics, plots, checkpoints and the summary (give the other ranks a
+    /// directory of their own: it stays empty).
+    pub fn with_collective(mut self, collective: Box<dyn Collective>) -> Result<Self> {
+        if collective.size() > 1 {
+            if self.optimizer.needs_closure() {
+                return Err(Error::input(format!(
+                    "optimizer '{}' re-evaluates the loss within its step; data-parallel training ({}) does not support it yet: train it in one process",
+                    self.optimizer.name(),
+                    collective.describe()
+                )));
+            }
+            if self.step_fn.is_some() {
+                return Err(Error::input(format!(
+                    "a custom training step with data-parallel training ({}) is not supported yet: the Learner scales each rank's loss by its share of the batch, which a custom step's loss may not be",
+                    collective.describe()
+                )));
+            }
+            // The same run on every rank: rank 0's settings and progress, compared.
+            let mine = format!(
+                "{}\n{}\n{}",
+                self.spec.to_json(),
+                self.run.as_ref().map(RunConfig::to_json).unwrap_or_default(),
+                serde_json::to_string(&self.progress).expect("progress serializes")
+            );
+            let mut theirs = mine.clone().into_bytes();
+            collective.broadcast_bytes(0, &mut theirs)?;
+            let mut differs = vec![0.0f64; collective.size()];
+            differs[collective.rank()] = if theirs == mine.as_bytes() { 0.0 } else { 1.0 };
+            collective.all_reduce_sum_f64(&mut differs)?;
+            let ranks: Vec<String> =
+                differs.iter().enumerate().filter(|(_, d)| **d != 0.0).map(|(r, _)| r.to_string()).collect();
+            if !ranks.is_empty() {
+                return Err(Error::input(format!(
+                    "rank(s) {} of {} were started with another config, seed or checkpoint than rank 0; every rank must run the same command on the same files",
+                    ranks.join(", "),
+                    collective.describe()
+                )));
+            }
+            if collective.rank() != 0 {
+                self.reporter = Reporter::Quiet;
+            }
+        }
+        self.collective = collective;
+        Ok(self)
+    }
+
+    /// Whether this process writes the run's files (rank 0, or the only process).
+    fn writes(&self) -> bool {
+        self.collective.rank() == 0
     }
 
     /// Keeps the run directory's lock for the Learner's lifetime.
@@ -980,16 +1042,20 @@ impl Learner {
             let record = self.epoch()?;
             self.progress.history.push(record.clone());
             self.progress.epoch += 1;
-            self.write_metrics()?;
             let t = Instant::now();
-            crate::plot::draw(&self.out, &self.progress.history)?;
+            if self.writes() {
+                self.write_metrics()?;
+                crate::plot::draw(&self.out, &self.progress.history)?;
+            }
             self.phases.output += t.elapsed().as_secs_f64();
             self.report(&self.epoch_line(&record));
             let improved = self.track_best(&record);
             self.early_stopping(&record);
             self.epoch_callbacks(&record)?;
             let t = Instant::now();
-            last_ckpt = Some(self.save_checkpoint(improved)?);
+            if self.writes() {
+                last_ckpt = Some(self.save_checkpoint(improved)?);
+            }
             self.phases.output += t.elapsed().as_secs_f64();
             self.phase_history.push(std::mem::take(&mut self.phases));
         }
@@ -1005,9 +1071,11 @@ impl Learner {
             out: self.out.clone(),
             data: self.data_source.clone(),
         };
-        let path = self.out.join("summary.json");
-        let text = serde_json::to_string_pretty(&summary.to_json()).expect("a summary serializes") + "\n";
-        checkpoint::write_file_atomic(&path, text.as_bytes()).at(&path, "write")?;
+        if self.writes() {
+            let path = self.out.join("summary.json");
+            let text = serde_json::to_string_pretty(&summary.to_json()).expect("a summary serializes") + "\n";
+            checkpoint::write_file_atomic(&path, text.as_bytes()).at(&path, "write")?;
+        }
         Ok(summary)
     }
 
@@ -1077,14 +1145,33 @@ impl Learner {
         let mut acc: Option<GradStore> = None;
         let params = self.trainable.clone();
         let bar = self.progress_bar(batches, epoch + 1);
+        let ranks = self.collective.size();
+        // Data-parallel: what this rank's share adds to the step's loss and penalty, summed
+        // over the ranks before the step to decide, on every rank alike, whether it diverged.
+        let mut step_check = 0.0f64;
+        let mean_reduction = !matches!(self.spec.loss.config.get("reduction"), Some(Value::Str(r)) if r == "sum");
         for b in 0..batches {
             let t = Instant::now();
             let (x, y) = self.loader.train_batch(self.train.as_ref(), &order, b, epoch as u64)?;
+            // A data-parallel rank takes its contiguous share of the global batch.
+            let (x, y, share) = match self.shard(x.dim(0)?)? {
+                None => (x, y, None),
+                Some((first, rows, total)) => {
+                    (x.narrow(0, first, rows)?, y.narrow(0, first, rows)?, Some((first, total)))
+                }
+            };
             self.phases.data += t.elapsed().as_secs_f64();
             let seed = rng::at(self.spec.seed ^ DROPOUT_STREAM, self.progress.batches);
             self.progress.batches += 1;
-            let mut ctx = Context::train(seed);
+            let mut ctx = match share {
+                None => Context::train(seed),
+                Some((first, total)) => Context::train(seed).with_rows(first, total),
+            };
+            let empty = share.is_some() && y.dim(0)? == 0;
             let (out, loss) = match &mut self.step_fn {
+                // A rank whose share of a short last batch is empty adds nothing (zero
+                // gradients).
+                _ if empty => (None, self.zero_loss(&params)?),
                 None => {
                     let t = Instant::now();
                     let out = self.model.forward(&x, &mut ctx)?;
@@ -1115,13 +1202,15 @@ impl Learner {
                 }
             };
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !value.is_finite() {
+            if ranks == 1 && !value.is_finite() {
                 return Err(self.diverged(&format!("the loss is {value}"), b, batches)?);
             }
             let rows = y.dim(0)?;
             loss_sum += value * rows as f64;
             seen += rows;
+            step_check += value * rows as f64;
             match out.as_ref().filter(|_| self.class_targets) {
+                _ if empty => {}
                 Some(out) => match top1(out, &y)? {
                     Some(c) => correct += c,
                     None => counted = false,
@@ -1129,9 +1218,17 @@ impl Learner {
                 None => counted = false,
             }
             let mut total = loss;
-            if let Some(p) = self.regularization.penalty()? {
+            if let Some((_, whole)) = share.filter(|_| mean_reduction) {
+                // This rank's mean over its rows, weighted by its share of the batch: the
+                // ranks' gradients then sum to the gradient of the whole batch's mean.
+                total = total.affine(rows as f64 / whole as f64, 0.0)?;
+            }
+            // The penalty once per step: on rank 0 (the sum over ranks counts it once).
+            let penalty = if self.collective.rank() == 0 { self.regularization.penalty()? } else { None };
+            if let Some(p) = penalty {
                 let penalty = p.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                if !penalty.is_finite() {
+                step_check += penalty;
+                if ranks == 1 && !penalty.is_finite() {
                     let what = format!("the regularizers' penalty is {penalty} (the loss is {value})");
                     return Err(self.diverged(&what, b, batches)?);
                 }
@@ -1170,6 +1267,19 @@ impl Learner {
             if (b + 1) % accumulate == 0 || b + 1 == batches {
                 let mut grads = acc.take().expect("gradients accumulated");
                 let t = Instant::now();
+                if ranks > 1 {
+                    let mut check = [step_check];
+                    self.collective.all_reduce_sum_f64(&mut check)?;
+                    step_check = 0.0;
+                    if !check[0].is_finite() {
+                        let what = format!(
+                            "the loss (with the regularizers' penalty) summed over {ranks} ranks is {}",
+                            check[0]
+                        );
+                        return Err(self.diverged(&what, b, batches)?);
+                    }
+                    grads = self.all_reduce_gradients(grads, &params)?;
+                }
                 match closure_start {
                     None => self.optimizer_step(&mut grads, &params)?,
                     Some(start) => {
@@ -1230,6 +1340,15 @@ impl Learner {
         }
         if let Some(bar) = bar {
             bar.finish_and_clear();
+        }
+        if ranks > 1 {
+            // The epoch's sums over every rank's rows: exactly one process's.
+            let mut sums = [loss_sum, correct as f64, seen as f64, if counted { 1.0 } else { 0.0 }];
+            self.collective.all_reduce_sum_f64(&mut sums)?;
+            loss_sum = sums[0];
+            correct = sums[1] as usize;
+            seen = sums[2] as usize;
+            counted = sums[3] == ranks as f64;
         }
         self.update_average(Interval::Epoch)?;
         let lr = self.optimizer.lrs()[0];
@@ -1305,6 +1424,77 @@ impl Learner {
             }
         }
         Ok(())
+    }
+
+    /// This rank's share of a global batch of `total` rows: (first row, rows, total), or
+    /// `None` in a single process. Rank r of n takes rows r·total/n .. (r+1)·total/n.
+    fn shard(&self, total: usize) -> Result<Option<(usize, usize, usize)>> {
+        let (r, n) = (self.collective.rank(), self.collective.size());
+        if n == 1 {
+            return Ok(None);
+        }
+        let (first, end) = (r * total / n, (r + 1) * total / n);
+        Ok(Some((first, end - first, total)))
+    }
+
+    /// A loss of 0 that depends on every trainable parameter (its gradients are zeros):
+    /// what a rank with no rows of a batch contributes.
+    fn zero_loss(&self, params: &[Var]) -> Result<Tensor> {
+        let mut sum: Option<Tensor> = None;
+        for p in params {
+            let t = p.as_tensor().sum_all()?.affine(0.0, 0.0)?;
+            sum = Some(match sum {
+                None => t,
+                Some(s) => s.add(&t.to_dtype(s.dtype())?)?,
+            });
+        }
+        sum.ok_or_else(|| Error::input("the model has no trainable parameter"))
+    }
+
+    /// Sums every trainable parameter's gradient over the ranks, as one flat buffer per
+    /// dtype (zeros where a rank has no gradient), so each rank steps with the gradient of
+    /// the whole batch.
+    fn all_reduce_gradients(&self, mut grads: GradStore, params: &[Var]) -> Result<GradStore> {
+        for dtype in [DType::F32, DType::F64] {
+            let chosen: Vec<&Var> = params.iter().filter(|p| p.dtype() == dtype).collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            let mut parts = Vec::with_capacity(chosen.len());
+            for p in &chosen {
+                parts.push(match grads.get(p.as_tensor()) {
+                    Some(g) => g.to_dtype(dtype)?.flatten_all()?,
+                    None => p.as_tensor().zeros_like()?.flatten_all()?,
+                });
+            }
+            let flat = Tensor::cat(&parts, 0)?.to_device(&Device::Cpu)?;
+            let summed = match dtype {
+                DType::F32 => {
+                    let mut buf = flat.to_vec1::<f32>()?;
+                    self.collective.all_reduce_sum_f32(&mut buf)?;
+                    Tensor::from_vec(buf, flat.dims(), &Device::Cpu)?
+                }
+                _ => {
+                    let mut buf = flat.to_vec1::<f64>()?;
+                    self.collective.all_reduce_sum_f64(&mut buf)?;
+                    Tensor::from_vec(buf, flat.dims(), &Device::Cpu)?
+                }
+            };
+            let mut at = 0;
+            for p in chosen {
+                let n = p.elem_count();
+                let g = summed.narrow(0, at, n)?.reshape(p.dims())?.to_device(p.device())?;
+                grads.insert(p.as_tensor(), g);
+                at += n;
+            }
+        }
+        if let Some(p) = params.iter().find(|p| !matches!(p.dtype(), DType::F32 | DType::F64)) {
+            return Err(Error::input(format!(
+                "data-parallel training sums f32 and f64 gradients; a parameter is {:?}",
+                p.dtype()
+            )));
+        }
+        Ok(grads)
     }
 
     /// Moves the averaged weights, when the run averages them at `interval` and the

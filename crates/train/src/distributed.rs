@@ -1,0 +1,342 @@
+//! The processes one run is spread over: data-parallel ranks and the collective
+//! operations between them.
+//!
+//! [`Solo`] is one process (no communication). With the `mpi` feature, `Mpi` is the
+//! ranks that `mpirun -np N` started (rsmpi over OpenMPI, MPICH or another MPI library):
+//! every rank takes its share of each global batch, and the gradients are summed over
+//! the ranks with one all-reduce per step. [`launched_by_mpirun`] says, in any build,
+//! whether the environment says this process is one of several that mpirun started, so
+//! that a build without the feature can refuse instead of training N separate copies.
+
+use ember_core::{Error, Result};
+
+/// The processes one run is spread over (data-parallel ranks).
+pub trait Collective: Send + Sync + std::fmt::Debug {
+    /// This process's rank, 0..size.
+    fn rank(&self) -> usize;
+    /// The number of ranks.
+    fn size(&self) -> usize;
+    /// Element-wise sum over all ranks, in place; every rank passes a buffer of the same length.
+    fn all_reduce_sum_f32(&self, buf: &mut [f32]) -> Result<()>;
+    /// The same for f64.
+    fn all_reduce_sum_f64(&self, buf: &mut [f64]) -> Result<()>;
+    /// Rank `root`'s bytes on every rank (other ranks' `bytes` are replaced; lengths may differ).
+    fn broadcast_bytes(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()>;
+    /// A name for messages: "MPI (OpenMPI 4.1.4), 2 ranks" etc.
+    fn describe(&self) -> String;
+}
+
+/// One process (no communication): rank 0 of 1; the all-reduces leave the buffer as it is.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Solo;
+
+impl Collective for Solo {
+    fn rank(&self) -> usize {
+        0
+    }
+
+    fn size(&self) -> usize {
+        1
+    }
+
+    fn all_reduce_sum_f32(&self, _buf: &mut [f32]) -> Result<()> {
+        Ok(())
+    }
+
+    fn all_reduce_sum_f64(&self, _buf: &mut [f64]) -> Result<()> {
+        Ok(())
+    }
+
+    fn broadcast_bytes(&self, root: usize, _bytes: &mut Vec<u8>) -> Result<()> {
+        check_root(root, 1, "one process")
+    }
+
+    fn describe(&self) -> String {
+        "one process".into()
+    }
+}
+
+/// `root` must be a rank of a run of `size` ranks.
+fn check_root(root: usize, size: usize, what: &str) -> Result<()> {
+    if root < size {
+        Ok(())
+    } else {
+        Err(Error::input(format!(
+            "broadcast from rank {root}: {what} has ranks 0 to {} only; broadcast from one of them",
+            size - 1
+        )))
+    }
+}
+
+/// The environment variables in which launchers give the number of processes they
+/// started: Open MPI's `mpirun` (`OMPI_COMM_WORLD_SIZE`), MPICH's and Intel MPI's Hydra
+/// `mpiexec` (`PMI_SIZE`), MVAPICH (`MV2_COMM_WORLD_SIZE`). (Open MPI's PMIx sets
+/// `PMIX_RANK` but no size; Slurm's `srun` is not recognized.)
+pub const LAUNCHER_SIZE_VARS: [&str; 3] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE"];
+
+/// The world size when the environment says this process was started by
+/// mpirun/mpiexec ([`LAUNCHER_SIZE_VARS`]); `None` when it was not (or the variable
+/// holds no number). Needs no MPI library: a build without the `mpi` feature uses it to
+/// refuse a multi-rank launch.
+pub fn launched_by_mpirun() -> Option<usize> {
+    launched_size(|k| std::env::var(k).ok())
+}
+
+/// [`launched_by_mpirun`] over the environment `get`.
+fn launched_size(get: impl Fn(&str) -> Option<String>) -> Option<usize> {
+    LAUNCHER_SIZE_VARS.iter().find_map(|&k| get(k)?.trim().parse::<usize>().ok().filter(|&n| n >= 1))
+}
+
+/// The variable of [`LAUNCHER_SIZE_VARS`] that is set, with its value (for messages).
+#[cfg(feature = "mpi")]
+fn launcher_var() -> Option<String> {
+    LAUNCHER_SIZE_VARS.iter().find_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
+}
+
+#[cfg(feature = "mpi")]
+pub use self::mpi_impl::Mpi;
+
+#[cfg(feature = "mpi")]
+mod mpi_impl {
+    use std::sync::{Arc, Mutex};
+    use std::thread::ThreadId;
+
+    use ember_core::{Error, Result};
+    use mpi::collective::SystemOperation;
+    use mpi::environment::Universe;
+    use mpi::topology::SimpleCommunicator;
+    use mpi::traits::*;
+    use mpi::Threading;
+
+    use super::{check_root, launched_by_mpirun, launcher_var, Collective};
+
+    /// The most elements one MPI call takes (its count is a C `int`); longer buffers go
+    /// in pieces of this size, the same on every rank.
+    const MAX_COUNT: usize = i32::MAX as usize;
+
+    /// The ranks of `MPI_COMM_WORLD` (the processes that `mpirun -np N` started).
+    ///
+    /// Clones share one MPI session: MPI is finalized when the last clone is dropped
+    /// (a clone kept by the caller lets it [`Mpi::abort`] all ranks after the Learner
+    /// holding another clone has been dropped). Calls from several threads are
+    /// serialized.
+    #[derive(Clone)]
+    pub struct Mpi {
+        inner: Arc<Inner>,
+    }
+
+    struct Inner {
+        /// Finalizes MPI when dropped: lives as long as any clone of the [`Mpi`].
+        _universe: Universe,
+        rank: usize,
+        size: usize,
+        /// The MPI library's own name and version, e.g. `Open MPI v4.1.4`.
+        library: String,
+        /// The thread support MPI provides; below `Serialized`, calls must come from
+        /// the thread that initialized MPI.
+        threading: Threading,
+        init_thread: ThreadId,
+        /// One MPI call at a time (MPI_THREAD_SERIALIZED).
+        lock: Mutex<()>,
+    }
+
+    impl std::fmt::Debug for Mpi {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Mpi")
+                .field("rank", &self.inner.rank)
+                .field("size", &self.inner.size)
+                .field("library", &self.inner.library)
+                .field("threading", &self.inner.threading)
+                .finish()
+        }
+    }
+
+    impl Drop for Inner {
+        fn drop(&mut self) {
+            // A panic on one rank while the others wait in a collective: MPI_Finalize
+            // (the Universe's drop) would wait for them forever. End the whole job.
+            if std::thread::panicking() && self.size > 1 {
+                SimpleCommunicator::world().abort(1);
+            }
+        }
+    }
+
+    impl Mpi {
+        /// Initializes MPI (once per process) and takes `MPI_COMM_WORLD`. An error when
+        /// MPI is already initialized in this process, or when the launcher's
+        /// environment says N ranks but MPI's world has another size (this ember was
+        /// linked against another MPI library than the `mpirun` that started it).
+        pub fn init() -> Result<Mpi> {
+            let Some((universe, threading)) = mpi::initialize_with_threading(Threading::Serialized) else {
+                return Err(Error::input(
+                    "MPI cannot be initialized: it is already initialized (or finalized) in this process; create one Mpi per process and clone it",
+                ));
+            };
+            let world = universe.world();
+            let (rank, size) = (world.rank(), world.size());
+            let (rank, size) = match (usize::try_from(rank), usize::try_from(size)) {
+                (Ok(r), Ok(s)) if s >= 1 && r < s => (r, s),
+                _ => return Err(Error::input(format!("MPI reports rank {rank} of {size} ranks: not a valid world"))),
+            };
+            let library = mpi::environment::library_version()
+                .ok()
+                .and_then(|v| {
+                    let first = v.lines().next()?.split(',').next()?.split_whitespace().collect::<Vec<_>>().join(" ");
+                    (!first.is_empty()).then_some(first)
+                })
+                .unwrap_or_else(|| {
+                    let (major, minor) = mpi::environment::version();
+                    format!("MPI {major}.{minor} library")
+                });
+            let this = Mpi {
+                inner: Arc::new(Inner {
+                    _universe: universe,
+                    rank,
+                    size,
+                    library,
+                    threading,
+                    init_thread: std::thread::current().id(),
+                    lock: Mutex::new(()),
+                }),
+            };
+            if let Some(n) = launched_by_mpirun().filter(|&n| n != size) {
+                let var = launcher_var().unwrap_or_default();
+                return Err(Error::input(format!(
+                    "the launcher started {n} processes ({var}) but {} has {size} rank(s): this ember is linked against another MPI library than the mpirun that started it; start it with the mpirun of the MPI it was built with (see `ldd $(which ember) | grep -i mpi`), or rebuild it against this one",
+                    this.describe()
+                )));
+            }
+            Ok(this)
+        }
+
+        /// Ends every rank's process at once (`MPI_Abort` on the world) with exit status
+        /// `code`: what to do after an error on one rank while the others may be waiting
+        /// in a collective (dropping the last [`Mpi`] would finalize MPI, which waits for
+        /// every rank).
+        pub fn abort(&self, code: i32) -> ! {
+            SimpleCommunicator::world().abort(code)
+        }
+
+        /// Runs `f` on the world communicator, one call at a time.
+        fn call<T>(&self, f: impl FnOnce(&SimpleCommunicator) -> T) -> Result<T> {
+            let inner = &self.inner;
+            if inner.threading < Threading::Serialized && std::thread::current().id() != inner.init_thread {
+                return Err(Error::input(format!(
+                    "{}: this MPI library provides only {:?} thread support, so MPI may be called only from the thread that initialized it; use an MPI built with thread support (MPI_THREAD_SERIALIZED or better)",
+                    self.describe(),
+                    inner.threading
+                )));
+            }
+            let _one = inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(f(&SimpleCommunicator::world()))
+        }
+
+        /// Sums `buf` over the ranks in place, in pieces of at most [`MAX_COUNT`].
+        fn all_reduce_sum<T: Equivalence + Copy>(&self, buf: &mut [T]) -> Result<()> {
+            if self.inner.size == 1 || buf.is_empty() {
+                return Ok(());
+            }
+            self.call(|world| {
+                // rsmpi has no MPI_IN_PLACE: each piece is sent from a copy.
+                for piece in buf.chunks_mut(MAX_COUNT) {
+                    let send = piece.to_vec();
+                    world.all_reduce_into(&send[..], piece, SystemOperation::sum());
+                }
+            })
+        }
+    }
+
+    impl Collective for Mpi {
+        fn rank(&self) -> usize {
+            self.inner.rank
+        }
+
+        fn size(&self) -> usize {
+            self.inner.size
+        }
+
+        fn all_reduce_sum_f32(&self, buf: &mut [f32]) -> Result<()> {
+            self.all_reduce_sum(buf)
+        }
+
+        fn all_reduce_sum_f64(&self, buf: &mut [f64]) -> Result<()> {
+            self.all_reduce_sum(buf)
+        }
+
+        fn broadcast_bytes(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()> {
+            check_root(root, self.inner.size, &self.describe())?;
+            if self.inner.size == 1 {
+                return Ok(());
+            }
+            let me = self.inner.rank;
+            self.call(|world| {
+                let from = world.process_at_rank(root as mpi::Rank);
+                let mut len = bytes.len() as u64;
+                from.broadcast_into(&mut len);
+                if me != root {
+                    bytes.clear();
+                    bytes.resize(len as usize, 0);
+                }
+                for piece in bytes.chunks_mut(MAX_COUNT) {
+                    from.broadcast_into(piece);
+                }
+            })
+        }
+
+        fn describe(&self) -> String {
+            let n = self.inner.size;
+            format!("MPI ({}), {n} rank{}", self.inner.library, if n == 1 { "" } else { "s" })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn solo_is_rank_0_of_1() {
+        let solo = Solo;
+        assert_eq!((solo.rank(), solo.size()), (0, 1));
+        assert_eq!(solo.describe(), "one process");
+        let boxed: Box<dyn Collective> = Box::new(Solo);
+        assert_eq!(format!("{boxed:?}"), "Solo");
+    }
+
+    #[test]
+    fn solo_all_reduce_leaves_the_buffer() {
+        let mut a = vec![1.5f32, -2.0, f32::MAX, 0.0];
+        Solo.all_reduce_sum_f32(&mut a).unwrap();
+        assert_eq!(a, [1.5, -2.0, f32::MAX, 0.0]);
+        let mut b = vec![0.1f64, 1e300, -7.0];
+        Solo.all_reduce_sum_f64(&mut b).unwrap();
+        assert_eq!(b, [0.1, 1e300, -7.0]);
+        Solo.all_reduce_sum_f64(&mut []).unwrap();
+    }
+
+    #[test]
+    fn solo_broadcast_from_0_keeps_the_bytes_and_other_roots_are_refused() {
+        let mut bytes = b"config".to_vec();
+        Solo.broadcast_bytes(0, &mut bytes).unwrap();
+        assert_eq!(bytes, b"config");
+        let e = Solo.broadcast_bytes(1, &mut bytes).unwrap_err().to_string();
+        assert!(e.contains("rank 1") && e.contains("ranks 0 to 0"), "{e}");
+        assert_eq!(bytes, b"config");
+    }
+
+    #[test]
+    fn launched_size_reads_open_mpi_and_hydra_variables() {
+        fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+            move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        }
+        assert_eq!(launched_size(env(&[])), None);
+        assert_eq!(launched_size(env(&[("OMPI_COMM_WORLD_SIZE", "4")])), Some(4));
+        assert_eq!(launched_size(env(&[("PMI_SIZE", " 2 ")])), Some(2));
+        assert_eq!(launched_size(env(&[("MV2_COMM_WORLD_SIZE", "1")])), Some(1));
+        // Open MPI's variable first; a value that is no size is no launch.
+        assert_eq!(launched_size(env(&[("OMPI_COMM_WORLD_SIZE", "3"), ("PMI_SIZE", "5")])), Some(3));
+        assert_eq!(launched_size(env(&[("OMPI_COMM_WORLD_SIZE", "x"), ("PMI_SIZE", "5")])), Some(5));
+        assert_eq!(launched_size(env(&[("PMI_SIZE", "0")])), None);
+        assert_eq!(launched_size(env(&[("PMIX_RANK", "1")])), None);
+    }
+}

@@ -1,0 +1,235 @@
+//! Data-parallel training over MPI, through the `ember` binary under `mpirun` (builds
+//! with `--features mpi`; needs Open MPI's or MPICH's `mpirun` on the PATH: `.ci/run`
+//! installs Open MPI). What it proves:
+//!
+//! - `mpirun -np N ember train CONFIG` (N = 2, and 3 for shards of unequal size) trains
+//!   the same run as one process: final weights within 1e-5 of the largest weight of
+//!   each tensor, metrics.csv equal up to the same tolerance (the seconds column aside);
+//!   the summands of the gradient all-reduce are added in another order, so bit
+//!   equality is not expected;
+//! - rank 0 alone writes: the run directory holds the same files as one process's (one
+//!   set of checkpoints), the summary JSON is printed once, and the other ranks' scratch
+//!   directories are gone;
+//! - a run resumes with another number of ranks (2 ranks for 1 epoch, then 1 process to
+//!   3; and the reverse) and ends where the straight run ends;
+//! - ranks started with different seeds are refused before training, and write nothing.
+#![cfg(feature = "mpi")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The run: synthetic data, an MLP with dropout, SGD with momentum. 200 samples in
+/// batches of 32: the last batch has 8, so 3 ranks get shards of 2, 3 and 3.
+const CONFIG: &str = r#"
+seed = 11
+[model]
+sizes = [8, 16, 3]
+dropout = [0.3]
+[loss]
+name = "cross_entropy"
+[optimizer]
+name = "sgd"
+lr = 0.1
+momentum = 0.9
+[data]
+kind = "synthetic"
+n_train = 200
+n_eval = 60
+features = 8
+classes = 3
+[train]
+epochs = 3
+batch_size = 32
+"#;
+
+/// Relative tolerance: of each weight tensor's largest magnitude, of each metric.
+const RTOL: f64 = 1e-5;
+
+/// The environment of every child: no network, and Open MPI allowed to run as root,
+/// more ranks than cores, and without the cross-memory-attach copy that containers
+/// often forbid (MPICH ignores these).
+fn child_env<'a>(cmd: &'a mut Command, tmp: &Path) -> &'a mut Command {
+    cmd.env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .env("TMPDIR", tmp)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+}
+
+/// `ember ARGS` as one process.
+fn one_process(tmp: &Path, args: &[&str]) -> Output {
+    child_env(&mut Command::new(env!("CARGO_BIN_EXE_ember")), tmp).args(args).output().unwrap()
+}
+
+/// `mpirun -np 1 ember ARGS_0 : -np 1 ember ARGS_1 : ...`: one rank per entry.
+fn mpirun(tmp: &Path, ranks: &[Vec<String>]) -> Output {
+    let mut cmd = Command::new("mpirun");
+    for (i, args) in ranks.iter().enumerate() {
+        if i > 0 {
+            cmd.arg(":");
+        }
+        cmd.args(["-np", "1", env!("CARGO_BIN_EXE_ember")]).args(args);
+    }
+    match child_env(&mut cmd, tmp).output() {
+        Ok(out) => out,
+        Err(e) => panic!("cannot run mpirun ({e}): install an MPI (apt-get install openmpi-bin libopenmpi-dev)"),
+    }
+}
+
+/// `n` ranks of `ember ARGS`.
+fn mpirun_n(tmp: &Path, n: usize, args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    mpirun(tmp, &vec![args; n])
+}
+
+fn check(out: &Output, what: &str) -> String {
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{what} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    stdout.into_owned()
+}
+
+/// `ember train CONFIG --out DIR` arguments, with `extra`.
+fn train_args<'a>(config: &'a Path, dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["train", config.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--quiet", "--threads", "1"];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The files of a run directory, relative and sorted.
+fn files(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn close(a: f64, b: f64, scale: f64) -> bool {
+    a == b || (a - b).abs() <= RTOL * scale
+}
+
+/// The final weights of two runs agree within [`RTOL`] of each tensor's largest weight.
+fn assert_same_weights(a: &Path, b: &Path) {
+    let (wa, wb) = (common::checkpoint_weights(a), common::checkpoint_weights(b));
+    assert_eq!(wa.iter().map(|w| &w.0).collect::<Vec<_>>(), wb.iter().map(|w| &w.0).collect::<Vec<_>>());
+    for ((name, x), (_, y)) in wa.iter().zip(&wb) {
+        assert_eq!(x.len(), y.len(), "{name}");
+        let scale = x.iter().chain(y).fold(0f64, |m, v| m.max(v.abs() as f64));
+        for (i, (&p, &q)) in x.iter().zip(y).enumerate() {
+            assert!(
+                close(p as f64, q as f64, scale),
+                "{name}[{i}]: {p} in {} but {q} in {} (tolerance {RTOL} x {scale})",
+                a.display(),
+                b.display()
+            );
+        }
+    }
+}
+
+/// metrics.csv of two runs: the same header and epochs, every value but the seconds
+/// within [`RTOL`] (relative).
+fn assert_same_metrics(a: &Path, b: &Path) {
+    let (ma, mb) = (common::metrics_without_seconds(a), common::metrics_without_seconds(b));
+    assert_eq!(ma.len(), mb.len(), "metrics.csv rows:\n{ma:#?}\n{mb:#?}");
+    assert_eq!(ma[0], mb[0], "metrics.csv header");
+    for (ra, rb) in ma.iter().zip(&mb).skip(1) {
+        let (fa, fb): (Vec<&str>, Vec<&str>) = (ra.split(',').collect(), rb.split(',').collect());
+        assert_eq!(fa.len(), fb.len(), "{ra} vs {rb}");
+        assert_eq!(fa[0], fb[0], "epoch: {ra} vs {rb}");
+        for (x, y) in fa.iter().zip(&fb).filter(|(x, y)| x != y) {
+            let (p, q): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
+            assert!(
+                close(p, q, p.abs().max(q.abs())),
+                "metrics.csv: {ra} in {} but {rb} in {}",
+                a.display(),
+                b.display()
+            );
+        }
+    }
+}
+
+/// A test's folder, with CONFIG in `run.toml` and the children's TMPDIR `tmp/`.
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let scratch = tmp.path().join("tmp");
+    std::fs::create_dir(&scratch).unwrap();
+    let config = tmp.path().join("run.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    (tmp, scratch, config)
+}
+
+/// The straight one-process run of CONFIG, in `straight/`.
+fn straight_run(tmp: &Path, scratch: &Path, config: &Path) -> PathBuf {
+    let dir = tmp.join("straight");
+    check(&one_process(scratch, &train_args(config, &dir, &[])), "the one-process run");
+    dir
+}
+
+#[test]
+fn ranks_train_the_run_of_one_process_and_rank_0_alone_writes() {
+    let (tmp, scratch, config) = setup();
+    let straight = straight_run(tmp.path(), &scratch, &config);
+    for n in [2, 3] {
+        let dir = tmp.path().join(format!("ranks-{n}"));
+        let stdout = check(&mpirun_n(&scratch, n, &train_args(&config, &dir, &[])), &format!("the {n}-rank run"));
+        let summaries: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
+        assert_eq!(summaries.len(), 1, "one summary line (rank 0's), got:\n{stdout}");
+        assert_same_weights(&straight, &dir);
+        assert_same_metrics(&straight, &dir);
+        assert_eq!(files(&dir), files(&straight), "{n} ranks wrote other files than one process");
+        let left: Vec<String> = std::fs::read_dir(&scratch)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("ember-rank"))
+            .collect();
+        assert!(left.is_empty(), "scratch directories left behind: {left:?}");
+    }
+}
+
+#[test]
+fn a_run_resumes_with_another_number_of_ranks() {
+    let (tmp, scratch, config) = setup();
+    let straight = straight_run(tmp.path(), &scratch, &config);
+    // 2 ranks for epoch 1, then one process to epoch 3.
+    let dir = tmp.path().join("two-then-one");
+    check(&mpirun_n(&scratch, 2, &train_args(&config, &dir, &["--epochs", "1"])), "the 2-rank first epoch");
+    let resume = ["train", "--resume", dir.to_str().unwrap(), "--epochs", "3", "--quiet", "--threads", "1"];
+    check(&one_process(&scratch, &resume), "the one-process resume");
+    assert_same_weights(&straight, &dir);
+    assert_same_metrics(&straight, &dir);
+    // One process for epoch 1, then 2 ranks to epoch 3.
+    let dir = tmp.path().join("one-then-two");
+    check(&one_process(&scratch, &train_args(&config, &dir, &["--epochs", "1"])), "the one-process first epoch");
+    let resume = ["train", "--resume", dir.to_str().unwrap(), "--epochs", "3", "--quiet", "--threads", "1"];
+    check(&mpirun_n(&scratch, 2, &resume), "the 2-rank resume");
+    assert_same_weights(&straight, &dir);
+    assert_same_metrics(&straight, &dir);
+    assert_eq!(files(&dir), files(&straight));
+}
+
+#[test]
+fn ranks_with_different_seeds_are_refused() {
+    let (tmp, scratch, config) = setup();
+    let dir = tmp.path().join("mixed");
+    let rank0: Vec<String> = train_args(&config, &dir, &[]).iter().map(|a| a.to_string()).collect();
+    let mut rank1 = rank0.clone();
+    rank1.extend(["--seed".to_string(), "12".to_string()]);
+    let out = mpirun(&scratch, &[rank0, rank1]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "ranks with seeds 11 and 12 trained:\n{stderr}");
+    assert!(stderr.contains("rank(s) 1 of MPI"), "{stderr}");
+    assert!(stderr.contains("another config, seed or checkpoint"), "{stderr}");
+    assert!(ember::train::rundir::existing_run(&dir).is_none(), "the refused run wrote into {}", dir.display());
+}
