@@ -13,6 +13,9 @@
 //! - a run resumes with another number of ranks (2 ranks for 1 epoch, then 1 process to
 //!   3; and the reverse) and ends where the straight run ends;
 //! - ranks started with different seeds are refused before training, and write nothing.
+//! - a rank killed with SIGKILL mid-run stops the job within 30 s with an error naming
+//!   it; the checkpoints written stay whole, and the run resumes with 1 rank and with 2
+//!   ranks to where the uninterrupted run ends.
 #![cfg(feature = "mpi")]
 
 mod common;
@@ -232,4 +235,105 @@ fn ranks_with_different_seeds_are_refused() {
     assert!(stderr.contains("rank(s) 1 of MPI"), "{stderr}");
     assert!(stderr.contains("another config, seed or checkpoint"), "{stderr}");
     assert!(ember::train::rundir::existing_run(&dir).is_none(), "the refused run wrote into {}", dir.display());
+}
+
+/// The pid of rank `rank` among `mpirun`'s processes (read from each process's
+/// environment: Open MPI's OMPI_COMM_WORLD_RANK, MPICH's PMI_RANK).
+fn rank_pid(rank: usize) -> Option<u32> {
+    for e in std::fs::read_dir("/proc").ok()? {
+        let Ok(pid) = e.ok()?.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        if !String::from_utf8_lossy(&cmd).contains(env!("CARGO_BIN_EXE_ember")) {
+            continue;
+        }
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let env = String::from_utf8_lossy(&env);
+        let is = |key: &str| env.split('\0').any(|kv| kv == format!("{key}={rank}"));
+        if is("OMPI_COMM_WORLD_RANK") || is("PMI_RANK") {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// A 2-rank run with rank 1 killed (SIGKILL) mid-run stops within 30 s with an error
+/// naming the rank, leaves whole checkpoints, and resumes with 1 rank and with 2 ranks
+/// to where the uninterrupted run ends.
+#[test]
+fn a_killed_rank_stops_the_run_and_it_resumes_with_one_or_two_ranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("long.toml");
+    let long = CONFIG.replace("n_train = 200", "n_train = 6000").replace("epochs = 3", "epochs = 8");
+    std::fs::write(&config, long).unwrap();
+    let (killed, straight) = (tmp.path().join("killed"), tmp.path().join("straight"));
+    let args: Vec<String> = train_args(&config, &killed, &[]).iter().map(|a| a.to_string()).collect();
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["-np", "2", env!("CARGO_BIN_EXE_ember")]).args(&args);
+    let mut child = child_env(&mut cmd, tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill rank 1 once the second epoch's checkpoint is written.
+    let start = std::time::Instant::now();
+    while !killed.join("checkpoints/epoch-0002.safetensors").exists() {
+        assert!(start.elapsed().as_secs() < 120, "the run wrote no second checkpoint");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was killed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = rank_pid(1).expect("rank 1's process");
+    kill_9(pid);
+    let killed_at = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(killed_at.elapsed().as_secs() < 30, "rank 0 still runs 30 s after rank 1 was killed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success());
+    assert!(stderr.contains("rank 1"), "the error names the rank: {stderr}");
+    let done: Vec<String> = files(&killed).into_iter().filter(|f| f.starts_with("checkpoints/epoch-")).collect();
+    assert!(!done.is_empty() && done.len() < 8, "{done:?}");
+
+    check(&mpirun_n(tmp.path(), 2, &train_args(&config, &straight, &[])), "the uninterrupted run");
+    let again = tmp.path().join("again");
+    copy_dir(&killed, &again);
+    let resume = |dir: &Path| {
+        vec![
+            "train".to_string(),
+            "--resume".into(),
+            dir.display().to_string(),
+            "--quiet".into(),
+            "--threads".into(),
+            "1".into(),
+        ]
+    };
+    check(
+        &one_process(tmp.path(), &resume(&killed).iter().map(String::as_str).collect::<Vec<_>>()),
+        "resume with 1 rank",
+    );
+    check(&mpirun(tmp.path(), &[resume(&again), resume(&again)]), "resume with 2 ranks");
+    assert_same_weights(&straight, &killed);
+    assert_same_weights(&straight, &again);
+}
+
+fn kill_9(pid: u32) {
+    let status = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -9 {pid}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
 }

@@ -56,6 +56,88 @@ impl Collective for Solo {
     }
 }
 
+/// Every rank's bytes on every rank, in rank order (one broadcast per rank).
+pub fn all_gather_bytes(collective: &dyn Collective, mine: Vec<u8>) -> Result<Vec<Vec<u8>>> {
+    let mut all = Vec::with_capacity(collective.size());
+    let mut mine = Some(mine);
+    for root in 0..collective.size() {
+        let mut bytes = if root == collective.rank() { mine.take().unwrap_or_default() } else { Vec::new() };
+        collective.broadcast_bytes(root, &mut bytes)?;
+        all.push(bytes);
+    }
+    Ok(all)
+}
+
+/// Appends a CPU copy of `t` (dtype, shape, data) to `buf`, for [`read_tensor`].
+pub(crate) fn write_tensor(t: &candle_core::Tensor, buf: &mut Vec<u8>) -> Result<()> {
+    use candle_core::DType;
+    let t = t.to_device(&candle_core::Device::Cpu)?;
+    let dims = t.dims().to_vec();
+    let flat = t.flatten_all()?;
+    let (tag, data): (u8, Vec<u8>) = match flat.dtype() {
+        DType::F32 => (0, flat.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F64 => (1, flat.to_vec1::<f64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::I64 => (2, flat.to_vec1::<i64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::U32 => (3, flat.to_vec1::<u32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::U8 => (4, flat.to_vec1::<u8>()?),
+        // Half precision: sent as f64, which holds every value exactly.
+        _ => (1, flat.to_dtype(DType::F64)?.to_vec1::<f64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+    };
+    buf.push(tag);
+    buf.extend((dims.len() as u64).to_le_bytes());
+    for d in dims {
+        buf.extend((d as u64).to_le_bytes());
+    }
+    buf.extend(data);
+    Ok(())
+}
+
+/// Reads a tensor [`write_tensor`] wrote at `*at`, advancing `*at`.
+pub(crate) fn read_tensor(buf: &[u8], at: &mut usize) -> Result<candle_core::Tensor> {
+    use candle_core::{Device, Tensor};
+    let bad = || Error::input("data-parallel evaluation: a rank sent a malformed tensor (a bug)");
+    let mut take = |n: usize| -> Result<&[u8]> {
+        let s = buf.get(*at..*at + n).ok_or_else(bad)?;
+        *at += n;
+        Ok(s)
+    };
+    let tag = take(1)?[0];
+    let mut word = || -> Result<usize> { Ok(u64::from_le_bytes(take(8)?.try_into().map_err(|_| bad())?) as usize) };
+    let rank = word()?;
+    let dims = (0..rank).map(|_| word()).collect::<Result<Vec<usize>>>()?;
+    let n: usize = dims.iter().product();
+    let size = match tag {
+        0 | 3 => 4,
+        1 | 2 => 8,
+        4 => 1,
+        _ => return Err(bad()),
+    };
+    let data = take(n * size)?;
+    Ok(match tag {
+        0 => Tensor::from_vec(
+            data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<_>>(),
+            dims,
+            &Device::Cpu,
+        )?,
+        1 => Tensor::from_vec(
+            data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect::<Vec<_>>(),
+            dims,
+            &Device::Cpu,
+        )?,
+        2 => Tensor::from_vec(
+            data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect::<Vec<_>>(),
+            dims,
+            &Device::Cpu,
+        )?,
+        3 => Tensor::from_vec(
+            data.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<_>>(),
+            dims,
+            &Device::Cpu,
+        )?,
+        _ => Tensor::from_vec(data.to_vec(), dims, &Device::Cpu)?,
+    })
+}
+
 /// `root` must be a rank of a run of `size` ranks.
 fn check_root(root: usize, size: usize, what: &str) -> Result<()> {
     if root < size {

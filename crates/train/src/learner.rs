@@ -742,7 +742,9 @@ impl Learner {
     /// the global batch), and the gradients of all ranks are summed before each optimizer
     /// step, so the run computes what one process computes, up to the summation order.
     /// Dropout masks are drawn for the whole batch, so they do not depend on the number
-    /// of ranks. Every rank evaluates the whole evaluation set; rank 0 alone prints and
+    /// of ranks. Evaluation is sharded by batches (rank r runs batches r, r + n, ...) and
+    /// every rank then folds all batches' losses, outputs and targets in batch order, so
+    /// evaluation metrics are exactly one process's for the same weights. Rank 0 alone prints and
     /// writes metrics, plots, checkpoints and the summary (give the other ranks a
     /// directory of their own: it stays empty).
     pub fn with_collective(mut self, collective: Box<dyn Collective>) -> Result<Self> {
@@ -1616,18 +1618,51 @@ impl Learner {
         let loader = DataLoader { shuffle: false, drop_last: false, ..self.loader.clone() };
         let (mut loss_sum, mut correct, mut counted) = (0.0, 0usize, self.class_targets);
         let mut states: Vec<_> = self.metrics.iter().map(|(_, m)| m.start()).collect();
-        for b in 0..loader.batches(n) {
-            let (x, y) = loader.batch(eval.as_ref(), &order, b)?;
-            let out = self.model.forward(&x, &mut Context::eval())?;
-            loss_sum += self.loss.forward(&out, &y)?.to_dtype(DType::F64)?.to_scalar::<f64>()? * y.dim(0)? as f64;
+        // One batch's loss, top-1 count and metric updates, in batch order.
+        let mut take = |loss: f64, out: &Tensor, y: &Tensor| -> Result<()> {
+            loss_sum += loss * y.dim(0)? as f64;
             if counted {
-                match top1(&out, &y)? {
+                match top1(out, y)? {
                     Some(c) => correct += c,
                     None => counted = false,
                 }
             }
             for ((label, _), state) in self.metrics.iter().zip(&mut states) {
-                state.update(&out, &y).with_context(|| format!("metric {label}"))?;
+                state.update(out, y).with_context(|| format!("metric {label}"))?;
+            }
+            Ok(())
+        };
+        // Data-parallel: rank r runs batches r, r + n, ...; every rank then takes every
+        // batch's loss, output and targets in batch order, so the sums and metric states
+        // are exactly one process's.
+        let (rank, ranks) = (self.collective.rank(), self.collective.size());
+        let batches = loader.batches(n);
+        let mut mine = Vec::new();
+        for b in (rank..batches).step_by(ranks) {
+            let (x, y) = loader.batch(eval.as_ref(), &order, b)?;
+            let out = self.model.forward(&x, &mut Context::eval())?;
+            let loss = self.loss.forward(&out, &y)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if ranks == 1 {
+                take(loss, &out, &y)?;
+            } else {
+                mine.extend(loss.to_le_bytes());
+                crate::distributed::write_tensor(&out, &mut mine)?;
+                crate::distributed::write_tensor(&y, &mut mine)?;
+            }
+        }
+        if ranks > 1 {
+            let all = crate::distributed::all_gather_bytes(self.collective.as_ref(), mine)?;
+            let mut at = vec![0usize; ranks];
+            for b in 0..batches {
+                let (buf, at) = (&all[b % ranks], &mut at[b % ranks]);
+                let bytes = buf.get(*at..*at + 8).ok_or_else(|| {
+                    Error::input("data-parallel evaluation: a rank sent fewer batches than it ran (a bug)")
+                })?;
+                let loss = f64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+                *at += 8;
+                let out = crate::distributed::read_tensor(buf, at)?;
+                let y = crate::distributed::read_tensor(buf, at)?;
+                take(loss, &out, &y)?;
             }
         }
         let metrics = self
