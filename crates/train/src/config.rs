@@ -668,6 +668,26 @@ pub struct TrainConfig {
     /// every checkpoint, used for evaluation and `best.safetensors` when `eval = true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub average: Option<AverageConfig>,
+    /// TensorBoard event files in the run directory (`events.out.tfevents.*`): every
+    /// metric per epoch, the training loss and learning rate per step, the config as
+    /// hyperparameters (the HParams tab).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub tensorboard: bool,
+    /// With `tensorboard`: a histogram of every parameter after each epoch (off by
+    /// default: it reads every weight back).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub histograms: bool,
+    /// `report.html` in the run directory, rewritten after each epoch.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub report: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Weight averaging (`[train.average]`), PyTorch's `torch.optim.swa_utils.AveragedModel`:

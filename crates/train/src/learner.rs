@@ -363,6 +363,9 @@ pub struct Evaluation {
     pub acc: f64,
     /// The run's metrics by label.
     pub metrics: Vec<(String, f64)>,
+    /// For class-index targets, the confusion matrix: `confusion[true][predicted]` counts
+    /// (top-1 predictions), over as many classes as the outputs have.
+    pub confusion: Option<Vec<Vec<u64>>>,
 }
 
 /// The model a run config describes, for examples of shape `input` (the batch dimension
@@ -1121,7 +1124,7 @@ impl Learner {
         }
         let bar = indicatif::ProgressBar::new(batches as u64);
         let style = indicatif::ProgressStyle::with_template(&format!(
-            "epoch {epoch}/{} [{{bar:30}}] {{pos}}/{{len}} batches  {{per_sec}}  ETA {{eta}}  {{msg}}",
+            "epoch {epoch}/{} [{{bar:30}}] {{pos}}/{{len}} batches  ETA {{eta}}  {{msg}}",
             self.spec.train.epochs
         ))
         .map(|s| s.progress_chars("=> "))
@@ -1337,7 +1340,19 @@ impl Learner {
             }
             if let Some(bar) = &bar {
                 bar.inc(1);
-                bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+                // Examples per second (of the whole batch, all ranks), and the run's ETA:
+                // this epoch's rest plus the epochs after it at this epoch's pace.
+                let elapsed = start.elapsed().as_secs_f64();
+                let done = (b + 1) as f64 / batches as f64;
+                let per_epoch = elapsed / done;
+                let left = self.spec.train.epochs.saturating_sub(epoch + 1) as f64;
+                let run_eta = per_epoch * (1.0 - done) + per_epoch * left;
+                bar.set_message(format!(
+                    "{:.0} examples/s  run ETA {}  loss {:.4}",
+                    (seen * ranks) as f64 / elapsed.max(1e-9),
+                    human_seconds(run_eta),
+                    loss_sum / seen as f64
+                ));
             }
         }
         if let Some(bar) = bar {
@@ -1608,6 +1623,7 @@ impl Learner {
             loss: f64::NAN,
             acc: f64::NAN,
             metrics: self.metrics.iter().map(|(l, _)| (l.clone(), f64::NAN)).collect(),
+            confusion: None,
         };
         let Some(eval) = &self.eval else { return Ok(nan()) };
         let n = eval.len();
@@ -1619,11 +1635,15 @@ impl Learner {
         let (mut loss_sum, mut correct, mut counted) = (0.0, 0usize, self.class_targets);
         let mut states: Vec<_> = self.metrics.iter().map(|(_, m)| m.start()).collect();
         // One batch's loss, top-1 count and metric updates, in batch order.
+        let mut confusion: Vec<Vec<u64>> = Vec::new();
         let mut take = |loss: f64, out: &Tensor, y: &Tensor| -> Result<()> {
             loss_sum += loss * y.dim(0)? as f64;
             if counted {
                 match top1(out, y)? {
-                    Some(c) => correct += c,
+                    Some(c) => {
+                        correct += c;
+                        confusion_update(&mut confusion, out, y)?;
+                    }
                     None => counted = false,
                 }
             }
@@ -1675,6 +1695,7 @@ impl Learner {
             loss: loss_sum / n as f64,
             acc: if counted { correct as f64 / n as f64 } else { f64::NAN },
             metrics,
+            confusion: counted.then_some(confusion),
         })
     }
 
@@ -1984,6 +2005,34 @@ fn top1(out: &Tensor, y: &Tensor) -> Result<Option<usize>> {
     let pred = out.argmax(1)?.to_dtype(DType::I64)?;
     let hits = pred.eq(&y.to_dtype(DType::I64)?)?.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
     Ok(Some(hits as usize))
+}
+
+/// Adds a batch's top-1 predictions to `confusion[true][predicted]`, growing it to the
+/// outputs' class count (and to any larger target index).
+fn confusion_update(confusion: &mut Vec<Vec<u64>>, out: &Tensor, y: &Tensor) -> Result<()> {
+    let pred = out.argmax(1)?.to_dtype(DType::I64)?.to_vec1::<i64>()?;
+    let truth = y.to_dtype(DType::I64)?.to_vec1::<i64>()?;
+    let classes = truth.iter().chain(&pred).map(|&c| c.max(0) as usize + 1).max().unwrap_or(0).max(out.dim(1)?);
+    if confusion.len() < classes {
+        confusion.iter_mut().for_each(|row| row.resize(classes, 0));
+        confusion.resize(classes, vec![0; classes]);
+    }
+    for (&t, &p) in truth.iter().zip(&pred) {
+        if t >= 0 {
+            confusion[t as usize][p as usize] += 1;
+        }
+    }
+    Ok(())
+}
+
+/// `95s` as `1m35s`, `3725s` as `1h02m`.
+fn human_seconds(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
