@@ -26,4 +26,5 @@ mod metrics;
 mod nn;
 mod optimizers;
 mod parity;
+mod runs;
 mod tasks;

@@ -48,6 +48,24 @@ enum Command {
     },
     /// List a safetensors file's tensors (name, dtype, shape) and metadata.
     Inspect { file: PathBuf },
+    /// Compare training runs: one row per run with its date, epochs, best metric, seconds
+    /// per epoch and how its config differs from the first run's; or with --plot one chart
+    /// of a metrics.csv column across the runs.
+    Runs {
+        /// Run directories, or directories of runs (`ember runs runs/` lists every run in
+        /// it; default: runs).
+        dirs: Vec<PathBuf>,
+        /// Print a JSON array instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Draw this metrics.csv column (eval_loss, train_acc, eval_f1[average=macro], ...)
+        /// for every run, one line each, into one chart.
+        #[arg(long, value_name = "METRIC")]
+        plot: Option<String>,
+        /// The chart file, .png or .svg (default runs-METRIC.png).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Run a trained model in evaluation mode on new inputs: the tensor `input` of a
     /// safetensors file, a CSV/TSV or Parquet table (the run's feature columns; the
     /// standardisation stored in the checkpoint applied), or an image folder in the
@@ -261,6 +279,9 @@ where
             crate::commands::export(&checkpoint, &dest, force, averaged, out)
         }
         Command::Inspect { file } => crate::commands::inspect(&file, out),
+        Command::Runs { dirs, json, plot, out: dest } => {
+            crate::runs::runs(&dirs, json, plot.as_deref(), dest.as_deref(), out)
+        }
         Command::Predict { weights, config, input, out: dest, device } => {
             crate::commands::predict(&weights, config.as_deref(), &input, &dest, &device, out)
         }

@@ -17,6 +17,7 @@ mod cli;
 mod commands;
 #[doc(hidden)]
 pub mod fuzzing;
+mod runs;
 mod scaffold;
 
 pub use cli::{main, run};
