@@ -28,3 +28,4 @@ mod optimizers;
 mod parity;
 mod runs;
 mod tasks;
+mod visibility;

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context as _};
 use ember_train::checkpoint;
 use ember_train::plot::{figure, Line};
+use ember_train::report::utc_minute;
 use ember_train::rundir;
 use ember_train::Progress;
 use serde_json::{json, Value};
@@ -355,35 +356,6 @@ fn finite(x: f64) -> Value {
     }
 }
 
-/// `YYYY-MM-DD HH:MM UTC` of a time stamp.
-fn utc_minute(t: SystemTime) -> String {
-    let secs: i64 = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => {
-            let d = e.duration();
-            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
-        }
-    };
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
-}
-
-/// The proleptic Gregorian date (year, month, day) of a day count since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // day of the era, [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of the era, [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the year from March 1, [0, 365]
-    let mp = (5 * doy + 2) / 153; // month from March, [0, 11]
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m as u32, d as u32)
-}
-
 /// One row of the listing, as text cells and as JSON.
 struct Row {
     cells: [String; 6],
@@ -538,6 +510,8 @@ fn draw(runs: &[Run], metric: &str, dest: Option<&Path>, json: bool, out: &mut d
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ember_train::report::civil_from_days;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn civil_from_days_matches_the_calendar() {

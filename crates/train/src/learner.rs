@@ -320,6 +320,26 @@ pub struct Learner {
     average: Option<Average>,
     /// The data-parallel ranks this run is spread over ([`Solo`] by default).
     collective: Box<dyn Collective>,
+    /// TensorBoard events (`train.tensorboard`), opened when training starts.
+    events: Option<Events>,
+    /// The last evaluation's confusion matrix (class targets), for the report.
+    confusion: Option<Vec<Vec<u64>>>,
+}
+
+/// The run's TensorBoard event file, and the last step each tag already has in the run
+/// directory's files (a resumed run writes only later steps: nothing twice).
+struct Events {
+    writer: crate::tensorboard::EventWriter,
+    written: HashMap<String, u64>,
+}
+
+impl Events {
+    fn scalar(&mut self, tag: &str, step: u64, value: f64) -> Result<()> {
+        if value.is_finite() && self.written.get(tag).is_none_or(|&last| step > last) {
+            self.writer.scalar(tag, step, value)?;
+        }
+        Ok(())
+    }
 }
 
 /// A run's weight averaging: the averaged copy and when it moves.
@@ -736,6 +756,8 @@ impl Learner {
             stop_requested: false,
             average,
             collective: Box::new(Solo),
+            events: None,
+            confusion: None,
         })
     }
 
@@ -1026,6 +1048,9 @@ impl Learner {
         for n in std::mem::take(&mut self.notes) {
             self.report(&n);
         }
+        if self.writes() && self.spec.train.tensorboard && self.events.is_none() {
+            self.events = Some(self.open_events()?);
+        }
         let mut last_ckpt = None;
         if let Some(from) = &self.resumed_from {
             let p = &self.progress;
@@ -1054,15 +1079,22 @@ impl Learner {
             }
             self.phases.output += t.elapsed().as_secs_f64();
             self.report(&self.epoch_line(&record));
+            self.log_epoch(&record)?;
             let improved = self.track_best(&record);
             self.early_stopping(&record);
             self.epoch_callbacks(&record)?;
             let t = Instant::now();
             if self.writes() {
                 last_ckpt = Some(self.save_checkpoint(improved)?);
+                if self.spec.train.report {
+                    self.write_report()?;
+                }
             }
             self.phases.output += t.elapsed().as_secs_f64();
             self.phase_history.push(std::mem::take(&mut self.phases));
+        }
+        if let Some(events) = &mut self.events {
+            events.writer.session_end(true)?;
         }
         let secs: Vec<f64> = self.progress.history.iter().map(|r| r.seconds).collect();
         let summary = Summary {
@@ -1154,6 +1186,8 @@ impl Learner {
         // Data-parallel: what this rank's share adds to the step's loss and penalty, summed
         // over the ranks before the step to decide, on every rank alike, whether it diverged.
         let mut step_check = 0.0f64;
+        // The step's loss over its rows (all ranks), for the per-step TensorBoard scalar.
+        let (mut step_loss, mut step_rows) = (0.0f64, 0.0f64);
         let mean_reduction = !matches!(self.spec.loss.config.get("reduction"), Some(Value::Str(r)) if r == "sum");
         for b in 0..batches {
             let t = Instant::now();
@@ -1214,6 +1248,8 @@ impl Learner {
             loss_sum += value * rows as f64;
             seen += rows;
             step_check += value * rows as f64;
+            step_loss += value * rows as f64;
+            step_rows += rows as f64;
             match out.as_ref().filter(|_| self.class_targets) {
                 _ if empty => {}
                 Some(out) => match top1(out, &y)? {
@@ -1271,11 +1307,14 @@ impl Learner {
             });
             if (b + 1) % accumulate == 0 || b + 1 == batches {
                 let mut grads = acc.take().expect("gradients accumulated");
+                // The rate this step uses (a per-step schedule moves it after the step).
+                let step_lr = self.optimizer.lrs()[0];
                 let t = Instant::now();
                 if ranks > 1 {
-                    let mut check = [step_check];
+                    let mut check = [step_check, step_loss, step_rows];
                     self.collective.all_reduce_sum_f64(&mut check)?;
                     step_check = 0.0;
+                    (step_loss, step_rows) = (check[1], check[2]);
                     if !check[0].is_finite() {
                         let what = format!(
                             "the loss (with the regularizers' penalty) summed over {ranks} ranks is {}",
@@ -1332,6 +1371,12 @@ impl Learner {
                     }
                 }
                 self.phases.optimizer += t.elapsed().as_secs_f64();
+                if let Some(events) = &mut self.events {
+                    let step = self.progress.step;
+                    events.scalar("step/train_loss", step, step_loss / step_rows.max(1.0))?;
+                    events.scalar("step/lr", step, step_lr)?;
+                }
+                (step_loss, step_rows) = (0.0, 0.0);
                 if !self.callbacks.is_empty() {
                     let end =
                         StepEnd { epoch: epoch + 1, step: self.progress.step, batch: b + 1, batches, loss: value };
@@ -1370,7 +1415,8 @@ impl Learner {
         self.update_average(Interval::Epoch)?;
         let lr = self.optimizer.lrs()[0];
         let t = Instant::now();
-        let ev = self.evaluate()?;
+        let mut ev = self.evaluate()?;
+        self.confusion = ev.confusion.take();
         self.phases.eval += t.elapsed().as_secs_f64();
         let record = EpochRecord {
             epoch: epoch + 1,
@@ -1441,6 +1487,58 @@ impl Learner {
             }
         }
         Ok(())
+    }
+
+    /// Opens the run's TensorBoard event file; a new run records its config as
+    /// hyperparameters (the HParams tab).
+    fn open_events(&self) -> Result<Events> {
+        use crate::tensorboard::{flatten_config, read_scalars, EventWriter};
+        let mut written: HashMap<String, u64> = HashMap::new();
+        for (tag, step, _) in read_scalars(&self.out).context("TensorBoard events already in the run directory")? {
+            let last = written.entry(tag).or_insert(step);
+            *last = (*last).max(step);
+        }
+        let mut writer = EventWriter::create(&self.out)?;
+        if self.progress.epoch == 0 && written.is_empty() {
+            let config = match &self.run {
+                Some(run) => run.to_json(),
+                None => self.spec.to_json(),
+            };
+            let json: serde_json::Value = serde_json::from_str(&config).expect("a config serializes to JSON");
+            writer.hparams(&flatten_config(&json), &[])?;
+        }
+        Ok(Events { writer, written })
+    }
+
+    /// An epoch's values in TensorBoard (`epoch/COLUMN` at the epoch number, every
+    /// metrics.csv column) and, with `train.histograms`, each parameter's weights.
+    fn log_epoch(&mut self, r: &EpochRecord) -> Result<()> {
+        let Some(events) = &mut self.events else { return Ok(()) };
+        let step = r.epoch as u64;
+        let mut columns: Vec<(String, f64)> = vec![
+            (Metric::TRAIN_LOSS.into(), r.train_loss),
+            (Metric::TRAIN_ACC.into(), r.train_acc),
+            (Metric::EVAL_LOSS.into(), r.eval_loss),
+            (Metric::EVAL_ACC.into(), r.eval_acc),
+        ];
+        columns.extend(r.metrics.iter().map(|(label, v)| (format!("eval_{label}"), *v)));
+        columns.push(("lr".into(), r.lr));
+        columns.push(("seconds".into(), r.seconds));
+        for (column, v) in columns {
+            events.scalar(&format!("epoch/{column}"), step, v)?;
+        }
+        if self.spec.train.histograms {
+            for (name, var) in self.model.named_parameters() {
+                let tag = format!("weights/{name}");
+                if events.written.get(&tag).is_none_or(|&last| step > last) {
+                    let values = var.as_tensor().flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+                    if values.iter().all(|v| v.is_finite()) && !values.is_empty() {
+                        events.writer.histogram(&tag, step, &values)?;
+                    }
+                }
+            }
+        }
+        events.writer.flush()
     }
 
     /// This rank's share of a global batch of `total` rows: (first row, rows, total), or
@@ -1818,6 +1916,82 @@ impl Learner {
             let _ = std::fs::remove_file(old);
         }
         Ok(path)
+    }
+
+    /// Rewrites `report.html` (see [`crate::report`]): config, data, metrics and curves,
+    /// the last evaluation's confusion matrix, time per phase, checkpoints.
+    fn write_report(&self) -> Result<()> {
+        let mut columns: Vec<String> =
+            ["epoch", "train_loss", "train_acc", "eval_loss", "eval_acc"].map(String::from).to_vec();
+        columns.extend(self.metrics.iter().map(|(label, _)| format!("eval_{label}")));
+        columns.extend(["lr".to_string(), "seconds".to_string()]);
+        let rows: Vec<Vec<f64>> = self
+            .progress
+            .history
+            .iter()
+            .map(|r| {
+                let mut row = vec![r.epoch as f64, r.train_loss, r.train_acc, r.eval_loss, r.eval_acc];
+                row.extend(self.metrics.iter().map(|(label, _)| r.metric(&format!("eval_{label}"))));
+                row.extend([r.lr, r.seconds]);
+                row
+            })
+            .collect();
+        let best = match (self.progress.best, self.progress.best_epoch) {
+            (Some(v), Some(e)) => Some((self.best.column.as_str(), v, e)),
+            _ => None,
+        };
+        // The epochs this Learner trained, the current one included (its output time so
+        // far: metrics, plots, checkpoint).
+        let epochs: Vec<&Phases> = self.phase_history.iter().chain(std::iter::once(&self.phases)).collect();
+        let n = epochs.len() as f64;
+        let mean = |f: fn(&Phases) -> f64| epochs.iter().map(|p| f(p)).sum::<f64>() / n;
+        let phases: Vec<(String, f64)> = [
+            ("data", mean(|p| p.data)),
+            ("forward", mean(|p| p.forward)),
+            ("loss", mean(|p| p.loss)),
+            ("backward", mean(|p| p.backward)),
+            ("optimizer", mean(|p| p.optimizer)),
+            ("eval", mean(|p| p.eval)),
+            ("output", mean(|p| p.output)),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .to_vec();
+        let dir = self.out.join("checkpoints");
+        let mut checkpoints: Vec<(String, Option<usize>, u64)> = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !name.ends_with(".safetensors") || name.starts_with('.') {
+                    continue;
+                }
+                let epoch = name
+                    .strip_prefix("epoch-")
+                    .and_then(|r| r.strip_suffix(".safetensors"))
+                    .and_then(|n| n.parse().ok());
+                checkpoints.push((name, epoch, e.metadata().map(|m| m.len()).unwrap_or(0)));
+            }
+        }
+        checkpoints.sort();
+        let config = match &self.run {
+            Some(run) => serde_json::to_string_pretty(run).ok(),
+            None => serde_json::to_string_pretty(&self.spec).ok(),
+        };
+        let title = self.out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
+        let generated = crate::report::now_utc();
+        let html = crate::report::render(&crate::report::ReportData {
+            title: &title,
+            generated: &generated,
+            config_json: config.as_deref(),
+            data_source: &self.data_source,
+            columns: &columns,
+            rows: &rows,
+            best,
+            confusion: self.confusion.as_ref().map(|c| (c.as_slice(), self.class_names.as_slice())),
+            phases: &phases,
+            checkpoints: &checkpoints,
+        });
+        let path = self.out.join("report.html");
+        checkpoint::write_file_atomic(&path, html.as_bytes()).at(&path, "write")
     }
 
     /// Rewrites `metrics.csv` from the history: one column per recorded value and per

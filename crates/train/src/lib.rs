@@ -16,7 +16,9 @@ pub mod learner;
 pub mod optim;
 pub mod plot;
 pub mod regularize;
+pub mod report;
 pub mod rundir;
+pub mod tensorboard;
 
 pub use builder::LearnerBuilder;
 pub use clip::{clip_grad_norm, clip_grad_value, NormType};

@@ -49,7 +49,9 @@ pub fn render(data: &ReportData) -> String {
     let mut h = String::with_capacity(32 * 1024);
     let title = esc(data.title);
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    h.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n");
+    h.push_str(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n",
+    );
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     w!(h, "<title>{} \u{b7} Ember report</title>\n<style>\n{}</style>\n</head>\n<body>\n<main>\n", title, css());
     w!(
@@ -390,8 +392,9 @@ fn chart(h: &mut String, caption: &str, y_label: &str, series: &[Series], best: 
     for s in &series {
         let points: Vec<String> = s.points.iter().map(|&(x, v)| format!("{:.1},{:.1}", px(x), py(v))).collect();
         w!(h, "<polyline stroke=\"{}\" points=\"{}\"/>\n", s.color, points.join(" "));
-        if let &[(x, v)] = s.points.as_slice() {
+        if s.points.len() == 1 {
             // A single point draws no line.
+            let (x, v) = s.points[0];
             w!(h, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"/>\n", px(x), py(v), s.color);
         }
     }
@@ -400,9 +403,11 @@ fn chart(h: &mut String, caption: &str, y_label: &str, series: &[Series], best: 
             let e = epoch as f64;
             if value.is_finite() && (x0..=x1).contains(&e) && (y.lo..=y.hi).contains(&value) {
                 let (xx, yy) = (px(e), py(value));
+                // The label goes on the side of the line with more room.
+                let right_half = xx > ML + pw / 2.0;
                 w!(
                     h,
-                    "<line class=\"best\" stroke=\"{}\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/><circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{}\"/><text class=\"bt\" x=\"{:.1}\" y=\"{:.1}\">best</text>\n",
+                    "<line class=\"best\" stroke=\"{}\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/><circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{}\"/><text class=\"bt{}\" x=\"{:.1}\" y=\"{:.1}\">best</text>\n",
                     s.color,
                     xx,
                     MT,
@@ -411,7 +416,8 @@ fn chart(h: &mut String, caption: &str, y_label: &str, series: &[Series], best: 
                     xx,
                     yy,
                     s.color,
-                    xx + 4.0,
+                    if right_half { " yt" } else { "" },
+                    if right_half { xx - 4.0 } else { xx + 4.0 },
                     MT + 10.0
                 );
             }
@@ -494,7 +500,7 @@ fn y_axis(lo: f64, hi: f64) -> Ticks {
         })
         .collect();
     let mag = lo.abs().max(hi.abs());
-    let sci = mag >= 1e6 || mag < 1e-3;
+    let sci = !(1e-3..1e6).contains(&mag);
     let decimals = if sci {
         (mag.log10().floor() - step.log10().floor()).clamp(0.0, 6.0) as usize
     } else {
@@ -553,7 +559,15 @@ fn confusion(h: &mut String, matrix: &[Vec<u64>], names: &[String]) {
     let accuracy = if all > 0 { correct as f64 / all as f64 } else { 0.0 };
     h.push_str("<h3>Per class</h3>\n<table class=\"pc\"><thead><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr></thead>\n<tbody>\n");
     for (k, &(p, r, f, s)) in per.iter().enumerate() {
-        w!(h, "<tr><th scope=\"row\">{}</th><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>\n", name(k), p, r, f, s);
+        w!(
+            h,
+            "<tr><th scope=\"row\">{}</th><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>\n",
+            name(k),
+            p,
+            r,
+            f,
+            s
+        );
     }
     let [mean, weighted] = averages(&per);
     w!(h, "<tr class=\"avg\"><th scope=\"row\">accuracy</th><td></td><td></td><td>{accuracy:.4}</td><td>{all}</td></tr>\n");
@@ -565,16 +579,19 @@ fn confusion(h: &mut String, matrix: &[Vec<u64>], names: &[String]) {
 
 fn timing(h: &mut String, phases: &[(String, f64)]) {
     let sum: f64 = phases.iter().map(|p| p.1).filter(|s| s.is_finite() && *s > 0.0).sum();
+    // Bars are scaled to the longest phase; the share column is of the total.
+    let longest = phases.iter().map(|p| p.1).filter(|s| s.is_finite()).fold(0.0, f64::max);
     h.push_str("<section id=\"timing\"><h2>Time per epoch</h2>\n<table class=\"timing\"><thead><tr><th>phase</th><th>mean seconds</th><th>share</th><th class=\"barcell\"></th></tr></thead>\n<tbody>\n");
     for (name, s) in phases {
         let pct = if sum > 0.0 && s.is_finite() { (s / sum * 100.0).clamp(0.0, 100.0) } else { 0.0 };
+        let bar = if longest > 0.0 && s.is_finite() { (s / longest * 100.0).clamp(0.0, 100.0) } else { 0.0 };
         w!(
             h,
             "<tr><th scope=\"row\">{}</th><td>{}</td><td>{:.1}%</td><td class=\"barcell\"><div class=\"bar\" style=\"width:{:.1}%\"></div></td></tr>\n",
             esc(name),
             num(*s),
             pct,
-            pct
+            bar
         );
     }
     w!(h, "<tr class=\"tot\"><th scope=\"row\">total</th><td>{}</td><td></td><td></td></tr>\n</tbody></table>\n</section>\n", num(sum));
@@ -592,7 +609,12 @@ fn checkpoints(h: &mut String, list: &[(String, Option<usize>, u64)]) {
         w!(h, "<tr><td>{}</td><td>{}</td><td title=\"{} bytes\">{}</td></tr>\n", esc(file), epoch, size, bytes(*size));
     }
     let sum = total(list.iter().map(|c| c.2));
-    w!(h, "<tr class=\"tot\"><td>total</td><td></td><td title=\"{} bytes\">{}</td></tr>\n</tbody></table>\n</section>\n", sum, bytes(sum));
+    w!(
+        h,
+        "<tr class=\"tot\"><td>total</td><td></td><td title=\"{} bytes\">{}</td></tr>\n</tbody></table>\n</section>\n",
+        sum,
+        bytes(sum)
+    );
 }
 
 /// The page's style sheet, with the ten heat-map shades `.h0`..`.h9` (white to dark blue).
@@ -639,7 +661,8 @@ polyline{fill:none;stroke-width:2;stroke-linejoin:round;stroke-linecap:round}
 .cm.vertical thead th:not(.corner) span{writing-mode:vertical-rl;transform:rotate(180deg);display:inline-block}
 .cm thead th{text-align:center;vertical-align:bottom}
 .cm td.tot,.cm tr.tot td{background:#fff;color:#444}
-.barcell{width:40%}
+table.timing{width:100%;max-width:720px}
+.barcell{width:45%}
 .bar{height:10px;background:#4c78a8;border-radius:2px}
 pre{margin:0;background:#f6f6f6;border:1px solid #eee;padding:10px;overflow:auto;max-height:520px;font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 footer{font-size:12px;margin-top:8px}
@@ -649,9 +672,51 @@ footer{font-size:12px;margin-top:8px}
         let t = k as f64 / 9.0;
         let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
         let text = if k >= 5 { ";color:#fff" } else { "" };
-        w!(css, ".h{}{{background:#{:02x}{:02x}{:02x}{}}}\n", k, mix(247.0, 8.0), mix(251.0, 48.0), mix(255.0, 107.0), text);
+        w!(
+            css,
+            ".h{}{{background:#{:02x}{:02x}{:02x}{}}}\n",
+            k,
+            mix(247.0, 8.0),
+            mix(251.0, 48.0),
+            mix(255.0, 107.0),
+            text
+        );
     }
     css
+}
+
+/// `YYYY-MM-DD HH:MM UTC` of a time stamp.
+pub fn utc_minute(t: std::time::SystemTime) -> String {
+    let secs: i64 = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => {
+            let d = e.duration();
+            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
+        }
+    };
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}
+
+/// The proleptic Gregorian date (year, month, day) of a day count since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of the era, [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of the era, [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the year from March 1, [0, 365]
+    let mp = (5 * doy + 2) / 153; // month from March, [0, 11]
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m as u32, d as u32)
+}
+
+/// The current time as `YYYY-MM-DD HH:MM UTC`.
+pub fn now_utc() -> String {
+    utc_minute(std::time::SystemTime::now())
 }
 
 #[cfg(test)]
@@ -699,7 +764,8 @@ mod tests {
         // matrix, then sklearn.metrics.precision_recall_fscore_support(y_true, y_pred,
         // labels=range(5), zero_division=0, average=None / "macro" / "weighted").
         // Class 3 has no support but one prediction, class 4 support but no prediction.
-        let m: [Vec<u64>; 5] = [vec![5, 2, 0, 1, 0], vec![1, 7, 1, 0, 0], vec![0, 3, 4, 0, 0], vec![0, 0, 0, 0, 0], vec![2, 0, 1, 0, 0]];
+        let m: [Vec<u64>; 5] =
+            [vec![5, 2, 0, 1, 0], vec![1, 7, 1, 0, 0], vec![0, 3, 4, 0, 0], vec![0, 0, 0, 0, 0], vec![2, 0, 1, 0, 0]];
         let per = per_class(&m);
         assert_prf(
             &per,
@@ -713,7 +779,10 @@ mod tests {
         );
         let [m, w] = averages(&per);
         assert!(close(m.0, 0.375) && close(m.1, 0.3948412698412698) && close(m.2, 0.3814102564102564), "{m:?}");
-        assert!(close(w.0, 0.5524691358024691) && close(w.1, 0.5925925925925926) && close(w.2, 0.566951566951567), "{w:?}");
+        assert!(
+            close(w.0, 0.5524691358024691) && close(w.1, 0.5925925925925926) && close(w.2, 0.566951566951567),
+            "{w:?}"
+        );
     }
 
     fn columns() -> Vec<String> {
@@ -727,7 +796,16 @@ mod tests {
         (1..=epochs)
             .map(|e| {
                 let t = e as f64;
-                vec![t, 2.0 / t, 1.0 - 1.0 / (t + 1.0), 2.2 / t, 0.9 - 1.0 / (t + 1.0), 0.8 - 0.5 / t, 1e-3 * 0.95f64.powi(e as i32), 1.5]
+                vec![
+                    t,
+                    2.0 / t,
+                    1.0 - 1.0 / (t + 1.0),
+                    2.2 / t,
+                    0.9 - 1.0 / (t + 1.0),
+                    0.8 - 0.5 / t,
+                    1e-3 * 0.95f64.powi(e as i32),
+                    1.5,
+                ]
             })
             .collect()
     }
@@ -755,7 +833,8 @@ mod tests {
     #[test]
     fn fifty_epochs_are_small_offline_and_one_point_per_epoch() {
         let (columns, rows) = (columns(), rows(50));
-        let matrix: Vec<Vec<u64>> = (0..10).map(|i| (0..10).map(|j| if i == j { 90 } else { (i + j) as u64 % 3 }).collect()).collect();
+        let matrix: Vec<Vec<u64>> =
+            (0..10).map(|i| (0..10).map(|j| if i == j { 90 } else { (i + j) as u64 % 3 }).collect()).collect();
         let names: Vec<String> = (0..10).map(|i| format!("class-{i}")).collect();
         let phases = phases();
         let checkpoints: Vec<(String, Option<usize>, u64)> = (48..=50)
@@ -785,7 +864,14 @@ mod tests {
         assert!(html.contains("<figcaption>eval_f1[average=macro]</figcaption>"));
         // The best epoch is marked, and its column highlighted in the table.
         assert_eq!(html.matches("class=\"best\"").count(), 2);
-        for section in ["id=\"summary\"", "id=\"curves\"", "id=\"confusion\"", "id=\"timing\"", "id=\"checkpoints\"", "id=\"config\""] {
+        for section in [
+            "id=\"summary\"",
+            "id=\"curves\"",
+            "id=\"confusion\"",
+            "id=\"timing\"",
+            "id=\"checkpoints\"",
+            "id=\"config\"",
+        ] {
             assert!(html.contains(section), "no {section}");
         }
         assert!(html.contains("<td title=\"1234567 bytes\">1.2 MiB</td>"));
@@ -796,8 +882,10 @@ mod tests {
     #[test]
     fn missing_values_are_left_out_and_empty_series_draw_nothing() {
         // A regression run: no accuracy at all, and eval loss missing at epoch 3.
-        let columns: Vec<String> =
-            ["epoch", "train_loss", "train_acc", "eval_loss", "eval_acc", "lr", "seconds"].iter().map(|s| s.to_string()).collect();
+        let columns: Vec<String> = ["epoch", "train_loss", "train_acc", "eval_loss", "eval_acc", "lr", "seconds"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let rows: Vec<Vec<f64>> = (1..=5)
             .map(|e| {
                 let t = e as f64;
@@ -853,7 +941,7 @@ mod tests {
     fn text_is_escaped() {
         let columns: Vec<String> = vec!["epoch".into(), "train_loss".into(), "eval_<b>x</b>".into()];
         let rows = vec![vec![1.0, 0.5, 0.25], vec![2.0, 0.4, 0.5]];
-        let matrix = vec![vec![1, 0, 0], vec![0, 2, 0], vec![0, 1, 3]];
+        let matrix = [vec![1, 0, 0], vec![0, 2, 0], vec![0, 1, 3]];
         let names: Vec<String> = vec!["cat".into(), "<script>alert(1)</script>".into(), "a&b".into()];
         let phases = vec![("<i>data</i>".to_string(), 0.5)];
         let checkpoints = vec![("<x>.safetensors".to_string(), Some(2), 10)];
@@ -884,14 +972,20 @@ mod tests {
     #[test]
     fn confusion_matrix_layout() {
         // Unnamed classes are numbered; rows are true classes, columns predictions.
-        let matrix = vec![vec![4, 0], vec![1, 3]];
+        let matrix = [vec![4, 0], vec![1, 3]];
         let no_names: &[String] = &[];
         let html = render(&ReportData { confusion: Some((&matrix[..], no_names)), ..ReportData::clone_of(&[]) });
-        assert!(html.contains("<tr><th scope=\"row\">0</th><td class=\"h9\">4</td><td class=\"h0\">0</td><td class=\"tot\">4</td></tr>"));
-        assert!(html.contains("<tr><th scope=\"row\">1</th><td class=\"h2\">1</td><td class=\"h7\">3</td><td class=\"tot\">4</td></tr>"));
+        assert!(html.contains(
+            "<tr><th scope=\"row\">0</th><td class=\"h9\">4</td><td class=\"h0\">0</td><td class=\"tot\">4</td></tr>"
+        ));
+        assert!(html.contains(
+            "<tr><th scope=\"row\">1</th><td class=\"h2\">1</td><td class=\"h7\">3</td><td class=\"tot\">4</td></tr>"
+        ));
         assert!(html.contains("<tr class=\"tot\"><th scope=\"row\">total</th><td>5</td><td>3</td><td>8</td></tr>"));
         // Class 0: precision 4/5, recall 1, F1 8/9; accuracy 7/8.
-        assert!(html.contains("<tr><th scope=\"row\">0</th><td>0.8000</td><td>1.0000</td><td>0.8889</td><td>4</td></tr>"));
+        assert!(
+            html.contains("<tr><th scope=\"row\">0</th><td>0.8000</td><td>1.0000</td><td>0.8889</td><td>4</td></tr>")
+        );
         assert!(html.contains("<th scope=\"row\">accuracy</th><td></td><td></td><td>0.8750</td><td>8</td>"));
     }
 
@@ -902,7 +996,10 @@ mod tests {
         assert_eq!((y.lo, y.hi), (0.0, 2.0));
         assert_eq!(y.ticks.iter().map(|&t| y.label(t)).collect::<Vec<_>>(), ["0.0", "0.5", "1.0", "1.5", "2.0"]);
         let y = y_axis(0.031, 0.118);
-        assert_eq!(y.ticks.iter().map(|&t| y.label(t)).collect::<Vec<_>>(), ["0.02", "0.04", "0.06", "0.08", "0.10", "0.12"]);
+        assert_eq!(
+            y.ticks.iter().map(|&t| y.label(t)).collect::<Vec<_>>(),
+            ["0.02", "0.04", "0.06", "0.08", "0.10", "0.12"]
+        );
         let flat = y_axis(3.0, 3.0);
         assert!(flat.lo < 3.0 && flat.hi > 3.0);
         let tiny = y_axis(1.0e-5, 1.1e-5);

@@ -132,10 +132,12 @@ impl EventWriter {
     /// the tab shows beside the hyperparameters). Written at step 0, sorted by key, then
     /// flushed. Keys must be non-empty and distinct, numbers finite.
     ///
-    /// TensorBoard shows one experiment per log directory: when it is pointed at a
-    /// directory of several runs, it takes the hyperparameter columns and the metrics from
-    /// the `_hparams_/experiment` summary of one run (the first it finds), so runs whose
-    /// keys differ from that run's show only the shared ones.
+    /// With `metrics` empty no `_hparams_/experiment` summary is written: TensorBoard then
+    /// builds the HParams table from every run's session_start_info (the union of their
+    /// keys, every scalar tag a metric), which compares runs whose configs have different
+    /// keys (sgd's momentum, adam's betas). With `metrics`, the experiment summary fixes
+    /// the columns: pointed at a directory of several runs, TensorBoard takes them from
+    /// one run's (the first it finds).
     pub fn hparams(&mut self, hparams: &[(String, HParam)], metrics: &[String]) -> Result<()> {
         let mut sorted: Vec<&(String, HParam)> = hparams.iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -166,8 +168,10 @@ impl EventWriter {
         for tag in metrics {
             check_tag(tag)?;
         }
-        let experiment = experiment(&sorted, metrics);
-        self.write_summary(0, &plugin_value(EXPERIMENT_TAG, HPARAMS_PLUGIN, &hparams_plugin_data(2, &experiment)))?;
+        if !metrics.is_empty() {
+            let experiment = experiment(&sorted, metrics);
+            self.write_summary(0, &plugin_value(EXPERIMENT_TAG, HPARAMS_PLUGIN, &hparams_plugin_data(2, &experiment)))?;
+        }
         let start = session_start_info(&sorted, wall_time());
         self.write_summary(0, &plugin_value(SESSION_START_TAG, HPARAMS_PLUGIN, &hparams_plugin_data(3, &start)))?;
         self.flush()
@@ -339,7 +343,7 @@ fn crc32c(data: &[u8]) -> u32 {
 /// TensorFlow's masked CRC-32C of a record's length and of its data.
 fn masked_crc32c(data: &[u8]) -> u32 {
     let crc = crc32c(data);
-    ((crc >> 15) | (crc << 17)).wrapping_add(0xA282_EAD8)
+    crc.rotate_right(15).wrapping_add(0xA282_EAD8)
 }
 
 fn write_record(out: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
@@ -828,12 +832,10 @@ mod tests {
         // HistogramProto(min=2, max=2, num=2, sum=4, sum_squares=8, bucket_limit=[2], bucket=[2])
         assert_eq!(
             histo_value("w", &histogram_proto(&[2.0, 2.0])),
-            hex(
-                "0a01772a41090000000000000040110000000000000040190000000000000040210000000000001040\
-                 290000000000002040320800000000000000403a080000000000000040"
-            )
+            hex("0a01772a41090000000000000040110000000000000040190000000000000040210000000000001040\
+                 290000000000002040320800000000000000403a080000000000000040")
         );
-        let hp = vec![
+        let hp = [
             ("lr".to_string(), HParam::Number(0.01)),
             ("opt".to_string(), HParam::Text("adam".to_string())),
             ("shuffle".to_string(), HParam::Bool(false)),
@@ -842,27 +844,29 @@ mod tests {
         // The hparams plugin's Summary.Value: tag, metadata.NULL_TENSOR and the metadata
         // of `metadata.create_summary_metadata(HParamsPluginData(...))`.
         assert_eq!(
-            plugin_value(EXPERIMENT_TAG, HPARAMS_PLUGIN, &hparams_plugin_data(2, &experiment(&refs, &["loss/eval".to_string()]))),
-            hex(
-                "0a145f68706172616d735f2f6578706572696d656e7442060801120212004a3c0a3a0a0768706172616d73\
+            plugin_value(
+                EXPERIMENT_TAG,
+                HPARAMS_PLUGIN,
+                &hparams_plugin_data(2, &experiment(&refs, &["loss/eval".to_string()]))
+            ),
+            hex("0a145f68706172616d735f2f6578706572696d656e7442060801120212004a3c0a3a0a0768706172616d73\
                  122f122d22060a026c72200322070a036f70742001220b0a0773687566666c6520022a0d0a0b12096c6f73\
-                 732f6576616c"
-            )
+                 732f6576616c")
         );
         assert_eq!(
             plugin_value(SESSION_START_TAG, HPARAMS_PLUGIN, &hparams_plugin_data(3, &session_start_info(&refs, 12.5))),
-            hex(
-                "0a1c5f68706172616d735f2f73657373696f6e5f73746172745f696e666f42060801120212004a470a450a\
+            hex("0a1c5f68706172616d735f2f73657373696f6e5f73746172745f696e666f42060801120212004a470a450a\
                  0768706172616d73123a1a380a0f0a026c721209117b14ae47e17a843f0a0d0a036f707412061a04616461\
-                 6d0a0d0a0773687566666c6512022000290000000000002940"
-            )
+                 6d0a0d0a0773687566666c6512022000290000000000002940")
         );
         assert_eq!(
-            plugin_value(SESSION_END_TAG, HPARAMS_PLUGIN, &hparams_plugin_data(4, &session_end_info(STATUS_SUCCESS, 13.5))),
-            hex(
-                "0a1a5f68706172616d735f2f73657373696f6e5f656e645f696e666f42060801120212004a1a0a180a0768\
-                 706172616d73120d220b0801110000000000002b40"
-            )
+            plugin_value(
+                SESSION_END_TAG,
+                HPARAMS_PLUGIN,
+                &hparams_plugin_data(4, &session_end_info(STATUS_SUCCESS, 13.5))
+            ),
+            hex("0a1a5f68706172616d735f2f73657373696f6e5f656e645f696e666f42060801120212004a1a0a180a0768\
+                 706172616d73120d220b0801110000000000002b40")
         );
     }
 
@@ -884,7 +888,10 @@ mod tests {
         let dir = scratch("roundtrip");
         let mut w = EventWriter::create(&dir).unwrap();
         let name = w.path().file_name().unwrap().to_str().unwrap().to_string();
-        assert!(name.starts_with("events.out.tfevents.") && name.ends_with(&format!(".{}.ember", std::process::id())), "{name}");
+        assert!(
+            name.starts_with("events.out.tfevents.") && name.ends_with(&format!(".{}.ember", std::process::id())),
+            "{name}"
+        );
         let config = json!({"optimizer": {"kind": "adam", "lr": 0.001}, "epochs": 3});
         w.hparams(&flatten_config(&config), &["loss/train".to_string()]).unwrap();
         for step in 1..=5u64 {
@@ -939,14 +946,20 @@ mod tests {
         bytes[last + 14] ^= 0x01;
         fs::write(&path, &bytes).unwrap();
         let err = read_scalars(&dir).unwrap_err().to_string();
-        assert!(err.contains(&name) && err.contains(&format!("record at byte {last} has a bad data checksum")), "{err}");
+        assert!(
+            err.contains(&name) && err.contains(&format!("record at byte {last} has a bad data checksum")),
+            "{err}"
+        );
 
         // A byte of the second scalar's length.
         let mut bytes = good.clone();
         bytes[offsets[2]] ^= 0x01;
         fs::write(&path, &bytes).unwrap();
         let err = read_scalars(&dir).unwrap_err().to_string();
-        assert!(err.contains(&name) && err.contains(&format!("record at byte {} has a bad length checksum", offsets[2])), "{err}");
+        assert!(
+            err.contains(&name) && err.contains(&format!("record at byte {} has a bad length checksum", offsets[2])),
+            "{err}"
+        );
 
         // A last record cut short (a writer killed mid-write) is skipped.
         fs::write(&path, &good[..good.len() - 3]).unwrap();
