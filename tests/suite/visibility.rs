@@ -102,7 +102,16 @@ fn histograms_are_written_when_asked() {
         .path();
     let bytes = std::fs::read(file).unwrap();
     let text = String::from_utf8_lossy(&bytes);
-    for name in ["weights/1.weight", "weights/1.bias", "weights/3.weight", "weights/3.bias"] {
+    for name in [
+        "weights/1.weight",
+        "weights/1.bias",
+        "weights/3.weight",
+        "weights/3.bias",
+        "grads/1.weight",
+        "grads/1.bias",
+        "grads/3.weight",
+        "grads/3.bias",
+    ] {
         assert!(text.contains(name), "{name}");
     }
 }

@@ -673,8 +673,8 @@ pub struct TrainConfig {
     /// hyperparameters (the HParams tab).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub tensorboard: bool,
-    /// With `tensorboard`: a histogram of every parameter after each epoch (off by
-    /// default: it reads every weight back).
+    /// With `tensorboard`: a histogram of every parameter after each epoch, and of its
+    /// gradient at the epoch's last step (off by default: it reads every weight back).
     #[serde(default, skip_serializing_if = "is_false")]
     pub histograms: bool,
     /// `report.html` in the run directory, rewritten after each epoch.

@@ -324,6 +324,9 @@ pub struct Learner {
     events: Option<Events>,
     /// The last evaluation's confusion matrix (class targets), for the report.
     confusion: Option<Vec<Vec<u64>>>,
+    /// With `train.histograms`: each parameter's gradient at the epoch's last optimizer
+    /// step (after the all-reduce, before clipping), logged as `grads/NAME`.
+    last_grads: Vec<(String, Vec<f64>)>,
 }
 
 /// The run's TensorBoard event file, and the last step each tag already has in the run
@@ -758,6 +761,7 @@ impl Learner {
             collective: Box::new(Solo),
             events: None,
             confusion: None,
+            last_grads: Vec::new(),
         })
     }
 
@@ -1324,6 +1328,9 @@ impl Learner {
                     }
                     grads = self.all_reduce_gradients(grads, &params)?;
                 }
+                if self.spec.train.histograms && self.events.is_some() && b + 1 == batches {
+                    self.last_grads = self.gradient_values(&grads)?;
+                }
                 match closure_start {
                     None => self.optimizer_step(&mut grads, &params)?,
                     Some(start) => {
@@ -1537,8 +1544,28 @@ impl Learner {
                     }
                 }
             }
+            for (name, values) in std::mem::take(&mut self.last_grads) {
+                let tag = format!("grads/{name}");
+                if events.written.get(&tag).is_none_or(|&last| step > last)
+                    && values.iter().all(|v| v.is_finite())
+                    && !values.is_empty()
+                {
+                    events.writer.histogram(&tag, step, &values)?;
+                }
+            }
         }
         events.writer.flush()
+    }
+
+    /// Every parameter's gradient in `grads`, by name, as f64 values (for histograms).
+    fn gradient_values(&self, grads: &GradStore) -> Result<Vec<(String, Vec<f64>)>> {
+        let mut out = Vec::new();
+        for (name, var) in self.model.named_parameters() {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                out.push((name, g.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?));
+            }
+        }
+        Ok(out)
     }
 
     /// This rank's share of a global batch of `total` rows: (first row, rows, total), or
