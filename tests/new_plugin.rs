@@ -185,7 +185,7 @@ fn a_generated_optimizer_builds_passes_its_tests_and_trains_through_its_own_bina
     // between runs so only the first build pays for the dependencies.
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/new-plugin");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let run_cargo = |args: &[&str]| {
+    let cargo_in_crate = |args: &[&str]| {
         let out = Command::new(&cargo)
             .args(args)
             .current_dir(&dir)
@@ -194,7 +194,19 @@ fn a_generated_optimizer_builds_passes_its_tests_and_trains_through_its_own_bina
             .output()
             .unwrap();
         let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "cargo {args:?} in the generated crate failed:\n{log}");
+        (out.status.success(), log)
+    };
+    let run_cargo = |args: &[&str]| {
+        let (mut ok, mut log) = cargo_in_crate(args);
+        // The generated crate depends on crates.io's candle-core, which the workspace
+        // patches with vendor/candle-core: on a machine whose cargo cache has never seen
+        // it, fetch it once (the package registry) and build offline again.
+        if !ok && args.contains(&"--offline") && log.contains("no matching package named `candle-core`") {
+            let (fetched, fetch_log) = cargo_in_crate(&["fetch"]);
+            assert!(fetched, "cargo fetch in the generated crate failed:\n{fetch_log}");
+            (ok, log) = cargo_in_crate(args);
+        }
+        assert!(ok, "cargo {args:?} in the generated crate failed:\n{log}");
         log
     };
     // One build with the `cli` feature: the tests and the `ember-my_opt` binary share
