@@ -102,6 +102,8 @@ fn train_args<'a>(config: &'a Path, dir: &'a Path, extra: &[&'a str]) -> Vec<&'a
 }
 
 /// The files of a run directory, relative and sorted.
+/// The files under `dir`, TensorBoard event files (named by time, host and process, one
+/// per process that wrote to the run) as one `events.out.tfevents.*` entry.
 fn files(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(dir).unwrap() {
@@ -115,8 +117,22 @@ fn files(dir: &Path) -> Vec<String> {
     }
     let mut out = Vec::new();
     walk(dir, dir, &mut out);
+    for f in out.iter_mut() {
+        if f.starts_with("events.out.tfevents.") {
+            *f = "events.out.tfevents.*".into();
+        }
+    }
     out.sort();
+    out.dedup();
     out
+}
+
+/// How many TensorBoard event files `dir` holds.
+fn event_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("events.out.tfevents."))
+        .count()
 }
 
 fn close(a: f64, b: f64, scale: f64) -> bool {
@@ -192,6 +208,7 @@ fn ranks_train_the_run_of_one_process_and_rank_0_alone_writes() {
         assert_same_weights(&straight, &dir);
         assert_same_metrics(&straight, &dir);
         assert_eq!(files(&dir), files(&straight), "{n} ranks wrote other files than one process");
+        assert_eq!(event_files(&dir), 1, "rank 0 alone writes TensorBoard events");
         let left: Vec<String> = std::fs::read_dir(&scratch)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
