@@ -458,7 +458,7 @@ fn bench_train_reports_the_time_split() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(v["seconds_per_epoch"].as_f64().unwrap() > 0.0 && v["steps_per_second"].as_f64().unwrap() > 0.0, "{v}");
-    for phase in ["data", "forward", "loss", "backward", "optimizer", "eval", "output"] {
+    for phase in ["data", "forward", "loss", "backward", "optimizer", "eval", "output", "logging"] {
         assert!(v["phases"][phase].as_f64().unwrap() >= 0.0, "{phase} in {v}");
     }
     assert!(v["eval_acc"].as_f64().is_some());

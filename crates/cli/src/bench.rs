@@ -239,6 +239,7 @@ pub fn train(
             "optimizer": mean(|p| p.optimizer),
             "eval": mean(|p| p.eval),
             "output": mean(|p| p.output),
+            "logging": mean(|p| p.logging),
         },
     });
     writeln!(out, "{line}")?;

@@ -376,6 +376,8 @@ pub struct Phases {
     pub eval: f64,
     /// metrics.csv, plots, checkpoints.
     pub output: f64,
+    /// TensorBoard events (per step and per epoch) and report.html.
+    pub logging: f64,
 }
 
 /// The loss and metrics of one pass over the evaluation set.
@@ -1083,18 +1085,22 @@ impl Learner {
             }
             self.phases.output += t.elapsed().as_secs_f64();
             self.report(&self.epoch_line(&record));
+            let t = Instant::now();
             self.log_epoch(&record)?;
+            self.phases.logging += t.elapsed().as_secs_f64();
             let improved = self.track_best(&record);
             self.early_stopping(&record);
             self.epoch_callbacks(&record)?;
             let t = Instant::now();
             if self.writes() {
                 last_ckpt = Some(self.save_checkpoint(improved)?);
-                if self.spec.train.report {
-                    self.write_report()?;
-                }
             }
             self.phases.output += t.elapsed().as_secs_f64();
+            if self.writes() && self.spec.train.report {
+                let t = Instant::now();
+                self.write_report()?;
+                self.phases.logging += t.elapsed().as_secs_f64();
+            }
             self.phase_history.push(std::mem::take(&mut self.phases));
         }
         if let Some(events) = &mut self.events {
@@ -1379,9 +1385,11 @@ impl Learner {
                 }
                 self.phases.optimizer += t.elapsed().as_secs_f64();
                 if let Some(events) = &mut self.events {
+                    let t = Instant::now();
                     let step = self.progress.step;
                     events.scalar("step/train_loss", step, step_loss / step_rows.max(1.0))?;
                     events.scalar("step/lr", step, step_lr)?;
+                    self.phases.logging += t.elapsed().as_secs_f64();
                 }
                 (step_loss, step_rows) = (0.0, 0.0);
                 if !self.callbacks.is_empty() {
@@ -1980,6 +1988,7 @@ impl Learner {
             ("optimizer", mean(|p| p.optimizer)),
             ("eval", mean(|p| p.eval)),
             ("output", mean(|p| p.output)),
+            ("logging", mean(|p| p.logging)),
         ]
         .map(|(k, v)| (k.to_string(), v))
         .to_vec();
