@@ -26,7 +26,7 @@ pub struct ReportData<'a> {
     pub rows: &'a [Vec<f64>],
     /// (metric column, its best value, epoch) for the best metric.
     pub best: Option<(&'a str, f64, usize)>,
-    /// Confusion matrix counts [true][pred] and class names (may be empty -> "0", "1", ...).
+    /// Confusion matrix counts `[true][pred]` and class names (may be empty -> "0", "1", ...).
     pub confusion: Option<(&'a [Vec<u64>], &'a [String])>,
     /// (phase name, mean seconds per epoch).
     pub phases: &'a [(String, f64)],
