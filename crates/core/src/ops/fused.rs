@@ -111,12 +111,16 @@ pub fn fusable<T: CpuFloat>(param: &Tensor, grad: &Tensor, states: &[&Tensor]) -
 /// What [`with_cpu_data`] calls: `(param, grad, states)`.
 pub type DataFn<'a, T> = dyn FnMut(&mut [T], &[T], &mut [&mut [T]]) + 'a;
 
-static FUSED_UPDATES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+thread_local! {
+    static FUSED_UPDATES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 
-/// How many fused updates ([`with_cpu_data`] calls) this process has run: `ember bench
-/// optimizer` reports the path that really ran by comparing it before and after.
+/// How many fused updates ([`with_cpu_data`] calls) this thread has run: `ember bench
+/// optimizer` reports the path that really ran by comparing it before and after. Per
+/// thread, like the kernel choice ([`crate::ops::with_kernels`]), so steps on other
+/// threads (tests running side by side) do not count.
 pub fn fused_updates() -> u64 {
-    FUSED_UPDATES.load(std::sync::atomic::Ordering::Relaxed)
+    FUSED_UPDATES.with(|n| n.get())
 }
 
 /// Calls `f(param, grad, states)` on the CPU data of the tensors: `param` and every
@@ -133,7 +137,7 @@ pub fn with_cpu_data<T: CpuFloat>(
             T::DTYPE
         )));
     }
-    FUSED_UPDATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    FUSED_UPDATES.with(|n| n.set(n.get() + 1));
     let mut go = |p: &mut [T], g: &[T], s: &mut [&mut [T]]| -> candle_core::Result<()> {
         f(p, g, s);
         Ok(())
