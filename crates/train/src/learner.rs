@@ -337,12 +337,29 @@ struct Events {
 }
 
 impl Events {
+    /// Whether `tag` at `step` is new: past the last step an earlier session wrote.
+    fn fresh(&self, tag: &str, step: u64) -> bool {
+        self.written.get(tag).is_none_or(|&last| step > last)
+    }
+
     fn scalar(&mut self, tag: &str, step: u64, value: f64) -> Result<()> {
-        if value.is_finite() && self.written.get(tag).is_none_or(|&last| step > last) {
+        if value.is_finite() && self.fresh(tag, step) {
             self.writer.scalar(tag, step, value)?;
         }
         Ok(())
     }
+
+    fn histogram(&mut self, tag: &str, step: u64, values: &[f64]) -> Result<()> {
+        if !values.is_empty() && values.iter().all(|v| v.is_finite()) && self.fresh(tag, step) {
+            self.writer.histogram(tag, step, values)?;
+        }
+        Ok(())
+    }
+}
+
+/// A tensor's values, flattened, as f64 (for histograms).
+fn f64_values(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
 }
 
 /// A run's weight averaging: the averaged copy and when it moves.
@@ -1545,21 +1562,13 @@ impl Learner {
         if self.spec.train.histograms {
             for (name, var) in self.model.named_parameters() {
                 let tag = format!("weights/{name}");
-                if events.written.get(&tag).is_none_or(|&last| step > last) {
-                    let values = var.as_tensor().flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-                    if values.iter().all(|v| v.is_finite()) && !values.is_empty() {
-                        events.writer.histogram(&tag, step, &values)?;
-                    }
+                // Read the weights back only for a step not yet written.
+                if events.fresh(&tag, step) {
+                    events.histogram(&tag, step, &f64_values(var.as_tensor())?)?;
                 }
             }
             for (name, values) in std::mem::take(&mut self.last_grads) {
-                let tag = format!("grads/{name}");
-                if events.written.get(&tag).is_none_or(|&last| step > last)
-                    && values.iter().all(|v| v.is_finite())
-                    && !values.is_empty()
-                {
-                    events.writer.histogram(&tag, step, &values)?;
-                }
+                events.histogram(&format!("grads/{name}"), step, &values)?;
             }
         }
         events.writer.flush()
@@ -1570,7 +1579,7 @@ impl Learner {
         let mut out = Vec::new();
         for (name, var) in self.model.named_parameters() {
             if let Some(g) = grads.get(var.as_tensor()) {
-                out.push((name, g.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?));
+                out.push((name, f64_values(g)?));
             }
         }
         Ok(out)
