@@ -13,6 +13,9 @@
 //! - a run resumes with another number of ranks (2 ranks for 1 epoch, then 1 process to
 //!   3; and the reverse) and ends where the straight run ends;
 //! - ranks started with different seeds are refused before training, and write nothing.
+//! - with `train.blocks` the gradient sums go in one fixed order: 1, 2 and 4 ranks give
+//!   the same bits (weights, batch norm statistics, metrics.csv), and 3 ranks, which
+//!   cannot share 4 blocks, are refused.
 //! - a rank killed with SIGKILL mid-run stops the job within 30 s with an error naming
 //!   it; the checkpoints written stay whole, and the run resumes with 1 rank and with 2
 //!   ranks to where the uninterrupted run ends.
@@ -45,6 +48,43 @@ classes = 3
 [train]
 epochs = 3
 batch_size = 32
+"#;
+
+/// A run with fixed blocks (`train.blocks = 4`, blocks of 8 rows; the last batch's 8 rows
+/// make blocks of 2) and a batch norm layer, whose running statistics follow the first
+/// block.
+const BLOCKS_CONFIG: &str = r#"
+seed = 5
+[[model.layers]]
+name = "linear"
+out_features = 16
+[[model.layers]]
+name = "batch_norm1d"
+[[model.layers]]
+name = "relu"
+[[model.layers]]
+name = "dropout"
+p = 0.3
+[[model.layers]]
+name = "linear"
+out_features = 3
+[loss]
+name = "cross_entropy"
+[optimizer]
+name = "sgd"
+lr = 0.5
+momentum = 0.9
+weight_decay = 1e-3
+[data]
+kind = "synthetic"
+n_train = 200
+n_eval = 60
+features = 8
+classes = 3
+[train]
+epochs = 3
+batch_size = 32
+blocks = 4
 "#;
 
 /// Relative tolerance: of each weight tensor's largest magnitude, of each metric.
@@ -252,6 +292,38 @@ fn ranks_with_different_seeds_are_refused() {
     assert!(stderr.contains("rank(s) 1 of MPI"), "{stderr}");
     assert!(stderr.contains("another config, seed or checkpoint"), "{stderr}");
     assert!(ember::train::rundir::existing_run(&dir).is_none(), "the refused run wrote into {}", dir.display());
+}
+
+#[test]
+fn blocks_give_the_same_bits_on_1_2_and_4_ranks() {
+    let (tmp, scratch, _) = setup();
+    let config = tmp.path().join("blocks.toml");
+    std::fs::write(&config, BLOCKS_CONFIG).unwrap();
+    let one = tmp.path().join("one");
+    check(&one_process(&scratch, &train_args(&config, &one, &[])), "the one-process run");
+    let bits = |dir: &Path| -> Vec<(String, Vec<u32>)> {
+        common::checkpoint_weights(dir).into_iter().map(|(k, v)| (k, v.iter().map(|x| x.to_bits()).collect())).collect()
+    };
+    let expected = bits(&one);
+    assert!(expected.iter().any(|(k, _)| k.ends_with("running_var")), "the model keeps batch norm statistics");
+    for n in [2, 4] {
+        let dir = tmp.path().join(format!("ranks-{n}"));
+        check(&mpirun_n(&scratch, n, &train_args(&config, &dir, &[])), &format!("the {n}-rank run"));
+        for ((name, a), (_, b)) in expected.iter().zip(&bits(&dir)) {
+            let differ = a.iter().zip(b).filter(|(x, y)| x != y).count();
+            assert_eq!(differ, 0, "{name}: {differ} of {} values differ between 1 process and {n} ranks", a.len());
+        }
+        assert_eq!(
+            common::metrics_without_seconds(&one),
+            common::metrics_without_seconds(&dir),
+            "metrics.csv of 1 process and {n} ranks"
+        );
+    }
+    let dir = tmp.path().join("ranks-3");
+    let out = mpirun_n(&scratch, 3, &train_args(&config, &dir, &[]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "3 ranks shared 4 blocks:\n{stderr}");
+    assert!(stderr.contains("train.blocks = 4") && stderr.contains("cannot share evenly"), "{stderr}");
 }
 
 /// The pid of rank `rank` among `mpirun`'s processes (read from each process's

@@ -370,6 +370,64 @@ fn accumulating_two_half_batches_equals_one_full_batch() {
     }
 }
 
+/// `train.blocks`: each block's mean loss weighted by its rows, the penalty once, the
+/// blocks' gradients summed: in f64 the run is the unblocked run up to rounding, with
+/// dropout (masks drawn for the whole batch), an L2 penalty, accumulation and a last
+/// batch of 8 rows (blocks of 2).
+#[test]
+fn blocks_compute_the_gradient_of_the_whole_batch() {
+    let run = |blocks: Option<usize>, accumulate: usize| {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = config("[[regularizers]]\nname = \"l2\"\nlambda = 1e-3\n");
+        c.train.dtype = ember::train::config::Precision::F64;
+        c.train.blocks = blocks;
+        c.train.accumulate = accumulate;
+        Learner::new(c, Device::Cpu, tmp.path(), Reporter::Quiet).unwrap().fit().unwrap();
+        (common::checkpoint_weights(tmp.path()), common::metrics_without_seconds(tmp.path()))
+    };
+    for accumulate in [1, 2] {
+        let (whole, whole_metrics) = run(None, accumulate);
+        for blocks in [1, 4] {
+            let (blocked, metrics) = run(Some(blocks), accumulate);
+            for ((n, a), (_, b)) in whole.iter().zip(&blocked) {
+                for (x, y) in a.iter().zip(b) {
+                    assert!(
+                        (x - y).abs() <= 1e-9 * (1.0 + x.abs()),
+                        "blocks {blocks}, accumulate {accumulate}: {n}: {x} vs {y}"
+                    );
+                }
+            }
+            assert_eq!(metrics.len(), whole_metrics.len());
+            for (a, b) in whole_metrics.iter().zip(&metrics).skip(1) {
+                for (x, y) in a.split(',').zip(b.split(',')) {
+                    let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
+                    assert!((x - y).abs() <= 1e-9 * (1.0 + x.abs()), "blocks {blocks}: metrics {a} vs {b}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn blocks_must_be_a_power_of_two_within_the_batch() {
+    let err = |text: &str| RunConfig::from_toml(text, "run.toml").map(|_| ()).unwrap_err().to_string();
+    assert_eq!(
+        err(&edited("train", "blocks = 3")),
+        "run.toml: train.blocks = 3 is invalid: must be a power of two (1, 2, 4, 8, ...): blocks are summed pairwise, and every power-of-two number of ranks up to it takes whole subtrees"
+    );
+    let e = err(&edited("train", "blocks = 64"));
+    assert!(e.contains("train.blocks = 64") && e.contains("train.batch_size = 32") && e.contains("at most 32"), "{e}");
+    let mut c = config("");
+    c.optimizer.name = "lbfgs".into();
+    c.optimizer.config.clear();
+    c.optimizer.groups.clear();
+    c.scheduler = None;
+    c.train.blocks = Some(2);
+    let e =
+        Learner::new(c, Device::Cpu, tempfile::tempdir().unwrap().path(), Reporter::Quiet).err().unwrap().to_string();
+    assert!(e.contains("lbfgs") && e.contains("train.blocks > 1"), "{e}");
+}
+
 #[test]
 fn export_inspect_and_predict() {
     let tmp = tempfile::tempdir().unwrap();

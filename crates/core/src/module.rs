@@ -19,18 +19,20 @@ pub struct Context {
     cumulative: bool,
     /// This pass's rows of a larger batch: (first row, rows in the whole batch).
     rows: Option<(usize, usize)>,
+    /// Whether layers with running statistics fold this pass's batch into them.
+    statistics: bool,
 }
 
 impl Context {
     /// Evaluation mode: dropout is the identity.
     pub fn eval() -> Self {
-        Context { train: false, seed: 0, draws: 0, cumulative: false, rows: None }
+        Context { train: false, seed: 0, draws: 0, cumulative: false, rows: None, statistics: true }
     }
 
     /// Training mode; random layers draw their masks from `seed` (give a new seed, e.g.
     /// derived from the run seed and the step, to every forward pass).
     pub fn train(seed: u64) -> Self {
-        Context { train: true, seed, draws: 0, cumulative: false, rows: None }
+        Context { train: true, seed, draws: 0, cumulative: false, rows: None, statistics: true }
     }
 
     /// The same context, with layers that keep running statistics (batch norm) folding
@@ -49,6 +51,22 @@ impl Context {
     pub fn with_rows(mut self, first: usize, total: usize) -> Self {
         self.rows = Some((first, total));
         self
+    }
+
+    /// The same context, with layers that keep running statistics (batch norm) leaving
+    /// them as they are: a pass over a piece of a batch other than the piece that holds
+    /// its first row (data-parallel ranks, `train.blocks`), so that the running
+    /// statistics are updated once per batch, from that first piece, on any number of
+    /// ranks (what PyTorch's DistributedDataParallel keeps: rank 0's, broadcast).
+    pub fn without_statistics_update(mut self) -> Self {
+        self.statistics = false;
+        self
+    }
+
+    /// Whether a training pass folds its batch into running statistics
+    /// ([`Context::without_statistics_update`]).
+    pub fn updates_statistics(&self) -> bool {
+        self.statistics
     }
 
     /// The shard this pass covers ([`Context::with_rows`]): (first row, rows in the

@@ -259,6 +259,13 @@ impl<M: Module + 'static> LearnerBuilder<M> {
         self
     }
 
+    /// Fixed blocks per batch, summed in a fixed order (`train.blocks`): the same weights
+    /// on one process and on any number of ranks that divides `k` (a power of two).
+    pub fn blocks(mut self, k: usize) -> Self {
+        self.train_config.blocks = Some(k);
+        self
+    }
+
     pub fn clip_grad_norm(mut self, max: f64) -> Self {
         self.train_config.clip_grad_norm = Some(max);
         self

@@ -83,6 +83,22 @@ impl TrainSpec {
                 return Err(invalid(key, v, "must be >= 1"));
             }
         }
+        if let Some(k) = t.blocks {
+            if !k.is_power_of_two() {
+                return Err(invalid(
+                    "train.blocks",
+                    k,
+                    "must be a power of two (1, 2, 4, 8, ...): blocks are summed pairwise, and every power-of-two number of ranks up to it takes whole subtrees",
+                ));
+            }
+            if k > t.batch_size {
+                return Err(Error::input(format!(
+                    "train.blocks = {k} splits each batch into more blocks than its train.batch_size = {} rows; use at most {} blocks",
+                    t.batch_size,
+                    t.batch_size.next_power_of_two() / if t.batch_size.is_power_of_two() { 1 } else { 2 }
+                )));
+            }
+        }
         for (key, v) in [("train.clip_grad_norm", t.clip_grad_norm), ("train.clip_grad_value", t.clip_grad_value)] {
             if let Some(v) = v {
                 if v.is_nan() || v <= 0.0 {
@@ -636,6 +652,14 @@ pub struct TrainConfig {
     /// Mini-batches whose gradients are accumulated per optimizer step.
     #[serde(default = "one")]
     pub accumulate: usize,
+    /// Splits every batch into this many fixed blocks of rows (a power of two) whose
+    /// gradients are computed apart and summed in one fixed pairwise order. A run then
+    /// gives bit-identical weights on 1 process and on any number of data-parallel ranks
+    /// that divides it (each rank takes whole blocks). Unset: one pass over the batch
+    /// (or over each rank's share), the fastest. Layers that see the whole batch
+    /// (batch norm's statistics) see one block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<usize>,
     #[serde(default)]
     pub early_stopping: Option<EarlyStopping>,
     /// Epoch checkpoints to keep (the best is kept as well).

@@ -20,6 +20,12 @@ pub trait Collective: Send + Sync + std::fmt::Debug {
     fn all_reduce_sum_f32(&self, buf: &mut [f32]) -> Result<()>;
     /// The same for f64.
     fn all_reduce_sum_f64(&self, buf: &mut [f64]) -> Result<()>;
+    /// Element-wise sum over all ranks in one fixed order, the pairwise tree over ranks
+    /// in rank order ((r0 + r1) + (r2 + r3), ...), so that the bits of the result do not
+    /// depend on the MPI library's algorithm. The number of ranks must be a power of two.
+    fn all_reduce_tree_f32(&self, buf: &mut [f32]) -> Result<()>;
+    /// The same for f64.
+    fn all_reduce_tree_f64(&self, buf: &mut [f64]) -> Result<()>;
     /// Rank `root`'s bytes on every rank (other ranks' `bytes` are replaced; lengths may differ).
     fn broadcast_bytes(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()>;
     /// A name for messages: "MPI (OpenMPI 4.1.4), 2 ranks" etc.
@@ -44,6 +50,14 @@ impl Collective for Solo {
     }
 
     fn all_reduce_sum_f64(&self, _buf: &mut [f64]) -> Result<()> {
+        Ok(())
+    }
+
+    fn all_reduce_tree_f32(&self, _buf: &mut [f32]) -> Result<()> {
+        Ok(())
+    }
+
+    fn all_reduce_tree_f64(&self, _buf: &mut [f64]) -> Result<()> {
         Ok(())
     }
 
@@ -328,6 +342,43 @@ mod mpi_impl {
         }
     }
 
+    impl Mpi {
+        /// Sums `buf` over the ranks by recursive doubling: at level l, ranks r and
+        /// r xor 2^l swap their sums and add them. Each level joins two neighbouring
+        /// subtrees, so every rank ends with the pairwise tree's sum in rank order (and
+        /// addition commutes bit for bit, so both partners get the same bits).
+        fn all_reduce_tree<T>(&self, buf: &mut [T]) -> Result<()>
+        where
+            T: Equivalence + Copy + Default + std::ops::Add<Output = T>,
+        {
+            let (me, n) = (self.inner.rank, self.inner.size);
+            if n == 1 || buf.is_empty() {
+                return Ok(());
+            }
+            if !n.is_power_of_two() {
+                return Err(Error::input(format!(
+                    "{}: a sum in fixed order (train.blocks) needs a power-of-two number of ranks; start 2, 4, 8, ... ranks",
+                    self.describe()
+                )));
+            }
+            self.call(|world| {
+                let mut theirs = vec![T::default(); buf.len().min(MAX_COUNT)];
+                let mut level = 1;
+                while level < n {
+                    let partner = world.process_at_rank((me ^ level) as mpi::Rank);
+                    for piece in buf.chunks_mut(MAX_COUNT) {
+                        let other = &mut theirs[..piece.len()];
+                        mpi::point_to_point::send_receive_into(&piece[..], &partner, other, &partner);
+                        for (a, b) in piece.iter_mut().zip(other.iter()) {
+                            *a = *a + *b;
+                        }
+                    }
+                    level *= 2;
+                }
+            })
+        }
+    }
+
     impl Collective for Mpi {
         fn rank(&self) -> usize {
             self.inner.rank
@@ -343,6 +394,14 @@ mod mpi_impl {
 
         fn all_reduce_sum_f64(&self, buf: &mut [f64]) -> Result<()> {
             self.all_reduce_sum(buf)
+        }
+
+        fn all_reduce_tree_f32(&self, buf: &mut [f32]) -> Result<()> {
+            self.all_reduce_tree(buf)
+        }
+
+        fn all_reduce_tree_f64(&self, buf: &mut [f64]) -> Result<()> {
+            self.all_reduce_tree(buf)
         }
 
         fn broadcast_bytes(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()> {

@@ -588,6 +588,12 @@ impl Learner {
         }
         let eval = eval.filter(|e| !e.is_empty());
         check_loss_arguments(loss.as_ref(), &spec.loss.name, step_fn.is_some(), eval.is_some())?;
+        if step_fn.is_some() && spec.train.blocks.is_some_and(|k| k > 1) {
+            return Err(Error::input(format!(
+                "train.blocks = {} with a custom training step is not supported: the Learner scales each block's loss by its share of the batch, which a custom step's loss may not be; leave train.blocks unset",
+                spec.train.blocks.unwrap_or(1)
+            )));
+        }
         let (_, first) = train.batch(&[0])?;
         let class_targets = loss.targets().takes_classes() && first.dtype().is_int();
         if !loss.targets().takes_classes() && first.dtype().is_int() {
@@ -659,6 +665,10 @@ impl Learner {
                 ),
                 (t.clip_grad_norm.is_some(), "train.clip_grad_norm (its line search needs the true gradient)"),
                 (t.clip_grad_value.is_some(), "train.clip_grad_value (its line search needs the true gradient)"),
+                (
+                    t.blocks.is_some_and(|k| k > 1),
+                    "train.blocks > 1 (it re-evaluates the whole batch at once; leave train.blocks unset)",
+                ),
             ];
             if let Some((_, what)) = refused.iter().find(|(on, _)| *on) {
                 return Err(Error::input(format!(
@@ -807,6 +817,12 @@ impl Learner {
             if self.step_fn.is_some() {
                 return Err(Error::input(format!(
                     "a custom training step with data-parallel training ({}) is not supported yet: the Learner scales each rank's loss by its share of the batch, which a custom step's loss may not be",
+                    collective.describe()
+                )));
+            }
+            if let Some(k) = self.spec.train.blocks.filter(|k| k % collective.size() != 0) {
+                return Err(Error::input(format!(
+                    "train.blocks = {k} splits each batch into {k} blocks, which {} cannot share evenly; start a number of ranks that divides {k} (1, 2, 4, ...: blocks are a power of two, so the ranks must be too)",
                     collective.describe()
                 )));
             }
@@ -1216,107 +1232,153 @@ impl Learner {
         // The step's loss over its rows (all ranks), for the per-step TensorBoard scalar.
         let (mut step_loss, mut step_rows) = (0.0f64, 0.0f64);
         let mean_reduction = !matches!(self.spec.loss.config.get("reduction"), Some(Value::Str(r)) if r == "sum");
+        // Fixed blocks (`train.blocks`): the epoch's loss sum over every rank, batch by batch.
+        let blocks = self.spec.train.blocks.is_some();
+        let mut block_loss_sum = 0.0f64;
         for b in 0..batches {
             let t = Instant::now();
-            let (x, y) = self.loader.train_batch(self.train.as_ref(), &order, b, epoch as u64)?;
-            // A data-parallel rank takes its contiguous share of the global batch.
-            let (x, y, share) = match self.shard(x.dim(0)?)? {
-                None => (x, y, None),
-                Some((first, rows, total)) => {
-                    (x.narrow(0, first, rows)?, y.narrow(0, first, rows)?, Some((first, total)))
-                }
-            };
+            let (x_all, y_all) = self.loader.train_batch(self.train.as_ref(), &order, b, epoch as u64)?;
+            let total_rows = x_all.dim(0)?;
+            // This rank's pieces of the global batch: its contiguous share (data-parallel),
+            // its fixed blocks (`train.blocks`), or the whole batch.
+            let pieces = self.pieces(total_rows)?;
             self.phases.data += t.elapsed().as_secs_f64();
             let seed = rng::at(self.spec.seed ^ DROPOUT_STREAM, self.progress.batches);
             self.progress.batches += 1;
-            let mut ctx = match share {
-                None => Context::train(seed),
-                Some((first, total)) => Context::train(seed).with_rows(first, total),
-            };
-            let empty = share.is_some() && y.dim(0)? == 0;
-            let (out, loss) = match &mut self.step_fn {
-                // A rank whose share of a short last batch is empty adds nothing (zero
-                // gradients).
-                _ if empty => (None, self.zero_loss(&params)?),
-                None => {
-                    let t = Instant::now();
-                    let out = self.model.forward(&x, &mut ctx)?;
-                    self.phases.forward += t.elapsed().as_secs_f64();
-                    let t = Instant::now();
-                    let loss = self.loss.forward(&out, &y)?;
-                    self.phases.loss += t.elapsed().as_secs_f64();
-                    (Some(out), loss)
-                }
-                Some(step) => {
-                    let t = Instant::now();
-                    let args = StepArgs {
-                        model: self.model.as_ref(),
-                        inputs: &x,
-                        targets: &y,
-                        ctx: &mut ctx,
-                        loss: self.loss.as_ref(),
-                    };
-                    let StepOutput { loss, output } = step.step(args).context("the custom training step")?;
-                    self.phases.forward += t.elapsed().as_secs_f64();
-                    if loss.elem_count() != 1 {
-                        return Err(Error::input(format!(
-                            "the custom training step returned a loss of shape {:?}; it must be one number (reduce it with mean or sum)",
-                            loss.dims()
-                        )));
+            let mut piece_grads = Vec::with_capacity(pieces.len());
+            // Per piece: its loss times its rows, and that plus the penalty (the check).
+            let mut piece_loss = Vec::with_capacity(pieces.len());
+            let mut piece_check = Vec::with_capacity(pieces.len());
+            let mut closure_start = None;
+            let mut batch_rows = 0usize;
+            for (i, share) in pieces.iter().enumerate() {
+                let (x, y) = match share {
+                    None => (x_all.clone(), y_all.clone()),
+                    Some((first, rows)) => (x_all.narrow(0, *first, *rows)?, y_all.narrow(0, *first, *rows)?),
+                };
+                // Dropout masks are drawn for the whole batch; a piece takes its rows.
+                // Running statistics (batch norm) follow the piece that holds the batch's
+                // first row; rank 0 gives its buffers to the others before evaluation.
+                let mut ctx = match share {
+                    None => Context::train(seed),
+                    Some((0, _)) => Context::train(seed).with_rows(0, total_rows),
+                    Some((first, _)) => Context::train(seed).with_rows(*first, total_rows).without_statistics_update(),
+                };
+                let empty = share.is_some() && y.dim(0)? == 0;
+                let (out, loss) = match &mut self.step_fn {
+                    // A piece with no rows (a rank's share of a short last batch) adds
+                    // nothing (zero gradients).
+                    _ if empty => (None, self.zero_loss(&params)?),
+                    None => {
+                        let t = Instant::now();
+                        let out = self.model.forward(&x, &mut ctx)?;
+                        self.phases.forward += t.elapsed().as_secs_f64();
+                        let t = Instant::now();
+                        let loss = self.loss.forward(&out, &y)?;
+                        self.phases.loss += t.elapsed().as_secs_f64();
+                        (Some(out), loss)
                     }
-                    (output, loss.flatten_all()?.squeeze(0)?)
+                    Some(step) => {
+                        let t = Instant::now();
+                        let args = StepArgs {
+                            model: self.model.as_ref(),
+                            inputs: &x,
+                            targets: &y,
+                            ctx: &mut ctx,
+                            loss: self.loss.as_ref(),
+                        };
+                        let StepOutput { loss, output } = step.step(args).context("the custom training step")?;
+                        self.phases.forward += t.elapsed().as_secs_f64();
+                        if loss.elem_count() != 1 {
+                            return Err(Error::input(format!(
+                                "the custom training step returned a loss of shape {:?}; it must be one number (reduce it with mean or sum)",
+                                loss.dims()
+                            )));
+                        }
+                        (output, loss.flatten_all()?.squeeze(0)?)
+                    }
+                };
+                let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                if ranks == 1 && !value.is_finite() {
+                    return Err(self.diverged(&format!("the loss is {value}"), b, batches)?);
                 }
-            };
-            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if ranks == 1 && !value.is_finite() {
-                return Err(self.diverged(&format!("the loss is {value}"), b, batches)?);
-            }
-            let rows = y.dim(0)?;
-            loss_sum += value * rows as f64;
-            seen += rows;
-            step_check += value * rows as f64;
-            step_loss += value * rows as f64;
-            step_rows += rows as f64;
-            match out.as_ref().filter(|_| self.class_targets) {
-                _ if empty => {}
-                Some(out) => match top1(out, &y)? {
-                    Some(c) => correct += c,
+                let rows = y.dim(0)?;
+                seen += rows;
+                batch_rows += rows;
+                piece_loss.push(value * rows as f64);
+                let mut check = value * rows as f64;
+                match out.as_ref().filter(|_| self.class_targets) {
+                    _ if empty => {}
+                    Some(out) => match top1(out, &y)? {
+                        Some(c) => correct += c,
+                        None => counted = false,
+                    },
                     None => counted = false,
-                },
-                None => counted = false,
-            }
-            let mut total = loss;
-            if let Some((_, whole)) = share.filter(|_| mean_reduction) {
-                // This rank's mean over its rows, weighted by its share of the batch: the
-                // ranks' gradients then sum to the gradient of the whole batch's mean.
-                total = total.affine(rows as f64 / whole as f64, 0.0)?;
-            }
-            // The penalty once per step: on rank 0 (the sum over ranks counts it once).
-            let penalty = if self.collective.rank() == 0 { self.regularization.penalty()? } else { None };
-            if let Some(p) = penalty {
-                let penalty = p.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                step_check += penalty;
-                if ranks == 1 && !penalty.is_finite() {
-                    let what = format!("the regularizers' penalty is {penalty} (the loss is {value})");
-                    return Err(self.diverged(&what, b, batches)?);
                 }
-                total = total.add(&p.to_dtype(total.dtype())?)?;
+                let mut total = loss;
+                if share.is_some() && mean_reduction {
+                    // This piece's mean over its rows, weighted by its share of the batch:
+                    // the pieces' gradients then sum to the gradient of the whole batch's mean.
+                    total = total.affine(rows as f64 / total_rows as f64, 0.0)?;
+                }
+                // The penalty once per step: with the first piece, on rank 0 (the sum over
+                // pieces and ranks counts it once).
+                let penalty = if i == 0 && self.collective.rank() == 0 { self.regularization.penalty()? } else { None };
+                if let Some(p) = penalty {
+                    let penalty = p.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                    check += penalty;
+                    if ranks == 1 && !penalty.is_finite() {
+                        let what = format!("the regularizers' penalty is {penalty} (the loss is {value})");
+                        return Err(self.diverged(&what, b, batches)?);
+                    }
+                    total = total.add(&p.to_dtype(total.dtype())?)?;
+                }
+                piece_check.push(check);
+                if accumulate > 1 {
+                    total = total.affine(1.0 / accumulate as f64, 0.0)?;
+                }
+                // What an optimizer that re-evaluates the loss (L-BFGS) starts from (one
+                // piece: such optimizers refuse blocks and ranks).
+                if self.optimizer.needs_closure() {
+                    closure_start = Some(total.to_dtype(DType::F64)?.to_scalar::<f64>()?);
+                }
+                let t = Instant::now();
+                let mut grads = total.backward()?;
+                for v in &self.frozen {
+                    grads.remove(v.as_tensor());
+                }
+                self.phases.backward += t.elapsed().as_secs_f64();
+                piece_grads.push(grads);
             }
-            if accumulate > 1 {
-                total = total.affine(1.0 / accumulate as f64, 0.0)?;
-            }
-            // What an optimizer that re-evaluates the loss (L-BFGS) starts from.
-            let closure_start = if self.optimizer.needs_closure() {
-                Some(total.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+            // The batch's mean loss (this rank's rows; with blocks, every rank's).
+            let batch_loss;
+            let grads = if blocks {
+                // Fixed blocks: summed pairwise, then over the ranks in the same pairwise
+                // order, batch by batch, so that the sums (and the losses) are the same
+                // bits on any number of ranks.
+                let mut grads = tree_sum_grads(piece_grads, &params)?;
+                let mut sums = [tree_sum(&piece_check), tree_sum(&piece_loss)];
+                if ranks > 1 {
+                    let t = Instant::now();
+                    self.collective.all_reduce_tree_f64(&mut sums)?;
+                    grads = self.all_reduce_gradients(grads, &params, true)?;
+                    self.phases.optimizer += t.elapsed().as_secs_f64();
+                }
+                step_check += sums[0];
+                step_loss += sums[1];
+                step_rows += total_rows as f64;
+                block_loss_sum += sums[1];
+                batch_loss = sums[1] / total_rows as f64;
+                grads
             } else {
-                None
+                let sum = piece_loss.iter().sum::<f64>();
+                step_check += piece_check.iter().sum::<f64>();
+                step_loss += sum;
+                step_rows += batch_rows as f64;
+                batch_loss = sum / batch_rows.max(1) as f64;
+                piece_grads.pop().expect("one piece")
             };
-            let t = Instant::now();
-            let mut grads = total.backward()?;
-            for v in &self.frozen {
-                grads.remove(v.as_tensor());
-            }
-            self.phases.backward += t.elapsed().as_secs_f64();
+            loss_sum += piece_loss.iter().sum::<f64>();
             acc = Some(match acc.take() {
                 None => grads,
                 Some(mut a) => {
@@ -1338,8 +1400,11 @@ impl Learner {
                 let step_lr = self.optimizer.lrs()[0];
                 let t = Instant::now();
                 if ranks > 1 {
+                    // With blocks, the batches' sums are already over every rank.
                     let mut check = [step_check, step_loss, step_rows];
-                    self.collective.all_reduce_sum_f64(&mut check)?;
+                    if !blocks {
+                        self.collective.all_reduce_sum_f64(&mut check)?;
+                    }
                     step_check = 0.0;
                     (step_loss, step_rows) = (check[1], check[2]);
                     if !check[0].is_finite() {
@@ -1349,7 +1414,9 @@ impl Learner {
                         );
                         return Err(self.diverged(&what, b, batches)?);
                     }
-                    grads = self.all_reduce_gradients(grads, &params)?;
+                    if !blocks {
+                        grads = self.all_reduce_gradients(grads, &params, false)?;
+                    }
                 }
                 if self.spec.train.histograms && self.events.is_some() && b + 1 == batches {
                     self.last_grads = self.gradient_values(&grads)?;
@@ -1369,12 +1436,12 @@ impl Learner {
                             evaluations += 1;
                             let mut ctx = Context::train(rng::at(seed, evaluations));
                             let loss = match step_fn.as_mut() {
-                                None => loss_fn.forward(&model.forward(&x, &mut ctx)?, &y)?,
+                                None => loss_fn.forward(&model.forward(&x_all, &mut ctx)?, &y_all)?,
                                 Some(step) => {
                                     let args = StepArgs {
                                         model: model.as_ref(),
-                                        inputs: &x,
-                                        targets: &y,
+                                        inputs: &x_all,
+                                        targets: &y_all,
                                         ctx: &mut ctx,
                                         loss: loss_fn.as_ref(),
                                     };
@@ -1411,7 +1478,7 @@ impl Learner {
                 (step_loss, step_rows) = (0.0, 0.0);
                 if !self.callbacks.is_empty() {
                     let end =
-                        StepEnd { epoch: epoch + 1, step: self.progress.step, batch: b + 1, batches, loss: value };
+                        StepEnd { epoch: epoch + 1, step: self.progress.step, batch: b + 1, batches, loss: batch_loss };
                     self.step_callbacks(&end)?;
                 }
             }
@@ -1443,6 +1510,13 @@ impl Learner {
             correct = sums[1] as usize;
             seen = sums[2] as usize;
             counted = sums[3] == ranks as f64;
+        }
+        if blocks {
+            // Summed batch by batch in the blocks' fixed order: the same on any number of ranks.
+            loss_sum = block_loss_sum;
+        }
+        if ranks > 1 {
+            self.sync_buffers()?;
         }
         self.update_average(Interval::Epoch)?;
         let lr = self.optimizer.lrs()[0];
@@ -1585,15 +1659,56 @@ impl Learner {
         Ok(out)
     }
 
-    /// This rank's share of a global batch of `total` rows: (first row, rows, total), or
-    /// `None` in a single process. Rank r of n takes rows r·total/n .. (r+1)·total/n.
-    fn shard(&self, total: usize) -> Result<Option<(usize, usize, usize)>> {
+    /// The pieces of a global batch of `total` rows that this rank computes, each
+    /// `Some((first row, rows))` or `None` for the whole batch. In a single process without
+    /// `train.blocks`: the whole batch. With n ranks: rank r takes rows r·total/n ..
+    /// (r+1)·total/n. With k blocks: block j is rows j·total/k .. (j+1)·total/k, and rank r
+    /// takes blocks r·k/n .. (r+1)·k/n (n divides k, checked when the ranks join).
+    fn pieces(&self, total: usize) -> Result<Vec<Option<(usize, usize)>>> {
         let (r, n) = (self.collective.rank(), self.collective.size());
-        if n == 1 {
-            return Ok(None);
+        Ok(match self.spec.train.blocks {
+            Some(k) => {
+                let per = k / n;
+                (r * per..(r + 1) * per).map(|j| Some((j * total / k, (j + 1) * total / k - j * total / k))).collect()
+            }
+            None if n == 1 => vec![None],
+            None => {
+                let (first, end) = (r * total / n, (r + 1) * total / n);
+                vec![Some((first, end - first))]
+            }
+        })
+    }
+
+    /// Gives every rank rank 0's model buffers (batch norm's running statistics, which
+    /// only the piece holding each batch's first row updates), so that sharded evaluation
+    /// and the checkpoint see the same statistics as one process.
+    fn sync_buffers(&self) -> Result<()> {
+        let buffers = self.model.named_buffers();
+        if buffers.is_empty() {
+            return Ok(());
         }
-        let (first, end) = (r * total / n, (r + 1) * total / n);
-        Ok(Some((first, end - first, total)))
+        let mut bytes = Vec::new();
+        if self.collective.rank() == 0 {
+            for (_, b) in &buffers {
+                crate::distributed::write_tensor(b.as_tensor(), &mut bytes)?;
+            }
+        }
+        self.collective.broadcast_bytes(0, &mut bytes)?;
+        if self.collective.rank() != 0 {
+            let mut at = 0;
+            for (name, b) in &buffers {
+                let t = crate::distributed::read_tensor(&bytes, &mut at)?;
+                if t.dims() != b.dims() {
+                    return Err(Error::input(format!(
+                        "buffer {name}: rank 0 has shape {:?}, this rank {:?} (the ranks built different models)",
+                        t.dims(),
+                        b.dims()
+                    )));
+                }
+                b.set(&t.to_dtype(b.dtype())?.to_device(b.device())?)?;
+            }
+        }
+        Ok(())
     }
 
     /// A loss of 0 that depends on every trainable parameter (its gradients are zeros):
@@ -1612,8 +1727,9 @@ impl Learner {
 
     /// Sums every trainable parameter's gradient over the ranks, as one flat buffer per
     /// dtype (zeros where a rank has no gradient), so each rank steps with the gradient of
-    /// the whole batch.
-    fn all_reduce_gradients(&self, mut grads: GradStore, params: &[Var]) -> Result<GradStore> {
+    /// the whole batch. `tree`: in the fixed pairwise order of ranks
+    /// ([`Collective::all_reduce_tree_f32`]) instead of the MPI library's.
+    fn all_reduce_gradients(&self, mut grads: GradStore, params: &[Var], tree: bool) -> Result<GradStore> {
         for dtype in [DType::F32, DType::F64] {
             let chosen: Vec<&Var> = params.iter().filter(|p| p.dtype() == dtype).collect();
             if chosen.is_empty() {
@@ -1630,12 +1746,20 @@ impl Learner {
             let summed = match dtype {
                 DType::F32 => {
                     let mut buf = flat.to_vec1::<f32>()?;
-                    self.collective.all_reduce_sum_f32(&mut buf)?;
+                    if tree {
+                        self.collective.all_reduce_tree_f32(&mut buf)?;
+                    } else {
+                        self.collective.all_reduce_sum_f32(&mut buf)?;
+                    }
                     Tensor::from_vec(buf, flat.dims(), &Device::Cpu)?
                 }
                 _ => {
                     let mut buf = flat.to_vec1::<f64>()?;
-                    self.collective.all_reduce_sum_f64(&mut buf)?;
+                    if tree {
+                        self.collective.all_reduce_tree_f64(&mut buf)?;
+                    } else {
+                        self.collective.all_reduce_sum_f64(&mut buf)?;
+                    }
                     Tensor::from_vec(buf, flat.dims(), &Device::Cpu)?
                 }
             };
@@ -2217,6 +2341,43 @@ pub(crate) fn run_dir_of(file: &Path) -> PathBuf {
 }
 
 /// Correct top-1 predictions when `y` holds class indices for `out` [N, C].
+/// The sum of `values` in pairwise order: (v0 + v1) + (v2 + v3), and so on up.
+fn tree_sum(values: &[f64]) -> f64 {
+    match values.len() {
+        0 => 0.0,
+        1 => values[0],
+        n => {
+            let half = n.next_power_of_two() / 2;
+            tree_sum(&values[..half]) + tree_sum(&values[half..])
+        }
+    }
+}
+
+/// The gradients of `stores` summed per parameter of `params` in the pairwise order of
+/// [`tree_sum`] (a missing gradient adds nothing).
+fn tree_sum_grads(mut stores: Vec<GradStore>, params: &[Var]) -> Result<GradStore> {
+    while stores.len() > 1 {
+        let mut next = Vec::with_capacity(stores.len().div_ceil(2));
+        let mut it = stores.into_iter();
+        while let Some(mut a) = it.next() {
+            if let Some(b) = it.next() {
+                for p in params {
+                    if let Some(g) = b.get(p.as_tensor()) {
+                        let sum = match a.get(p.as_tensor()) {
+                            Some(prev) => prev.add(g)?,
+                            None => g.clone(),
+                        };
+                        a.insert(p.as_tensor(), sum);
+                    }
+                }
+            }
+            next.push(a);
+        }
+        stores = next;
+    }
+    stores.pop().ok_or_else(|| Error::input("a batch with no blocks (a bug)"))
+}
+
 fn top1(out: &Tensor, y: &Tensor) -> Result<Option<usize>> {
     if out.rank() != 2 || y.rank() != 1 || matches!(y.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
         return Ok(None);

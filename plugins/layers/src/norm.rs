@@ -149,7 +149,7 @@ impl Module for BatchNorm {
                 None => ones()?.zeros_like()?,
             };
             let (y, mean, var) = fused::batch_norm_train(&x3, &w, &b, self.eps, self.relu)?;
-            if ctx.is_train() {
+            if ctx.is_train() && ctx.updates_statistics() {
                 self.update(&mean, &var, n * s, ctx.cumulative_statistics())?;
             }
             return Ok(y.reshape(dims)?);
@@ -158,7 +158,7 @@ impl Module for BatchNorm {
             let mean = x3.mean_keepdim((0, 2))?;
             let centered = x3.broadcast_sub(&mean)?;
             let var = centered.sqr()?.mean_keepdim((0, 2))?;
-            if ctx.is_train() {
+            if ctx.is_train() && ctx.updates_statistics() {
                 self.update(
                     &mean.detach().flatten_all()?,
                     &var.detach().flatten_all()?,
