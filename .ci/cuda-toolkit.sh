@@ -17,6 +17,10 @@
 #   `export LD_LIBRARY_PATH="$EMBER_CUDA_STUB_PATH:$LD_LIBRARY_PATH"` and CUDA devices are
 #   then reported as absent (a clear error) instead of the binary failing to start.
 # - Running on a GPU needs an R580 or newer driver (it JIT-compiles candle's CUDA 13 PTX).
+# - NCCL (the `nccl` feature): linked against a stub libnccl.so (soname libnccl.so.2, in
+#   lib64/stubs; ROOT/rt holds it for running without a GPU). To run on GPUs, source this
+#   with EMBER_CUDA_NCCL=1: PyPI's nvidia-nccl-cu13 is installed and its libnccl.so.2
+#   linked into lib64, which the library path searches first.
 # - CUDA_COMPUTE_CAP (default 90 here) picks the PTX target; set it to your GPU's
 #   (e.g. 80 for A100, 89 for L4/RTX 40xx) before sourcing.
 _ember_cuda() {
@@ -45,8 +49,8 @@ _ember_cuda() {
         ln -sfn "$f" "$t/lib64/$b"
         ln -sfn "$f" "$t/lib64/${b%%.so*}.so"
     done
-    if [ ! -f "$t/lib64/stubs/libcuda.so" ]; then
-        # The driver API cudarc declares, from its source (fetched by cargo).
+    if [ ! -f "$t/lib64/stubs/libcuda.so" ] || [ ! -f "$t/lib64/stubs/libnccl.so" ]; then
+        # The driver and NCCL APIs cudarc declares, from its source (fetched by cargo).
         local src
         # (`--features cuda` makes cargo resolve, and download, candle's CUDA dependencies.)
         src=$(cargo metadata --format-version 1 --features cuda 2>/dev/null | python3 -c '
@@ -64,8 +68,28 @@ print(next(p["manifest_path"] for p in pkgs if p["name"] == "cudarc").rsplit("/"
         grep -ohE 'pub unsafe fn cu[A-Za-z0-9_]+\(' "$src/src/driver/sys/mod.rs" | sort -u |
             sed -E 's/pub unsafe fn (.*)\(/int \1(void) { return 34; }/' >"$t/libcuda_stub.c"
         gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$t/lib64/stubs/libcuda.so" "$t/libcuda_stub.c" || return 1
+        # NCCL (the `nccl` feature links libnccl): every function returns ncclSystemError
+        # (2), the two that return a message return this one.
+        {
+            echo 'const char *ncclGetErrorString(int r) { return "libnccl.so.2 is the build stub: install NCCL (pip install nvidia-nccl-cu13) and put its lib directory on LD_LIBRARY_PATH"; }'
+            echo 'const char *ncclGetLastError(void *c) { return ncclGetErrorString(2); }'
+            grep -ohE 'pub unsafe fn nccl[A-Za-z0-9_]+\(' "$src/src/nccl/sys/mod.rs" | sort -u |
+                grep -vE 'ncclGetErrorString|ncclGetLastError' |
+                sed -E 's/pub unsafe fn (.*)\(/int \1(void) { return 2; }/'
+        } >"$t/libnccl_stub.c"
+        gcc -shared -fPIC -Wl,-soname,libnccl.so.2 -o "$t/lib64/stubs/libnccl.so" "$t/libnccl_stub.c" || return 1
     fi
     ln -sfn "$t/lib64/stubs/libcuda.so" "$root/rt/libcuda.so.1"
+    ln -sfn "$t/lib64/stubs/libnccl.so" "$root/rt/libnccl.so.2"
+    # The real NCCL, for a GPU machine that runs the `nccl` feature (EMBER_CUDA_NCCL=1):
+    # PyPI's wheel, linked and loaded from lib64 ahead of the stub.
+    if [ "${EMBER_CUDA_NCCL:-0}" = 1 ]; then
+        "$root/venv/bin/pip" install --quiet --disable-pip-version-check nvidia-nccl-cu13==2.30.7 || return 1
+        local nccl
+        nccl=$("$root/venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "nccl", "lib"))') || return 1
+        ln -sfn "$nccl/libnccl.so.2" "$t/lib64/libnccl.so.2"
+        ln -sfn "$nccl/libnccl.so.2" "$t/lib64/libnccl.so"
+    fi
     export CUDA_HOME="$t" CUDA_PATH="$t" PATH="$t/bin:$PATH"
     export LIBRARY_PATH="$t/lib64:$t/lib64/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}"
     # The toolkit's shared libraries (cublas, curand, nvrtc, cudart) at run time.

@@ -16,6 +16,9 @@
 //! - with `train.blocks` the gradient sums go in one fixed order: 1, 2 and 4 ranks give
 //!   the same bits (weights, batch norm statistics, metrics.csv), and 3 ranks, which
 //!   cannot share 4 blocks, are refused.
+//! - with the `nccl` feature, `EMBER_TEST_CUDA=1` and two or more GPUs: 2 ranks on
+//!   `--device cuda` (cuda:0 and cuda:1, NCCL's all-reduce) train the one-GPU run; the
+//!   test says it was skipped elsewhere.
 //! - a rank killed with SIGKILL mid-run stops the job within 30 s with an error naming
 //!   it; the checkpoints written stay whole, and the run resumes with 1 rank and with 2
 //!   ranks to where the uninterrupted run ends.
@@ -324,6 +327,28 @@ fn blocks_give_the_same_bits_on_1_2_and_4_ranks() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "3 ranks shared 4 blocks:\n{stderr}");
     assert!(stderr.contains("train.blocks = 4") && stderr.contains("cannot share evenly"), "{stderr}");
+}
+
+#[cfg(feature = "nccl")]
+#[test]
+fn nccl_ranks_on_two_gpus_train_the_run_of_one_gpu() {
+    if std::env::var("EMBER_TEST_CUDA").as_deref() != Ok("1") {
+        eprintln!("skipped: set EMBER_TEST_CUDA=1 (a machine with two GPUs and libnccl.so.2) to run the NCCL test");
+        return;
+    }
+    let gpus = candle_core::cuda_backend::cudarc::driver::CudaContext::device_count().unwrap_or(0);
+    if gpus < 2 {
+        eprintln!("skipped: NCCL's data-parallel test needs two GPUs (one per rank); this machine has {gpus}");
+        return;
+    }
+    let (tmp, scratch, config) = setup();
+    let one = tmp.path().join("one-gpu");
+    check(&one_process(&scratch, &train_args(&config, &one, &["--device", "cuda"])), "the one-GPU run");
+    let two = tmp.path().join("two-gpus");
+    check(&mpirun_n(&scratch, 2, &train_args(&config, &two, &["--device", "cuda"])), "the 2-rank NCCL run");
+    assert_same_weights(&one, &two);
+    assert_same_metrics(&one, &two);
+    assert_eq!(files(&two), files(&one));
 }
 
 /// The pid of rank `rank` among `mpirun`'s processes (read from each process's

@@ -83,13 +83,29 @@ fn override_data(config: &mut RunConfig, dataset: Option<&str>, dir: Option<&Pat
 /// directory and prints; the other ranks train into an empty scratch directory of
 /// their own, removed at the end.
 pub fn train(args: TrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    use ember_train::distributed::{launched_by_mpirun, Collective, Solo};
-    let device = ember_core::device::parse(&args.device)?;
+    use ember_train::distributed::{device_for_rank, launched_by_mpirun, local_rank, Collective, Solo};
     // The ranks: several when mpirun/mpiexec started this process among others.
     let launched = launched_by_mpirun().unwrap_or(1);
+    // One GPU per rank: a bare `--device cuda` is the rank's local rank's GPU.
+    let spec = if launched > 1 { device_for_rank(&args.device, local_rank()) } else { args.device.clone() };
+    let device = ember_core::device::parse(&spec)?;
     #[cfg(feature = "mpi")]
     let mpi = if launched > 1 { Some(ember_train::distributed::Mpi::init()?) } else { None };
-    #[cfg(feature = "mpi")]
+    #[cfg(feature = "nccl")]
+    let collective: Box<dyn Collective> = match &mpi {
+        // Gradients of CUDA ranks are summed on the GPUs with NCCL.
+        // A rank that cannot join ends them all (the others wait for it in NCCL's set-up).
+        Some(m) if device.is_cuda() => match ember_train::distributed::Nccl::init(m.clone(), &device) {
+            Ok(nccl) => Box::new(nccl),
+            Err(e) => {
+                eprintln!("error (rank {} of {}): {e}", m.rank(), m.size());
+                m.abort(1)
+            }
+        },
+        Some(m) => Box::new(m.clone()),
+        None => Box::new(Solo),
+    };
+    #[cfg(all(feature = "mpi", not(feature = "nccl")))]
     let collective: Box<dyn Collective> = match &mpi {
         Some(m) => Box::new(m.clone()),
         None => Box::new(Solo),

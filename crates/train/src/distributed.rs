@@ -26,6 +26,12 @@ pub trait Collective: Send + Sync + std::fmt::Debug {
     fn all_reduce_tree_f32(&self, buf: &mut [f32]) -> Result<()>;
     /// The same for f64.
     fn all_reduce_tree_f64(&self, buf: &mut [f64]) -> Result<()>;
+    /// Element-wise sum over all ranks of a contiguous tensor on this rank's GPU, in
+    /// place, without a copy to host memory; `Ok(false)` when this collective has no such
+    /// path (the caller then sums a host copy). `Nccl` (the `nccl` feature) sums CUDA tensors.
+    fn all_reduce_sum_device(&self, _flat: &candle_core::Tensor) -> Result<bool> {
+        Ok(false)
+    }
     /// Rank `root`'s bytes on every rank (other ranks' `bytes` are replaced; lengths may differ).
     fn broadcast_bytes(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()>;
     /// A name for messages: "MPI (OpenMPI 4.1.4), 2 ranks" etc.
@@ -191,6 +197,33 @@ fn launcher_var() -> Option<String> {
 
 #[cfg(feature = "mpi")]
 pub use self::mpi_impl::Mpi;
+
+#[cfg(feature = "nccl")]
+pub use self::nccl_impl::Nccl;
+
+/// The environment variables in which launchers give a process's rank among those on its
+/// own node: Open MPI, MPICH / Intel MPI's Hydra, MVAPICH, Slurm.
+pub const LAUNCHER_LOCAL_RANK_VARS: [&str; 4] =
+    ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"];
+
+/// This process's rank on its node, when a launcher says ([`LAUNCHER_LOCAL_RANK_VARS`]).
+pub fn local_rank() -> Option<usize> {
+    local_rank_in(|k| std::env::var(k).ok())
+}
+
+fn local_rank_in(get: impl Fn(&str) -> Option<String>) -> Option<usize> {
+    LAUNCHER_LOCAL_RANK_VARS.iter().find_map(|&k| get(k)?.trim().parse::<usize>().ok())
+}
+
+/// The device a rank trains on, from the `--device` it was given: one GPU per rank, so a
+/// bare `cuda` (or `metal`) becomes `cuda:L` for the rank's local rank L on its node; an
+/// explicit ordinal (`cuda:1`) and `cpu` stay as given. `auto` is left to resolve alone.
+pub fn device_for_rank(spec: &str, local_rank: Option<usize>) -> String {
+    match (spec.trim(), local_rank) {
+        (kind @ ("cuda" | "metal"), Some(l)) => format!("{kind}:{l}"),
+        (other, _) => other.to_string(),
+    }
+}
 
 #[cfg(feature = "mpi")]
 mod mpi_impl {
@@ -431,9 +464,189 @@ mod mpi_impl {
     }
 }
 
+/// NCCL for the gradient all-reduce on GPUs, MPI for everything else (start-up, the
+/// unique id NCCL's ranks meet through, the checks and small host-side sums).
+#[cfg(feature = "nccl")]
+mod nccl_impl {
+    use std::sync::Mutex;
+
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::nccl::{Comm, Id, ReduceOp};
+    use candle_core::{CpuStorage, CudaStorage, Device, InplaceOp1, Layout, Tensor};
+    use ember_core::{Error, Result};
+
+    use super::{Collective, Mpi};
+
+    /// A cudarc communicator, used under the lock of [`Nccl`].
+    struct Shared(Comm);
+
+    // SAFETY: an NCCL communicator may be used from any thread, one call at a time; the
+    // Mutex in `Nccl` serializes the calls.
+    unsafe impl Send for Shared {}
+
+    /// The ranks of an MPI job, each on its own CUDA device, summing gradients with NCCL
+    /// (`ncclAllReduce` on the device's stream) and using MPI for the rest.
+    pub struct Nccl {
+        mpi: Mpi,
+        comm: Mutex<Shared>,
+        device: Device,
+        version: String,
+    }
+
+    impl std::fmt::Debug for Nccl {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Nccl").field("mpi", &self.mpi).field("device", &self.device).finish()
+        }
+    }
+
+    impl Nccl {
+        /// An NCCL communicator over the ranks of `mpi`, this rank on `device` (a CUDA
+        /// device; one per rank): rank 0 creates NCCL's unique id and MPI broadcasts it.
+        pub fn init(mpi: Mpi, device: &Device) -> Result<Nccl> {
+            let Device::Cuda(cuda) = device else {
+                return Err(Error::input(format!(
+                    "NCCL sums gradients on CUDA devices; this rank trains on {device:?}: pass --device cuda (or leave out the nccl feature)"
+                )));
+            };
+            let stream = cuda.cuda_stream();
+            stream
+                .context()
+                .bind_to_thread()
+                .map_err(|e| Error::input(format!("NCCL: cannot bind the CUDA context to this thread: {e:?}")))?;
+            let fail = |what: &str, e: &dyn std::fmt::Debug| {
+                Error::input(format!(
+                    "NCCL ({what}) failed on rank {} of {}: {e:?}; check that libnccl.so.2 is on the library path (pip install nvidia-nccl-cu13) and that each rank has a GPU of its own",
+                    mpi.rank(),
+                    mpi.size()
+                ))
+            };
+            let mut bytes = Vec::new();
+            if mpi.rank() == 0 {
+                let id = Id::new().map_err(|e| fail("ncclGetUniqueId", &e))?;
+                bytes = id.internal().iter().map(|&c| c as u8).collect();
+            }
+            mpi.broadcast_bytes(0, &mut bytes)?;
+            let internal: [std::ffi::c_char; 128] =
+                bytes.iter().map(|&b| b as std::ffi::c_char).collect::<Vec<_>>().try_into().map_err(|_| {
+                    Error::input(format!("NCCL: rank 0 sent a unique id of {} bytes, not 128", bytes.len()))
+                })?;
+            let comm = Comm::from_rank(stream, mpi.rank(), mpi.size(), Id::uninit(internal))
+                .map_err(|e| fail("ncclCommInitRank", &e))?;
+            let version = {
+                let mut v: std::ffi::c_int = 0;
+                // SAFETY: ncclGetVersion writes one int.
+                let ok = unsafe { candle_core::cuda_backend::cudarc::nccl::sys::ncclGetVersion(&mut v) };
+                if ok == candle_core::cuda_backend::cudarc::nccl::sys::ncclResult_t::ncclSuccess {
+                    format!("NCCL {}.{}.{}", v / 10000, (v / 100) % 100, v % 100)
+                } else {
+                    "NCCL".to_string()
+                }
+            };
+            Ok(Nccl { mpi, comm: Mutex::new(Shared(comm)), device: device.clone(), version })
+        }
+    }
+
+    /// The in-place sum of a CUDA tensor's storage over the ranks.
+    struct AllReduce<'a>(&'a Comm);
+
+    impl InplaceOp1 for AllReduce<'_> {
+        fn name(&self) -> &'static str {
+            "nccl-all-reduce"
+        }
+
+        fn cpu_fwd(&self, _: &mut CpuStorage, _: &Layout) -> candle_core::Result<()> {
+            candle_core::bail!("NCCL sums CUDA tensors, not host ones")
+        }
+
+        fn cuda_fwd(&self, storage: &mut CudaStorage, layout: &Layout) -> candle_core::Result<()> {
+            if !layout.is_contiguous() || layout.start_offset() != 0 {
+                candle_core::bail!("NCCL all-reduce: the gradient buffer must be contiguous from its start");
+            }
+            let n = layout.shape().elem_count();
+            let status = match storage.dtype() {
+                candle_core::DType::F32 => {
+                    let s = storage.as_cuda_slice_mut::<f32>()?;
+                    if s.len() != n {
+                        candle_core::bail!("NCCL all-reduce: the buffer holds {} values, the tensor {n}", s.len());
+                    }
+                    self.0.all_reduce_in_place(s, &ReduceOp::Sum)
+                }
+                candle_core::DType::F64 => {
+                    let s = storage.as_cuda_slice_mut::<f64>()?;
+                    if s.len() != n {
+                        candle_core::bail!("NCCL all-reduce: the buffer holds {} values, the tensor {n}", s.len());
+                    }
+                    self.0.all_reduce_in_place(s, &ReduceOp::Sum)
+                }
+                other => candle_core::bail!("NCCL all-reduce: {other:?} gradients are not summed (f32 and f64 are)"),
+            };
+            status.map(|_| ()).map_err(|e| candle_core::Error::Msg(format!("ncclAllReduce: {e:?}")))
+        }
+    }
+
+    impl Collective for Nccl {
+        fn rank(&self) -> usize {
+            self.mpi.rank()
+        }
+
+        fn size(&self) -> usize {
+            self.mpi.size()
+        }
+
+        fn all_reduce_sum_f32(&self, buf: &mut [f32]) -> Result<()> {
+            self.mpi.all_reduce_sum_f32(buf)
+        }
+
+        fn all_reduce_sum_f64(&self, buf: &mut [f64]) -> Result<()> {
+            self.mpi.all_reduce_sum_f64(buf)
+        }
+
+        fn all_reduce_tree_f32(&self, buf: &mut [f32]) -> Result<()> {
+            self.mpi.all_reduce_tree_f32(buf)
+        }
+
+        fn all_reduce_tree_f64(&self, buf: &mut [f64]) -> Result<()> {
+            self.mpi.all_reduce_tree_f64(buf)
+        }
+
+        fn all_reduce_sum_device(&self, flat: &Tensor) -> Result<bool> {
+            if !flat.device().same_device(&self.device) {
+                return Ok(false);
+            }
+            let comm = self.comm.lock().unwrap_or_else(|e| e.into_inner());
+            flat.inplace_op1(&AllReduce(&comm.0))?;
+            Ok(true)
+        }
+
+        fn broadcast_bytes(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()> {
+            self.mpi.broadcast_bytes(root, bytes)
+        }
+
+        fn describe(&self) -> String {
+            format!("{} over {}", self.version, self.mpi.describe())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_gpu_device_becomes_the_local_ranks() {
+        assert_eq!(device_for_rank("cuda", Some(3)), "cuda:3");
+        assert_eq!(device_for_rank("metal", Some(1)), "metal:1");
+        assert_eq!(device_for_rank("cuda:1", Some(3)), "cuda:1");
+        assert_eq!(device_for_rank("cpu", Some(3)), "cpu");
+        assert_eq!(device_for_rank("cuda", None), "cuda");
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(local_rank_in(env(&[("OMPI_COMM_WORLD_LOCAL_RANK", "2")])), Some(2));
+        assert_eq!(local_rank_in(env(&[("MPI_LOCALRANKID", "1")])), Some(1));
+        assert_eq!(local_rank_in(env(&[("SLURM_LOCALID", "x")])), None);
+        assert_eq!(local_rank_in(env(&[])), None);
+    }
 
     #[test]
     fn solo_is_rank_0_of_1() {

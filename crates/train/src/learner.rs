@@ -1742,8 +1742,14 @@ impl Learner {
                     None => p.as_tensor().zeros_like()?.flatten_all()?,
                 });
             }
-            let flat = Tensor::cat(&parts, 0)?.to_device(&Device::Cpu)?;
+            // A fresh buffer (cat of one part may be the gradient itself).
+            let flat = if parts.len() == 1 { parts[0].copy()? } else { Tensor::cat(&parts, 0)? };
+            // On the GPU when the collective sums device memory (NCCL); the fixed-order
+            // tree sum goes through host memory.
+            let on_device = !tree && self.collective.all_reduce_sum_device(&flat)?;
+            let flat = if on_device { flat } else { flat.to_device(&Device::Cpu)? };
             let summed = match dtype {
+                _ if on_device => flat,
                 DType::F32 => {
                     let mut buf = flat.to_vec1::<f32>()?;
                     if tree {
