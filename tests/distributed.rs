@@ -16,6 +16,9 @@
 //! - with `train.blocks` the gradient sums go in one fixed order: 1, 2 and 4 ranks give
 //!   the same bits (weights, batch norm statistics, metrics.csv), and 3 ranks, which
 //!   cannot share 4 blocks, are refused.
+//! - batch norm's statistics span every rank's rows (SyncBatchNorm): a model with batch
+//!   norm on 2 and 3 ranks trains the one-process run (weights and running statistics
+//!   within 1e-5), and a batch too small to give every rank a row is refused by name.
 //! - with the `nccl` feature, `EMBER_TEST_CUDA=1` and two or more GPUs: 2 ranks on
 //!   `--device cuda` (cuda:0 and cuda:1, NCCL's all-reduce) train the one-GPU run; the
 //!   test says it was skipped elsewhere.
@@ -327,6 +330,32 @@ fn blocks_give_the_same_bits_on_1_2_and_4_ranks() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "3 ranks shared 4 blocks:\n{stderr}");
     assert!(stderr.contains("train.blocks = 4") && stderr.contains("cannot share evenly"), "{stderr}");
+}
+
+#[test]
+fn batch_norm_statistics_span_every_ranks_rows() {
+    let (tmp, scratch, _) = setup();
+    let config = tmp.path().join("bn.toml");
+    let text = BLOCKS_CONFIG.replace("blocks = 4\n", "").replace("lr = 0.5", "lr = 0.1");
+    std::fs::write(&config, &text).unwrap();
+    let one = straight_run(tmp.path(), &scratch, &config);
+    assert!(
+        common::checkpoint_weights(&one).iter().any(|(k, _)| k.ends_with("running_mean")),
+        "the model keeps batch norm statistics"
+    );
+    for n in [2, 3] {
+        let dir = tmp.path().join(format!("ranks-{n}"));
+        check(&mpirun_n(&scratch, n, &train_args(&config, &dir, &[])), &format!("the {n}-rank run"));
+        assert_same_weights(&one, &dir);
+        assert_same_metrics(&one, &dir);
+    }
+    // 200 examples in batches of 66: the last batch has 2 rows, one short for 3 ranks.
+    std::fs::write(&config, text.replace("batch_size = 32", "batch_size = 66")).unwrap();
+    let dir = tmp.path().join("too-few-rows");
+    let out = mpirun_n(&scratch, 3, &train_args(&config, &dir, &[]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "3 ranks trained a batch of 2 rows with batch norm:\n{stderr}");
+    assert!(stderr.contains("a batch of 2 rows") && stderr.contains("train.drop_last = true"), "{stderr}");
 }
 
 #[cfg(feature = "nccl")]

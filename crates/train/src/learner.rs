@@ -33,6 +33,7 @@ use crate::hooks::{Callback, Control, StepArgs, StepEnd, StepOutput, TrainStep};
 use crate::optim::{load_scheduler_state, scheduler_state_dict, OptimizerDriver, ParamGroupSpec};
 use crate::regularize::{Regularization, RegularizerSpec};
 use crate::rundir::{self, Existing, RunLock};
+use ember_core::module::{RowSum, RowSync};
 
 /// Separates the dropout stream from the other streams drawn from the run seed.
 const DROPOUT_STREAM: u64 = 0xD0_D0_D0_D0;
@@ -319,7 +320,7 @@ pub struct Learner {
     /// Weight averaging (`train.average`), when configured.
     average: Option<Average>,
     /// The data-parallel ranks this run is spread over ([`Solo`] by default).
-    collective: Box<dyn Collective>,
+    collective: Arc<dyn Collective>,
     /// TensorBoard events (`train.tensorboard`), opened when training starts.
     events: Option<Events>,
     /// The last evaluation's confusion matrix (class targets), for the report.
@@ -787,7 +788,7 @@ impl Learner {
             callbacks,
             stop_requested: false,
             average,
-            collective: Box::new(Solo),
+            collective: Arc::new(Solo),
             events: None,
             confusion: None,
             last_grads: Vec::new(),
@@ -826,6 +827,24 @@ impl Learner {
                     collective.describe()
                 )));
             }
+            // Batch norm sums its statistics over the ranks in every training pass, so every
+            // rank must take part in every batch: no empty shard (which skips the pass).
+            let t = &self.spec.train;
+            let (n, ranks) = (self.train.len(), collective.size());
+            let last = if t.drop_last { 0 } else { n % t.batch_size };
+            let smallest = if n < t.batch_size {
+                n
+            } else if last > 0 {
+                last
+            } else {
+                t.batch_size
+            };
+            if t.blocks.is_none() && smallest < ranks && !self.model.named_buffers().is_empty() {
+                return Err(Error::input(format!(
+                    "the model's batch norm sums its statistics over the {ranks} ranks in every batch, but a batch of {smallest} rows (train.batch_size = {}, {n} training examples) leaves some ranks without rows; set train.drop_last = true, another batch_size, or start at most {smallest} ranks",
+                    t.batch_size
+                )));
+            }
             // The same run on every rank: rank 0's settings and progress, compared.
             let mine = format!(
                 "{}\n{}\n{}",
@@ -851,7 +870,7 @@ impl Learner {
                 self.reporter = Reporter::Quiet;
             }
         }
-        self.collective = collective;
+        self.collective = Arc::from(collective);
         Ok(self)
     }
 
@@ -1264,6 +1283,10 @@ impl Learner {
                     Some((0, _)) => Context::train(seed).with_rows(0, total_rows),
                     Some((first, _)) => Context::train(seed).with_rows(*first, total_rows).without_statistics_update(),
                 };
+                if ranks > 1 && !blocks {
+                    // Batch norm's statistics over every rank's rows (SyncBatchNorm).
+                    ctx = ctx.with_sync(RowSync(Arc::new(RankSums(Arc::clone(&self.collective)))));
+                }
                 let empty = share.is_some() && y.dim(0)? == 0;
                 let (out, loss) = match &mut self.step_fn {
                     // A piece with no rows (a rank's share of a short last batch) adds
@@ -2347,6 +2370,16 @@ pub(crate) fn run_dir_of(file: &Path) -> PathBuf {
 }
 
 /// Correct top-1 predictions when `y` holds class indices for `out` [N, C].
+/// Batch statistics summed over the ranks of a collective ([`Context::with_sync`]).
+#[derive(Debug)]
+struct RankSums(Arc<dyn Collective>);
+
+impl RowSum for RankSums {
+    fn all_reduce_sum(&self, buf: &mut [f64]) -> Result<()> {
+        self.0.all_reduce_sum_f64(buf)
+    }
+}
+
 /// The sum of `values` in pairwise order: (v0 + v1) + (v2 + v3), and so on up.
 fn tree_sum(values: &[f64]) -> f64 {
     match values.len() {

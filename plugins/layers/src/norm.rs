@@ -133,10 +133,34 @@ impl Module for BatchNorm {
         let s: usize = dims[2..].iter().product();
         let x3 = x.reshape((n, c, s))?;
         let batch_stats = ctx.is_train() || self.running_mean.is_none();
-        if ctx.is_train() && n * s <= 1 {
+        // Data-parallel ranks with a sync: the statistics of the whole batch, every rank's
+        // rows (PyTorch's SyncBatchNorm).
+        let synced = match (ctx.sync(), ctx.rows()) {
+            (Some(sync), Some((_, total))) if ctx.is_train() => Some((sync.clone(), total)),
+            _ => None,
+        };
+        let values = synced.as_ref().map_or(n, |(_, total)| *total) * s;
+        if ctx.is_train() && values <= 1 {
             return Err(Error::input(format!(
                 "batch_norm: training needs more than one value per channel, got input shape {dims:?}; use a batch size of at least 2"
             )));
+        }
+        if let Some((sync, _)) = synced {
+            // Sums over every rank's rows; their gradients are summed over the ranks too.
+            let count = values as f64;
+            let mean = sync.sum(&x3.sum_keepdim((0, 2))?)?.affine(1.0 / count, 0.0)?;
+            let centered = x3.broadcast_sub(&mean)?;
+            let var = sync.sum(&centered.sqr()?.sum_keepdim((0, 2))?)?.affine(1.0 / count, 0.0)?;
+            if ctx.updates_statistics() {
+                self.update(
+                    &mean.detach().flatten_all()?,
+                    &var.detach().flatten_all()?,
+                    values,
+                    ctx.cumulative_statistics(),
+                )?;
+            }
+            let y = centered.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+            return self.activate(scale_shift(y, &self.weight, &self.bias, &[1, c, 1])?.reshape(dims)?);
         }
         if batch_stats && fused::fused_applies(&x3) {
             let ones = || Tensor::ones(c, x.dtype(), x.device());
