@@ -799,9 +799,12 @@ impl Learner {
     /// `mpirun`): every rank builds the same Learner (same config and seed, checked here
     /// across ranks), takes its contiguous share of each global batch (`batch_size` stays
     /// the global batch), and the gradients of all ranks are summed before each optimizer
-    /// step, so the run computes what one process computes, up to the summation order.
-    /// Dropout masks are drawn for the whole batch, so they do not depend on the number
-    /// of ranks. Evaluation is sharded by batches (rank r runs batches r, r + n, ...) and
+    /// step, so the run computes what one process computes, up to the summation order
+    /// (`train.blocks` fixes that order: the same bits on any number of ranks that
+    /// divides it). Dropout masks are drawn for the whole batch, so they do not depend on
+    /// the number of ranks; batch norm sums its statistics over every rank's rows
+    /// (SyncBatchNorm), and rank 0's running statistics reach the other ranks after
+    /// each epoch's training. Evaluation is sharded by batches (rank r runs batches r, r + n, ...) and
     /// every rank then folds all batches' losses, outputs and targets in batch order, so
     /// evaluation metrics are exactly one process's for the same weights. Rank 0 alone prints and
     /// writes metrics, plots, checkpoints and the summary (give the other ranks a
