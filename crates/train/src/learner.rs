@@ -1257,6 +1257,8 @@ impl Learner {
         // Fixed blocks (`train.blocks`): the epoch's loss sum over every rank, batch by batch.
         let blocks = self.spec.train.blocks.is_some();
         let mut block_loss_sum = 0.0f64;
+        // Batch norm's statistics over every rank's rows (SyncBatchNorm), without blocks.
+        let sync = (ranks > 1 && !blocks).then(|| RowSync(Arc::new(RankSums(Arc::clone(&self.collective)))));
         for b in 0..batches {
             let t = Instant::now();
             let (x_all, y_all) = self.loader.train_batch(self.train.as_ref(), &order, b, epoch as u64)?;
@@ -1286,9 +1288,8 @@ impl Learner {
                     Some((0, _)) => Context::train(seed).with_rows(0, total_rows),
                     Some((first, _)) => Context::train(seed).with_rows(*first, total_rows).without_statistics_update(),
                 };
-                if ranks > 1 && !blocks {
-                    // Batch norm's statistics over every rank's rows (SyncBatchNorm).
-                    ctx = ctx.with_sync(RowSync(Arc::new(RankSums(Arc::clone(&self.collective)))));
+                if let Some(sync) = &sync {
+                    ctx = ctx.with_sync(sync.clone());
                 }
                 let empty = share.is_some() && y.dim(0)? == 0;
                 let (out, loss) = match &mut self.step_fn {
@@ -1408,15 +1409,7 @@ impl Learner {
             acc = Some(match acc.take() {
                 None => grads,
                 Some(mut a) => {
-                    for p in &params {
-                        if let Some(g) = grads.get(p.as_tensor()) {
-                            let sum = match a.get(p.as_tensor()) {
-                                Some(prev) => prev.add(g)?,
-                                None => g.clone(),
-                            };
-                            a.insert(p.as_tensor(), sum);
-                        }
-                    }
+                    add_grads(&mut a, &grads, &params)?;
                     a
                 }
             });
@@ -2395,6 +2388,20 @@ fn tree_sum(values: &[f64]) -> f64 {
     }
 }
 
+/// Adds `b`'s gradient of each parameter of `params` to `a`'s (a missing one adds nothing).
+fn add_grads(a: &mut GradStore, b: &GradStore, params: &[Var]) -> Result<()> {
+    for p in params {
+        if let Some(g) = b.get(p.as_tensor()) {
+            let sum = match a.get(p.as_tensor()) {
+                Some(prev) => prev.add(g)?,
+                None => g.clone(),
+            };
+            a.insert(p.as_tensor(), sum);
+        }
+    }
+    Ok(())
+}
+
 /// The gradients of `stores` summed per parameter of `params` in the pairwise order of
 /// [`tree_sum`] (a missing gradient adds nothing).
 fn tree_sum_grads(mut stores: Vec<GradStore>, params: &[Var]) -> Result<GradStore> {
@@ -2403,15 +2410,7 @@ fn tree_sum_grads(mut stores: Vec<GradStore>, params: &[Var]) -> Result<GradStor
         let mut it = stores.into_iter();
         while let Some(mut a) = it.next() {
             if let Some(b) = it.next() {
-                for p in params {
-                    if let Some(g) = b.get(p.as_tensor()) {
-                        let sum = match a.get(p.as_tensor()) {
-                            Some(prev) => prev.add(g)?,
-                            None => g.clone(),
-                        };
-                        a.insert(p.as_tensor(), sum);
-                    }
-                }
+                add_grads(&mut a, &b, params)?;
             }
             next.push(a);
         }
